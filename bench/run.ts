@@ -1,0 +1,192 @@
+/**
+ * `npm run bench`: each gateway path against its bare baseline, measured one after the other in the same run with
+ * the same load, reported as ratios:
+ * 1. REST GET through the gateway vs the same handler on Node's `http` (issue 2);
+ * 2. authenticated GET through the gateway vs the same handler on Fastify with the same JWT verification (issue 3).
+ * Each server is its own process; the load generator (autocannon) runs in this one. The authenticated pair needs
+ * PostgreSQL for the auth service: `DATABASE_URL`, else an embedded one in a temp directory.
+ * Options: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32).
+ * `npm run bench -- events` measures the event backbone against raw JetStream (bench/events.ts; needs nats-server).
+ * `npm run bench -- sagas` measures the order saga over three node processes (bench/sagas.ts; needs nats-server).
+ * `npm run bench -- audit` measures a REST write with the audit trail on and off (bench/audit.ts; needs nats-server).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import path from "node:path";
+import { startEmbeddedPostgres } from "../lib/embedded-postgres";
+import { auditBench, reportAudit } from "./audit";
+import { dataPairs, httpRate, type RateResult } from "./data";
+import { eventBackbone, reportEvents } from "./events";
+import { reportSagas, sagaBench } from "./sagas";
+import type { PublicJwk } from "../lib/signing-keys";
+import { freePort } from "../test/support/servers";
+
+const duration = Number(process.env.BENCH_DURATION ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ADMIN = { email: "bench@aicunet.local", password: "bench-admin-password" };
+
+type Measurement = RateResult;
+
+async function startTarget(
+  mode: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "targets.ts"), mode, String(port)], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("listening") && resolve());
+    child.once("exit", (code) => reject(new Error(`${mode} target exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+/** Warm-up, then the measured autocannon run, with this run's connections and duration. */
+function measure(target: string, url: string, headers: Record<string, string> = {}): Promise<Measurement> {
+  return httpRate(target, url, connections, duration, { headers });
+}
+
+async function run(
+  mode: string,
+  route: string,
+  env: Record<string, string> = {},
+  headers: Record<string, string> = {},
+) {
+  const { child, port } = await startTarget(mode, env);
+  try {
+    return await measure(mode, `http://127.0.0.1:${port}${route}`, headers);
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+function report(title: string, baseline: Measurement, gateway: Measurement): void {
+  console.log(`\n${title}`);
+  console.log("| target | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|");
+  for (const r of [baseline, gateway]) {
+    console.log(`| ${r.target} | ${r.requestsPerSecond} | ${r.p50} | ${r.p99} | ${r.errors} |`);
+  }
+  console.log(
+    `ratio ${gateway.target} / ${baseline.target}: ${(gateway.requestsPerSecond / baseline.requestsPerSecond).toFixed(3)}`,
+  );
+}
+
+/** A PostgreSQL for the targets that need one: `DATABASE_URL`, else an embedded one in a temp directory. */
+async function withDatabase<T>(work: (env: Record<string, string>) => Promise<T>): Promise<T> {
+  let dataDir: string | undefined;
+  let databaseUrl = process.env.DATABASE_URL;
+  let stopPostgres = async (): Promise<void> => undefined;
+  if (!databaseUrl) {
+    dataDir = await mkdtemp(path.join(tmpdir(), "aicunet-bench-"));
+    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), log: () => undefined });
+    databaseUrl = pg.url;
+    stopPostgres = pg.stop;
+  }
+  try {
+    return await work({
+      DATABASE_URL: databaseUrl,
+      DATABASE_NAME_PREFIX: `bench${process.pid}_`,
+      ADMIN_EMAIL: ADMIN.email,
+      ADMIN_PASSWORD: ADMIN.password,
+      DATA_DIR: dataDir ?? path.join(tmpdir(), `aicunet-bench-secrets-${process.pid}`),
+    });
+  } finally {
+    await stopPostgres();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function login(base: string, credentials: { email: string; password: string }): Promise<string> {
+  const res = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(credentials),
+  });
+  if (res.status !== 200) throw new Error(`bench login failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { accessToken: string }).accessToken;
+}
+
+async function authenticatedPair(env: Record<string, string>): Promise<[Measurement, Measurement]> {
+  const gateway = await startTarget("gateway-auth", env);
+  try {
+    const base = `http://127.0.0.1:${gateway.port}`;
+    const headers = { authorization: `Bearer ${await login(base, ADMIN)}` };
+    const { keys } = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: PublicJwk[] };
+    const probe = await fetch(`${base}/api/bench/item?id=42`, { headers });
+    if (probe.status !== 200)
+      throw new Error(`authenticated bench route answers ${probe.status}: ${await probe.text()}`);
+    const viaGateway = await measure("gateway-auth", `${base}/api/bench/item?id=42`, headers);
+    gateway.child.kill("SIGKILL");
+    const viaFastify = await run("fastify-jwt", "/item?id=42", { BENCH_JWK: JSON.stringify(keys[0]) }, headers);
+    return [viaFastify, viaGateway];
+  } finally {
+    gateway.child.kill("SIGKILL");
+  }
+}
+
+async function dataServices(env: Record<string, string>) {
+  const node = await startTarget("gateway-data", { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` });
+  try {
+    const base = `http://127.0.0.1:${node.port}`;
+    const customer = { email: "bench-customer@aicunet.local", password: "bench-customer-password" };
+    await fetch(`${base}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...customer, displayName: "Bench" }),
+    });
+    const setup = {
+      base,
+      adminToken: await login(base, ADMIN),
+      customerToken: await login(base, customer),
+      env: { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` },
+    };
+    return await dataPairs(setup, connections, duration);
+  } finally {
+    node.child.kill("SIGKILL");
+  }
+}
+
+/**
+ * `npm run bench` runs the HTTP suites (gateway, auth, data); `npm run bench -- data` (or `gateway`, `auth`,
+ * `events`, `sagas`, `audit`) runs the ones named. `events`, `sagas` and `audit` (they need nats-server) run only
+ * when named.
+ */
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const runs = (suite: string) =>
+    wanted.includes(suite) || (wanted.length === 0 && !["events", "sagas", "audit"].includes(suite));
+  if (runs("gateway") || runs("auth") || runs("data") || runs("audit")) {
+    console.log(`${connections} connections, ${duration} s per target, ${cpus().length} cores (${cpus()[0].model})`);
+  } else {
+    console.log(`${cpus().length} cores (${cpus()[0].model}), Node ${process.versions.node}`);
+  }
+  if (runs("gateway")) {
+    const bare = await run("bare", "/item?id=42");
+    const gateway = await run("gateway", "/api/bench/item?id=42");
+    report("REST GET (issue 2)", bare, gateway);
+  }
+  if (runs("auth") || runs("data") || runs("events") || runs("sagas") || runs("audit")) {
+    await withDatabase(async (env) => {
+      if (runs("auth")) {
+        const [fastify, gatewayAuth] = await authenticatedPair(env);
+        report("Authenticated REST GET (issue 3)", fastify, gatewayAuth);
+      }
+      if (runs("data")) {
+        const { list, create } = await dataServices(env);
+        report("Product list, 20 per page (issue 4)", list[0], list[1]);
+        report("Order create (issue 4)", create[0], create[1]);
+      }
+      if (runs("events")) reportEvents(await eventBackbone(env.DATABASE_URL));
+      if (runs("sagas")) reportSagas(await sagaBench(env.DATABASE_URL));
+      if (runs("audit")) reportAudit(await auditBench(env, connections, duration));
+    });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

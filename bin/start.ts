@@ -1,0 +1,87 @@
+/**
+ * `npm start` (and `npm run dev` with `--repl`): runs one node with the services `SERVICES` names. Without
+ * `DATABASE_URL` it first starts the embedded PostgreSQL under `DATA_DIR`. SIGINT/SIGTERM stop it in order: the
+ * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
+ * the embedded database stops. A second signal exits at once.
+ */
+import { ConfigError, config, type Config } from "../lib/config";
+import { redactUrl } from "../lib/database";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
+import { createNode, waitUntilReady } from "./node";
+import { REPL_COMMANDS } from "./repl-commands";
+
+async function main(): Promise<void> {
+  const startedAt = performance.now();
+  const withRepl = process.argv.includes("--repl");
+  let cfg: Config;
+  try {
+    cfg = config();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(2);
+  }
+
+  let embedded: EmbeddedPostgres | undefined;
+  const log = (message: string) => console.info(`[aicunet] ${message}`);
+  if (!cfg.database.url) {
+    embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log });
+    cfg = { ...cfg, database: { ...cfg.database, url: embedded.url } };
+  }
+
+  const broker = await createNode(cfg, {
+    broker: {
+      replOptions: { customCommands: REPL_COMMANDS },
+      // Runs last in broker.stop(), whoever stops it (a signal or the REPL's `quit`).
+      stopped: async () => {
+        await embedded?.stop();
+      },
+    },
+  });
+
+  broker.logger.info(
+    `Starting node ${cfg.nodeID} (${cfg.env}): services [${cfg.services.join(", ")}], transporter ${
+      cfg.transporter ?? "none"
+    }, database ${redactUrl(cfg.database.url!)}${embedded ? " (embedded)" : ""}`,
+  );
+
+  // One Ctrl-C often arrives twice (from the terminal and relayed by npm), so only a signal more than a second after
+  // the first one means "stop waiting".
+  let stoppingSince: number | undefined;
+  const shutdown = (signal: string) => {
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < 1000) return;
+      broker.logger.warn(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    broker.logger.info(`${signal} received: shutting down`);
+    broker.stop().then(
+      () => process.exit(0),
+      (err) => {
+        broker.logger.error("Shutdown failed", err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+
+  try {
+    await broker.start();
+  } catch (err) {
+    broker.logger.fatal("Start failed", err);
+    await broker.stop().catch(() => undefined);
+    process.exit(1);
+  }
+  await waitUntilReady(broker);
+  const seconds = ((performance.now() - startedAt) / 1000).toFixed(2);
+  const gateway = cfg.services.includes("api") ? `, gateway on http://localhost:${cfg.port}` : "";
+  broker.logger.info(`Ready in ${seconds} s${gateway}`);
+  if (withRepl) await broker.repl();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+/**
+ * The audit trail's rules as plain functions: what a record holds, secrets redacted, and the hash chain that makes
+ * it tamper-evident. Each record's hash is the SHA-256 of the previous record's hash and the record's canonical JSON
+ * (keys sorted), so changing, removing or reordering any record breaks every link after it.
+ */
+import { createHash } from "node:crypto";
+
+export const GENESIS_HASH = "0".repeat(64);
+
+export interface AuditContent {
+  id: string;
+  /** An action call, or a domain event. */
+  kind: "action" | "event";
+  /** The action (`products.update`) or event type (`order.created`). */
+  name: string;
+  actor: { type: string; id: string | null };
+  entity: { type: string | null; id: string | null };
+  requestId: string | null;
+  nodeId: string | null;
+  occurredAt: string;
+  /** The action's parameters or the event's payload, secrets redacted. */
+  change: unknown;
+}
+
+const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^key$|privateKey/i;
+
+/** A copy of `value` with the values of secret-looking keys replaced, at any depth. */
+export function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, inner]) => [key, SECRET_KEY.test(key) ? "[redacted]" : redact(inner)]),
+  );
+}
+
+/** JSON with object keys sorted at every depth: the same content always gives the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
+  const entries = Object.entries(value)
+    .filter(([, inner]) => inner !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${canonicalJson(inner)}`).join(",")}}`;
+}
+
+export function chainHash(previousHash: string, content: AuditContent): string {
+  return createHash("sha256").update(previousHash).update(canonicalJson(content)).digest("hex");
+}
+
+export interface ChainLink {
+  seq: number;
+  content: AuditContent;
+  prevHash: string;
+  hash: string;
+}
+
+export type ChainBreak = { seq: number; id: string; reason: "content changed" | "link broken" };
+
+/**
+ * Walks links in order from `previousHash` (the hash before the first of them) and returns the first broken one,
+ * or the hash to continue from.
+ */
+export function verifyLinks(previousHash: string, links: ChainLink[]): { broken: ChainBreak } | { lastHash: string } {
+  let expectedPrevious = previousHash;
+  for (const link of links) {
+    if (link.prevHash !== expectedPrevious)
+      return { broken: { seq: link.seq, id: link.content.id, reason: "link broken" } };
+    if (chainHash(link.prevHash, link.content) !== link.hash) {
+      return { broken: { seq: link.seq, id: link.content.id, reason: "content changed" } };
+    }
+    expectedPrevious = link.hash;
+  }
+  return { lastHash: expectedPrevious };
+}

@@ -1,0 +1,475 @@
+/**
+ * The one place that reads the environment. Every key the platform understands is listed in `CONFIG_KEYS` with its
+ * default and meaning (the README's configuration table is this list), parsed once into a typed, frozen `Config`.
+ */
+import { hostname } from "node:os";
+import path from "node:path";
+import type { DeliveryPolicy } from "./delivery";
+
+export const SERVICE_NAMES = [
+  "api",
+  "auth",
+  "products",
+  "orders",
+  "audit",
+  "logs",
+  "exec",
+  "dlq",
+  "payments",
+  "shipping",
+  "sagas",
+  "alerts",
+] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export type NodeEnv = "development" | "production" | "test";
+export type LogFormat = "pretty" | "json";
+export type TracingExporterName = "console" | "event" | "zipkin" | "none";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+
+export interface KeyDoc {
+  key: string;
+  default: string;
+  description: string;
+}
+
+/** Every environment key, its default and what it does. Kept in the order the README shows them. */
+export const CONFIG_KEYS: readonly KeyDoc[] = [
+  { key: "NODE_ENV", default: "development", description: "`development`, `production` or `test`." },
+  { key: "PORT", default: "3000", description: "HTTP port of the gateway (`api` service): REST API, health, UI." },
+  {
+    key: "METRICS_PORT",
+    default: "3030",
+    description: "Port of the Prometheus `/metrics` endpoint; `0` turns it off.",
+  },
+  {
+    key: "TRANSPORTER",
+    default: "(none)",
+    description: "Moleculer transporter, e.g. `nats://127.0.0.1:4222`. Unset: a single process with no transporter.",
+  },
+  {
+    key: "SERVICES",
+    default: "(all)",
+    description: `Comma list of the services this process hosts: ${SERVICE_NAMES.join(", ")}.`,
+  },
+  {
+    key: "DATABASE_URL",
+    default: "(embedded)",
+    description:
+      "PostgreSQL server on which each service gets its own database, named after the service and created if missing. Unset: an embedded PostgreSQL under `DATA_DIR` (development only).",
+  },
+  {
+    key: "<SERVICE>_DATABASE_URL",
+    default: "(none)",
+    description:
+      "Overrides `DATABASE_URL` for one service, e.g. `ORDERS_DATABASE_URL`; used as given (database included).",
+  },
+  {
+    key: "DATABASE_REPLICA_URL",
+    default: "(none)",
+    description:
+      "A streaming replica of the `DATABASE_URL` server; services that read from replicas (orders) send their list and get queries there. Unset: reads go to the primary.",
+  },
+  {
+    key: "DATABASE_NAME_PREFIX",
+    default: "(empty)",
+    description: "Prefix for the per-service database names, so several environments can share one server.",
+  },
+  { key: "DATABASE_POOL_MAX", default: "10", description: "Connection pool size per service database." },
+  { key: "LOG_LEVEL", default: "info", description: "`fatal`, `error`, `warn`, `info`, `debug` or `trace`." },
+  {
+    key: "LOG_FORMAT",
+    default: "pretty (json in production)",
+    description: "`pretty` for people, `json` for log shippers.",
+  },
+  { key: "NODE_ID", default: "<hostname>-<pid>", description: "Moleculer node id; unique in the cluster." },
+  {
+    key: "NAMESPACE",
+    default: "aicunet",
+    description: "Moleculer namespace; nodes only see nodes of their namespace.",
+  },
+  {
+    key: "REQUEST_TIMEOUT",
+    default: "10000",
+    description: "Default action call timeout in ms (per-action overrides).",
+  },
+  { key: "RETRY_RETRIES", default: "3", description: "Retries of a call that failed with a retryable error." },
+  {
+    key: "CIRCUIT_BREAKER_THRESHOLD",
+    default: "0.5",
+    description: "Failure ratio in the window that opens an endpoint's circuit breaker.",
+  },
+  { key: "BULKHEAD_CONCURRENCY", default: "50", description: "Concurrent calls per action on a node before queueing." },
+  { key: "BULKHEAD_MAX_QUEUE", default: "500", description: "Queued calls per action before `QueueIsFullError`." },
+  {
+    key: "TRACING_EXPORTER",
+    default: "console (none in production and test)",
+    description:
+      "`console`, `event`, `zipkin` (also what Jaeger and OpenTelemetry collectors accept) or `none`; spans are always created and propagated.",
+  },
+  {
+    key: "TRACING_ENDPOINT",
+    default: "(none)",
+    description: "Collector base URL for the `zipkin` exporter, e.g. `http://jaeger:9411`.",
+  },
+  { key: "SHUTDOWN_TIMEOUT", default: "10000", description: "How long shutdown waits for in-flight requests, in ms." },
+  {
+    key: "DATA_DIR",
+    default: ".data",
+    description: "Where the embedded PostgreSQL and generated development secrets live.",
+  },
+  { key: "EMBEDDED_PG_PORT", default: "54320", description: "Port of the embedded PostgreSQL (loopback only)." },
+  {
+    key: "AUTH_KEY_SECRET",
+    default: "(required in production)",
+    description:
+      "Encrypts the JWT signing keys at rest in the auth database. Development without it: generated once into `DATA_DIR/secrets/`.",
+  },
+  { key: "AUTH_ISSUER", default: "aicunet", description: "`iss` of the access tokens." },
+  { key: "AUTH_AUDIENCE", default: "aicunet-api", description: "`aud` of the access tokens." },
+  { key: "ACCESS_TOKEN_TTL", default: "900", description: "Access token lifetime in seconds." },
+  { key: "REFRESH_TOKEN_TTL", default: "2592000", description: "Refresh token lifetime in seconds (30 days)." },
+  { key: "AUTH_SELF_REGISTRATION", default: "true", description: "Whether `POST /api/auth/register` is open." },
+  {
+    key: "ADMIN_EMAIL",
+    default: "admin@aicunet.local",
+    description: "First admin, created on first start when no admin exists.",
+  },
+  {
+    key: "ADMIN_PASSWORD",
+    default: "(generated in development)",
+    description:
+      "Password of the first admin. Required in production when no admin exists; in development a random one is printed once.",
+  },
+  {
+    key: "PASSWORD_HASH_COST",
+    default: "17",
+    description: "scrypt cost as log2(N), with r=8, p=1 (OWASP's minimum is 17).",
+  },
+  {
+    key: "REDIS_URL",
+    default: "(none)",
+    description:
+      "Redis for the gateway's rate-limit counters, shared by all gateway replicas. Unset: counters in memory.",
+  },
+  { key: "RATE_LIMIT_IP", default: "600", description: "API requests per minute per client IP." },
+  { key: "RATE_LIMIT_USER", default: "1200", description: "API requests per minute per authenticated user or client." },
+  {
+    key: "RATE_LIMIT_AUTH",
+    default: "10",
+    description: "Login, refresh and token requests per minute per client IP.",
+  },
+  { key: "CORS_ORIGINS", default: "(none)", description: "Comma list of origins allowed by CORS, or `*`." },
+  {
+    key: "DELIVERY_MAX_ATTEMPTS",
+    default: "5",
+    description:
+      "Deliveries of a durable message to one consumer group before it goes to the dead-letter queue (retryable errors; a validation error goes at once).",
+  },
+  {
+    key: "DELIVERY_RETRY_DELAY",
+    default: "1000",
+    description: "Delay before a failed message is delivered again, in ms; doubles with each attempt, up to 60 s.",
+  },
+  {
+    key: "DELIVERY_ACK_WAIT",
+    default: "10000",
+    description:
+      "How long JetStream waits for a consumer to acknowledge a message before it redelivers it (a crashed consumer), in ms.",
+  },
+  {
+    key: "SAGA_STEP_TIMEOUT",
+    default: "5000",
+    description: "How long a saga step (payment, shipping) may take, in ms.",
+  },
+  {
+    key: "SAGA_STEP_ATTEMPTS",
+    default: "3",
+    description: "Tries of a saga step that fails transiently (timeout, 5xx) before the saga compensates.",
+  },
+  {
+    key: "SAGA_RETRY_DELAY",
+    default: "500",
+    description: "Delay before a saga step is tried again, in ms; doubles with each attempt, up to 30 s.",
+  },
+  {
+    key: "SAGA_COMPENSATION_ATTEMPTS",
+    default: "10",
+    description:
+      "Tries of a compensation (refund, cancel shipment) before the saga is parked as FAILED for an operator.",
+  },
+  {
+    key: "SAGA_WAIT_UNAVAILABLE",
+    default: "10000",
+    description:
+      "How long a saga waits before calling a participant again that is unavailable (no node, circuit breaker open), in ms.",
+  },
+  {
+    key: "SAGA_MAX_WAITS",
+    default: "30",
+    description:
+      "Waits for an unavailable participant before the attempt counts as failed (so a breaker that keeps opening ends in compensation).",
+  },
+  {
+    key: "LOG_SHIP_LEVEL",
+    default: "info",
+    description:
+      "Records at this level and above are shipped to the `logs` service (the log store); `off` ships nothing.",
+  },
+  { key: "LOG_RETENTION_DAYS", default: "7", description: "How long the log store keeps records, in days." },
+  {
+    key: "PAYMENTS_SLOW_MS",
+    default: "15000",
+    description: "How long the simulated provider takes for `pm_card_slow` (longer than the step timeout), in ms.",
+  },
+  {
+    key: "PAYMENTS_FLAKY_FAILURES",
+    default: "2",
+    description: "How many calls for one charge fail transiently with `pm_card_flaky` before it succeeds.",
+  },
+];
+
+export interface Config {
+  env: NodeEnv;
+  isProduction: boolean;
+  port: number;
+  metricsPort: number;
+  transporter: string | null;
+  services: ServiceName[];
+  database: {
+    /** Server URL shared by the services; null means the embedded PostgreSQL is used. */
+    url: string | null;
+    /** Per-service URLs from `<SERVICE>_DATABASE_URL`. */
+    overrides: Partial<Record<ServiceName, string>>;
+    /** Replica server URL; a service's replica database has the same name as on the primary. */
+    replicaUrl: string | null;
+    namePrefix: string;
+    poolMax: number;
+  };
+  log: { level: LogLevel; format: LogFormat; shipLevel: LogLevel | "off"; retentionDays: number };
+  nodeID: string;
+  namespace: string;
+  requestTimeout: number;
+  retries: number;
+  circuitBreakerThreshold: number;
+  bulkhead: { concurrency: number; maxQueueSize: number };
+  tracing: { exporter: TracingExporterName; endpoint: string | null };
+  shutdownTimeout: number;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  auth: {
+    keySecret: string | null;
+    issuer: string;
+    audience: string;
+    accessTokenTtl: number;
+    refreshTokenTtl: number;
+    selfRegistration: boolean;
+    adminEmail: string | null;
+    adminPassword: string | null;
+    passwordHashCost: number;
+  };
+  redisUrl: string | null;
+  rateLimits: { perIp: number; perUser: number; auth: number };
+  corsOrigins: string[];
+  delivery: DeliveryPolicy & { ackWaitMs: number };
+  saga: {
+    stepTimeoutMs: number;
+    stepAttempts: number;
+    retryDelayMs: number;
+    compensationAttempts: number;
+    waitUnavailableMs: number;
+    maxWaits: number;
+  };
+  payments: { slowMs: number; flakyFailures: number };
+}
+
+/** Thrown when the environment cannot give a valid configuration; the node must not start. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the keys above from `env`. Collects every problem before failing, so one start shows them all. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const text = (key: string): string | undefined => {
+    const value = env[key]?.trim();
+    return value ? value : undefined;
+  };
+  const oneOf = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
+    const value = text(key);
+    if (value === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    problems.push(`${key}=${value} is not one of ${allowed.join(", ")}`);
+    return fallback;
+  };
+  const number = (key: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}): number => {
+    const value = text(key);
+    if (value === undefined) return fallback;
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < min || parsed > max) {
+      problems.push(`${key}=${value} is not a number between ${min} and ${max}`);
+      return fallback;
+    }
+    return parsed;
+  };
+  const url = (key: string, protocols: string[]): string | undefined => {
+    const value = text(key);
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (!protocols.includes(parsed.protocol)) problems.push(`${key} must use ${protocols.join(" or ")}`);
+    } catch {
+      problems.push(`${key} is not a valid URL`);
+    }
+    return value;
+  };
+
+  const nodeEnv = oneOf<NodeEnv>("NODE_ENV", ["development", "production", "test"], "development");
+  const isProduction = nodeEnv === "production";
+
+  const requested = text("SERVICES");
+  let services: ServiceName[] = [...SERVICE_NAMES];
+  if (requested !== undefined) {
+    const names = requested.split(",").map((name) => name.trim().toLowerCase());
+    const unknown = names.filter((name) => !(SERVICE_NAMES as readonly string[]).includes(name));
+    if (unknown.length > 0) problems.push(`SERVICES names unknown services: ${unknown.join(", ")}`);
+    services = SERVICE_NAMES.filter((name) => names.includes(name));
+  }
+
+  const postgres = ["postgres:", "postgresql:"];
+  const overrides: Partial<Record<ServiceName, string>> = {};
+  for (const name of SERVICE_NAMES) {
+    const value = url(`${name.toUpperCase()}_DATABASE_URL`, postgres);
+    if (value) overrides[name] = value;
+  }
+  const databaseUrl = url("DATABASE_URL", postgres) ?? null;
+  if (isProduction && !databaseUrl) {
+    const missing = services.filter((name) => !overrides[name]);
+    if (missing.length > 0) problems.push("DATABASE_URL is required in production (the embedded PostgreSQL is not)");
+  }
+
+  const flag = (key: string, fallback: boolean): boolean => {
+    const value = text(key)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (["true", "1", "yes"].includes(value)) return true;
+    if (["false", "0", "no"].includes(value)) return false;
+    problems.push(`${key}=${value} is not true or false`);
+    return fallback;
+  };
+
+  const keySecret = text("AUTH_KEY_SECRET") ?? null;
+  if (isProduction && services.includes("auth") && !keySecret) {
+    problems.push("AUTH_KEY_SECRET is required in production on nodes that host auth");
+  }
+  if (keySecret && keySecret.length < 32) problems.push("AUTH_KEY_SECRET must be at least 32 characters");
+
+  const transporter = text("TRANSPORTER") ?? null;
+  const tracingExporter = oneOf<TracingExporterName>(
+    "TRACING_EXPORTER",
+    ["console", "event", "zipkin", "none"],
+    nodeEnv === "development" ? "console" : "none",
+  );
+  const tracingEndpoint = url("TRACING_ENDPOINT", ["http:", "https:"]) ?? null;
+  if (tracingExporter === "zipkin" && !tracingEndpoint) {
+    problems.push(`TRACING_EXPORTER=${tracingExporter} needs TRACING_ENDPOINT`);
+  }
+
+  const config: Config = {
+    env: nodeEnv,
+    isProduction,
+    port: number("PORT", 3000, { max: 65535 }),
+    metricsPort: number("METRICS_PORT", 3030, { max: 65535 }),
+    transporter,
+    services,
+    database: {
+      url: databaseUrl,
+      overrides,
+      replicaUrl: url("DATABASE_REPLICA_URL", postgres) ?? null,
+      namePrefix: text("DATABASE_NAME_PREFIX") ?? "",
+      poolMax: number("DATABASE_POOL_MAX", 10, { min: 1, max: 1000 }),
+    },
+    log: {
+      level: oneOf<LogLevel>("LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"], "info"),
+      format: oneOf<LogFormat>("LOG_FORMAT", ["pretty", "json"], isProduction ? "json" : "pretty"),
+      shipLevel: oneOf<LogLevel | "off">(
+        "LOG_SHIP_LEVEL",
+        ["fatal", "error", "warn", "info", "debug", "trace", "off"],
+        "info",
+      ),
+      retentionDays: number("LOG_RETENTION_DAYS", 7, { min: 1, max: 3650 }),
+    },
+    nodeID: text("NODE_ID") ?? `${hostname()}-${process.pid}`,
+    namespace: text("NAMESPACE") ?? "aicunet",
+    requestTimeout: number("REQUEST_TIMEOUT", 10_000, { min: 1 }),
+    retries: number("RETRY_RETRIES", 3, { max: 20 }),
+    circuitBreakerThreshold: number("CIRCUIT_BREAKER_THRESHOLD", 0.5, { max: 1 }),
+    bulkhead: {
+      concurrency: number("BULKHEAD_CONCURRENCY", 50, { min: 1 }),
+      maxQueueSize: number("BULKHEAD_MAX_QUEUE", 500, { min: 0 }),
+    },
+    tracing: { exporter: tracingExporter, endpoint: tracingEndpoint },
+    shutdownTimeout: number("SHUTDOWN_TIMEOUT", 10_000, { min: 0 }),
+    dataDir: path.resolve(text("DATA_DIR") ?? ".data"),
+    embeddedPostgresPort: number("EMBEDDED_PG_PORT", 54320, { min: 1, max: 65535 }),
+    auth: {
+      keySecret,
+      issuer: text("AUTH_ISSUER") ?? "aicunet",
+      audience: text("AUTH_AUDIENCE") ?? "aicunet-api",
+      accessTokenTtl: number("ACCESS_TOKEN_TTL", 900, { min: 10, max: 86_400 }),
+      refreshTokenTtl: number("REFRESH_TOKEN_TTL", 2_592_000, { min: 60 }),
+      selfRegistration: flag("AUTH_SELF_REGISTRATION", true),
+      adminEmail: text("ADMIN_EMAIL")?.toLowerCase() ?? null,
+      adminPassword: text("ADMIN_PASSWORD") ?? null,
+      passwordHashCost: number("PASSWORD_HASH_COST", 17, { min: 14, max: 20 }),
+    },
+    redisUrl: url("REDIS_URL", ["redis:", "rediss:"]) ?? null,
+    rateLimits: {
+      perIp: number("RATE_LIMIT_IP", 600, { min: 1 }),
+      perUser: number("RATE_LIMIT_USER", 1200, { min: 1 }),
+      auth: number("RATE_LIMIT_AUTH", 10, { min: 1 }),
+    },
+    corsOrigins: (text("CORS_ORIGINS") ?? "")
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+    delivery: {
+      maxAttempts: number("DELIVERY_MAX_ATTEMPTS", 5, { min: 1, max: 100 }),
+      retryDelayMs: number("DELIVERY_RETRY_DELAY", 1000, { min: 1, max: 60_000 }),
+      maxRetryDelayMs: 60_000,
+      ackWaitMs: number("DELIVERY_ACK_WAIT", 10_000, { min: 1000, max: 600_000 }),
+    },
+    saga: {
+      stepTimeoutMs: number("SAGA_STEP_TIMEOUT", 5000, { min: 10, max: 600_000 }),
+      stepAttempts: number("SAGA_STEP_ATTEMPTS", 3, { min: 1, max: 100 }),
+      retryDelayMs: number("SAGA_RETRY_DELAY", 500, { min: 1, max: 60_000 }),
+      compensationAttempts: number("SAGA_COMPENSATION_ATTEMPTS", 10, { min: 1, max: 1000 }),
+      waitUnavailableMs: number("SAGA_WAIT_UNAVAILABLE", 10_000, { min: 10, max: 600_000 }),
+      maxWaits: number("SAGA_MAX_WAITS", 30, { min: 0, max: 100_000 }),
+    },
+    payments: {
+      slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),
+      flakyFailures: number("PAYMENTS_FLAKY_FAILURES", 2, { min: 0, max: 100 }),
+    },
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+let current: Config | undefined;
+
+/** The process-wide configuration, read from the environment on first use. */
+export function config(): Config {
+  current ??= loadConfig();
+  return current;
+}
+
+/** Replaces the process-wide configuration; the start script uses it once the embedded database URL is known. */
+export function setConfig(next: Config): void {
+  current = Object.freeze(next);
+}

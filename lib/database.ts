@@ -1,0 +1,173 @@
+/**
+ * PostgreSQL plumbing shared by the data services, with no broker in it: which database a service owns, creating
+ * that database, the Sequelize instance, and versioned migrations run under a lock.
+ */
+import { Client } from "pg";
+import { QueryTypes, Sequelize, type QueryInterface } from "sequelize";
+import { SequelizeStorage, Umzug } from "umzug";
+import type { Config, ServiceName } from "./config";
+
+/** What a migration receives: run DDL through `queryInterface`, or raw SQL through `sequelize.query`. */
+export interface MigrationContext {
+  sequelize: Sequelize;
+  queryInterface: QueryInterface;
+}
+
+/** One versioned schema change. Names sort in the order they run (`0001-create-products`, ...). */
+export interface Migration {
+  name: string;
+  up: (context: MigrationContext) => Promise<void>;
+  down?: (context: MigrationContext) => Promise<void>;
+}
+
+/** The database URL a service uses: its own override, or `DATABASE_URL` with the database named after the service. */
+export function databaseUrlFor(service: ServiceName, config: Config): string {
+  const override = config.database.overrides[service];
+  if (override) return override;
+  if (!config.database.url) throw new Error(`No database configured for ${service}: set DATABASE_URL`);
+  const url = new URL(config.database.url);
+  url.pathname = `/${config.database.namePrefix}${service}`;
+  return url.toString();
+}
+
+/** The same service database on the replica server, or null when no replica is configured. */
+export function replicaUrlFor(service: ServiceName, config: Config): string | null {
+  if (!config.database.replicaUrl) return null;
+  const url = new URL(config.database.replicaUrl);
+  url.pathname = new URL(databaseUrlFor(service, config)).pathname;
+  return url.toString();
+}
+
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
+}
+
+/** Credentials and host of a URL, never its password: safe to log and to show in health reports. */
+export function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = "***";
+  return parsed.toString();
+}
+
+const DUPLICATE_DATABASE = "42P04";
+const UNIQUE_VIOLATION = "23505";
+
+/** Creates the database of `url` on its server when it does not exist yet. Safe when several nodes race to do it. */
+export async function ensureDatabase(url: string): Promise<boolean> {
+  const name = databaseName(url);
+  const maintenance = new URL(url);
+  maintenance.pathname = "/postgres";
+  const client = new Client({ connectionString: maintenance.toString() });
+  await client.connect();
+  try {
+    const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (found.rowCount) return false;
+    await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
+    return true;
+  } catch (err) {
+    // Two nodes creating the same database at once: the loser sees one of these, and the database exists.
+    const code = (err as { code?: string }).code;
+    if (code === DUPLICATE_DATABASE || code === UNIQUE_VIOLATION) return false;
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function connectionOf(url: string) {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    username: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+  };
+}
+
+/**
+ * The Sequelize instance of a service database. With a replica URL, Sequelize's replication mode sends reads to the
+ * replica and writes and transactions to the primary; a query can insist on the primary with `useMaster: true`.
+ */
+export function createSequelize(url: string, poolMax: number, replicaUrl: string | null = null): Sequelize {
+  const options = {
+    dialect: "postgres" as const,
+    logging: false,
+    pool: { max: poolMax, min: 0, idle: 10_000, acquire: 30_000 },
+  };
+  if (!replicaUrl) return new Sequelize(url, options);
+  return new Sequelize(databaseName(url), "", "", {
+    ...options,
+    replication: { write: connectionOf(url), read: [connectionOf(replicaUrl)] },
+  });
+}
+
+/** An arbitrary constant: advisory locks are scoped to the database, and each service owns its database. */
+const MIGRATION_LOCK_KEY = 7_426_001;
+
+/**
+ * Runs the migrations not yet applied, in order, recording them in `schema_migrations`. A session-level advisory lock
+ * on a dedicated connection makes replicas that start together run them once, one after the other.
+ */
+export async function runMigrations(url: string, sequelize: Sequelize, migrations: Migration[]): Promise<string[]> {
+  const lock = new Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    const context: MigrationContext = { sequelize, queryInterface: sequelize.getQueryInterface() };
+    const umzug = new Umzug<MigrationContext>({
+      migrations: migrations.map((migration) => ({
+        name: migration.name,
+        up: ({ context: ctx }) => migration.up(ctx),
+        down: migration.down && (({ context: ctx }) => migration.down!(ctx)),
+      })),
+      context,
+      storage: new SequelizeStorage({ sequelize, tableName: "schema_migrations" }),
+      logger: undefined,
+    });
+    const applied = await umzug.up();
+    return applied.map((migration) => migration.name);
+  } finally {
+    await lock.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lock.end();
+  }
+}
+
+/** One page of a list, as every list action answers. */
+export interface Page<T> {
+  rows: T[];
+  total: number;
+  page: number;
+  pageSize: number;
+  totalPages: number;
+}
+
+/**
+ * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, queried together.
+ * `where` uses the binds `$1…$n`; the page's LIMIT and OFFSET follow them.
+ */
+export async function selectPage<R extends object, T>(
+  sequelize: Sequelize,
+  query: { table: string; where: string; order: string; bind: unknown[] },
+  page: number,
+  pageSize: number,
+  map: (row: R) => T,
+): Promise<Page<T>> {
+  const { table, where, order, bind } = query;
+  const limit = `LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`;
+  const [rows, [{ count }]] = await Promise.all([
+    sequelize.query<R>(`SELECT * FROM ${table} WHERE ${where} ORDER BY ${order} ${limit}`, {
+      bind: [...bind, pageSize, (page - 1) * pageSize],
+      type: QueryTypes.SELECT,
+    }),
+    sequelize.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, {
+      bind,
+      type: QueryTypes.SELECT,
+    }),
+  ]);
+  const total = Number(count);
+  return { rows: rows.map(map), total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
+}

@@ -1,0 +1,135 @@
+/**
+ * The project's one error module. Client mistakes are `MoleculerClientError`s with a fixed HTTP code, an UPPER_SNAKE
+ * `type` and a `data` object; transient faults are `MoleculerRetryableError`s so the retry policy retries them and
+ * nothing else. Moleculer's own `ValidationError` (422, `VALIDATION_ERROR`, data: the offending fields) is used for
+ * parameter validation and re-exported here so services import errors from one place.
+ */
+import { Errors } from "moleculer";
+
+export const { ValidationError, MoleculerClientError, MoleculerRetryableError, MoleculerError } = Errors;
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+  type: string;
+  actual?: unknown;
+}
+
+/** 404: the addressed entity does not exist (or the caller may not know it exists). */
+export class NotFoundError extends Errors.MoleculerClientError {
+  constructor(entity: string, id: string) {
+    super(`${entity} ${id} not found`, 404, "NOT_FOUND", { entity, id });
+    this.name = "NotFoundError";
+  }
+}
+
+/** 409: the request conflicts with the current state (a duplicate key, a stale version). */
+export class ConflictError extends Errors.MoleculerClientError {
+  constructor(message: string, type: "DUPLICATE" | "STALE_VERSION" | "CONFLICT", data: Record<string, unknown>) {
+    super(message, 409, type, data);
+    this.name = "ConflictError";
+  }
+}
+
+/** 402: the payment provider refused the charge (a business outcome: the order cannot be paid this way). */
+export class PaymentDeclinedError extends Errors.MoleculerClientError {
+  constructor(reason: string, data: Record<string, unknown>) {
+    super(`Payment declined: ${reason}`, 402, "PAYMENT_DECLINED", { reason, ...data });
+    this.name = "PaymentDeclinedError";
+  }
+}
+
+/** 422: the carrier does not ship there (a business outcome: the order cannot be shipped). */
+export class UnsupportedDestinationError extends Errors.MoleculerClientError {
+  constructor(country: string) {
+    super(`No shipping to ${country}`, 422, "UNSUPPORTED_DESTINATION", { field: "shippingAddress.country", country });
+    this.name = "UnsupportedDestinationError";
+  }
+}
+
+/** 428: a write that must say which version it is based on did not. */
+export class PreconditionRequiredError extends Errors.MoleculerClientError {
+  constructor(message: string) {
+    super(message, 428, "PRECONDITION_REQUIRED", { header: "If-Match", field: "version" });
+    this.name = "PreconditionRequiredError";
+  }
+}
+
+/** 422 with the offending fields, for rules the parameter schema cannot express. */
+export function invalidFields(message: string, fields: FieldProblem[]): Errors.ValidationError {
+  return new Errors.ValidationError(message, "VALIDATION_ERROR", fields);
+}
+
+/**
+ * Validation problems as clients read them: fastest-validator reports unknown fields under `$$strict` as one problem
+ * with no `field` and the names in `actual` ("a, b"); this names each unknown field as its own problem.
+ */
+export function nameUnknownFields(problems: unknown): unknown {
+  if (!Array.isArray(problems)) return problems;
+  return problems.flatMap((problem: FieldProblem & { field?: string }) => {
+    if (problem?.type !== "objectStrict" || typeof problem.actual !== "string") return [problem];
+    const parent = problem.field ? `${problem.field}.` : "";
+    return problem.actual.split(",").map((name) => ({ ...problem, field: `${parent}${name.trim()}` }));
+  });
+}
+
+/** 503, retryable: a dependency (database, transporter) is unreachable right now. */
+export class DependencyUnavailableError extends Errors.MoleculerRetryableError {
+  constructor(dependency: string, cause: string) {
+    super(`${dependency} is unavailable: ${cause}`, 503, "DEPENDENCY_UNAVAILABLE", { dependency, cause });
+    this.name = "DependencyUnavailableError";
+  }
+}
+
+/** 503, not retried: the node answers but is not ready; `data.failing` names the failing checks. */
+export class NotReadyError extends Errors.MoleculerError {
+  constructor(failing: string[], data: Record<string, unknown>) {
+    super(`Not ready: ${failing.join(", ")}`, 503, "NOT_READY", { failing, ...data });
+    this.name = "NotReadyError";
+  }
+}
+
+/** 401: no identity, or one that cannot be trusted (bad signature, expired, revoked). */
+export class UnauthorizedError extends Errors.MoleculerClientError {
+  constructor(
+    message: string,
+    type: "UNAUTHORIZED" | "INVALID_TOKEN" | "INVALID_CREDENTIALS" | "TOKEN_REUSED" = "UNAUTHORIZED",
+    data: Record<string, unknown> = {},
+  ) {
+    super(message, 401, type, data);
+    this.name = "UnauthorizedError";
+  }
+}
+
+/** 403: the caller is known but may not do this. */
+export class ForbiddenError extends Errors.MoleculerClientError {
+  constructor(message: string, data: Record<string, unknown>) {
+    super(message, 403, "FORBIDDEN", data);
+    this.name = "ForbiddenError";
+  }
+}
+
+/** 429: too many requests; `retryAfter` in seconds goes into the `Retry-After` header. */
+export class RateLimitedError extends Errors.MoleculerClientError {
+  constructor(limit: string, retryAfter: number) {
+    super("Too many requests", 429, "RATE_LIMITED", { limit, retryAfter });
+    this.name = "RateLimitedError";
+  }
+}
+
+/** The error codes of RFC 6749 §5.2, which the token endpoint answers with instead of the usual shape. */
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope";
+
+/** A token endpoint error: `type` is the RFC 6749 code; 401 for `invalid_client`, 400 otherwise. */
+export class OAuthError extends Errors.MoleculerClientError {
+  constructor(code: OAuthErrorCode, description: string) {
+    super(description, code === "invalid_client" ? 401 : 400, code, { error: code, error_description: description });
+    this.name = "OAuthError";
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The transactional outbox, as plain SQL: a service that changes data and must tell others writes the event's
+ * envelope into its own `outbox` table in the same transaction as the change; a relay (mixins/outbox.mixin.ts)
+ * publishes unsent rows in order and marks them sent. A crash between publish and mark publishes the row again,
+ * with the same envelope id, which JetStream's duplicate window and the consumers' inbox drop.
+ */
+import type { Migration } from "./database";
+
+/** The migration that gives a service database its outbox. */
+export function outboxMigration(name: string): Migration {
+  return {
+    name,
+    async up({ sequelize }) {
+      await sequelize.query(`
+        CREATE TABLE outbox (
+          seq bigserial PRIMARY KEY,
+          id uuid NOT NULL UNIQUE,
+          channel varchar(200) NOT NULL,
+          envelope jsonb NOT NULL,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          -- Not published before this time: how a saga schedules its next try.
+          available_at timestamptz NOT NULL DEFAULT now(),
+          attempts integer NOT NULL DEFAULT 0,
+          last_error text,
+          sent_at timestamptz
+        );
+        CREATE INDEX outbox_unsent_idx ON outbox (seq) WHERE sent_at IS NULL;
+      `);
+    },
+    async down({ sequelize }) {
+      await sequelize.query("DROP TABLE outbox");
+    },
+  };
+}
+
+/**
+ * The migration that gives a consumer's database its inbox: the ids of the messages each consumer group has
+ * processed, written in the same transaction as the processing, so a redelivered message is a no-op.
+ */
+export function inboxMigration(name: string): Migration {
+  return {
+    name,
+    async up({ sequelize }) {
+      await sequelize.query(`
+        CREATE TABLE inbox (
+          consumer_group varchar(200) NOT NULL,
+          message_id uuid NOT NULL,
+          processed_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (consumer_group, message_id)
+        );
+      `);
+    },
+    async down({ sequelize }) {
+      await sequelize.query("DROP TABLE inbox");
+    },
+  };
+}
+
+/** Both, in one migration: for a service that consumes events and publishes its own. */
+export function inboxAndOutboxMigration(name: string): Migration {
+  const inbox = inboxMigration(name);
+  const outbox = outboxMigration(name);
+  return {
+    name,
+    async up(context) {
+      await inbox.up(context);
+      await outbox.up(context);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Fixed-window request counters for the gateway's rate limits. In memory for a single gateway; in Redis when
+ * several gateway replicas must share one limit (an INCR and a PEXPIRE in one Lua script, so the window starts with
+ * the first request and the count is exact across replicas).
+ */
+import Redis from "ioredis";
+
+export interface WindowCount {
+  count: number;
+  /** Milliseconds until the window resets. */
+  resetInMs: number;
+}
+
+export interface RateLimitStore {
+  hit(key: string, windowMs: number): Promise<WindowCount>;
+  close(): Promise<void>;
+}
+
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+
+  async hit(key: string, windowMs: number): Promise<WindowCount> {
+    const now = Date.now();
+    let window = this.windows.get(key);
+    if (!window || window.resetAt <= now) {
+      if (this.windows.size > 100_000) this.evictExpired(now);
+      window = { count: 0, resetAt: now + windowMs };
+      this.windows.set(key, window);
+    }
+    window.count += 1;
+    return { count: window.count, resetInMs: window.resetAt - now };
+  }
+
+  private evictExpired(now: number) {
+    for (const [key, window] of this.windows) if (window.resetAt <= now) this.windows.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.windows.clear();
+  }
+}
+
+const HIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('PTTL', KEYS[1])}`;
+
+export class RedisRateLimitStore implements RateLimitStore {
+  private readonly redis: Redis;
+
+  constructor(
+    url: string,
+    private readonly prefix: string,
+  ) {
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+  }
+
+  async hit(key: string, windowMs: number): Promise<WindowCount> {
+    const [count, ttl] = (await this.redis.eval(HIT_SCRIPT, 1, `${this.prefix}${key}`, windowMs)) as [number, number];
+    return { count, resetInMs: ttl > 0 ? ttl : windowMs };
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,6 @@
+/** The auth database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createAuth from "./0001-create-auth";
+import usersReadOwn from "./0002-users-read-own";
+import operatorPaymentsShipping from "./0003-operator-payments-shipping";
+
+export default [createAuth, usersReadOwn, operatorPaymentsShipping];

@@ -1,0 +1,5 @@
+/** The dlq database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createDeadLetters from "./0001-create-dead-letters";
+import createInbox from "./0002-create-inbox";
+
+export default [createDeadLetters, createInbox];

@@ -1,0 +1,5 @@
+/** The orders database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createOrders from "./0001-create-orders";
+import createOutbox from "./0002-create-outbox";
+
+export default [createOrders, createOutbox];

@@ -1,0 +1,5 @@
+/** The products database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createProducts from "./0001-create-products";
+import createOutbox from "./0002-create-outbox";
+
+export default [createProducts, createOutbox];

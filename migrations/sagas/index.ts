@@ -1,0 +1,5 @@
+/** The sagas database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createSagas from "./0001-create-sagas";
+import createInboxAndOutbox from "./0002-create-inbox-and-outbox";
+
+export default [createSagas, createInboxAndOutbox];

@@ -1,0 +1,245 @@
+/**
+ * Durable, idempotent consumers of the event channels. A service lists the event types it handles; for each, the
+ * mixin subscribes its consumer group and runs every delivery through the same steps:
+ *
+ * 1. check the message: JSON, not larger than MAX_MESSAGE_BYTES, an envelope of the channel's type whose payload
+ *    matches the catalogue. Anything else is a validation error: dead-lettered at once, nothing else touched;
+ * 2. in one transaction of the service's own database, record the message id in the inbox and run the handler, so a
+ *    redelivered message (a crash before the ack, a relay that published twice) is a no-op;
+ * 3. on a retryable error, deliver again after a backoff (a JetStream NAK with delay), up to the policy's attempts;
+ *    then, or at once for a client error, publish a `message.deadLettered` record (original channel, group,
+ *    attempts, error) that the dlq service stores, and acknowledge. If even that publish fails, the message is not
+ *    acknowledged, so JetStream delivers it again: nothing is dropped.
+ *
+ * A message replayed from the dead-letter queue carries the dead letter's id; once it is processed (or found already
+ * processed) the mixin reports `message.recovered`.
+ */
+import { randomUUID } from "node:crypto";
+import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { JsMsg } from "nats";
+import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
+import { config } from "../lib/config";
+import {
+  MAX_MESSAGE_BYTES,
+  REPLAY_HEADER,
+  deadLetterEnvelope,
+  UndecodableMessage,
+  deterministicId,
+  errorRecord,
+  isRetryable,
+  retryDelay,
+  type DeliveryPolicy,
+  type ErrorRecord,
+} from "../lib/delivery";
+import { invalidFields } from "../lib/errors";
+import { eventCatalogue } from "../lib/event-types";
+import { createEnvelope, type EventEnvelope } from "../lib/events";
+
+export type ConsumerThis = Service & { sequelize: Sequelize };
+
+/** Handles one event inside the transaction that also records it in the inbox. */
+export type EventHandler = (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) => Promise<void>;
+
+export interface ConsumerMixinOptions {
+  /** The consumer group: each group gets every message once; the service's replicas share the group's messages. */
+  group: string;
+  /** Event type (= channel) → handler. */
+  handlers: Record<string, EventHandler>;
+  /**
+   * Runs before a message is dead-lettered, with a stable id for what it emits (a retried dead-lettering calls it
+   * again with the same id). A failure here leaves the message unacknowledged, to be delivered again.
+   */
+  onDeadLetter?: (
+    this: ConsumerThis,
+    failure: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord; attempts: number },
+  ) => Promise<void>;
+}
+
+interface Delivery {
+  channel: string;
+  payload: unknown;
+  /** The JetStream message; absent with the in-memory adapter of the single-process default. */
+  jetstream: JsMsg | null;
+  headers: Record<string, string>;
+}
+
+function isJetStreamMessage(raw: unknown): raw is JsMsg {
+  return typeof (raw as JsMsg | undefined)?.nak === "function" && Boolean((raw as JsMsg).info);
+}
+
+/** Throws a validation error unless the delivery is an envelope of its channel's type that the catalogue accepts. */
+async function checkMessage(delivery: Delivery): Promise<EventEnvelope> {
+  const { payload, channel } = delivery;
+  if (payload instanceof UndecodableMessage) {
+    throw invalidFields("The message is not JSON", [
+      { field: "message", message: payload.reason, type: "notJson", actual: payload.excerpt.slice(0, 200) },
+    ]);
+  }
+  const bytes = delivery.jetstream?.data.length ?? Buffer.byteLength(JSON.stringify(payload ?? null));
+  if (bytes > MAX_MESSAGE_BYTES) {
+    throw invalidFields(`The message is larger than ${MAX_MESSAGE_BYTES} bytes`, [
+      { field: "message", message: "too large", type: "messageTooLarge", actual: bytes },
+    ]);
+  }
+  const envelope = payload as EventEnvelope;
+  await eventCatalogue.validate(envelope);
+  if (envelope.type !== channel) {
+    throw invalidFields(`A ${envelope.type} event on the ${channel} channel`, [
+      { field: "type", message: `expected ${channel}`, type: "wrongChannel", actual: envelope.type },
+    ]);
+  }
+  return envelope;
+}
+
+/** What a dead letter keeps of the message: the envelope, or an excerpt of what could not be one. */
+function messageRecord(payload: unknown, jetstream: JsMsg | null): { message: unknown; replayable: boolean } {
+  if (payload instanceof UndecodableMessage) {
+    return { message: { excerpt: payload.excerpt, bytes: payload.bytes }, replayable: false };
+  }
+  const bytes = jetstream?.data.length ?? Buffer.byteLength(JSON.stringify(payload ?? null));
+  if (bytes > MAX_MESSAGE_BYTES) {
+    const text = jetstream ? Buffer.from(jetstream.data.subarray(0, 2048)).toString("utf8") : "";
+    return { message: { excerpt: text, bytes }, replayable: false };
+  }
+  return { message: payload ?? null, replayable: true };
+}
+
+export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSchema> {
+  const { group } = options;
+
+  /** Records the message in the inbox and runs the handler, in one transaction. False when it was processed before. */
+  async function processOnce(svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler): Promise<boolean> {
+    return svc.sequelize.transaction(async (transaction) => {
+      const fresh = await svc.sequelize.query(
+        `INSERT INTO inbox (consumer_group, message_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING RETURNING message_id`,
+        { bind: [group, envelope.id], type: QueryTypes.SELECT, transaction },
+      );
+      if (fresh.length === 0) return false;
+      await handler.call(svc, envelope, transaction);
+      return true;
+    });
+  }
+
+  async function deadLetter(svc: ConsumerThis, delivery: Delivery, err: unknown, attempts: number): Promise<void> {
+    const envelope = isEnvelopeLike(delivery.payload) ? delivery.payload : undefined;
+    const error = errorRecord(err);
+    // One delivery sequence, one dead letter: a retried dead-lettering publishes the same id, which collapses.
+    const deadLetterId = deterministicId(
+      group,
+      delivery.channel,
+      delivery.jetstream ? `seq:${delivery.jetstream.seq}` : randomUUID(),
+    );
+    await options.onDeadLetter?.call(svc, { deadLetterId, envelope, error, attempts });
+    const record = deadLetterEnvelope(
+      {
+        channel: delivery.channel,
+        group,
+        messageId: envelope?.id ?? null,
+        ...messageRecord(delivery.payload, delivery.jetstream),
+        attempts,
+        error,
+      },
+      { source: svc.name, correlationId: envelope?.correlationId ?? deadLetterId, causationId: envelope?.id ?? null },
+    );
+    record.id = deadLetterId;
+    await svc.broker.sendToChannel(record.type, record, { headers: { "Nats-Msg-Id": record.id } });
+    svc.logger.error(
+      `Dead-lettered ${delivery.channel} message ${envelope?.id ?? "(not an envelope)"} for ${group} after ` +
+        `${attempts} attempt(s): ${error.type} ${error.message} (correlation ${record.correlationId})`,
+    );
+  }
+
+  async function reportRecovered(svc: ConsumerThis, delivery: Delivery, envelope: EventEnvelope): Promise<void> {
+    const deadLetterId = delivery.headers[REPLAY_HEADER];
+    const notice = createEnvelope(
+      "message.recovered",
+      { deadLetterId, channel: delivery.channel, group, messageId: envelope.id },
+      { source: svc.name, correlationId: envelope.correlationId, causationId: envelope.id },
+    );
+    notice.id = deterministicId("recovered", deadLetterId, group);
+    await svc.broker.sendToChannel(notice.type, notice, { headers: { "Nats-Msg-Id": notice.id } });
+  }
+
+  function channel(name: string, handler: EventHandler) {
+    return {
+      group,
+      // A handler holds its transaction's connection and may need a second one (a call to an action of the same
+      // service, a query outside the transaction): with more messages in flight than half the pool, they could all
+      // wait for a connection none of them will free.
+      maxInFlight: Math.max(1, Math.floor(config().database.poolMax / 2)),
+      // The adapter's own retry limit is never reached: our policy acks or NAKs every message itself and throws
+      // only when even dead-lettering failed, which must mean "deliver again".
+      maxRetries: Number.MAX_SAFE_INTEGER,
+      async handler(this: ConsumerThis, payload: unknown, raw: unknown) {
+        const policy = config().delivery;
+        const jetstream = isJetStreamMessage(raw) ? raw : null;
+        const delivery: Delivery = {
+          channel: name,
+          payload,
+          jetstream,
+          headers: this.broker.channelAdapter.parseMessageHeaders(raw) ?? {},
+        };
+        const attempt = jetstream ? jetstream.info.redeliveryCount : 1;
+        // A handler may take longer than the ack wait (a saga step waiting for its participant): tell JetStream it
+        // is still being worked on, so it is not delivered again meanwhile.
+        const keepAlive = jetstream && setInterval(() => jetstream.working(), policy.ackWaitMs / 2);
+        try {
+          await deliver(this, delivery, handler, attempt, policy);
+        } finally {
+          if (keepAlive) clearInterval(keepAlive);
+        }
+      },
+    };
+  }
+
+  /** Checks, processes or retries, and dead-letters one delivery; returns once it is acknowledged or NAKed. */
+  async function deliver(
+    svc: ConsumerThis,
+    delivery: Delivery,
+    handler: EventHandler,
+    firstAttempt: number,
+    policy: DeliveryPolicy,
+  ): Promise<void> {
+    const name = delivery.channel;
+    const { jetstream } = delivery;
+    let attempt = firstAttempt;
+    for (;;) {
+      try {
+        const envelope = await checkMessage(delivery);
+        const processed = await processOnce(svc, envelope, handler);
+        if (!processed) svc.logger.debug(`${name} ${envelope.id} already processed by ${group}`);
+        if (delivery.headers[REPLAY_HEADER]) await reportRecovered(svc, delivery, envelope);
+        return;
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= policy.maxAttempts) {
+          await deadLetter(svc, delivery, err, attempt);
+          return;
+        }
+        const delay = retryDelay(policy, attempt);
+        svc.logger.warn(
+          `${name} delivery ${attempt}/${policy.maxAttempts} to ${group} failed (${(err as Error).message}); ` +
+            `again in ${delay} ms`,
+        );
+        if (jetstream) {
+          jetstream.nak(delay);
+          return;
+        }
+        // The in-memory adapter does not redeliver: wait and try again here.
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        attempt += 1;
+      }
+    }
+  }
+
+  const schema: Partial<ServiceSchema<ServiceSettingSchema>> = {
+    channels: Object.fromEntries(
+      Object.entries(options.handlers).map(([name, handler]) => [name, channel(name, handler)]),
+    ),
+  };
+  return schema as Partial<ServiceSchema>;
+}
+
+function isEnvelopeLike(payload: unknown): payload is EventEnvelope {
+  return typeof payload === "object" && payload !== null && typeof (payload as EventEnvelope).id === "string";
+}

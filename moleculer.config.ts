@@ -1,0 +1,137 @@
+/**
+ * Broker options for every node, built from the typed configuration (`lib/config.ts`). Fault tolerance is on for
+ * every call with these defaults; actions that need other limits set `timeout`, `retryPolicy`, `circuitBreaker` or
+ * `bulkhead` in their own schema.
+ */
+import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
+import type { BrokerOptions, Errors, Middleware, TracerOptions } from "moleculer";
+import type { Config } from "./lib/config";
+import { TolerantJsonSerializer } from "./lib/delivery";
+import { LogShipper } from "./lib/log-shipper";
+import { requestLogFields } from "./lib/request-context";
+import { AuditMiddleware } from "./middlewares/audit.middleware";
+import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
+import { RequestContextMiddleware } from "./middlewares/request-context.middleware";
+import { StopIntakeMiddleware } from "./middlewares/stop-intake.middleware";
+
+type ErrorLike = Errors.MoleculerError | Error;
+
+/** Only faults flagged retryable (timeouts, unreachable nodes, `MoleculerRetryableError`s) are retried. */
+const isRetryable = (err: ErrorLike): boolean => Boolean((err as Errors.MoleculerError).retryable);
+
+/** A client's own mistake (4xx) says nothing about an endpoint's health, so only server-side faults trip the breaker. */
+const isEndpointFault = (err: ErrorLike): boolean => {
+  const code = (err as Errors.MoleculerError).code;
+  return typeof code !== "number" || code >= 500;
+};
+
+function logger(config: Config): BrokerOptions["logger"] {
+  const pretty = {
+    transport: {
+      target: "pino-pretty",
+      options: {
+        colorize: true,
+        ignore: "pid,hostname,ns,nodeID,mod,svc,requestId",
+        messageFormat: "{nodeID} {mod}: {msg} {if requestId}(req {requestId}){end}",
+      },
+    },
+  };
+  const pino = { ...(config.log.format === "pretty" ? pretty : {}), mixin: requestLogFields };
+  const local = { type: "Pino", options: { level: config.log.level, pino: { options: pino } } };
+  // Every node also ships its records to the log store (the logs service), unless turned off.
+  if (config.log.shipLevel === "off") return local;
+  return [local, new LogShipper({ level: config.log.shipLevel })] as BrokerOptions["logger"];
+}
+
+function tracingExporter(config: Config): TracerOptions["exporter"] {
+  const { exporter, endpoint } = config.tracing;
+  switch (exporter) {
+    case "console":
+      return [{ type: "Console" as const, options: { width: 100, colors: config.log.format === "pretty" } }];
+    case "event":
+      return [{ type: "Event" as const, options: { eventName: "$tracing.spans", sendStartSpan: false, interval: 5 } }];
+    case "zipkin":
+      return [{ type: "Zipkin" as const, options: { baseURL: endpoint ?? undefined } }];
+    case "none":
+      return [];
+  }
+}
+
+/**
+ * Durable channels for messages that must not be lost: NATS JetStream in a cluster, in memory (Moleculer events) in
+ * the single-process default, where the outbox is what keeps unsent events across restarts. Streams and consumer
+ * groups are prefixed with the namespace; a new consumer group starts from the first message its stream holds.
+ * Retries, backoff and dead-lettering are ours (mixins/consumer.mixin.ts), so the adapter's own are off: it would
+ * redeliver at once, drop the error and lose the message if moving it failed.
+ */
+function channels(config: Config) {
+  const adapter = config.transporter?.startsWith("nats://")
+    ? {
+        type: "NATS",
+        options: {
+          serializer: new TolerantJsonSerializer(),
+          nats: {
+            url: config.transporter,
+            // Reconnect for as long as it takes: the outbox holds what could not be published meanwhile.
+            connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 },
+            consumerOptions: {
+              config: { deliver_policy: "all", ack_wait: config.delivery.ackWaitMs * 1_000_000 },
+            },
+          },
+          maxInFlight: 10,
+          deadLettering: { enabled: false },
+        },
+      }
+    : { type: "Fake", options: { serializer: new TolerantJsonSerializer() } };
+  // The package's typings demand every adapter's options at once (an intersection) and type the result loosely.
+  const options = { adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0];
+  return ChannelsMiddleware(options) as unknown as Middleware;
+}
+
+export function brokerOptions(config: Config): BrokerOptions {
+  return {
+    namespace: config.namespace,
+    nodeID: config.nodeID,
+    logger: logger(config),
+    // A connection string such as nats://host:4222, which Moleculer resolves; its typings list only type names.
+    transporter: config.transporter as BrokerOptions["transporter"],
+    serializer: "JSON",
+
+    requestTimeout: config.requestTimeout,
+    retryPolicy: { enabled: true, retries: config.retries, delay: 100, maxDelay: 2000, factor: 2, check: isRetryable },
+    circuitBreaker: {
+      enabled: true,
+      threshold: config.circuitBreakerThreshold,
+      minRequestCount: 20,
+      windowTime: 60,
+      halfOpenTime: 10_000,
+      check: isEndpointFault,
+    },
+    bulkhead: { enabled: true, ...config.bulkhead },
+    // Tracks in-flight contexts so a stopping node finishes them (bounded) before its services stop.
+    tracking: { enabled: true, shutdownTimeout: config.shutdownTimeout },
+    // The start script owns SIGINT/SIGTERM: it stops the broker, then the embedded database, then exits.
+    skipProcessEventRegistration: true,
+    heartbeatInterval: 5,
+    heartbeatTimeout: 15,
+
+    registry: { strategy: "RoundRobin", preferLocal: true },
+    validator: true,
+
+    middlewares: [
+      StopIntakeMiddleware(),
+      RequestContextMiddleware(),
+      PermissionsMiddleware(),
+      AuditMiddleware(),
+      channels(config),
+    ],
+
+    metrics: {
+      enabled: true,
+      reporter: config.metricsPort
+        ? [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }]
+        : [],
+    },
+    tracing: { enabled: true, exporter: tracingExporter(config), events: true, stackTrace: !config.isProduction },
+  };
+}

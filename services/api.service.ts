@@ -1,0 +1,487 @@
+/**
+ * api: the gateway (moleculer-web). It authenticates (access tokens verified against the auth service's JWKS),
+ * maps REST routes from the `rest:` of every action in the cluster, applies rate limits, writes the access log, and
+ * serves health, the OAuth2 token endpoint, the JWKS and the UI. Authorization is not here: the permissions
+ * middleware checks every call on the node that runs it. Business rules live in the services.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import path from "node:path";
+import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
+import packageJson from "../package.json";
+import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import { config } from "../lib/config";
+import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
+import { readFile } from "node:fs/promises";
+import type { ReadinessCheck } from "../lib/health";
+import { buildOpenApi, type RouteInfo } from "../lib/openapi";
+import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
+import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from "../lib/rate-limit";
+import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
+import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import type { OAuthMeta } from "./auth.service";
+
+type GatewayRequest = IncomingMessage & {
+  $ctx?: Context<unknown, CallerMeta>;
+  $alias?: { action?: string };
+  $startedAt?: number;
+  $requestId?: string;
+};
+
+interface ErrorBody {
+  name: string;
+  message: string;
+  code: number;
+  type: string;
+  data?: unknown;
+}
+
+const cfg = config();
+/** moleculer-web's own handlers, which ours wrap. */
+const gateway = (
+  ApiGateway as unknown as { methods: Record<"httpHandler" | "sendError", (...args: unknown[]) => unknown> }
+).methods;
+const MINUTE = 60_000;
+/** Endpoints that take credentials get the stricter per-IP limit. */
+const CREDENTIAL_ACTIONS = new Set(["auth.login", "auth.refresh", "auth.register", "auth.oauthToken"]);
+const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
+const JWKS_TTL_MS = 5 * MINUTE;
+const JWKS_MIN_REFRESH_MS = 5_000;
+const ROLES_TTL_MS = 30_000;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Content-Security-Policy":
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+  ...(cfg.isProduction ? { "Strict-Transport-Security": "max-age=31536000; includeSubDomains" } : {}),
+};
+
+const PUBLIC_DIR = path.join(__dirname, "..", "public");
+const SWAGGER_UI_DIR = path.dirname(require.resolve("swagger-ui-dist/package.json"));
+const VERSION = packageJson.version;
+
+/** A route handler that sends one file, for the API docs page and the Swagger UI it loads. */
+function sendFile(file: string, contentType: string) {
+  return async (_req: IncomingMessage, res: ServerResponse) => {
+    const body = await readFile(file);
+    res.writeHead(200, { "Content-Type": contentType, "Cache-Control": "public, max-age=3600" });
+    res.end(body);
+  };
+}
+
+/** An incoming `X-Request-Id` is kept only if it is short and plain, so it cannot forge log lines. */
+const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+
+interface RouteAction {
+  params?: Record<string, unknown>;
+  permissions?: PermissionDeclaration;
+}
+
+interface ApiState {
+  /** moleculer-web's route table. */
+  aliases: { action?: unknown; method: string; fullPath: string }[];
+  /** moleculer-web's HTTP server. */
+  server?: Server;
+  localServicesStarted: boolean;
+  /** Whether the `/api` routes have been generated from the cluster's actions since this node started. */
+  routesGenerated: boolean;
+  /** moleculer-web's debounced route regeneration. */
+  regenerateAllAutoAliases(): void;
+  rateLimits: RateLimitStore;
+  jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
+  roles: { table?: Record<string, string[]>; fetchedAt: number };
+}
+
+interface ApiMethods {
+  httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void): unknown;
+  sendError(req: GatewayRequest, res: ServerResponse, err: Error): void;
+  readinessChecks(): Promise<ReadinessCheck[]>;
+  stopIntake(): void;
+  limit(name: string, key: string, perMinute: number): Promise<void>;
+  publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
+  rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
+  callerFromToken(token: string, ctx: Context): Promise<Caller>;
+}
+
+type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods;
+
+/**
+ * The RFC 6749 error body for the token endpoint, for its own errors and for anything else that goes wrong there.
+ */
+function sendOAuthError(req: GatewayRequest, res: ServerResponse, error: Error) {
+  const err = error as Errors.MoleculerError;
+  const oauth = err instanceof OAuthError || (err.data as { error?: string } | undefined)?.error !== undefined;
+  const body = oauth
+    ? (err.data as { error: string; error_description: string })
+    : err.code === 422 || err.code === 400
+      ? { error: "invalid_request", error_description: err.message }
+      : { error: "server_error", error_description: "The token endpoint failed" };
+  const status = oauth
+    ? err.code
+    : body.error === "invalid_request"
+      ? 400
+      : err.code >= 400 && err.code < 600
+        ? err.code
+        : 500;
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.setHeader("Cache-Control", "no-store");
+  if (status === 401 && req.headers.authorization?.startsWith("Basic ")) {
+    res.setHeader("WWW-Authenticate", 'Basic realm="aicunet"');
+  }
+  res.writeHead(status);
+  res.end(JSON.stringify(body));
+}
+
+const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
+  name: "api",
+  mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
+
+  settings: {
+    port: cfg.port,
+    ip: "0.0.0.0",
+    // The access log below replaces moleculer-web's own per-request lines.
+    log4XXResponses: false,
+    logRequest: "debug",
+    logResponse: "debug",
+    routes: [
+      {
+        path: "/health",
+        mappingPolicy: "restrict",
+        bodyParsers: false,
+        aliases: { "GET /live": "health.live", "GET /ready": "health.ready" },
+      },
+      {
+        path: "/.well-known",
+        mappingPolicy: "restrict",
+        bodyParsers: false,
+        aliases: { "GET /jwks.json": "auth.jwks" },
+      },
+      {
+        path: "/oauth",
+        mappingPolicy: "restrict",
+        bodyParsers: { json: false, urlencoded: { extended: false, limit: "16kb" } },
+        aliases: { "POST /token": "auth.oauthToken" },
+        async onBeforeCall(
+          this: ApiThis,
+          ctx: Context<unknown, OAuthMeta & CallerMeta>,
+          _route: unknown,
+          req: GatewayRequest,
+          res: ServerResponse,
+        ) {
+          ctx.meta.caller = ANONYMOUS;
+          await this.limit("auth", `ip:${req.socket.remoteAddress}`, cfg.rateLimits.auth);
+          res.setHeader("Cache-Control", "no-store");
+          const header = req.headers.authorization;
+          if (header?.startsWith("Basic ")) {
+            const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
+            const separator = decoded.indexOf(":");
+            if (separator < 0) throw new OAuthError("invalid_client", "malformed Basic credentials");
+            // RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
+            ctx.meta.basicAuth = {
+              id: decodeURIComponent(decoded.slice(0, separator)),
+              secret: decodeURIComponent(decoded.slice(separator + 1)),
+            };
+          }
+        },
+        onError: sendOAuthError,
+      },
+      {
+        path: "/docs",
+        mappingPolicy: "restrict",
+        bodyParsers: false,
+        aliases: {
+          "GET /": sendFile(path.join(PUBLIC_DIR, "docs", "index.html"), "text/html; charset=utf-8"),
+          "GET /init.js": sendFile(path.join(PUBLIC_DIR, "docs", "init.js"), "text/javascript; charset=utf-8"),
+          "GET /swagger-ui.css": sendFile(path.join(SWAGGER_UI_DIR, "swagger-ui.css"), "text/css; charset=utf-8"),
+          "GET /swagger-ui-bundle.js": sendFile(
+            path.join(SWAGGER_UI_DIR, "swagger-ui-bundle.js"),
+            "text/javascript; charset=utf-8",
+          ),
+        },
+      },
+      {
+        path: "/api",
+        aliases: { "GET /openapi.json": "api.openapi" },
+        /** Hands the headers that carry request semantics to the action; the action decides what they mean. */
+        onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest) {
+          const ifMatch = req.headers["if-match"];
+          const idempotencyKey = req.headers["idempotency-key"];
+          if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
+          if (typeof idempotencyKey === "string") ctx.meta.idempotencyKey = idempotencyKey;
+        },
+        autoAliases: true,
+        mappingPolicy: "restrict",
+        authentication: true,
+        bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
+        ...(cfg.corsOrigins.length > 0
+          ? {
+              cors: {
+                origin: cfg.corsOrigins.includes("*") ? "*" : cfg.corsOrigins,
+                methods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allowedHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
+                exposedHeaders: ["X-Request-Id", "Retry-After", "Location"],
+                maxAge: 600,
+              },
+            }
+          : {}),
+      },
+    ],
+    assets: { folder: PUBLIC_DIR, options: { index: "index.html" } },
+  },
+
+  actions: {
+    // moleculer-web's entry point for every HTTP request; callers are identified inside it.
+    rest: { permissions: "public" },
+    // moleculer-web's route listing is not part of the public API.
+    listAliases: false,
+
+    /** The OpenAPI 3.1 document of every route the gateway serves now, generated from the actions. Public. */
+    openapi: {
+      permissions: "public",
+      handler(): Record<string, unknown> {
+        const actions = new Map(
+          (this.broker.registry.getActionList({}) as unknown as { name: string; action?: RouteAction }[]).map(
+            (item) => [item.name, item.action],
+          ),
+        );
+        const routes: RouteInfo[] = this.aliases
+          .filter((alias) => typeof alias.action === "string" && HTTP_METHODS.has(alias.method))
+          .map((alias) => {
+            const action = actions.get(alias.action as string);
+            return {
+              method: alias.method,
+              path: alias.fullPath,
+              action: alias.action as string,
+              params: action?.params,
+              permissions: action?.permissions,
+            };
+          });
+        return buildOpenApi(routes, { title: "AiCUnet API", version: VERSION });
+      },
+    },
+  },
+
+  events: {
+    /**
+     * moleculer-web builds the `/api` routes ~0.5 s after services change; until then new routes 404. Routes count
+     * as generated once they have been built after every local service started.
+     */
+    "$broker.started"() {
+      this.localServicesStarted = true;
+      this.regenerateAllAutoAliases();
+    },
+    "$api.aliases.regenerated"(ctx: Context) {
+      if (ctx.nodeID === this.broker.nodeID && this.localServicesStarted) this.routesGenerated = true;
+    },
+    "auth.roles.changed"() {
+      this.roles = { fetchedAt: 0 };
+    },
+    "auth.keys.rotated"() {
+      this.jwks.fetchedAt = 0;
+    },
+  },
+
+  created() {
+    this.localServicesStarted = false;
+    this.routesGenerated = false;
+    this.jwks = { keys: new Map(), fetchedAt: 0 };
+    this.roles = { fetchedAt: 0 };
+    this.rateLimits = cfg.redisUrl
+      ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
+      : new MemoryRateLimitStore();
+  },
+
+  async stopped() {
+    await this.rateLimits.close();
+  },
+
+  methods: {
+    /**
+     * Every HTTP request passes here first (moleculer-web's handler follows): a request id (the caller's if it is
+     * plain, else a new one) that moleculer-web turns into `ctx.requestID`, security headers, the access log line,
+     * and 415 for a body on `/api` that is not JSON.
+     */
+    httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void) {
+      req.$startedAt = performance.now();
+      // moleculer-web later strips the route's prefix from req.url.
+      const path = req.url?.split("?")[0];
+      const incoming = req.headers["x-request-id"];
+      const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      req.headers["x-request-id"] = requestId;
+      delete req.headers["x-correlation-id"];
+      req.$requestId = requestId;
+      res.setHeader("X-Request-Id", requestId);
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      res.once("finish", () => {
+        const caller = req.$ctx?.meta.caller;
+        this.logger.info(
+          {
+            method: req.method,
+            path,
+            status: res.statusCode,
+            durationMs: Math.round((performance.now() - req.$startedAt!) * 10) / 10,
+            callerId: caller && "id" in caller ? caller.id : null,
+            requestId,
+          },
+          "access",
+        );
+      });
+      const hasBody = Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
+      const isJson = /^application\/(.+\+)?json\b/i.test(req.headers["content-type"] ?? "");
+      if (req.url?.startsWith("/api/") && hasBody && !isJson) {
+        const contentType = req.headers["content-type"] ?? null;
+        return this.sendError(
+          req,
+          res,
+          new Errors.MoleculerClientError("Request bodies must be application/json", 415, "UNSUPPORTED_MEDIA_TYPE", {
+            contentType,
+          }),
+        );
+      }
+      return gateway.httpHandler.call(this, req, res, next);
+    },
+
+    /**
+     * Identifies the caller of an `/api` request: anonymous without a token, 401 for a token that does not verify.
+     * Applies the per-IP, per-caller and credential-endpoint rate limits.
+     */
+    async authenticate(ctx: Context<unknown, CallerMeta>, _route: unknown, req: GatewayRequest) {
+      const ip = req.socket.remoteAddress ?? "unknown";
+      await this.limit("ip", `ip:${ip}`, cfg.rateLimits.perIp);
+      if (req.$alias?.action && CREDENTIAL_ACTIONS.has(req.$alias.action)) {
+        await this.limit("auth", `ip:${ip}`, cfg.rateLimits.auth);
+      }
+      const header = req.headers.authorization;
+      if (!header) {
+        ctx.meta.caller = ANONYMOUS;
+        return null;
+      }
+      const bearer = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(header);
+      if (!bearer) throw new UnauthorizedError("The Authorization header must be 'Bearer <token>'", "INVALID_TOKEN");
+      const caller = await this.callerFromToken(bearer[1], ctx);
+      ctx.meta.caller = caller;
+      if ("id" in caller) await this.limit("user", `caller:${caller.id}`, cfg.rateLimits.perUser);
+      return caller;
+    },
+
+    async callerFromToken(token: string, ctx: Context): Promise<Caller> {
+      const kid = tokenKeyId(token);
+      const key = kid ? await this.publicKey(kid, ctx) : undefined;
+      if (!key) throw new UnauthorizedError("The token is not signed by a known key", "INVALID_TOKEN");
+      let claims;
+      try {
+        claims = verifyAccessToken(token, key, { issuer: cfg.auth.issuer, audience: cfg.auth.audience });
+      } catch (err) {
+        const expired = (err as Error).name === "TokenExpiredError";
+        throw new UnauthorizedError(
+          expired ? "The token has expired" : `Invalid token: ${(err as Error).message}`,
+          "INVALID_TOKEN",
+          {
+            reason: expired ? "expired" : "invalid",
+          },
+        );
+      }
+      if (claims.typ === "client") {
+        return { type: "client", id: claims.sub, permissions: (claims.scope ?? "").split(" ").filter(Boolean) };
+      }
+      const roles = claims.roles ?? [];
+      return {
+        type: "user",
+        id: claims.sub,
+        roles,
+        permissions: permissionsOfRoles(roles, await this.rolePermissions(ctx)),
+      };
+    },
+
+    /** A verification key by id from the auth service's JWKS, cached; an unknown id refreshes the cache (throttled). */
+    async publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined> {
+      const jwks = this.jwks;
+      const stale = Date.now() - jwks.fetchedAt > JWKS_TTL_MS;
+      const unknownAndRefreshable = !jwks.keys.has(kid) && Date.now() - jwks.fetchedAt > JWKS_MIN_REFRESH_MS;
+      if (stale || unknownAndRefreshable) {
+        jwks.pending ??= this.broker
+          .call<{ keys: PublicJwk[] }, Record<string, never>>("auth.jwks", {}, asSystem(ctx))
+          .then((result) => {
+            this.jwks = { keys: new Map(result.keys.map((key) => [key.kid, key])), fetchedAt: Date.now() };
+          })
+          .finally(() => {
+            jwks.pending = undefined;
+          });
+        await jwks.pending;
+      }
+      return this.jwks.keys.get(kid);
+    },
+
+    async rolePermissions(ctx: Context): Promise<Record<string, string[]>> {
+      if (!this.roles.table || Date.now() - this.roles.fetchedAt > ROLES_TTL_MS) {
+        const table = await this.broker.call<Record<string, string[]>, Record<string, never>>(
+          "auth.rolePermissions",
+          {},
+          asSystem(ctx),
+        );
+        this.roles = { table, fetchedAt: Date.now() };
+      }
+      return this.roles.table!;
+    },
+
+    /** Counts a request against a limit; 429 with `Retry-After` when over it. A Redis outage lets requests through. */
+    async limit(name: string, key: string, perMinute: number): Promise<void> {
+      let count;
+      try {
+        count = await this.rateLimits.hit(`${name}:${key}`, MINUTE);
+      } catch (err) {
+        this.logger.warn(`Rate limit store unavailable, not limiting: ${(err as Error).message}`);
+        return;
+      }
+      if (count.count > perMinute) throw new RateLimitedError(name, Math.max(1, Math.ceil(count.resetInMs / 1000)));
+    },
+
+    /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */
+    stopIntake() {
+      if (!this.server?.listening) return;
+      this.server.close();
+      this.server.closeIdleConnections();
+    },
+
+    async readinessChecks(): Promise<ReadinessCheck[]> {
+      const ok = this.routesGenerated;
+      return [{ name: "gateway:routes", ok, latencyMs: 0, ...(ok ? {} : { error: "routes not generated yet" }) }];
+    },
+
+    /**
+     * One error shape, `{ name, message, code, type, data }`. A fault of ours (5xx without a known type) tells the
+     * client only that it happened and the request id to quote; the details go to the log, not the response.
+     */
+    /** The headers some errors owe the client, set before moleculer-web writes the status line. */
+    sendError(req: GatewayRequest, res: ServerResponse, err: Error) {
+      const { code, data } = err as Errors.MoleculerError;
+      if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
+      if (!res.headersSent && code === 429)
+        res.setHeader("Retry-After", String((data as { retryAfter: number }).retryAfter));
+      return gateway.sendError.call(this, req, res, err);
+    },
+
+    reformatError(err: Errors.MoleculerError, req: GatewayRequest): ErrorBody {
+      const code = Number.isInteger(err.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
+      if (code >= 500 && !err.type && cfg.isProduction) {
+        return {
+          name: "InternalServerError",
+          message: "Internal server error",
+          code,
+          type: "INTERNAL_ERROR",
+          data: { requestId: req.$requestId },
+        };
+      }
+      const data = err.type === "VALIDATION_ERROR" ? nameUnknownFields(err.data) : err.data;
+      return { name: err.name, message: err.message, code, type: err.type ?? "INTERNAL_ERROR", data };
+    },
+  },
+};
+
+export default ApiService;

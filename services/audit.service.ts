@@ -1,0 +1,350 @@
+/**
+ * audit (Service 3, DB 3): the append-only, tamper-evident audit trail. It consumes `audit.recorded` (every successful
+ * call of an action that declares `audit`, from middlewares/audit.middleware.ts) and every domain event, and appends
+ * each as a record chained to the one before it by SHA-256 (lib/audit.ts). Appends take a transaction-scoped advisory
+ * lock of the audit database only, so they queue behind each other, never behind anything else in the system.
+ * Domain events are also kept as the event store: in order globally (position) and per stream (the entity).
+ * `GET /api/audit/verify` re-walks the chain and names the first broken link.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { selectPage, type Page } from "../lib/database";
+import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import { GENESIS_HASH, chainHash, redact, verifyLinks, type AuditContent, type ChainBreak } from "../lib/audit";
+import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
+import type { EventEnvelope } from "../lib/events";
+import auditMigrations from "../migrations/audit";
+import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+
+export interface AuditRecord extends AuditContent {
+  seq: number;
+  recordedAt: string;
+  hash: string;
+  prevHash: string;
+}
+
+export type AuditPage = Page<AuditRecord>;
+
+/** A domain event as the event store keeps it. */
+export interface StoredEvent {
+  position: number;
+  streamType: string;
+  streamId: string;
+  streamVersion: number;
+  storedAt: string;
+  envelope: EventEnvelope;
+}
+
+interface EventRow {
+  position: string;
+  stream_type: string;
+  stream_id: string;
+  stream_version: number;
+  stored_at: Date;
+  envelope: EventEnvelope;
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    position: Number(row.position),
+    streamType: row.stream_type,
+    streamId: row.stream_id,
+    streamVersion: row.stream_version,
+    storedAt: row.stored_at.toISOString(),
+    envelope: row.envelope,
+  };
+}
+
+export type ChainVerdict = { valid: true; checked: number } | { valid: false; checked: number; brokenAt: ChainBreak };
+
+interface AuditRow {
+  seq: string;
+  id: string;
+  kind: "action" | "event";
+  name: string;
+  actor_type: string;
+  actor_id: string | null;
+  entity_type: string | null;
+  entity_id: string | null;
+  request_id: string | null;
+  node_id: string | null;
+  occurred_at: Date;
+  recorded_at: Date;
+  change: unknown;
+  prev_hash: string;
+  hash: string;
+}
+
+/** An arbitrary constant; advisory locks are scoped to the audit database. */
+const CHAIN_LOCK = 7_426_101;
+const MAX_PAGE_SIZE = 100;
+const VERIFY_BATCH = 1000;
+
+function contentOf(row: AuditRow): AuditContent {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    actor: { type: row.actor_type, id: row.actor_id },
+    entity: { type: row.entity_type, id: row.entity_id },
+    requestId: row.request_id,
+    nodeId: row.node_id,
+    occurredAt: row.occurred_at.toISOString(),
+    change: row.change,
+  };
+}
+
+function toRecord(row: AuditRow): AuditRecord {
+  return {
+    seq: Number(row.seq),
+    ...contentOf(row),
+    recordedAt: row.recorded_at.toISOString(),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/** Appends one record to the chain, in the consumer's transaction. */
+async function append(svc: ConsumerThis, content: AuditContent, transaction: Transaction): Promise<void> {
+  await svc.sequelize.query("SELECT pg_advisory_xact_lock($1)", { bind: [CHAIN_LOCK], transaction });
+  const [last] = await svc.sequelize.query<{ hash: string }>(
+    "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+    { type: QueryTypes.SELECT, transaction },
+  );
+  const prevHash = last?.hash ?? GENESIS_HASH;
+  // What is stored must be what was hashed: normalise through JSON first (jsonb keeps no undefined, no Dates).
+  const stored = JSON.parse(JSON.stringify(content)) as AuditContent;
+  await svc.sequelize.query(
+    `INSERT INTO audit_records (id, kind, name, actor_type, actor_id, entity_type, entity_id, request_id, node_id,
+       occurred_at, change, prev_hash, hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+    {
+      bind: [
+        stored.id,
+        stored.kind,
+        stored.name,
+        stored.actor.type,
+        stored.actor.id,
+        stored.entity.type,
+        stored.entity.id,
+        stored.requestId,
+        stored.nodeId,
+        stored.occurredAt,
+        JSON.stringify(stored.change),
+        prevHash,
+        chainHash(prevHash, stored),
+      ],
+      transaction,
+    },
+  );
+}
+
+const recordAction: EventHandler = async function (this: ConsumerThis, envelope, transaction) {
+  await append(this, envelope.payload as AuditContent, transaction);
+};
+
+/**
+ * A domain event: stored in the event store (its stream is the entity it is about, the payload's first key) and
+ * recorded in the audit trail as its producer's doing, in one transaction.
+ */
+const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: EventEnvelope, transaction) {
+  const [streamType, subject] = Object.entries(envelope.payload as Record<string, { id?: unknown }>)[0] ?? [];
+  const streamId = typeof subject?.id === "string" ? subject.id : null;
+  await append(
+    this,
+    {
+      id: envelope.id,
+      kind: "event",
+      name: envelope.type,
+      actor: { type: "service", id: envelope.source },
+      entity: { type: streamType ?? null, id: streamId },
+      requestId: envelope.correlationId,
+      nodeId: null,
+      occurredAt: envelope.occurredAt,
+      change: redact(envelope.payload),
+    },
+    transaction,
+  );
+  // Under the chain's lock (taken by append), so stream versions are handed out one at a time.
+  await this.sequelize.query(
+    `INSERT INTO events (id, stream_type, stream_id, stream_version, type, version, occurred_at, envelope)
+     SELECT $1::uuid, $2::text, $3::text, coalesce(max(stream_version), 0) + 1, $4::text, $5::int, $6::timestamptz, $7::jsonb
+     FROM events WHERE stream_type = $2::text AND stream_id = $3::text
+     ON CONFLICT (id) DO NOTHING`,
+    {
+      bind: [
+        envelope.id,
+        streamType ?? envelope.type,
+        streamId ?? envelope.id,
+        envelope.type,
+        envelope.version,
+        envelope.occurredAt,
+        JSON.stringify(envelope),
+      ],
+      transaction,
+    },
+  );
+};
+
+interface AuditMethods {
+  verifyChain(): Promise<ChainVerdict>;
+}
+
+type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods;
+
+const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis> = {
+  name: "audit",
+  mixins: [
+    dbMixin({
+      service: "audit",
+      migrations: auditMigrations,
+      model: {
+        name: "auditRecord",
+        define: { seq: { type: DataTypes.BIGINT, primaryKey: true } },
+        options: { tableName: "audit_records", timestamps: false },
+      },
+    }),
+    consumerMixin({
+      group: "audit",
+      handlers: {
+        "audit.recorded": recordAction,
+        ...Object.fromEntries(DOMAIN_EVENT_TYPES.map((type) => [type, recordEvent])),
+      },
+    }),
+  ],
+
+  actions: {
+    /** Audit records, newest first, by actor, entity, action or event name, request and time. `audit:read`. */
+    list: {
+      rest: "GET /",
+      permissions: ["audit:read"],
+      params: {
+        actorId: { type: "string", max: 200, optional: true },
+        entityType: { type: "string", max: 100, optional: true },
+        entityId: { type: "string", max: 200, optional: true },
+        name: { type: "string", max: 200, optional: true },
+        requestId: { type: "string", max: 200, optional: true },
+        from: { type: "date", convert: true, optional: true },
+        to: { type: "date", convert: true, optional: true },
+        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+        $$strict: true,
+      },
+      async handler(
+        this: AuditThis,
+        ctx: Context<{
+          actorId?: string;
+          entityType?: string;
+          entityId?: string;
+          name?: string;
+          requestId?: string;
+          from?: Date;
+          to?: Date;
+          page: number;
+          pageSize: number;
+        }>,
+      ): Promise<AuditPage> {
+        const { page, pageSize } = ctx.params;
+        const p = ctx.params;
+        const bind = [p.actorId, p.entityType, p.entityId, p.name, p.requestId, p.from, p.to].map((v) => v ?? null);
+        const where = `($1::text IS NULL OR actor_id = $1) AND ($2::text IS NULL OR entity_type = $2)
+          AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR name = $4)
+          AND ($5::text IS NULL OR request_id = $5) AND ($6::timestamptz IS NULL OR occurred_at >= $6)
+          AND ($7::timestamptz IS NULL OR occurred_at <= $7)`;
+        return selectPage(
+          this.sequelize,
+          { table: "audit_records", where, order: "seq DESC", bind },
+          page,
+          pageSize,
+          toRecord,
+        );
+      },
+    },
+
+    /** The event store, globally: events stored after `after` (a position), in order, at most `limit`. `audit:read`. */
+    events: {
+      rest: "GET /events",
+      permissions: ["audit:read"],
+      params: {
+        after: { type: "number", integer: true, min: 0, convert: true, default: 0 },
+        limit: { type: "number", integer: true, positive: true, max: 1000, convert: true, default: 100 },
+        $$strict: true,
+      },
+      async handler(this: AuditThis, ctx: Context<{ after: number; limit: number }>): Promise<StoredEvent[]> {
+        const rows = await this.sequelize.query<EventRow>(
+          "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+          { bind: [ctx.params.after, ctx.params.limit], type: QueryTypes.SELECT },
+        );
+        return rows.map(toStoredEvent);
+      },
+    },
+
+    /** One stream of the event store (an entity's events), in order, from `fromVersion`. `audit:read`. */
+    stream: {
+      rest: "GET /streams/:streamType/:streamId",
+      permissions: ["audit:read"],
+      params: {
+        streamType: { type: "string", min: 1, max: 100 },
+        streamId: { type: "string", min: 1, max: 200 },
+        fromVersion: { type: "number", integer: true, min: 1, convert: true, default: 1 },
+        $$strict: true,
+      },
+      async handler(
+        this: AuditThis,
+        ctx: Context<{ streamType: string; streamId: string; fromVersion: number }>,
+      ): Promise<StoredEvent[]> {
+        const { streamType, streamId, fromVersion } = ctx.params;
+        const rows = await this.sequelize.query<EventRow>(
+          `SELECT * FROM events WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3
+           ORDER BY stream_version LIMIT 1000`,
+          { bind: [streamType, streamId, fromVersion], type: QueryTypes.SELECT },
+        );
+        return rows.map(toStoredEvent);
+      },
+    },
+
+    /** Re-walks the whole chain: valid, or the first broken link (its seq and why). `audit:read`. */
+    verify: {
+      rest: "GET /verify",
+      permissions: ["audit:read"],
+      params: { $$strict: true },
+      async handler(this: AuditThis): Promise<ChainVerdict> {
+        return this.verifyChain();
+      },
+    },
+  },
+
+  methods: {
+    async verifyChain(this: AuditThis): Promise<ChainVerdict> {
+      let previousHash = GENESIS_HASH;
+      let afterSeq = 0;
+      let checked = 0;
+      for (;;) {
+        const rows = await this.sequelize.query<AuditRow>(
+          "SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
+          { bind: [afterSeq, VERIFY_BATCH], type: QueryTypes.SELECT },
+        );
+        if (rows.length === 0) return { valid: true, checked };
+        const links = rows.map((row) => ({
+          seq: Number(row.seq),
+          content: contentOf(row),
+          prevHash: row.prev_hash,
+          hash: row.hash,
+        }));
+        const verdict = verifyLinks(previousHash, links);
+        if ("broken" in verdict) {
+          return {
+            valid: false,
+            checked: checked + links.findIndex((l) => l.seq === verdict.broken.seq),
+            brokenAt: verdict.broken,
+          };
+        }
+        previousHash = verdict.lastHash;
+        afterSeq = links[links.length - 1].seq;
+        checked += links.length;
+      }
+    },
+  },
+};
+
+export default AuditService;

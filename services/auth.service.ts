@@ -1,0 +1,644 @@
+/**
+ * auth: users and their passwords, roles and their permissions, access tokens (ES256 JWTs) with rotating signing
+ * keys published as a JWKS, refresh tokens with rotation and reuse detection, and OAuth2 clients (client
+ * credentials grant). Its own PostgreSQL database.
+ */
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { DataTypes, QueryTypes, UniqueConstraintError } from "sequelize";
+import { config } from "../lib/config";
+import { ConflictError, ForbiddenError, NotFoundError, OAuthError, UnauthorizedError } from "../lib/errors";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import { hashPassword, verifyPassword } from "../lib/passwords";
+import { ownerScope } from "../lib/permissions";
+import { developmentSecret } from "../lib/secrets";
+import {
+  ALGORITHM,
+  decryptPrivateKey,
+  encryptPrivateKey,
+  generateSigningKey,
+  signAccessToken,
+  type AccessClaims,
+  type PublicJwk,
+} from "../lib/signing-keys";
+import authMigrations from "../migrations/auth";
+import type { CallerMeta } from "../middlewares/permissions.middleware";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+
+export type UserStatus = "active" | "disabled";
+
+export interface User {
+  id: string;
+  email: string;
+  displayName: string;
+  roles: string[];
+  status: UserStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: "Bearer";
+  expiresIn: number;
+}
+
+export interface Role {
+  name: string;
+  description: string;
+  permissions: string[];
+  builtIn: boolean;
+}
+
+export interface OAuthClient {
+  clientId: string;
+  name: string;
+  scopes: string[];
+  status: UserStatus;
+  createdAt: string;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  display_name: string;
+  password_hash: string;
+  roles: string[];
+  status: UserStatus;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface KeyRow {
+  kid: string;
+  private_key: string;
+  public_jwk: PublicJwk;
+  created_at: Date;
+  retired_at: Date | null;
+}
+
+interface ClientRow {
+  client_id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string[];
+  status: UserStatus;
+  created_at: Date;
+}
+
+const cfg = config();
+const PASSWORD = { type: "string", min: 10, max: 128 } as const;
+const EMAIL = { type: "email", normalize: true, max: 320 } as const;
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const newSecret = () => randomBytes(32).toString("base64url");
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    displayName: row.display_name,
+    roles: row.roles,
+    status: row.status,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+function toClient(row: ClientRow): OAuthClient {
+  return {
+    clientId: row.client_id,
+    name: row.name,
+    scopes: row.scopes,
+    status: row.status,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** Set by the gateway's `/oauth` route from an `Authorization: Basic` header. */
+export interface OAuthMeta {
+  basicAuth?: { id: string; secret: string };
+}
+
+interface AuthState {
+  keySecret: string;
+  /** Password hash compared against when an email is unknown, so a login takes as long either way. */
+  decoyHash: string;
+}
+
+interface AuthMethods {
+  query<T extends object>(sql: string, bind?: unknown[]): Promise<T[]>;
+  signToken(claims: AccessClaims): Promise<string>;
+  createSigningKey(options: { retireCurrent: boolean }): Promise<string>;
+  issueTokens(user: UserRow, familyId?: string): Promise<TokenPair>;
+  ensureSigningKey(): Promise<void>;
+  ensureFirstAdmin(): Promise<void>;
+}
+
+type AuthThis = Service<DbSettings> & DbServiceThis & AuthState & AuthMethods;
+
+const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceThis & AuthState> = {
+  name: "auth",
+  mixins: [
+    dbMixin({
+      service: "auth",
+      migrations: authMigrations,
+      model: {
+        name: "user",
+        define: {
+          id: { type: DataTypes.UUID, primaryKey: true },
+          email: { type: DataTypes.STRING(320), allowNull: false },
+          displayName: { type: DataTypes.STRING(200), allowNull: false },
+        },
+        options: { tableName: "users", underscored: true, timestamps: true },
+      },
+    }),
+  ],
+
+  async started(this: AuthThis) {
+    if (cfg.auth.keySecret) {
+      this.keySecret = cfg.auth.keySecret;
+    } else {
+      // Production refuses to start without it (lib/config.ts); development keeps one under DATA_DIR.
+      const secret = await developmentSecret(cfg.dataDir, "auth-key-secret");
+      if (secret.generated) this.logger.warn("AUTH_KEY_SECRET is not set: generated a development one in DATA_DIR");
+      this.keySecret = secret.value;
+    }
+    this.decoyHash = await hashPassword(newSecret(), cfg.auth.passwordHashCost);
+    await this.ensureSigningKey();
+    await this.ensureFirstAdmin();
+  },
+
+  actions: {
+    /** Opens an account with role `customer`. Public, unless self-registration is switched off. */
+    register: {
+      audit: { entity: "user" },
+      rest: "POST /register",
+      permissions: "public",
+      params: {
+        email: EMAIL,
+        password: PASSWORD,
+        displayName: { type: "string", trim: true, min: 1, max: 200 },
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ email: string; password: string; displayName: string }, GatewayMeta>,
+      ): Promise<User> {
+        if (!cfg.auth.selfRegistration)
+          throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
+        const passwordHash = await hashPassword(ctx.params.password, cfg.auth.passwordHashCost);
+        try {
+          const [row] = await this.query<UserRow>(
+            `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, '{customer}')
+             RETURNING *`,
+            [randomUUID(), ctx.params.email, ctx.params.displayName, passwordHash],
+          );
+          ctx.meta.$statusCode = 201;
+          return toUser(row);
+        } catch (err) {
+          if (err instanceof UniqueConstraintError) {
+            throw new ConflictError("An account with this email exists", "DUPLICATE", { field: "email" });
+          }
+          throw err;
+        }
+      },
+    },
+
+    /** Exchanges email and password for an access and a refresh token. Public; 401 for any wrong detail. */
+    login: {
+      audit: { entity: "session", idParam: "email" },
+      rest: "POST /login",
+      permissions: "public",
+      params: { email: EMAIL, password: { type: "string", max: 128 }, $$strict: true },
+      async handler(this: AuthThis, ctx: Context<{ email: string; password: string }>): Promise<TokenPair> {
+        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = lower($1)", [
+          ctx.params.email,
+        ]);
+        const matches = await verifyPassword(ctx.params.password, user?.password_hash ?? this.decoyHash);
+        if (!user || !matches || user.status !== "active") {
+          throw new UnauthorizedError("Wrong email or password", "INVALID_CREDENTIALS");
+        }
+        return this.issueTokens(user);
+      },
+    },
+
+    /**
+     * Exchanges a refresh token for new tokens; the presented one is spent. Presenting a spent token revokes its
+     * whole family (a stolen token was used). Roles and status are read again, so changes apply here. Public.
+     */
+    refresh: {
+      audit: { entity: "session" },
+      rest: "POST /refresh",
+      permissions: "public",
+      params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
+      async handler(this: AuthThis, ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
+        const hash = sha256(ctx.params.refreshToken);
+        const [spent] = await this.query<{ family_id: string; user_id: string }>(
+          `UPDATE refresh_tokens SET used_at = now()
+           WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+           RETURNING family_id, user_id`,
+          [hash],
+        );
+        if (!spent) {
+          const [known] = await this.query<{ family_id: string }>(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
+            [hash],
+          );
+          if (known) {
+            await this.query(
+              "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+              [known.family_id],
+            );
+            this.logger.warn(`Refresh token reused: revoked token family ${known.family_id}`);
+            throw new UnauthorizedError(
+              "Refresh token already used or revoked: the session is revoked",
+              "TOKEN_REUSED",
+            );
+          }
+          throw new UnauthorizedError("Unknown or expired refresh token", "INVALID_TOKEN");
+        }
+        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [spent.user_id]);
+        if (!user || user.status !== "active") {
+          await this.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1", [spent.family_id]);
+          throw new UnauthorizedError("The account is disabled", "INVALID_TOKEN");
+        }
+        return this.issueTokens(user, spent.family_id);
+      },
+    },
+
+    /** Ends the session of a refresh token (its whole family). Public: holding the token is the authority. */
+    logout: {
+      audit: { entity: "session" },
+      rest: "POST /logout",
+      permissions: "public",
+      params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
+      async handler(this: AuthThis, ctx: Context<{ refreshToken: string }, GatewayMeta>): Promise<void> {
+        await this.query(
+          `UPDATE refresh_tokens SET revoked_at = now()
+           WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
+          [sha256(ctx.params.refreshToken)],
+        );
+        ctx.meta.$statusCode = 204;
+      },
+    },
+
+    /** The calling user's account. Any authenticated user. */
+    me: {
+      rest: "GET /me",
+      permissions: "authenticated",
+      async handler(this: AuthThis, ctx: Context<unknown, CallerMeta>): Promise<User> {
+        const caller = ctx.meta.caller;
+        if (caller?.type !== "user") throw new ForbiddenError("Only users have an account", { caller: caller?.type });
+        const [row] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [caller.id]);
+        if (!row) throw new NotFoundError("User", caller.id);
+        return toUser(row);
+      },
+    },
+
+    /** The public keys that verify access tokens (JWKS), including retired keys whose tokens may still be valid. */
+    jwks: {
+      permissions: "public",
+      async handler(this: AuthThis): Promise<{ keys: PublicJwk[] }> {
+        const rows = await this.query<KeyRow>(
+          `SELECT public_jwk FROM signing_keys
+           WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
+           ORDER BY created_at DESC`,
+          [cfg.auth.accessTokenTtl + 60],
+        );
+        return { keys: rows.map((row) => row.public_jwk) };
+      },
+    },
+
+    /** Role → permissions, for resolving a caller's permissions. Internal (system only). */
+    rolePermissions: {
+      async handler(this: AuthThis): Promise<Record<string, string[]>> {
+        const rows = await this.query<Role>("SELECT name, permissions FROM roles");
+        return Object.fromEntries(rows.map((row) => [row.name, row.permissions]));
+      },
+    },
+
+    /** All users. `users:admin`. */
+    "users.list": {
+      rest: "GET /users",
+      permissions: ["users:admin"],
+      async handler(this: AuthThis): Promise<User[]> {
+        return (await this.query<UserRow>("SELECT * FROM users ORDER BY created_at")).map(toUser);
+      },
+    },
+
+    /**
+     * One user. Admins (`users:admin`) may read anyone; holders of `users:read:own` only themselves, and anyone
+     * else's id is answered as not found, so ids of other accounts cannot be probed.
+     */
+    "users.get": {
+      rest: "GET /users/:id",
+      permissions: ["users:admin", "users:read:own"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: AuthThis, ctx: Context<{ id: string }, CallerMeta>): Promise<User> {
+        const owner = ownerScope(ctx.meta.caller, "users:admin");
+        if (owner !== undefined && owner !== ctx.params.id) throw new NotFoundError("User", ctx.params.id);
+        const [row] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [ctx.params.id]);
+        if (!row) throw new NotFoundError("User", ctx.params.id);
+        return toUser(row);
+      },
+    },
+
+    /** Changes a user's roles, status or name; takes effect at their next token refresh. `users:admin`. */
+    "users.update": {
+      audit: { entity: "user" },
+      rest: "PATCH /users/:id",
+      permissions: ["users:admin"],
+      params: {
+        id: { type: "uuid" },
+        roles: {
+          type: "array",
+          items: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+          unique: true,
+          optional: true,
+        },
+        status: { type: "enum", values: ["active", "disabled"], optional: true },
+        displayName: { type: "string", trim: true, min: 1, max: 200, optional: true },
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ id: string; roles?: string[]; status?: UserStatus; displayName?: string }>,
+      ): Promise<User> {
+        const { id, roles, status, displayName } = ctx.params;
+        if (roles) {
+          const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
+          const unknown = roles.filter((role) => !known.some((row) => row.name === role));
+          if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
+        }
+        const [row] = await this.query<UserRow>(
+          `UPDATE users SET roles = COALESCE($2, roles), status = COALESCE($3, status),
+             display_name = COALESCE($4, display_name), version = version + 1, updated_at = now()
+           WHERE id = $1 RETURNING *`,
+          [id, roles ?? null, status ?? null, displayName ?? null],
+        );
+        if (!row) throw new NotFoundError("User", id);
+        if (status === "disabled") {
+          await this.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [
+            id,
+          ]);
+        }
+        return toUser(row);
+      },
+    },
+
+    /** Roles and their permissions. `users:admin`. */
+    "roles.list": {
+      rest: "GET /roles",
+      permissions: ["users:admin"],
+      async handler(this: AuthThis): Promise<Role[]> {
+        return this.query<Role>(
+          `SELECT name, description, permissions, built_in AS "builtIn" FROM roles ORDER BY name`,
+        );
+      },
+    },
+
+    /** Creates or replaces a role's permissions; gateways pick the change up at once. `users:admin`. */
+    "roles.put": {
+      audit: { entity: "role", idParam: "name" },
+      rest: "PUT /roles/:name",
+      permissions: ["users:admin"],
+      params: {
+        name: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+        description: { type: "string", max: 500, default: "" },
+        permissions: { type: "array", items: { type: "string", pattern: /^(\*|[a-z]+(:[a-z*]+)*)$/ }, unique: true },
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ name: string; description: string; permissions: string[] }>,
+      ): Promise<Role> {
+        const { name, description, permissions } = ctx.params;
+        const [role] = await this.query<Role>(
+          `INSERT INTO roles (name, description, permissions) VALUES ($1, $2, $3)
+           ON CONFLICT (name) DO UPDATE SET description = $2, permissions = $3, updated_at = now()
+           RETURNING name, description, permissions, built_in AS "builtIn"`,
+          [name, description, permissions],
+        );
+        ctx.broadcast("auth.roles.changed", { name });
+        return role;
+      },
+    },
+
+    /**
+     * Starts signing with a new key; the old one keeps verifying until its tokens have expired. Emits
+     * `auth.keys.rotated` so gateways reload the JWKS at once. `users:admin`.
+     */
+    "keys.rotate": {
+      audit: { entity: "signingKey" },
+      rest: "POST /keys/rotate",
+      permissions: ["users:admin"],
+      async handler(this: AuthThis, ctx: Context): Promise<{ kid: string }> {
+        const kid = await this.createSigningKey({ retireCurrent: true });
+        ctx.broadcast("auth.keys.rotated", { kid });
+        return { kid };
+      },
+    },
+
+    /** Registers a machine client; its secret is shown once, here. `users:admin`. */
+    "clients.create": {
+      audit: { entity: "client", idParam: "clientId" },
+      rest: "POST /clients",
+      permissions: ["users:admin"],
+      params: {
+        name: { type: "string", trim: true, min: 1, max: 200 },
+        scopes: { type: "array", items: { type: "string", pattern: /^[a-z]+(:[a-z*]+)*$/ }, unique: true },
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ name: string; scopes: string[] }, GatewayMeta>,
+      ): Promise<OAuthClient & { clientSecret: string }> {
+        const clientSecret = newSecret();
+        const [row] = await this.query<ClientRow>(
+          `INSERT INTO oauth_clients (client_id, name, secret_hash, scopes) VALUES ($1, $2, $3, $4) RETURNING *`,
+          [`client_${randomBytes(12).toString("hex")}`, ctx.params.name, sha256(clientSecret), ctx.params.scopes],
+        );
+        ctx.meta.$statusCode = 201;
+        return { ...toClient(row), clientSecret };
+      },
+    },
+
+    /** Machine clients, without secrets. `users:admin`. */
+    "clients.list": {
+      rest: "GET /clients",
+      permissions: ["users:admin"],
+      async handler(this: AuthThis): Promise<OAuthClient[]> {
+        return (await this.query<ClientRow>("SELECT * FROM oauth_clients ORDER BY created_at")).map(toClient);
+      },
+    },
+
+    /** Replaces a client's secret (the old one stops working at once); the new one is shown once. `users:admin`. */
+    "clients.rotateSecret": {
+      audit: { entity: "client", idParam: "clientId" },
+      rest: "POST /clients/:clientId/rotate-secret",
+      permissions: ["users:admin"],
+      params: { clientId: { type: "string", max: 64 }, $$strict: true },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ clientId: string }>,
+      ): Promise<OAuthClient & { clientSecret: string }> {
+        const clientSecret = newSecret();
+        const [row] = await this.query<ClientRow>(
+          "UPDATE oauth_clients SET secret_hash = $2, updated_at = now() WHERE client_id = $1 RETURNING *",
+          [ctx.params.clientId, sha256(clientSecret)],
+        );
+        if (!row) throw new NotFoundError("Client", ctx.params.clientId);
+        return { ...toClient(row), clientSecret };
+      },
+    },
+
+    /** Enables or disables a client; a disabled client gets no new tokens. `users:admin`. */
+    "clients.update": {
+      audit: { entity: "client", idParam: "clientId" },
+      rest: "PATCH /clients/:clientId",
+      permissions: ["users:admin"],
+      params: {
+        clientId: { type: "string", max: 64 },
+        status: { type: "enum", values: ["active", "disabled"] },
+        $$strict: true,
+      },
+      async handler(this: AuthThis, ctx: Context<{ clientId: string; status: UserStatus }>): Promise<OAuthClient> {
+        const [row] = await this.query<ClientRow>(
+          "UPDATE oauth_clients SET status = $2, updated_at = now() WHERE client_id = $1 RETURNING *",
+          [ctx.params.clientId, ctx.params.status],
+        );
+        if (!row) throw new NotFoundError("Client", ctx.params.clientId);
+        return toClient(row);
+      },
+    },
+
+    /**
+     * OAuth2 token endpoint, client credentials grant only (RFC 6749 §4.4). Credentials come from HTTP Basic (the
+     * gateway passes them in `meta.basicAuth`) or the form. Errors carry RFC 6749 codes as their `type`. Public.
+     */
+    oauthToken: {
+      permissions: "public",
+      params: {
+        grant_type: { type: "string", max: 100, optional: true },
+        client_id: { type: "string", max: 100, optional: true },
+        client_secret: { type: "string", max: 200, optional: true },
+        scope: { type: "string", max: 1000, optional: true },
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<
+          {
+            grant_type?: string;
+            client_id?: string;
+            client_secret?: string;
+            scope?: string;
+          },
+          OAuthMeta
+        >,
+      ) {
+        const { grant_type: grantType, scope } = ctx.params;
+        const basicAuth = ctx.meta.basicAuth;
+        if (!grantType) throw new OAuthError("invalid_request", "grant_type is required");
+        if (grantType !== "client_credentials") {
+          throw new OAuthError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
+        }
+        if (basicAuth && (ctx.params.client_id || ctx.params.client_secret)) {
+          throw new OAuthError("invalid_request", "use one client authentication method, not two");
+        }
+        const clientId = basicAuth?.id ?? ctx.params.client_id;
+        const secret = basicAuth?.secret ?? ctx.params.client_secret;
+        if (!clientId || !secret) throw new OAuthError("invalid_client", "client authentication failed");
+        const [client] = await this.query<ClientRow>("SELECT * FROM oauth_clients WHERE client_id = $1", [clientId]);
+        const secretHash = sha256(secret);
+        if (!client || client.status !== "active" || client.secret_hash !== secretHash) {
+          throw new OAuthError("invalid_client", "client authentication failed");
+        }
+        const requested = scope ? scope.split(" ").filter(Boolean) : client.scopes;
+        const refused = requested.filter((item) => !client.scopes.includes(item));
+        if (refused.length > 0)
+          throw new OAuthError("invalid_scope", `scope not granted to this client: ${refused.join(" ")}`);
+        const grantedScope = requested.join(" ");
+        return {
+          access_token: await this.signToken({ sub: client.client_id, typ: "client", scope: grantedScope }),
+          token_type: "Bearer",
+          expires_in: cfg.auth.accessTokenTtl,
+          scope: grantedScope,
+        };
+      },
+    },
+  },
+
+  methods: {
+    async query<T extends object>(this: AuthThis, sql: string, bind: unknown[] = []): Promise<T[]> {
+      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT });
+    },
+
+    /** An access token signed with the newest key that is not retired (read each time: another replica may rotate). */
+    async signToken(this: AuthThis, claims: AccessClaims): Promise<string> {
+      const [row] = await this.query<KeyRow>(
+        "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+      );
+      if (!row) throw new Error("No active signing key");
+      const key = { kid: row.kid, privateKeyPem: decryptPrivateKey(row.private_key, this.keySecret) };
+      return signAccessToken(claims, key, {
+        issuer: cfg.auth.issuer,
+        audience: cfg.auth.audience,
+        ttlSeconds: cfg.auth.accessTokenTtl,
+      });
+    },
+
+    /** Stores a new key pair, its private key encrypted; optionally retires the current key in the same statement. */
+    async createSigningKey(this: AuthThis, { retireCurrent }: { retireCurrent: boolean }): Promise<string> {
+      const key = generateSigningKey();
+      const retire = retireCurrent
+        ? "WITH retired AS (UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL) "
+        : "";
+      await this.query(
+        `${retire}INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($1, $2, $3, $4)`,
+        [key.kid, ALGORITHM, encryptPrivateKey(key.privateKeyPem, this.keySecret), JSON.stringify(key.publicJwk)],
+      );
+      return key.kid;
+    },
+
+    async issueTokens(this: AuthThis, user: UserRow, familyId = randomUUID()): Promise<TokenPair> {
+      const accessToken = await this.signToken({ sub: user.id, typ: "user", roles: user.roles });
+      const refreshToken = newSecret();
+      await this.query(
+        `INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
+        [randomUUID(), familyId, user.id, sha256(refreshToken), cfg.auth.refreshTokenTtl],
+      );
+      return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: cfg.auth.accessTokenTtl };
+    },
+
+    async ensureSigningKey(this: AuthThis) {
+      const [active] = await this.query<KeyRow>("SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1");
+      if (active) return;
+      this.logger.info(`Created signing key ${await this.createSigningKey({ retireCurrent: false })}`);
+    },
+
+    /** The first admin, from ADMIN_EMAIL / ADMIN_PASSWORD; never a fixed default password. */
+    async ensureFirstAdmin(this: AuthThis) {
+      const [admin] = await this.query("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
+      if (admin) return;
+      let password = cfg.auth.adminPassword;
+      if (!password) {
+        if (cfg.isProduction)
+          throw new Error("No admin exists: set ADMIN_EMAIL and ADMIN_PASSWORD for the first start");
+        password = randomBytes(15).toString("base64url");
+      }
+      const email = cfg.auth.adminEmail ?? "admin@aicunet.local";
+      await this.query(
+        `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, 'Administrator', $3, '{admin}')
+         ON CONFLICT ((lower(email))) DO UPDATE SET roles = array_append(users.roles, 'admin')`,
+        [randomUUID(), email, await hashPassword(password, cfg.auth.passwordHashCost)],
+      );
+      if (cfg.auth.adminPassword) this.logger.info(`Created the first admin ${email}`);
+      else this.logger.warn(`Created the first admin ${email} with the generated password ${password} (shown once)`);
+    },
+  },
+};
+
+export default AuthService;

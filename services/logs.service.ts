@@ -1,0 +1,183 @@
+/**
+ * logs (Service 4, Log DB): the log store. Every node's log shipper (lib/log-shipper.ts) publishes batches of records
+ * on the `log.batch` channel; this service stores them, turns each record at error level and above into a `log.error`
+ * event on the bus (through its outbox, in the same transaction), answers searches, and removes records older than
+ * `LOG_RETENTION_DAYS` every hour.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { selectPage, type Page } from "../lib/database";
+import { DataTypes, type Transaction } from "sequelize";
+import { config } from "../lib/config";
+import { deterministicId } from "../lib/delivery";
+import { createEnvelope, type EventEnvelope } from "../lib/events";
+import type { ShippedLogRecord } from "../lib/log-shipper";
+import logMigrations from "../migrations/logs";
+import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+
+export interface LogRecord extends ShippedLogRecord {
+  id: number;
+}
+
+export type LogPage = Page<LogRecord>;
+
+interface LogRow {
+  id: string;
+  time: Date;
+  level: string;
+  node_id: string;
+  module: string;
+  request_id: string | null;
+  message: string;
+  fields: Record<string, unknown> | null;
+}
+
+interface LogFilter {
+  level?: string;
+  service?: string;
+  node?: string;
+  requestId?: string;
+  search?: string;
+  from?: Date;
+  to?: Date;
+  afterId?: number;
+  page: number;
+  pageSize: number;
+}
+
+const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"];
+const ALARMING = new Set(["fatal", "error"]);
+const MAX_PAGE_SIZE = 200;
+const RETENTION_EVERY_MS = 60 * 60_000;
+
+function toRecord(row: LogRow): LogRecord {
+  return {
+    id: Number(row.id),
+    time: row.time.toISOString(),
+    level: row.level,
+    nodeId: row.node_id,
+    module: row.module,
+    requestId: row.request_id,
+    message: row.message,
+    fields: row.fields,
+  };
+}
+
+interface LogsMethods {
+  removeExpired(): Promise<number>;
+}
+
+type LogsThis = Service<DbSettings> & DbServiceThis & LogsMethods & OutboxMethods & { retentionTimer?: NodeJS.Timeout };
+
+/** Stores a batch in one statement, and raises `log.error` for its error records, in the consumer's transaction. */
+async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+  const svc = this as unknown as LogsThis;
+  const { records, dropped, nodeId } = envelope.payload as {
+    records: ShippedLogRecord[];
+    dropped: number;
+    nodeId: string;
+  };
+  if (records.length > 0) {
+    await svc.sequelize.query(
+      `INSERT INTO log_records (time, level, node_id, module, request_id, message, fields)
+       SELECT r.time, r.level, r."nodeId", r.module, r."requestId", r.message, r.fields
+       FROM jsonb_to_recordset($1::jsonb) AS r(time timestamptz, level text, "nodeId" text, module text,
+         "requestId" text, message text, fields jsonb)`,
+      { bind: [JSON.stringify(records)], transaction },
+    );
+  }
+  if (dropped > 0) svc.logger.warn(`Node ${nodeId} dropped ${dropped} log record(s): its buffer was full`);
+  for (const [index, record] of records.entries()) {
+    if (!ALARMING.has(record.level)) continue;
+    const event = createEnvelope(
+      "log.error",
+      { record },
+      { source: "logs", correlationId: record.requestId ?? envelope.id },
+    );
+    event.id = deterministicId("log.error", envelope.id, index);
+    await svc.enqueueEvent(transaction, event);
+  }
+}
+
+const LogsService: ServiceSchema<
+  DbSettings,
+  DbMethods & LogsMethods & OutboxMethods,
+  DbServiceThis & { retentionTimer?: NodeJS.Timeout }
+> = {
+  name: "logs",
+  mixins: [
+    outboxMixin(),
+    dbMixin({
+      service: "logs",
+      migrations: logMigrations,
+      model: {
+        name: "logRecord",
+        define: { id: { type: DataTypes.BIGINT, primaryKey: true } },
+        options: { tableName: "log_records", timestamps: false },
+      },
+    }),
+    consumerMixin({ group: "logs", handlers: { "log.batch": storeBatch } }),
+  ],
+
+  async started(this: LogsThis) {
+    this.retentionTimer = setInterval(() => {
+      this.removeExpired().catch((err) => this.logger.warn(`Log retention: ${(err as Error).message}`));
+    }, RETENTION_EVERY_MS);
+    this.retentionTimer.unref();
+  },
+
+  async stopped(this: LogsThis) {
+    clearInterval(this.retentionTimer);
+  },
+
+  actions: {
+    /**
+     * Log records, newest first: by level (and above), service (module), node, request id, text and time; with
+     * `afterId`, only records stored after that one (oldest first), for a live tail that polls. `logs:read`.
+     */
+    list: {
+      rest: "GET /",
+      permissions: ["logs:read"],
+      params: {
+        level: { type: "enum", values: LEVELS, optional: true },
+        service: { type: "string", max: 200, optional: true },
+        node: { type: "string", max: 200, optional: true },
+        requestId: { type: "string", max: 200, optional: true },
+        search: { type: "string", min: 1, max: 200, optional: true },
+        from: { type: "date", convert: true, optional: true },
+        to: { type: "date", convert: true, optional: true },
+        afterId: { type: "number", integer: true, min: 0, convert: true, optional: true },
+        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
+        $$strict: true,
+      },
+      async handler(this: LogsThis, ctx: Context<LogFilter>): Promise<LogPage> {
+        const p = ctx.params;
+        const levels = p.level ? LEVELS.slice(0, LEVELS.indexOf(p.level) + 1) : null;
+        const search = p.search ? `%${p.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+        const bind = [levels, p.service, p.node, p.requestId, search, p.from, p.to, p.afterId].map((v) => v ?? null);
+        const where = `($1::text[] IS NULL OR level = ANY($1)) AND ($2::text IS NULL OR module = $2)
+          AND ($3::text IS NULL OR node_id = $3) AND ($4::text IS NULL OR request_id = $4)
+          AND ($5::text IS NULL OR message ILIKE $5 OR fields::text ILIKE $5)
+          AND ($6::timestamptz IS NULL OR time >= $6) AND ($7::timestamptz IS NULL OR time <= $7)
+          AND ($8::bigint IS NULL OR id > $8)`;
+        const order = p.afterId === undefined ? "id DESC" : "id ASC";
+        return selectPage(this.sequelize, { table: "log_records", where, order, bind }, p.page, p.pageSize, toRecord);
+      },
+    },
+  },
+
+  methods: {
+    /** Removes records older than the retention; returns how many. */
+    async removeExpired(this: LogsThis): Promise<number> {
+      const [, removed] = (await this.sequelize.query(
+        "DELETE FROM log_records WHERE time < now() - make_interval(days => $1)",
+        { bind: [config().log.retentionDays] },
+      )) as [unknown, { rowCount?: number } | number];
+      return typeof removed === "number" ? removed : (removed?.rowCount ?? 0);
+    },
+  },
+};
+
+export default LogsService;

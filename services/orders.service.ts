@@ -1,0 +1,549 @@
+/**
+ * orders (Service 2, DB 2 + read replica): customers' orders with their lines, prices captured at order time, and
+ * the order lifecycle (lib/order-status.ts). Writes go to the primary; list and get read from the replica once it
+ * has replayed everything the primary had committed when the read began, so nobody reads older data than their own
+ * last write (read-your-writes by waiting for the replica position, else the primary).
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import { ForbiddenError, NotFoundError, invalidFields, type FieldProblem, MoleculerClientError } from "../lib/errors";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import { ORDER_STATUSES, transition, type OrderStatus } from "../lib/order-status";
+import { asSystem, ownerScope } from "../lib/permissions";
+import orderMigrations from "../migrations/orders";
+import type { CallerMeta } from "../middlewares/permissions.middleware";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { createEnvelope } from "../lib/events";
+import type { Product } from "./products.service";
+import type { Saga } from "./sagas.service";
+
+export interface ShippingAddress {
+  name: string;
+  street: string;
+  city: string;
+  postalCode: string;
+  /** ISO 3166-1 alpha-2. */
+  country: string;
+}
+
+export interface OrderLine {
+  productId: string;
+  sku: string;
+  name: string;
+  quantity: number;
+  unitPrice: { amount: number; currency: string };
+}
+
+export interface Order {
+  id: string;
+  customerId: string;
+  status: OrderStatus;
+  statusReason: string | null;
+  total: { amount: number; currency: string };
+  lines: OrderLine[];
+  shippingAddress: ShippingAddress;
+  paymentMethod: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An order as `GET /api/orders/:id` answers: with its saga, if there is one. */
+export type OrderWithSaga = Order & { saga: Saga | null };
+
+export interface OrderPage {
+  rows: Order[];
+  total: number;
+  page: number;
+  pageSize: number;
+  totalPages: number;
+}
+
+export interface CreateOrderParams {
+  items: { productId: string; quantity: number }[];
+  shippingAddress: ShippingAddress;
+  paymentMethod: string;
+}
+
+interface OrderRow {
+  id: string;
+  customer_id: string;
+  status: OrderStatus;
+  status_reason: string | null;
+  currency: string;
+  total_amount: string;
+  shipping_address: ShippingAddress;
+  payment_method: string;
+  request_hash: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface LineRow {
+  order_id: string;
+  product_id: string;
+  sku: string;
+  name: string;
+  quantity: number;
+  unit_price_amount: string;
+}
+
+type OrdersMeta = GatewayMeta & CallerMeta;
+
+type ReadFrom = { useMaster: boolean };
+
+const MAX_PAGE_SIZE = 100;
+/** How long a read waits for the replica to catch up before it goes to the primary instead. */
+const REPLICA_WAIT_MS = 500;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+const READ = ["orders:read:any", "orders:read:own"];
+const CANCEL = ["orders:cancel:any", "orders:cancel:own"];
+
+function toOrder(row: OrderRow, lines: LineRow[]): Order {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    status: row.status,
+    statusReason: row.status_reason,
+    total: { amount: Number(row.total_amount), currency: row.currency },
+    lines: lines.map((line) => ({
+      productId: line.product_id,
+      sku: line.sku,
+      name: line.name,
+      quantity: line.quantity,
+      unitPrice: { amount: Number(line.unit_price_amount), currency: row.currency },
+    })),
+    shippingAddress: row.shipping_address,
+    paymentMethod: row.payment_method,
+    version: row.version,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/** A stable hash of what was asked, so a retried request with the same Idempotency-Key can be told from a new one. */
+function requestHash(params: CreateOrderParams): string {
+  const canonical = JSON.stringify({
+    items: params.items.map((item) => [item.productId, item.quantity]),
+    shippingAddress: Object.entries(params.shippingAddress).sort(([a], [b]) => a.localeCompare(b)),
+    paymentMethod: params.paymentMethod,
+  });
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+interface OrdersMethods {
+  changeStatus(order: Order, next: OrderStatus, reason: string | null): Promise<boolean>;
+  query<T extends object>(
+    sql: string,
+    bind: unknown[],
+    options?: ReadFrom & { transaction?: Transaction },
+  ): Promise<T[]>;
+  readFrom(): Promise<ReadFrom>;
+  loadOrders(rows: OrderRow[], from: ReadFrom): Promise<Order[]>;
+  findOrder(id: string, owner: string | undefined, from: ReadFrom): Promise<Order>;
+  replayIdempotent(customerId: string, key: string, hash: string): Promise<Order | undefined>;
+  priceItems(ctx: Context, items: CreateOrderParams["items"]): Promise<{ lines: OrderLine[]; currency: string }>;
+}
+
+type OrdersThis = Service<DbSettings> & DbServiceThis & OrdersMethods & OutboxMethods & { hasReplica: boolean };
+
+const OrdersService: ServiceSchema<
+  DbSettings,
+  DbMethods & OrdersMethods & OutboxMethods,
+  DbServiceThis & { hasReplica: boolean }
+> = {
+  name: "orders",
+  mixins: [
+    outboxMixin(),
+    dbMixin({
+      service: "orders",
+      migrations: orderMigrations,
+      readReplica: true,
+      model: {
+        name: "order",
+        define: { id: { type: DataTypes.UUID, primaryKey: true } },
+        options: { tableName: "orders", underscored: true, timestamps: true },
+      },
+    }),
+  ],
+
+  created(this: OrdersThis) {
+    // Sequelize keeps its options at run time; its typings do not declare them.
+    this.hasReplica = Boolean(
+      (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
+    );
+  },
+
+  actions: {
+    /**
+     * Places an order for the calling customer, capturing each product's current price. With an `Idempotency-Key`
+     * the same key and body return the first order (200), the same key with another body is 422. Publishes
+     * `order.created` through the outbox (written in the order's transaction). `orders:create`.
+     */
+    create: {
+      audit: { entity: "order" },
+      rest: "POST /",
+      permissions: ["orders:create"],
+      params: {
+        items: {
+          type: "array",
+          min: 1,
+          max: 50,
+          items: {
+            type: "object",
+            strict: true,
+            props: {
+              productId: { type: "uuid" },
+              quantity: { type: "number", integer: true, min: 1, max: 1000 },
+            },
+          },
+        },
+        shippingAddress: {
+          type: "object",
+          strict: true,
+          props: {
+            name: { type: "string", trim: true, min: 1, max: 200 },
+            street: { type: "string", trim: true, min: 1, max: 200 },
+            city: { type: "string", trim: true, min: 1, max: 100 },
+            postalCode: { type: "string", trim: true, min: 1, max: 20 },
+            country: { type: "string", pattern: /^[A-Z]{2}$/ },
+          },
+        },
+        paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },
+        $$strict: true,
+      },
+      async handler(this: OrdersThis, ctx: Context<CreateOrderParams, OrdersMeta>): Promise<Order> {
+        const caller = ctx.meta.caller;
+        if (caller?.type !== "user")
+          throw new ForbiddenError("Orders are placed by customers", { caller: caller?.type });
+        const key = ctx.meta.idempotencyKey;
+        if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+          throw invalidFields("Idempotency-Key must be 1 to 255 visible ASCII characters", [
+            { field: "Idempotency-Key", message: "invalid", type: "idempotencyKey" },
+          ]);
+        }
+        const hash = requestHash(ctx.params);
+        if (key) {
+          const replayed = await this.replayIdempotent(caller.id, key, hash);
+          if (replayed) return replayed;
+        }
+
+        const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
+        const total = lines.reduce((sum, line) => sum + line.quantity * line.unitPrice.amount, 0);
+        const id = randomUUID();
+        const inserted = await this.sequelize.transaction(async (transaction) => {
+          // Concurrent requests with one key meet at the unique index: one inserts, the others insert nothing.
+          const [row] = await this.query<OrderRow>(
+            `INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
+                                 idempotency_key, request_hash)
+             VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING *`,
+            [
+              id,
+              caller.id,
+              currency,
+              total,
+              JSON.stringify(ctx.params.shippingAddress),
+              ctx.params.paymentMethod,
+              key ?? null,
+              hash,
+            ],
+            { useMaster: true, transaction },
+          );
+          if (!row) return undefined;
+          const lineRows: LineRow[] = [];
+          for (const [index, line] of lines.entries()) {
+            await this.query(
+              `INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_amount)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+              [id, index + 1, line.productId, line.sku, line.name, line.quantity, line.unitPrice.amount],
+              { useMaster: true, transaction },
+            );
+            lineRows.push({
+              order_id: id,
+              product_id: line.productId,
+              sku: line.sku,
+              name: line.name,
+              quantity: line.quantity,
+              unit_price_amount: String(line.unitPrice.amount),
+            });
+          }
+          // In the same transaction: the order and the event that announces it are committed together or not at all.
+          const created = createEnvelope(
+            "order.created",
+            { order: toOrder(row, lineRows) },
+            {
+              source: "orders",
+              correlationId: ctx.requestID ?? id,
+            },
+          );
+          await this.enqueueEvent(transaction, created);
+          return row;
+        });
+        if (!inserted) return (await this.replayIdempotent(caller.id, key!, hash))!;
+
+        const order = await this.findOrder(id, undefined, { useMaster: true });
+        ctx.meta.$statusCode = 201;
+        ctx.meta.$location = `/api/orders/${order.id}`;
+        return order;
+      },
+    },
+
+    /** A page of orders, newest first: a customer's own, or everyone's with `orders:read:any`. */
+    list: {
+      rest: "GET /",
+      permissions: READ,
+      params: {
+        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+        status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
+        customerId: { type: "uuid", optional: true },
+        from: { type: "date", convert: true, optional: true },
+        to: { type: "date", convert: true, optional: true },
+        $$strict: true,
+      },
+      async handler(
+        this: OrdersThis,
+        ctx: Context<
+          { page: number; pageSize: number; status?: OrderStatus; customerId?: string; from?: Date; to?: Date },
+          OrdersMeta
+        >,
+      ): Promise<OrderPage> {
+        const { page, pageSize, status, from, to } = ctx.params;
+        const owner = ownerScope(ctx.meta.caller, "orders:read:any");
+        const customerId = owner ?? ctx.params.customerId ?? null;
+        const filters = `($1::uuid IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
+          AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)`;
+        const bind = [customerId, status ?? null, from ?? null, to ?? null];
+        const source = await this.readFrom();
+        const [rows, [{ count }]] = await Promise.all([
+          this.query<OrderRow>(
+            `SELECT * FROM orders WHERE ${filters} ORDER BY created_at DESC, id LIMIT $5 OFFSET $6`,
+            [...bind, pageSize, (page - 1) * pageSize],
+            source,
+          ),
+          this.query<{ count: string }>(`SELECT count(*) FROM orders WHERE ${filters}`, bind, source),
+        ]);
+        const total = Number(count);
+        return {
+          rows: await this.loadOrders(rows, source),
+          total,
+          page,
+          pageSize,
+          totalPages: Math.ceil(total / pageSize),
+        };
+      },
+    },
+
+    /**
+     * One order with its saga (steps and their timeline; null when there is none or the sagas service does not
+     * answer): a customer's own only (another's is 404), anyone's with `orders:read:any`.
+     */
+    get: {
+      rest: "GET /:id",
+      permissions: READ,
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: OrdersThis, ctx: Context<{ id: string }, OrdersMeta>): Promise<OrderWithSaga> {
+        const owner = ownerScope(ctx.meta.caller, "orders:read:any");
+        const order = await this.findOrder(ctx.params.id, owner, await this.readFrom());
+        const saga = await this.broker
+          .call<Saga | null, object>(
+            "sagas.forSubject",
+            { definition: "order", subjectId: order.id },
+            { ...asSystem(ctx), timeout: 2000, retries: 0 },
+          )
+          .catch(() => null);
+        return { ...order, saga };
+      },
+    },
+
+    /** Cancels an order while it is still PENDING (409 `INVALID_TRANSITION` after). Own orders, or any with `orders:cancel:any`. */
+    cancel: {
+      audit: { entity: "order" },
+      rest: "POST /:id/cancel",
+      permissions: CANCEL,
+      params: { id: { type: "uuid" }, reason: { type: "string", max: 500, optional: true }, $$strict: true },
+      async handler(this: OrdersThis, ctx: Context<{ id: string; reason?: string }, OrdersMeta>): Promise<Order> {
+        const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
+        const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
+        const next = transition(order.status, "CANCELLED");
+        if (!(await this.changeStatus(order, next, ctx.params.reason ?? "cancelled by request"))) {
+          throw new MoleculerClientError("The order changed meanwhile; read it again", 409, "STALE_VERSION", {
+            id: order.id,
+          });
+        }
+        return this.findOrder(order.id, undefined, { useMaster: true });
+      },
+    },
+
+    /**
+     * Moves an order to `status` for the order saga. Idempotent: an order already there is answered as it is; a move
+     * the lifecycle lacks is 409 `INVALID_TRANSITION`. System only.
+     */
+    transition: {
+      audit: { entity: "order" },
+      params: {
+        id: { type: "uuid" },
+        status: { type: "enum", values: [...ORDER_STATUSES] },
+        reason: { type: "string", max: 1000, optional: true },
+        $$strict: true,
+      },
+      async handler(this: OrdersThis, ctx: Context<{ id: string; status: OrderStatus; reason?: string }>) {
+        const { id, status, reason } = ctx.params;
+        for (;;) {
+          const order = await this.findOrder(id, undefined, { useMaster: true });
+          if (order.status === status) return order;
+          if (await this.changeStatus(order, transition(order.status, status), reason ?? null)) {
+            return this.findOrder(id, undefined, { useMaster: true });
+          }
+          // Changed meanwhile (a customer's cancel): decide again on what it is now.
+        }
+      },
+    },
+  },
+
+  methods: {
+    /** One conditional UPDATE from the version read; false when the order changed meanwhile. */
+    async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null) {
+      const [updated] = await this.query<{ id: string }>(
+        `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
+         WHERE id = $1 AND version = $2 RETURNING id`,
+        [order.id, order.version, next, reason],
+        { useMaster: true },
+      );
+      return Boolean(updated);
+    },
+
+    async query<T extends object>(
+      this: OrdersThis,
+      sql: string,
+      bind: unknown[],
+      options: ReadFrom & { transaction?: Transaction } = { useMaster: true },
+    ): Promise<T[]> {
+      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, ...options });
+    },
+
+    /**
+     * Where a read may go: the replica once it has replayed the primary's flushed WAL position (every acknowledged
+     * commit is flushed, so the replica then holds every write committed before this read began), else the primary
+     * after REPLICA_WAIT_MS. Without a replica, the primary.
+     */
+    async readFrom(this: OrdersThis): Promise<ReadFrom> {
+      if (!this.hasReplica) return { useMaster: true };
+      const [{ lsn }] = await this.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn", []);
+      const deadline = Date.now() + REPLICA_WAIT_MS;
+      for (;;) {
+        const [{ caught_up: caughtUp }] = await this.query<{ caught_up: boolean }>(
+          "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up",
+          [lsn],
+          { useMaster: false },
+        );
+        if (caughtUp) return { useMaster: false };
+        if (Date.now() > deadline) return { useMaster: true };
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+
+    async loadOrders(this: OrdersThis, rows: OrderRow[], from: ReadFrom): Promise<Order[]> {
+      if (rows.length === 0) return [];
+      const lines = await this.query<LineRow>(
+        "SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_no",
+        [rows.map((row) => row.id)],
+        from,
+      );
+      return rows.map((row) =>
+        toOrder(
+          row,
+          lines.filter((line) => line.order_id === row.id),
+        ),
+      );
+    },
+
+    async findOrder(this: OrdersThis, id: string, owner: string | undefined, from: ReadFrom): Promise<Order> {
+      const rows = await this.query<OrderRow>(
+        "SELECT * FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)",
+        [id, owner ?? null],
+        from,
+      );
+      if (rows.length === 0) throw new NotFoundError("Order", id);
+      return (await this.loadOrders(rows, from))[0];
+    },
+
+    /** The order an earlier request with this key created, if any; 422 when that request asked for something else. */
+    async replayIdempotent(this: OrdersThis, customerId: string, key: string, hash: string) {
+      const [row] = await this.query<OrderRow>("SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2", [
+        customerId,
+        key,
+      ]);
+      if (!row) return undefined;
+      if (row.request_hash !== hash) {
+        throw invalidFields("This Idempotency-Key was used for a different order", [
+          { field: "Idempotency-Key", message: "reused with a different body", type: "idempotencyKeyReused" },
+        ]);
+      }
+      return (await this.loadOrders([row], { useMaster: true }))[0];
+    },
+
+    /** Each item's product at its current price; unknown or inactive products and mixed currencies are 422. */
+    async priceItems(this: OrdersThis, ctx: Context, items: CreateOrderParams["items"]) {
+      const ids = [...new Set(items.map((item) => item.productId))];
+      const products = new Map<string, Product | undefined>();
+      await Promise.all(
+        ids.map(async (productId) => {
+          try {
+            products.set(
+              productId,
+              await this.broker.call<Product, { id: string }>("products.get", { id: productId }, asSystem(ctx)),
+            );
+          } catch (err) {
+            if ((err as { code?: number }).code !== 404) throw err;
+            products.set(productId, undefined);
+          }
+        }),
+      );
+      const problems: FieldProblem[] = [];
+      items.forEach((item, index) => {
+        const product = products.get(item.productId);
+        if (!product)
+          problems.push({
+            field: `items[${index}].productId`,
+            message: "unknown product",
+            type: "unknownProduct",
+            actual: item.productId,
+          });
+        else if (!product.active)
+          problems.push({
+            field: `items[${index}].productId`,
+            message: "product not available",
+            type: "inactiveProduct",
+            actual: item.productId,
+          });
+      });
+      const currencies = new Set([...products.values()].filter(Boolean).map((product) => product!.price.currency));
+      if (currencies.size > 1)
+        problems.push({
+          field: "items",
+          message: "products in one order must share a currency",
+          type: "mixedCurrency",
+        });
+      if (problems.length > 0) throw invalidFields("The order cannot be placed as asked", problems);
+      const lines = items.map((item) => {
+        const product = products.get(item.productId)!;
+        return {
+          productId: product.id,
+          sku: product.sku,
+          name: product.name,
+          quantity: item.quantity,
+          unitPrice: product.price,
+        };
+      });
+      return { lines, currency: [...currencies][0] };
+    },
+  },
+};
+
+export default OrdersService;

@@ -1,0 +1,263 @@
+/**
+ * payments (own database): charges and refunds against a simulated provider with deterministic test payment methods,
+ * like a real provider's test cards: `pm_card_ok` succeeds, `pm_card_declined` is declined (a business failure),
+ * `pm_card_slow` answers after `PAYMENTS_SLOW_MS` (longer than a saga step may take), `pm_card_flaky` fails
+ * transiently `PAYMENTS_FLAKY_FAILURES` times per charge, then succeeds; any other method is declined. A refund
+ * outage can be simulated (`POST /api/payments/refund-outage`) to see compensations fail and sagas park.
+ *
+ * Every charge and refund is idempotent under the caller's key (`meta.idempotencyKey`, a saga step key): a repeated
+ * charge returns the first result and never charges twice; a refund that arrives before its charge leaves a VOIDED
+ * mark, so a charge that answers late is refused rather than taken.
+ */
+import { randomUUID } from "node:crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { DataTypes, QueryTypes } from "sequelize";
+import { config } from "../lib/config";
+import { ConflictError, DependencyUnavailableError, PaymentDeclinedError, invalidFields } from "../lib/errors";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import paymentMigrations from "../migrations/payments";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+
+export type PaymentStatus = "CHARGED" | "DECLINED" | "REFUNDED" | "VOIDED";
+
+export interface Payment {
+  id: string;
+  chargeKey: string;
+  orderId: string | null;
+  amount: number | null;
+  currency: string | null;
+  paymentMethod: string | null;
+  status: PaymentStatus;
+  reason: string | null;
+  createdAt: string;
+  refundedAt: string | null;
+}
+
+interface PaymentRow {
+  id: string;
+  charge_key: string;
+  order_id: string | null;
+  amount: string | null;
+  currency: string | null;
+  payment_method: string | null;
+  status: PaymentStatus;
+  reason: string | null;
+  created_at: Date;
+  refunded_at: Date | null;
+}
+
+export interface ChargeParams {
+  orderId: string;
+  amount: number;
+  currency: string;
+  paymentMethod: string;
+}
+
+function toPayment(row: PaymentRow): Payment {
+  return {
+    id: row.id,
+    chargeKey: row.charge_key,
+    orderId: row.order_id,
+    amount: row.amount === null ? null : Number(row.amount),
+    currency: row.currency,
+    paymentMethod: row.payment_method,
+    status: row.status,
+    reason: row.reason,
+    createdAt: row.created_at.toISOString(),
+    refundedAt: row.refunded_at?.toISOString() ?? null,
+  };
+}
+
+/** Per-action fault tolerance of a call to the (simulated) provider. */
+const PROVIDER_CALL = {
+  // Transient provider errors are retried by Moleculer before the saga sees them.
+  retryPolicy: { enabled: true, retries: 1, delay: 100, maxDelay: 500, factor: 2 },
+  circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 10, windowTime: 30, halfOpenTime: 5000 },
+  bulkhead: { enabled: true, concurrency: 20, maxQueueSize: 200 },
+};
+
+function keyOf(ctx: Context<unknown, GatewayMeta>): string {
+  const key = ctx.meta.idempotencyKey;
+  if (!key) {
+    throw invalidFields("A payment needs an idempotency key", [
+      { field: "idempotencyKey", message: "required in meta", type: "required" },
+    ]);
+  }
+  return key;
+}
+
+interface PaymentsMethods {
+  rows(sql: string, bind: unknown[]): Promise<PaymentRow[]>;
+  answer(row: PaymentRow): Payment;
+}
+
+type PaymentsThis = Service<DbSettings> & DbServiceThis & PaymentsMethods & { refundOutageUntil: number };
+
+const PaymentsService: ServiceSchema<
+  DbSettings,
+  DbMethods & PaymentsMethods,
+  DbServiceThis & { refundOutageUntil: number }
+> = {
+  name: "payments",
+  mixins: [
+    dbMixin({
+      service: "payments",
+      migrations: paymentMigrations,
+      model: {
+        name: "payment",
+        define: { id: { type: DataTypes.UUID, primaryKey: true } },
+        options: { tableName: "payments", timestamps: false },
+      },
+    }),
+  ],
+
+  created(this: PaymentsThis) {
+    this.refundOutageUntil = 0;
+  },
+
+  actions: {
+    /**
+     * Authorises and captures a payment for an order, once per `meta.idempotencyKey`. 402 `PAYMENT_DECLINED` for a
+     * declined method (every repeat too), 503 (retryable) while the provider fails, 409 when the key was voided by a
+     * refund that came first. System only (the order saga).
+     */
+    charge: {
+      audit: { entity: "payment", idParam: "orderId" },
+      ...PROVIDER_CALL,
+      params: {
+        orderId: { type: "uuid" },
+        amount: { type: "number", integer: true, min: 0 },
+        currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+        paymentMethod: { type: "string", min: 1, max: 100 },
+        $$strict: true,
+      },
+      async handler(this: PaymentsThis, ctx: Context<ChargeParams, GatewayMeta>): Promise<Payment> {
+        const key = keyOf(ctx);
+        const { orderId, amount, currency, paymentMethod } = ctx.params;
+        const { slowMs, flakyFailures } = config().payments;
+        // The slow provider is slow on every call for this card, repeats included.
+        if (paymentMethod === "pm_card_slow") await new Promise((resolve) => setTimeout(resolve, slowMs));
+        const [existing] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+        if (existing) return this.answer(existing);
+
+        let status: PaymentStatus = "CHARGED";
+        let reason: string | null = null;
+        switch (paymentMethod) {
+          case "pm_card_ok":
+          case "pm_card_slow":
+            break;
+          case "pm_card_flaky": {
+            const [{ calls }] = await this.sequelize.query<{ calls: number }>(
+              `INSERT INTO provider_calls (charge_key, calls) VALUES ($1, 1)
+               ON CONFLICT (charge_key) DO UPDATE SET calls = provider_calls.calls + 1 RETURNING calls`,
+              { bind: [key], type: QueryTypes.SELECT },
+            );
+            if (calls <= flakyFailures) {
+              throw new DependencyUnavailableError(
+                "payment provider",
+                `transient failure ${calls} of ${flakyFailures}`,
+              );
+            }
+            break;
+          }
+          case "pm_card_declined":
+            [status, reason] = ["DECLINED", "card declined"];
+            break;
+          default:
+            [status, reason] = ["DECLINED", "unknown payment method"];
+        }
+        // A concurrent or late duplicate (or a refund that voided the key meanwhile) finds the row already there.
+        await this.rows(
+          `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING id`,
+          [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
+        );
+        const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+        if (row.status === "CHARGED") this.logger.info(`Charged ${amount} ${currency} for order ${orderId} (${key})`);
+        return this.answer(row);
+      },
+    },
+
+    /**
+     * Refunds the charge made under `chargeKey`, once; with no charge yet, voids the key so a late charge is
+     * refused. Idempotent: a repeat answers the same. System only (saga compensation).
+     */
+    refund: {
+      audit: { entity: "payment", idParam: "chargeKey" },
+      ...PROVIDER_CALL,
+      params: { chargeKey: { type: "string", min: 1, max: 300 }, $$strict: true },
+      async handler(this: PaymentsThis, ctx: Context<{ chargeKey: string }>): Promise<Payment> {
+        const { chargeKey } = ctx.params;
+        if (Date.now() < this.refundOutageUntil) {
+          throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
+        }
+        const [refunded] = await this.rows(
+          `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
+           RETURNING *`,
+          [chargeKey],
+        );
+        if (refunded) {
+          this.logger.info(`Refunded ${refunded.amount} ${refunded.currency} for order ${refunded.order_id}`);
+          return toPayment(refunded);
+        }
+        await this.rows(
+          `INSERT INTO payments (id, charge_key, status, reason) VALUES ($1, $2, 'VOIDED', 'refunded before any charge')
+           ON CONFLICT (charge_key) DO NOTHING`,
+          [randomUUID(), chargeKey],
+        );
+        const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [chargeKey]);
+        return toPayment(row);
+      },
+    },
+
+    /**
+     * Simulates a provider outage of refunds on this node for `durationMs` (0 ends it): refunds fail with a retryable
+     * 503, so saga compensations keep failing. `payments:admin`.
+     */
+    refundOutage: {
+      audit: { entity: "provider" },
+      rest: "POST /refund-outage",
+      permissions: ["payments:admin"],
+      params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
+      async handler(this: PaymentsThis, ctx: Context<{ durationMs: number }>) {
+        this.refundOutageUntil = Date.now() + ctx.params.durationMs;
+        this.logger.warn(`Simulated refund outage for ${ctx.params.durationMs} ms`);
+        return { refundOutageUntil: new Date(this.refundOutageUntil).toISOString() };
+      },
+    },
+
+    /** The payments of an order. `payments:read` (operators). */
+    list: {
+      rest: "GET /",
+      permissions: ["payments:read"],
+      params: { orderId: { type: "uuid" }, $$strict: true },
+      async handler(this: PaymentsThis, ctx: Context<{ orderId: string }>): Promise<Payment[]> {
+        const rows = await this.rows("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [
+          ctx.params.orderId,
+        ]);
+        return rows.map(toPayment);
+      },
+    },
+  },
+
+  methods: {
+    async rows(this: PaymentsThis, sql: string, bind: unknown[]) {
+      return this.sequelize.query<PaymentRow>(sql, { bind, type: QueryTypes.SELECT });
+    },
+
+    /** The result a charge key stands for: the payment, or the refusal it recorded. */
+    answer(row: PaymentRow): Payment {
+      if (row.status === "DECLINED") {
+        throw new PaymentDeclinedError(row.reason ?? "declined", { orderId: row.order_id, chargeKey: row.charge_key });
+      }
+      if (row.status === "VOIDED") {
+        throw new ConflictError("This charge was voided by a refund before it was made", "CONFLICT", {
+          chargeKey: row.charge_key,
+        });
+      }
+      return toPayment(row);
+    },
+  },
+};
+
+export default PaymentsService;

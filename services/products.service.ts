@@ -1,0 +1,364 @@
+/**
+ * products (Service 1, DB 1): the product catalog in its own PostgreSQL database. A stock change publishes
+ * `product.stockChanged` through the outbox.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import { DataTypes, Op, UniqueConstraintError, type Model, type WhereOptions } from "sequelize";
+import { ConflictError, NotFoundError, PreconditionRequiredError, invalidFields } from "../lib/errors";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import productMigrations from "../migrations/products";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { createEnvelope } from "../lib/events";
+
+export interface Price {
+  /** Integer amount in the currency's minor unit (cents). */
+  amount: number;
+  /** ISO 4217 code. */
+  currency: string;
+}
+
+export interface Product {
+  id: string;
+  sku: string;
+  name: string;
+  description: string;
+  price: Price;
+  stock: number;
+  active: boolean;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ProductPage {
+  rows: Product[];
+  total: number;
+  page: number;
+  pageSize: number;
+  totalPages: number;
+}
+
+export interface ListProductsParams {
+  page: number;
+  pageSize: number;
+  sort?: string;
+  search?: string;
+  active?: boolean;
+  currency?: string;
+  minPrice?: number;
+  maxPrice?: number;
+  inStock?: boolean;
+}
+
+export type UpdateProductParams = Partial<CreateProductParams> & { id: string; version?: number };
+
+export interface CreateProductParams {
+  sku: string;
+  name: string;
+  description?: string;
+  price: Price;
+  stock: number;
+  active: boolean;
+}
+
+interface ProductRow {
+  id: string;
+  sku: string;
+  name: string;
+  description: string;
+  priceAmount: string | number;
+  currency: string;
+  stock: number;
+  active: boolean;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const MAX_PAGE_SIZE = 100;
+
+/** Sortable fields as clients name them, mapped to model attributes; anything else is rejected by validation. */
+const SORT_FIELDS: Record<string, string> = {
+  name: "name",
+  sku: "sku",
+  price: "priceAmount",
+  stock: "stock",
+  createdAt: "createdAt",
+  updatedAt: "updatedAt",
+};
+const SORT_VALUES = Object.keys(SORT_FIELDS).flatMap((field) => [field, `-${field}`]);
+
+/** The writable fields and their rules; create and PUT require them (or their defaults), PATCH takes any of them. */
+const PRODUCT_FIELDS = {
+  sku: { type: "string", trim: true, pattern: /^[A-Za-z0-9._-]{1,64}$/ },
+  name: { type: "string", trim: true, min: 1, max: 200 },
+  description: { type: "string", max: 5000, default: "" },
+  price: {
+    type: "object",
+    strict: true,
+    props: {
+      amount: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER },
+      currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+    },
+  },
+  stock: { type: "number", integer: true, min: 0, max: 2_147_483_647, default: 0 },
+  active: { type: "boolean", default: true },
+} as const;
+
+const OPTIONAL_PRODUCT_FIELDS = Object.fromEntries(
+  Object.entries(PRODUCT_FIELDS).map(([name, rule]) => {
+    const { default: _default, ...withoutDefault } = rule as Record<string, unknown>;
+    return [name, { ...withoutDefault, optional: true }];
+  }),
+);
+
+const VERSION = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
+
+/** The version an update is based on: `If-Match` (`"3"` or `3`) or the body's `version`; 428 when neither is given. */
+function expectedVersion(ctx: Context<{ version?: number }, GatewayMeta>): number {
+  const header = ctx.meta.ifMatch?.replace(/^W\//, "").replace(/"/g, "").trim();
+  const fromHeader = header !== undefined && header !== "" ? Number(header) : undefined;
+  if (fromHeader !== undefined && !Number.isInteger(fromHeader)) {
+    throw invalidFields("If-Match must carry the version number", [
+      { field: "If-Match", message: "not a version number", type: "version", actual: ctx.meta.ifMatch },
+    ]);
+  }
+  const version = fromHeader ?? ctx.params.version;
+  if (version === undefined) {
+    throw new PreconditionRequiredError("Send the version you are updating, as If-Match or a version field");
+  }
+  return version;
+}
+
+/** Moleculer-web answers with these headers: the entity's version as its ETag. */
+function withETag(ctx: Context<unknown, GatewayMeta>, product: Product): Product {
+  ctx.meta.$responseHeaders = { ...ctx.meta.$responseHeaders, ETag: `"${product.version}"` };
+  return product;
+}
+
+const duplicateSku = (sku: string) =>
+  new ConflictError(`A product with sku ${sku} exists`, "DUPLICATE", { field: "sku", value: sku });
+
+/** `%` and `_` in a search are literal characters, not wildcards. */
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
+
+function toProduct(model: Model): Product {
+  const row = model.get({ plain: true }) as ProductRow;
+  return {
+    id: row.id,
+    sku: row.sku,
+    name: row.name,
+    description: row.description,
+    price: { amount: Number(row.priceAmount), currency: row.currency },
+    stock: row.stock,
+    active: row.active,
+    version: row.version,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+interface ProductsMethods {
+  updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product>;
+  explainMissedWrite(id: string): Promise<never>;
+}
+
+const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & OutboxMethods, DbServiceThis> = {
+  name: "products",
+  mixins: [
+    outboxMixin(),
+    dbMixin({
+      service: "products",
+      migrations: productMigrations,
+      model: {
+        name: "product",
+        define: {
+          id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+          sku: { type: DataTypes.STRING(64), allowNull: false },
+          name: { type: DataTypes.STRING(200), allowNull: false },
+          description: { type: DataTypes.TEXT, allowNull: false, defaultValue: "" },
+          priceAmount: { type: DataTypes.BIGINT, allowNull: false },
+          currency: { type: DataTypes.CHAR(3), allowNull: false },
+          stock: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
+          active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
+        },
+        options: { tableName: "products", underscored: true, timestamps: true, version: true },
+      },
+    }),
+  ],
+
+  actions: {
+    /**
+     * A page of products, sorted on a whitelisted field, filtered by a text search over sku, name and description and
+     * by `active`, `currency`, price range and `inStock`. Public.
+     */
+    list: {
+      rest: "GET /",
+      permissions: "public",
+      params: {
+        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+        sort: { type: "enum", values: SORT_VALUES, optional: true },
+        search: { type: "string", trim: true, max: 100, optional: true },
+        active: { type: "boolean", convert: true, optional: true },
+        currency: { type: "string", pattern: /^[A-Z]{3}$/, optional: true },
+        minPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
+        maxPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
+        inStock: { type: "boolean", convert: true, optional: true },
+        $$strict: true,
+      },
+      async handler(ctx: Context<ListProductsParams>): Promise<ProductPage> {
+        const { page, pageSize, sort = "name", search, active, currency, minPrice, maxPrice, inStock } = ctx.params;
+        const direction = sort.startsWith("-") ? "DESC" : "ASC";
+        const field = SORT_FIELDS[sort.replace(/^-/, "")];
+        const conditions: WhereOptions[] = [];
+        if (search) {
+          conditions.push({
+            [Op.or]: ["sku", "name", "description"].map((column) => ({
+              [column]: { [Op.iLike]: `%${escapeLike(search)}%` },
+            })),
+          });
+        }
+        if (active !== undefined) conditions.push({ active });
+        if (currency) conditions.push({ currency });
+        if (minPrice !== undefined) conditions.push({ priceAmount: { [Op.gte]: minPrice } });
+        if (maxPrice !== undefined) conditions.push({ priceAmount: { [Op.lte]: maxPrice } });
+        if (inStock !== undefined) conditions.push({ stock: inStock ? { [Op.gt]: 0 } : 0 });
+        const where: WhereOptions = { [Op.and]: conditions };
+        const { rows, count } = await this.model.findAndCountAll({
+          where,
+          order: [
+            [field, direction],
+            ["id", "ASC"],
+          ],
+          limit: pageSize,
+          offset: (page - 1) * pageSize,
+        });
+        return { rows: rows.map(toProduct), total: count, page, pageSize, totalPages: Math.ceil(count / pageSize) };
+      },
+    },
+
+    /** One product by id, its version as the ETag; 404 when there is none. Public. */
+    get: {
+      rest: "GET /:id",
+      permissions: "public",
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(ctx: Context<{ id: string }, GatewayMeta>): Promise<Product> {
+        const found = await this.model.findByPk(ctx.params.id);
+        if (!found) throw new NotFoundError("Product", ctx.params.id);
+        return withETag(ctx, toProduct(found));
+      },
+    },
+
+    /** Adds a product; 409 `DUPLICATE` when the sku is taken. `products:write`. */
+    create: {
+      audit: { entity: "product" },
+      rest: "POST /",
+      permissions: ["products:write"],
+      params: { ...PRODUCT_FIELDS, $$strict: true },
+      async handler(ctx: Context<CreateProductParams, GatewayMeta>): Promise<Product> {
+        const { price, ...fields } = ctx.params;
+        try {
+          const created = await this.model.create({ ...fields, priceAmount: price.amount, currency: price.currency });
+          const product = toProduct(created);
+          ctx.meta.$statusCode = 201;
+          ctx.meta.$location = `/api/products/${product.id}`;
+          return withETag(ctx, product);
+        } catch (err) {
+          if (err instanceof UniqueConstraintError) throw duplicateSku(fields.sku);
+          throw err;
+        }
+      },
+    },
+
+    /** Replaces a product's fields, based on the version the client saw (409 `STALE_VERSION` if it moved). `products:write`. */
+    replace: {
+      audit: { entity: "product" },
+      rest: "PUT /:id",
+      permissions: ["products:write"],
+      params: { id: { type: "uuid" }, ...PRODUCT_FIELDS, version: VERSION, $$strict: true },
+      handler(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
+        return this.updateProduct(ctx);
+      },
+    },
+
+    /** Changes some of a product's fields, based on the version the client saw. `products:write`. */
+    update: {
+      audit: { entity: "product" },
+      rest: "PATCH /:id",
+      permissions: ["products:write"],
+      params: { id: { type: "uuid" }, ...OPTIONAL_PRODUCT_FIELDS, version: VERSION, $$strict: true },
+      handler(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
+        return this.updateProduct(ctx);
+      },
+    },
+
+    /** Deletes a product; with If-Match or `version`, only if it is still that version. 204. `products:write`. */
+    remove: {
+      audit: { entity: "product" },
+      rest: "DELETE /:id",
+      permissions: ["products:write"],
+      params: { id: { type: "uuid" }, version: VERSION, $$strict: true },
+      async handler(ctx: Context<{ id: string; version?: number }, GatewayMeta>): Promise<void> {
+        const conditional = ctx.meta.ifMatch !== undefined || ctx.params.version !== undefined;
+        const where = conditional ? { id: ctx.params.id, version: expectedVersion(ctx) } : { id: ctx.params.id };
+        const deleted = await this.model.destroy({ where });
+        if (deleted === 0) await this.explainMissedWrite(ctx.params.id);
+        ctx.meta.$statusCode = 204;
+      },
+    },
+  },
+
+  methods: {
+    /** One conditional UPDATE: it changes the row only if its version is the expected one, and bumps the version. */
+    async updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
+      const version = expectedVersion(ctx);
+      const { id, price, version: _bodyVersion, ...fields } = ctx.params;
+      const values = {
+        ...fields,
+        ...(price ? { priceAmount: price.amount, currency: price.currency } : {}),
+        version: this.sequelize.literal("version + 1"),
+      };
+      try {
+        const updated = await this.sequelize.transaction(async (transaction) => {
+          const [count, rows] = await this.model.update(values, {
+            where: { id, version },
+            returning: true,
+            transaction,
+          });
+          if (count === 0) return undefined;
+          const product = toProduct(rows[0]);
+          // Committed with the change or not at all: exec's rules (low stock) react to it.
+          if (fields.stock !== undefined) {
+            const { sku, name, stock } = product;
+            await this.enqueueEvent(
+              transaction,
+              createEnvelope(
+                "product.stockChanged",
+                { product: { id, sku, name, stock } },
+                { source: "products", correlationId: ctx.requestID ?? id },
+              ),
+            );
+          }
+          return product;
+        });
+        if (!updated) return this.explainMissedWrite(id);
+        return withETag(ctx, updated);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw duplicateSku(fields.sku ?? "");
+        throw err;
+      }
+    },
+
+    /** After a conditional write changed nothing: 404 if the product is gone, else 409 with its current version. */
+    async explainMissedWrite(id: string): Promise<never> {
+      const current = await this.model.findByPk(id);
+      if (!current) throw new NotFoundError("Product", id);
+      const currentVersion = (current.get({ plain: true }) as ProductRow).version;
+      throw new ConflictError("The product changed since you read it", "STALE_VERSION", { id, currentVersion });
+    },
+  },
+};
+
+export default ProductsService;

@@ -1,0 +1,185 @@
+/**
+ * shipping (own database): shipments for paid orders, and their cancellation, against a simulated carrier. Country
+ * code `ZZ` is an unsupported destination (a business failure: the saga refunds and compensates); an outage started
+ * with `POST /api/shipping/outage` makes every new shipment fail transiently (503) until it ends. Idempotent per
+ * `meta.idempotencyKey` like payments: a repeat returns the first shipment; a cancel before the shipment voids it.
+ */
+import { randomUUID } from "node:crypto";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import { DataTypes, QueryTypes } from "sequelize";
+import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError, invalidFields } from "../lib/errors";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import shippingMigrations from "../migrations/shipping";
+import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import type { ShippingAddress } from "./orders.service";
+
+export type ShipmentStatus = "CREATED" | "CANCELLED" | "VOIDED";
+
+export interface Shipment {
+  id: string;
+  shipmentKey: string;
+  orderId: string | null;
+  country: string | null;
+  status: ShipmentStatus;
+  createdAt: string;
+  cancelledAt: string | null;
+}
+
+interface ShipmentRow {
+  id: string;
+  shipment_key: string;
+  order_id: string | null;
+  country: string | null;
+  status: ShipmentStatus;
+  created_at: Date;
+  cancelled_at: Date | null;
+}
+
+function toShipment(row: ShipmentRow): Shipment {
+  return {
+    id: row.id,
+    shipmentKey: row.shipment_key,
+    orderId: row.order_id,
+    country: row.country,
+    status: row.status,
+    createdAt: row.created_at.toISOString(),
+    cancelledAt: row.cancelled_at?.toISOString() ?? null,
+  };
+}
+
+const UNSUPPORTED_COUNTRIES = new Set(["ZZ"]);
+
+/** Per-action fault tolerance of a call to the (simulated) carrier. */
+const CARRIER_CALL = {
+  retryPolicy: { enabled: true, retries: 1, delay: 100, maxDelay: 500, factor: 2 },
+  circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 10, windowTime: 30, halfOpenTime: 5000 },
+  bulkhead: { enabled: true, concurrency: 20, maxQueueSize: 200 },
+};
+
+interface ShippingMethods {
+  rows(sql: string, bind: unknown[]): Promise<ShipmentRow[]>;
+}
+
+type ShippingThis = Service<DbSettings> & DbServiceThis & ShippingMethods & { outageUntil: number };
+
+const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, DbServiceThis & { outageUntil: number }> =
+  {
+    name: "shipping",
+    mixins: [
+      dbMixin({
+        service: "shipping",
+        migrations: shippingMigrations,
+        model: {
+          name: "shipment",
+          define: { id: { type: DataTypes.UUID, primaryKey: true } },
+          options: { tableName: "shipments", timestamps: false },
+        },
+      }),
+    ],
+
+    created(this: ShippingThis) {
+      this.outageUntil = 0;
+    },
+
+    actions: {
+      /**
+       * Creates the shipment of a paid order, once per `meta.idempotencyKey`. 422 `UNSUPPORTED_DESTINATION` for `ZZ`,
+       * 503 (retryable) during an outage, 409 when a cancel voided the key first. System only (the order saga).
+       */
+      create: {
+        audit: { entity: "shipment", idParam: "orderId" },
+        ...CARRIER_CALL,
+        params: {
+          orderId: { type: "uuid" },
+          address: { type: "object", props: { country: { type: "string", pattern: /^[A-Z]{2}$/ } } },
+          $$strict: true,
+        },
+        async handler(
+          this: ShippingThis,
+          ctx: Context<{ orderId: string; address: ShippingAddress }, GatewayMeta>,
+        ): Promise<Shipment> {
+          const key = ctx.meta.idempotencyKey;
+          if (!key) {
+            throw invalidFields("A shipment needs an idempotency key", [
+              { field: "idempotencyKey", message: "required in meta", type: "required" },
+            ]);
+          }
+          const [existing] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+          if (!existing) {
+            const { orderId, address } = ctx.params;
+            if (UNSUPPORTED_COUNTRIES.has(address.country)) throw new UnsupportedDestinationError(address.country);
+            if (Date.now() < this.outageUntil) {
+              throw new DependencyUnavailableError("carrier", "outage (simulated)");
+            }
+            await this.rows(
+              `INSERT INTO shipments (id, shipment_key, order_id, country, address, status)
+             VALUES ($1, $2, $3, $4, $5, 'CREATED') ON CONFLICT (shipment_key) DO NOTHING`,
+              [randomUUID(), key, orderId, address.country, JSON.stringify(address)],
+            );
+          }
+          const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+          if (row.status === "VOIDED") {
+            throw new ConflictError("This shipment was cancelled before it was made", "CONFLICT", { shipmentKey: key });
+          }
+          return toShipment(row);
+        },
+      },
+
+      /** Cancels the shipment made under `shipmentKey`, once; with none yet, voids the key. System only. */
+      cancel: {
+        audit: { entity: "shipment", idParam: "shipmentKey" },
+        ...CARRIER_CALL,
+        params: { shipmentKey: { type: "string", min: 1, max: 300 }, $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ shipmentKey: string }>): Promise<Shipment> {
+          const { shipmentKey } = ctx.params;
+          await this.rows(
+            `UPDATE shipments SET status = 'CANCELLED', cancelled_at = now() WHERE shipment_key = $1 AND status = 'CREATED'`,
+            [shipmentKey],
+          );
+          await this.rows(
+            `INSERT INTO shipments (id, shipment_key, status) VALUES ($1, $2, 'VOIDED') ON CONFLICT (shipment_key) DO NOTHING`,
+            [randomUUID(), shipmentKey],
+          );
+          const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [shipmentKey]);
+          return toShipment(row);
+        },
+      },
+
+      /**
+       * Simulates a carrier outage on this node for `durationMs` (0 ends it): new shipments fail with a retryable 503.
+       * `shipping:admin`.
+       */
+      outage: {
+        audit: { entity: "carrier" },
+        rest: "POST /outage",
+        permissions: ["shipping:admin"],
+        params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ durationMs: number }>) {
+          this.outageUntil = Date.now() + ctx.params.durationMs;
+          this.logger.warn(`Simulated carrier outage for ${ctx.params.durationMs} ms`);
+          return { outageUntil: new Date(this.outageUntil).toISOString() };
+        },
+      },
+
+      /** The shipments of an order. `shipping:read` (operators). */
+      list: {
+        rest: "GET /",
+        permissions: ["shipping:read"],
+        params: { orderId: { type: "uuid" }, $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ orderId: string }>): Promise<Shipment[]> {
+          const rows = await this.rows("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
+            ctx.params.orderId,
+          ]);
+          return rows.map(toShipment);
+        },
+      },
+    },
+
+    methods: {
+      async rows(this: ShippingThis, sql: string, bind: unknown[]) {
+        return this.sequelize.query<ShipmentRow>(sql, { bind, type: QueryTypes.SELECT });
+      },
+    },
+  };
+
+export default ShippingService;

@@ -1,0 +1,189 @@
+/**
+ * The audit trail on the embedded default's wiring (one node, in-memory channels, the real PostgreSQL): one record
+ * per REST write with who, what, the request id and redacted parameters; domain events recorded too and kept as the
+ * event store; the tables refuse changes; a record edited behind its back is named by verify (REST and REPL).
+ */
+import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import { auditCommand } from "../../bin/repl-commands";
+import { databaseUrlFor } from "../../lib/database";
+import type { AuditPage, ChainVerdict, StoredEvent } from "../../services/audit.service";
+import type { Order } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import { orderBody } from "../support/api";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  registerCustomer,
+  startInProcessNode,
+  testConfig,
+  waitFor,
+} from "../support/nodes";
+import { freePort } from "../support/servers";
+
+const scope = isolation();
+let broker: ServiceBroker;
+let base: string;
+let admin: string;
+let adminId: string;
+let auditDb: Client;
+
+const send = (method: string, path: string, body: unknown, requestId: string, token = admin) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      "x-request-id": requestId,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+async function recordsOf(requestId: string, count: number): Promise<AuditPage["rows"]> {
+  return waitFor(
+    async () => {
+      const page = await json<AuditPage>(await send("GET", `/api/audit?requestId=${requestId}`, undefined, "q"));
+      return page.total >= count ? page.rows : undefined;
+    },
+    10_000,
+    `${count} audit record(s) of ${requestId}`,
+  );
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  const cfg = testConfig(scope, { SERVICES: "api,auth,products,orders,audit", PORT: String(port) });
+  broker = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  admin = await login(base);
+  adminId = (await json<{ id: string }>(await send("GET", "/api/auth/me", undefined, "me"))).id;
+  auditDb = new Client({ connectionString: databaseUrlFor("audit", cfg) });
+  await auditDb.connect();
+});
+
+afterAll(async () => {
+  await auditDb?.end();
+  await broker?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+it("records every REST write once: who, what, which entity, the request id and the parameters", async () => {
+  const created = await send(
+    "POST",
+    "/api/products",
+    { sku: "AUD-1", name: "Audited", price: { amount: 100, currency: "EUR" } },
+    "audit-create",
+  );
+  const product = await json<Product>(created);
+  const patched = await send(
+    "PATCH",
+    `/api/products/${product.id}`,
+    { stock: 9, version: product.version },
+    "audit-patch",
+  );
+  expect(patched.status).toBe(200);
+  expect((await send("DELETE", `/api/products/${product.id}`, undefined, "audit-delete")).status).toBe(204);
+
+  for (const [requestId, name] of [
+    ["audit-create", "products.create"],
+    ["audit-patch", "products.update"],
+    ["audit-delete", "products.remove"],
+  ]) {
+    const record = (await recordsOf(requestId, 1)).find((found) => found.kind === "action");
+    expect(record).toMatchObject({
+      kind: "action",
+      name,
+      actor: { type: "user", id: adminId },
+      entity: { type: "product", id: product.id },
+      requestId,
+    });
+  }
+  const patch = (await recordsOf("audit-patch", 1)).find((found) => found.kind === "action")!;
+  expect(patch.change).toEqual({ id: product.id, stock: 9, version: product.version });
+  // Exactly one each (the stock change's event is recorded beside it), also after time for duplicates.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (const requestId of ["audit-create", "audit-patch", "audit-delete"]) {
+    const { rows } = await auditDb.query(
+      "SELECT count(*)::int AS n FROM audit_records WHERE request_id = $1 AND kind = 'action'",
+      [requestId],
+    );
+    expect(rows[0].n).toBe(1);
+  }
+});
+
+it("redacts secrets, and records domain events beside the actions that caused them", async () => {
+  const token = await registerCustomer(base, "audited@example.com");
+  const { rows } = await auditDb.query("SELECT change FROM audit_records WHERE name = 'auth.register'");
+  expect(rows[0].change).toMatchObject({ email: "audited@example.com", password: "[redacted]" });
+
+  const product = await json<Product>(
+    await send(
+      "POST",
+      "/api/products",
+      { sku: "AUD-2", name: "Ordered", price: { amount: 300, currency: "EUR" } },
+      "p2",
+    ),
+  );
+  const order = await json<Order>(
+    await send("POST", "/api/orders", orderBody(product.id, "Ada"), "audit-order", token),
+  );
+  const records = await recordsOf("audit-order", 2);
+  expect(records.map((record) => [record.kind, record.name]).sort()).toEqual([
+    ["action", "orders.create"],
+    ["event", "order.created"],
+  ]);
+  expect(records.find((record) => record.kind === "event")).toMatchObject({
+    actor: { type: "service", id: "orders" },
+    entity: { type: "order", id: order.id },
+  });
+});
+
+it("keeps domain events as an event store: in order globally, and per stream", async () => {
+  const all = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"));
+  expect(all.map((event) => event.envelope.type).sort()).toEqual(["order.created", "product.stockChanged"]);
+  expect(all[1].position).toBeGreaterThan(all[0].position);
+  const order = all.find((event) => event.envelope.type === "order.created")!;
+  const stream = await json<StoredEvent[]>(
+    await send("GET", `/api/audit/streams/order/${order.streamId}`, undefined, "es2"),
+  );
+  expect(stream).toEqual([
+    expect.objectContaining({ streamType: "order", streamVersion: 1, position: order.position }),
+  ]);
+  const later = await json<StoredEvent[]>(
+    await send("GET", `/api/audit/events?after=${all[all.length - 1].position}`, undefined, "es3"),
+  );
+  expect(later).toEqual([]);
+  await expect(auditDb.query("DELETE FROM events")).rejects.toThrow(/append-only/);
+});
+
+it("refuses changes to records, and verify names a record edited behind its back", async () => {
+  await expect(auditDb.query("UPDATE audit_records SET name = 'x'")).rejects.toThrow(/append-only/);
+  await expect(auditDb.query("DELETE FROM audit_records")).rejects.toThrow(/append-only/);
+  const before = await json<ChainVerdict>(await send("GET", "/api/audit/verify", undefined, "v1"));
+  expect(before).toMatchObject({ valid: true });
+  expect(before.checked).toBeGreaterThanOrEqual(6);
+
+  const { rows } = await auditDb.query<{ seq: string }>(
+    "SELECT seq FROM audit_records WHERE request_id = 'audit-patch'",
+  );
+  const seq = Number(rows[0].seq);
+  // Someone with the power to disable the guard edits a record.
+  await auditDb.query("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update");
+  await auditDb.query(`UPDATE audit_records SET change = '{"stock": 900}' WHERE seq = $1`, [seq]);
+  await auditDb.query("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_update");
+
+  const after = await json<ChainVerdict>(await send("GET", "/api/audit/verify", undefined, "v2"));
+  expect(after).toMatchObject({ valid: false, brokenAt: { seq, reason: "content changed" } });
+  const printed: string[] = [];
+  await auditCommand(broker, "verify", (text) => printed.push(text));
+  expect(printed[0]).toMatch(new RegExp(`^The audit chain is broken at record ${seq} \\(.+\\): content changed`));
+});
+
+it("is for auditors only, and answers bad filters with 422", async () => {
+  const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
+  expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);
+  expect((await send("GET", "/api/audit?pageSize=1000", undefined, "c2")).status).toBe(422);
+  expect((await send("GET", "/api/audit?from=yesterday", undefined, "c3")).status).toBe(422);
+});

@@ -1,0 +1,513 @@
+/**
+ * Authentication and authorization through real HTTP against a running gateway, on the real PostgreSQL and NATS:
+ * accounts, tokens and their rotation, token verification, RBAC through the gateway and from another node, role
+ * changes, signing key rotation, and the OAuth2 client credentials grant with its RFC 6749 errors.
+ */
+import jwt from "jsonwebtoken";
+import { Client } from "pg";
+import { ServiceBroker } from "moleculer";
+import { validateOpenApi } from "../support/openapi";
+import { databaseUrlFor } from "../../lib/database";
+import { SYSTEM_CALLER } from "../../lib/permissions";
+import { decryptPrivateKey, generateSigningKey, signAccessToken, type PublicJwk } from "../../lib/signing-keys";
+import type { OAuthClient, TokenPair, User } from "../../services/auth.service";
+import type { Product } from "../../services/products.service";
+import { freePort } from "../support/servers";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  startInProcessNode,
+  testConfig,
+  testNatsUrl,
+  TEST_KEY_SECRET,
+  type ErrorBody,
+} from "../support/nodes";
+
+const scope = isolation();
+let node: ServiceBroker;
+let otherNode: ServiceBroker;
+let authDb: Client;
+let base: string;
+let adminToken: string;
+
+const call = (method: string, path: string, { token, body }: { token?: string; body?: unknown } = {}) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+async function register(email: string, password = "a-long-enough-password") {
+  const res = await call("POST", "/api/auth/register", { body: { email, password, displayName: email.split("@")[0] } });
+  expect(res.status).toBe(201);
+  return json<User>(res);
+}
+
+async function tokensFor(email: string, password = "a-long-enough-password"): Promise<TokenPair> {
+  const res = await call("POST", "/api/auth/login", { body: { email, password } });
+  expect(res.status).toBe(200);
+  return json<TokenPair>(res);
+}
+
+/** The signing key the auth service uses now, read from its database as only a holder of AUTH_KEY_SECRET can. */
+async function currentKey() {
+  const { rows } = await authDb.query<{ kid: string; private_key: string }>(
+    "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+  );
+  return { kid: rows[0].kid, privateKeyPem: decryptPrivateKey(rows[0].private_key, TEST_KEY_SECRET) };
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  const cfg = testConfig(scope, { SERVICES: "api,auth,products", PORT: String(port), TRANSPORTER: testNatsUrl() });
+  node = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  adminToken = await login(base);
+  authDb = new Client({ connectionString: databaseUrlFor("auth", cfg) });
+  await authDb.connect();
+  otherNode = new ServiceBroker({
+    logger: false,
+    namespace: scope.namespace,
+    transporter: { type: "NATS", options: { url: testNatsUrl() } },
+    nodeID: "other",
+  });
+  await otherNode.start();
+  await otherNode.waitForServices(["auth"], 10_000);
+});
+
+afterAll(async () => {
+  await otherNode?.stop();
+  await authDb?.end();
+  await node?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+describe("accounts and sessions", () => {
+  it("registers a customer, refuses a duplicate email and bad input, and never returns the password hash", async () => {
+    const user = await register("ada@example.com");
+    expect(user).toMatchObject({ email: "ada@example.com", roles: ["customer"], status: "active" });
+    expect(JSON.stringify(user)).not.toMatch(/password|scrypt/);
+    const duplicate = await call("POST", "/api/auth/register", {
+      body: { email: "ADA@example.com", password: "another-long-password", displayName: "Ada" },
+    });
+    expect(duplicate.status).toBe(409);
+    const bad = await call("POST", "/api/auth/register", {
+      body: { email: "not-an-email", password: "short", displayName: "" },
+    });
+    expect(bad.status).toBe(422);
+    const fields = (await json<ErrorBody>(bad)).data as { field: string }[];
+    expect(fields.map((problem) => problem.field).sort()).toEqual(["displayName", "email", "password"]);
+  });
+
+  it("logs in with a bearer pair, and answers a wrong password and an unknown email alike", async () => {
+    await register("grace@example.com");
+    const tokens = await tokensFor("grace@example.com");
+    expect(tokens).toMatchObject({ tokenType: "Bearer", expiresIn: 900 });
+    const me = await call("GET", "/api/auth/me", { token: tokens.accessToken });
+    expect(await json<User>(me)).toMatchObject({ email: "grace@example.com" });
+
+    const wrong = await call("POST", "/api/auth/login", {
+      body: { email: "grace@example.com", password: "wrong-password-123" },
+    });
+    const unknown = await call("POST", "/api/auth/login", {
+      body: { email: "nobody@example.com", password: "wrong-password-123" },
+    });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(await json<ErrorBody>(wrong)).toEqual(await json<ErrorBody>(unknown));
+    expect((await call("GET", "/api/auth/me")).status).toBe(401);
+  });
+
+  it("rotates refresh tokens, and a reused one revokes the whole session", async () => {
+    await register("rotate@example.com");
+    const first = await tokensFor("rotate@example.com");
+    const second = await json<TokenPair>(
+      await call("POST", "/api/auth/refresh", { body: { refreshToken: first.refreshToken } }),
+    );
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    expect((await call("GET", "/api/auth/me", { token: second.accessToken })).status).toBe(200);
+
+    const reuse = await call("POST", "/api/auth/refresh", { body: { refreshToken: first.refreshToken } });
+    expect(reuse.status).toBe(401);
+    expect((await json<ErrorBody>(reuse)).type).toBe("TOKEN_REUSED");
+    const revoked = await call("POST", "/api/auth/refresh", { body: { refreshToken: second.refreshToken } });
+    expect(revoked.status).toBe(401);
+  });
+
+  it("logs out: the refresh token stops working", async () => {
+    await register("leave@example.com");
+    const tokens = await tokensFor("leave@example.com");
+    expect((await call("POST", "/api/auth/logout", { body: { refreshToken: tokens.refreshToken } })).status).toBe(204);
+    expect((await call("POST", "/api/auth/refresh", { body: { refreshToken: tokens.refreshToken } })).status).toBe(401);
+  });
+});
+
+describe("access token verification", () => {
+  const me = (token: string) => call("GET", "/api/auth/me", { token });
+  const adminClaims = async () => {
+    const { rows } = await authDb.query<{ id: string }>("SELECT id FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
+    return { sub: rows[0].id, typ: "user" as const, roles: ["admin"] };
+  };
+
+  it.each([
+    [
+      "an expired token",
+      async () =>
+        signAccessToken(await adminClaims(), await currentKey(), {
+          issuer: "aicunet",
+          audience: "aicunet-api",
+          ttlSeconds: -5,
+        }),
+    ],
+    [
+      "a token for another audience",
+      async () =>
+        signAccessToken(await adminClaims(), await currentKey(), {
+          issuer: "aicunet",
+          audience: "elsewhere",
+          ttlSeconds: 60,
+        }),
+    ],
+    [
+      "a token from another issuer",
+      async () =>
+        signAccessToken(await adminClaims(), await currentKey(), {
+          issuer: "evil",
+          audience: "aicunet-api",
+          ttlSeconds: 60,
+        }),
+    ],
+    [
+      "a token signed by another key under a known kid",
+      async () => {
+        const { kid } = await currentKey();
+        return signAccessToken(
+          await adminClaims(),
+          { ...generateSigningKey(), kid },
+          { issuer: "aicunet", audience: "aicunet-api", ttlSeconds: 60 },
+        );
+      },
+    ],
+    [
+      "a token with alg none",
+      async () => {
+        const { kid } = await currentKey();
+        return jwt.sign({ ...(await adminClaims()), iss: "aicunet", aud: "aicunet-api" }, "", {
+          algorithm: "none",
+          keyid: kid,
+        });
+      },
+    ],
+    [
+      "a token with an unknown kid",
+      async () =>
+        signAccessToken(await adminClaims(), generateSigningKey(), {
+          issuer: "aicunet",
+          audience: "aicunet-api",
+          ttlSeconds: 60,
+        }),
+    ],
+    ["garbage", async () => "not.a.token"],
+  ])("answers 401 INVALID_TOKEN for %s", async (_case, makeToken) => {
+    const res = await me(await makeToken());
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(await json<ErrorBody>(res)).toMatchObject({ code: 401, type: "INVALID_TOKEN" });
+  });
+
+  it("accepts a token signed with the current key (the forgeries above differ only in what they break)", async () => {
+    const token = signAccessToken(await adminClaims(), await currentKey(), {
+      issuer: "aicunet",
+      audience: "aicunet-api",
+      ttlSeconds: 60,
+    });
+    expect((await me(token)).status).toBe(200);
+  });
+
+  it("rotates the signing key: old tokens keep verifying, new ones carry the new kid", async () => {
+    const before = await json<{ keys: PublicJwk[] }>(await call("GET", "/.well-known/jwks.json"));
+    const rotated = await call("POST", "/api/auth/keys/rotate", { token: adminToken });
+    expect(rotated.status).toBe(200);
+    const { kid } = await json<{ kid: string }>(rotated);
+    const after = await json<{ keys: PublicJwk[] }>(await call("GET", "/.well-known/jwks.json"));
+    expect(after.keys.map((key) => key.kid)).toEqual([kid, ...before.keys.map((key) => key.kid)]);
+    expect(after.keys.every((key) => key.alg === "ES256" && !("d" in key))).toBe(true);
+    expect((await me(adminToken)).status).toBe(200);
+    const fresh = await login(base);
+    expect(jwt.decode(fresh, { complete: true })?.header.kid).toBe(kid);
+    expect((await me(fresh)).status).toBe(200);
+    adminToken = fresh;
+  });
+});
+
+describe("RBAC", () => {
+  it("answers 403 to a customer calling an admin action, and 200 to an admin", async () => {
+    await register("cust@example.com");
+    const { accessToken } = await tokensFor("cust@example.com");
+    const denied = await call("GET", "/api/auth/users", { token: accessToken });
+    expect(denied.status).toBe(403);
+    expect(await json<ErrorBody>(denied)).toMatchObject({ type: "FORBIDDEN", data: { action: "auth.users.list" } });
+    expect((await call("GET", "/api/auth/users", { token: adminToken })).status).toBe(200);
+  });
+
+  it("lets a customer read their own account but not another's, which looks like it does not exist", async () => {
+    const own = await register("owner@example.com");
+    const other = await register("neighbour@example.com");
+    const { accessToken } = await tokensFor("owner@example.com");
+    const mine = await call("GET", `/api/auth/users/${own.id}`, { token: accessToken });
+    expect(mine.status).toBe(200);
+    expect(await json<User>(mine)).toMatchObject({ email: "owner@example.com" });
+    const theirs = await call("GET", `/api/auth/users/${other.id}`, { token: accessToken });
+    expect(theirs.status).toBe(404);
+    expect((await call("GET", `/api/auth/users/${other.id}`, { token: adminToken })).status).toBe(200);
+  });
+
+  it("checks a call made from another node the same way, and fails closed without an identity", async () => {
+    const customer = {
+      type: "user",
+      id: "00000000-0000-4000-8000-000000000001",
+      roles: ["customer"],
+      permissions: ["orders:create"],
+    };
+    await expect(otherNode.call("auth.users.list", {}, { meta: { caller: customer } })).rejects.toMatchObject({
+      code: 403,
+      type: "FORBIDDEN",
+    });
+    await expect(otherNode.call("auth.users.list")).rejects.toMatchObject({ code: 401 });
+    await expect(otherNode.call("auth.rolePermissions", {}, { meta: { caller: customer } })).rejects.toMatchObject({
+      code: 403,
+    });
+    const users = await otherNode.call<User[], Record<string, never>>(
+      "auth.users.list",
+      {},
+      { meta: { caller: SYSTEM_CALLER } },
+    );
+    expect(users.length).toBeGreaterThan(0);
+  });
+
+  it("applies role changes at the next refresh, and a disabled user can neither refresh nor log in", async () => {
+    const user = await register("promote@example.com");
+    const tokens = await tokensFor("promote@example.com");
+    const update = await call("PATCH", `/api/auth/users/${user.id}`, {
+      token: adminToken,
+      body: { roles: ["operator"] },
+    });
+    expect(update.status).toBe(200);
+    expect((await call("GET", "/api/auth/users", { token: tokens.accessToken })).status).toBe(403);
+    const refreshed = await json<TokenPair>(
+      await call("POST", "/api/auth/refresh", { body: { refreshToken: tokens.refreshToken } }),
+    );
+    expect(jwt.decode(refreshed.accessToken)).toMatchObject({ roles: ["operator"] });
+
+    await call("PATCH", `/api/auth/users/${user.id}`, { token: adminToken, body: { status: "disabled" } });
+    expect((await call("POST", "/api/auth/refresh", { body: { refreshToken: refreshed.refreshToken } })).status).toBe(
+      401,
+    );
+    const relogin = await call("POST", "/api/auth/login", {
+      body: { email: "promote@example.com", password: "a-long-enough-password" },
+    });
+    expect(relogin.status).toBe(401);
+  });
+
+  it("lets admins edit a role's permissions, and gateways apply the change at once", async () => {
+    await register("buyer@example.com");
+    const { accessToken } = await tokensFor("buyer@example.com");
+    const product = { sku: "ROLE-1", name: "Granted", price: { amount: 1, currency: "EUR" } };
+    expect((await call("POST", "/api/products", { token: accessToken, body: product })).status).toBe(403);
+    const roles = await json<{ name: string; permissions: string[] }[]>(
+      await call("GET", "/api/auth/roles", { token: adminToken }),
+    );
+    const customerRole = roles.find((role) => role.name === "customer")!;
+    const put = await call("PUT", "/api/auth/roles/customer", {
+      token: adminToken,
+      body: { description: "test", permissions: [...customerRole.permissions, "products:write"] },
+    });
+    expect(put.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the auth.roles.changed broadcast
+    expect((await call("POST", "/api/products", { token: accessToken, body: product })).status).toBe(201);
+    await call("PUT", "/api/auth/roles/customer", {
+      token: adminToken,
+      body: { permissions: customerRole.permissions },
+    });
+  });
+});
+
+describe("OAuth2 client credentials", () => {
+  let client: OAuthClient & { clientSecret: string };
+  const token = (form: Record<string, string>, basic?: string) =>
+    fetch(`${base}/oauth/token`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        ...(basic ? { authorization: `Basic ${Buffer.from(basic).toString("base64")}` } : {}),
+      },
+      body: new URLSearchParams(form).toString(),
+    });
+
+  beforeAll(async () => {
+    const res = await call("POST", "/api/auth/clients", {
+      token: adminToken,
+      body: { name: "importer", scopes: ["products:write"] },
+    });
+    expect(res.status).toBe(201);
+    client = await json<OAuthClient & { clientSecret: string }>(res);
+  });
+
+  it("issues a token to a client authenticated with HTTP Basic, usable on the API within its scope", async () => {
+    const res = await token({ grant_type: "client_credentials" }, `${client.clientId}:${client.clientSecret}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const body = await json<{ access_token: string; token_type: string; expires_in: number; scope: string }>(res);
+    expect(body).toMatchObject({ token_type: "Bearer", expires_in: 900, scope: "products:write" });
+    const created = await call("POST", "/api/products", {
+      token: body.access_token,
+      body: { sku: "OAUTH-1", name: "Imported", price: { amount: 5, currency: "EUR" } },
+    });
+    expect(created.status).toBe(201);
+    expect((await json<Product>(created)).sku).toBe("OAUTH-1");
+    expect((await call("GET", "/api/auth/users", { token: body.access_token })).status).toBe(403);
+  });
+
+  it("accepts credentials in the form body too", async () => {
+    const res = await token({
+      grant_type: "client_credentials",
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      scope: "products:write",
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it.each([
+    ["no grant_type", {}, undefined, 400, "invalid_request"],
+    [
+      "the password grant",
+      { grant_type: "password", username: "a", password: "b" },
+      undefined,
+      400,
+      "unsupported_grant_type",
+    ],
+    ["no client authentication", { grant_type: "client_credentials" }, undefined, 401, "invalid_client"],
+    ["a wrong secret", { grant_type: "client_credentials" }, "WRONG", 401, "invalid_client"],
+    [
+      "a scope the client lacks",
+      { grant_type: "client_credentials", scope: "users:admin" },
+      "RIGHT",
+      400,
+      "invalid_scope",
+    ],
+  ])("answers %s with the RFC 6749 error", async (_case, form, secret, status, error) => {
+    const basic =
+      secret === undefined ? undefined : `${client.clientId}:${secret === "RIGHT" ? client.clientSecret : "wrong"}`;
+    const res = await token(form as Record<string, string>, basic);
+    expect(res.status).toBe(status);
+    const body = await json<{ error: string; error_description: string }>(res);
+    expect(body.error).toBe(error);
+    expect(body.error_description.length).toBeGreaterThan(0);
+    if (status === 401 && basic) expect(res.headers.get("www-authenticate")).toMatch(/^Basic/);
+  });
+
+  it("rotates a client's secret and disables clients", async () => {
+    const rotated = await json<{ clientSecret: string }>(
+      await call("POST", `/api/auth/clients/${client.clientId}/rotate-secret`, { token: adminToken }),
+    );
+    expect(
+      (await token({ grant_type: "client_credentials" }, `${client.clientId}:${client.clientSecret}`)).status,
+    ).toBe(401);
+    expect(
+      (await token({ grant_type: "client_credentials" }, `${client.clientId}:${rotated.clientSecret}`)).status,
+    ).toBe(200);
+    await call("PATCH", `/api/auth/clients/${client.clientId}`, { token: adminToken, body: { status: "disabled" } });
+    const disabled = await token({ grant_type: "client_credentials" }, `${client.clientId}:${rotated.clientSecret}`);
+    expect(disabled.status).toBe(401);
+    const listed = await json<OAuthClient[]>(await call("GET", "/api/auth/clients", { token: adminToken }));
+    expect(listed.find((entry) => entry.clientId === client.clientId)).toMatchObject({ status: "disabled" });
+    expect(JSON.stringify(listed)).not.toMatch(/secret/i);
+  });
+});
+
+describe("OpenAPI document", () => {
+  it("is generated from the served routes and valid against the OpenAPI 3.1 schema", async () => {
+    const res = await call("GET", "/api/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = await json<{
+      openapi: string;
+      paths: Record<string, Record<string, Record<string, unknown>>>;
+      components: { securitySchemes: Record<string, unknown> };
+    }>(res);
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["bearerAuth", "clientCredentials"]);
+    const createProduct = doc.paths["/api/products"].post;
+    expect(createProduct).toMatchObject({
+      operationId: "products.create",
+      security: [{ bearerAuth: [] }, { clientCredentials: ["products:write"] }],
+      requestBody: { content: { "application/json": { schema: { required: ["sku", "name", "price"] } } } },
+    });
+    expect(doc.paths["/api/products/{id}"].get).toMatchObject({
+      parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } }],
+      security: [],
+    });
+    expect(doc.paths["/api/auth/users"].get).toMatchObject({ "x-permissions": ["users:admin"] });
+
+    expect(await validateOpenApi(doc)).toEqual({ valid: true });
+  });
+
+  it("has a docs page served by the gateway itself", async () => {
+    const page = await call("GET", "/docs/");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("/docs/swagger-ui-bundle.js");
+    expect((await call("GET", "/docs/swagger-ui-bundle.js")).headers.get("content-type")).toMatch(/javascript/);
+  });
+});
+
+describe("gateway hygiene", () => {
+  it("sends security headers and refuses oversized bodies", async () => {
+    const res = await call("GET", "/api/products");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    const huge = await call("POST", "/api/products", {
+      token: adminToken,
+      body: { sku: "BIG", name: "x".repeat(2_000_000) },
+    });
+    expect(huge.status).toBe(413);
+  });
+});
+
+describe("closed self-registration", () => {
+  const closedScope = isolation();
+  let closed: ServiceBroker;
+  let closedBase: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    closed = await startInProcessNode(
+      testConfig(closedScope, { SERVICES: "api,auth", PORT: String(port), AUTH_SELF_REGISTRATION: "false" }),
+    );
+    closedBase = `http://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    await closed?.stop();
+    await dropScopeDatabases(closedScope.prefix);
+  });
+
+  it("refuses registration with 403 and creates nothing, while admins can still log in", async () => {
+    const res = await fetch(`${closedBase}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "late@example.com", password: "a-long-enough-password", displayName: "Late" }),
+    });
+    expect(res.status).toBe(403);
+    expect(await json<ErrorBody>(res)).toMatchObject({ type: "FORBIDDEN", data: { reason: "REGISTRATION_CLOSED" } });
+    const users = await json<User[]>(
+      await fetch(`${closedBase}/api/auth/users`, { headers: { authorization: `Bearer ${await login(closedBase)}` } }),
+    );
+    expect(users.map((user) => user.email)).toEqual(["admin@test.example"]);
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * Distribution over the real NATS: nodes in separate OS processes, started as `npm start` starts them, with
+ * `SERVICES` choosing each one's role. A REST call on the gateway node is served by the products node, and the
+ * cluster health lists both; a node that stops shows as unavailable.
+ */
+import type { Product } from "../../services/products.service";
+import type { ClusterHealth } from "../../services/health.service";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  nodeEnv,
+  startNodeProcess,
+  testNatsUrl,
+  waitFor,
+  type NodeProcess,
+} from "../support/nodes";
+
+const scope = isolation();
+let productsNode: NodeProcess;
+let gatewayNode: NodeProcess;
+let base: string;
+
+beforeAll(async () => {
+  const transport = { TRANSPORTER: testNatsUrl() };
+  [productsNode, gatewayNode] = await Promise.all([
+    startNodeProcess(nodeEnv(scope, { ...transport, SERVICES: "auth,products", NODE_ID: "products-node" })),
+    startNodeProcess(nodeEnv(scope, { ...transport, SERVICES: "api", NODE_ID: "gateway-node" })),
+  ]);
+  base = `http://127.0.0.1:${gatewayNode.port}`;
+});
+
+afterAll(async () => {
+  await Promise.all([productsNode?.stop("SIGKILL"), gatewayNode?.stop("SIGKILL")]);
+  await dropScopeDatabases(scope.prefix);
+});
+
+it("routes a REST call on the gateway node to the products service on the other node", async () => {
+  const res = await waitFor(
+    async () => {
+      const attempt = await fetch(`${base}/api/products`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await login(base)}` },
+        body: JSON.stringify({ sku: "REMOTE-1", name: "Remote widget", price: { amount: 500, currency: "USD" } }),
+      });
+      return attempt.status === 404 ? undefined : attempt;
+    },
+    20_000,
+    "the gateway to learn the products routes",
+  );
+  expect(res.status).toBe(201);
+  const created = await json<Product>(res);
+  const fetched = await json<Product>(await fetch(`${base}/api/products/${created.id}`));
+  expect(fetched).toEqual(created);
+});
+
+it("lists both nodes, their services and their checks in the cluster health", async () => {
+  const health = await waitFor(
+    async () => {
+      const body = await json<ClusterHealth>(await fetch(`${base}/api/health`));
+      return body.nodes.length === 2 ? body : undefined;
+    },
+    20_000,
+    "both nodes in the cluster health",
+  );
+  expect(health.status).toBe("ok");
+  const byId = Object.fromEntries(health.nodes.map((node) => [node.nodeID, node]));
+  expect(byId["products-node"]).toMatchObject({
+    available: true,
+    ready: true,
+    services: ["health", "auth", "products"],
+  });
+  expect(byId["products-node"].checks.map((check) => check.name)).toEqual([
+    "broker",
+    "transporter",
+    "database:auth",
+    "database:products",
+  ]);
+  expect(byId["gateway-node"]).toMatchObject({ available: true, ready: true, services: ["health", "api"] });
+  expect(byId["gateway-node"].checks.map((check) => check.name)).toEqual(["broker", "transporter", "gateway:routes"]);
+});
+
+it("reports a killed node as lost and the cluster as degraded", async () => {
+  await productsNode.stop("SIGKILL");
+  // No goodbye from a killed node: its report calls fail at once (degraded), and when its heartbeats have been
+  // missing for the heartbeat timeout (15 s) the gateway marks it lost.
+  const health = await waitFor(
+    async () => {
+      const body = await json<ClusterHealth>(await fetch(`${base}/api/health`));
+      return body.nodes.some((node) => node.nodeID === "products-node" && node.state === "lost") ? body : undefined;
+    },
+    40_000,
+    "the killed node to show as lost",
+  );
+  expect(health.status).toBe("degraded");
+  expect(health.nodes.find((node) => node.nodeID === "products-node")).toMatchObject({
+    available: false,
+    ready: false,
+  });
+  // Its routes are gone (404) once the gateway has regenerated them, 503 NOT_AVAILABLE until then.
+  const res = await fetch(`${base}/api/products`);
+  expect([404, 503]).toContain(res.status);
+});

@@ -1,0 +1,325 @@
+/**
+ * The durable event backbone over a real NATS JetStream (this file's own nats-server, so it can restart it) and the
+ * real PostgreSQL, with producer and consumers in separate processes: the producer (gateway, auth, products, orders
+ * with its outbox), exec and dlq, and a probe consumer (test/support/probe.service.ts) whose effects are counted.
+ */
+import { randomUUID } from "node:crypto";
+import { connect, type NatsConnection } from "nats";
+import { Client } from "pg";
+import { createEnvelope } from "../../lib/events";
+import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
+import type { Task } from "../../services/exec.service";
+import type { Order } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  nodeEnv,
+  startNodeProcess,
+  scopedDatabaseUrl,
+  waitFor,
+  type NodeProcess,
+} from "../support/nodes";
+import { apiRequest, orderBody } from "../support/api";
+import { freePort, startNats, type NatsServer } from "../support/servers";
+
+const scope = isolation();
+let nats: NatsServer;
+let env: Record<string, string>;
+let producer: NodeProcess;
+let execNode: NodeProcess;
+let probe: NodeProcess | undefined;
+let producerPort: number;
+let base: string;
+let token: string;
+let product: Product;
+let probeDb: Client;
+let ordersDb: Client;
+
+const scopedUrl = (database: string) => scopedDatabaseUrl(scope.prefix, database);
+
+const startProducer = () =>
+  startNodeProcess({
+    ...env,
+    SERVICES: "api,auth,products,orders",
+    NODE_ID: "producer",
+    PORT: String(producerPort),
+  });
+
+const startProbe = async () => {
+  probe = await startNodeProcess(
+    { ...env, NODE_ID: "probe-node", PROBE_DATABASE_URL: scopedUrl("probe") },
+    { script: "test/support/probe-node.ts" },
+  );
+};
+
+const send = (method: string, path: string, body?: unknown) => apiRequest(base, token, method, path, body);
+
+/** Places an order through the gateway; the shipping name selects a probe fault. 500 EUR per item. */
+async function placeOrder(shippingName: string, quantity = 1): Promise<Order> {
+  const res = await send("POST", "/api/orders", orderBody(product.id, shippingName, { quantity }));
+  expect(res.status).toBe(201);
+  return json<Order>(res);
+}
+
+async function count(db: Client, sql: string, bind: unknown[] = []): Promise<number> {
+  return Number((await db.query<{ count: string }>(sql, bind)).rows[0].count);
+}
+
+const effectsOf = (orderId: string) => count(probeDb, "SELECT count(*) FROM effects WHERE order_id = $1", [orderId]);
+const attemptsOf = (orderId: string) => count(probeDb, "SELECT count(*) FROM attempts WHERE order_id = $1", [orderId]);
+
+async function waitForEffect(orderId: string, timeoutMs = 20_000) {
+  await waitFor(async () => ((await effectsOf(orderId)) > 0 ? true : undefined), timeoutMs, `the effect of ${orderId}`);
+}
+
+async function deadLetters(query: string): Promise<DeadLetterPage> {
+  const res = await send("GET", `/api/dlq?${query}`);
+  expect(res.status).toBe(200);
+  return json<DeadLetterPage>(res);
+}
+
+beforeAll(async () => {
+  nats = await startNats();
+  env = nodeEnv(scope, {
+    TRANSPORTER: nats.url,
+    DELIVERY_MAX_ATTEMPTS: "3",
+    DELIVERY_RETRY_DELAY: "200",
+    DELIVERY_ACK_WAIT: "2000",
+  });
+  producerPort = await freePort();
+  [producer, execNode] = await Promise.all([
+    startProducer(),
+    startNodeProcess({ ...env, SERVICES: "exec,dlq", NODE_ID: "exec-node" }),
+  ]);
+  base = `http://127.0.0.1:${producerPort}`;
+  token = await login(base);
+  const res = await send("POST", "/api/products", {
+    sku: "EVT-1",
+    name: "Event widget",
+    price: { amount: 500, currency: "EUR" },
+    stock: 100_000,
+  });
+  expect(res.status).toBe(201);
+  product = await json<Product>(res);
+  ordersDb = new Client({ connectionString: scopedUrl("orders") });
+  await ordersDb.connect();
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([probeDb?.end(), ordersDb?.end()]);
+  await Promise.all([producer?.stop("SIGKILL"), execNode?.stop("SIGKILL"), probe?.stop("SIGKILL")]);
+  await nats?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+it("processes an event committed while its consumer was down, once the consumer starts", async () => {
+  // The probe's consumer group does not exist yet; exec's does, and its built-in rule reviews orders of 1000 EUR+.
+  const order = await placeOrder("DOWN-1", 250);
+  await startProbe();
+  probeDb = new Client({ connectionString: scopedUrl("probe") });
+  await probeDb.connect();
+  await waitForEffect(order.id);
+  expect(await effectsOf(order.id)).toBe(1);
+
+  const task = await waitFor(
+    async () => {
+      const tasks = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${order.id}`));
+      return tasks[0];
+    },
+    15_000,
+    "the review task",
+  );
+  expect(task).toMatchObject({ kind: "order-review", subject: order.id, details: { total: order.total } });
+
+  // The probe stops; what is committed meanwhile waits in the stream for it.
+  await probe!.stop("SIGTERM");
+  const whileDown = [await placeOrder("DOWN-2"), await placeOrder("DOWN-3")];
+  await startProbe();
+  for (const placed of whileDown) await waitForEffect(placed.id);
+  for (const placed of whileDown) expect(await effectsOf(placed.id)).toBe(1);
+});
+
+it("redelivers a message whose consumer was killed mid-message, and its effect happens once", async () => {
+  await probeDb.query("INSERT INTO faults VALUES ('SLOW-1', 'slow')");
+  const order = await placeOrder("SLOW-1");
+  await waitFor(async () => ((await attemptsOf(order.id)) > 0 ? true : undefined), 15_000, "the first attempt");
+  await probe!.stop("SIGKILL");
+  await probeDb.query("DELETE FROM faults WHERE shipping_name = 'SLOW-1'");
+  expect(await effectsOf(order.id)).toBe(0);
+
+  await startProbe();
+  await waitForEffect(order.id);
+  // Whatever else JetStream redelivers meanwhile, the inbox keeps it to one effect.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  expect(await effectsOf(order.id)).toBe(1);
+  expect(await attemptsOf(order.id)).toBeGreaterThanOrEqual(2);
+});
+
+it("drops the copy a relay killed between publish and mark publishes again", async () => {
+  await producer.stop("SIGKILL");
+  // The state such a crash leaves: the event in the outbox, unsent, and already in the stream (twice, the second
+  // copy under another JetStream message id, as if the duplicate window had passed).
+  const orderId = randomUUID();
+  const envelope = createEnvelope(
+    "order.created",
+    {
+      order: {
+        id: orderId,
+        customerId: randomUUID(),
+        status: "PENDING",
+        total: { amount: 500, currency: "EUR" },
+        paymentMethod: "pm_card_ok",
+        lines: [{ productId: product.id, quantity: 1 }],
+        shippingAddress: { name: "RELAY-1" },
+      },
+    },
+    { source: "orders", correlationId: "relay-test" },
+  );
+  await ordersDb.query("INSERT INTO outbox (id, channel, envelope) VALUES ($1, $2, $3)", [
+    envelope.id,
+    envelope.type,
+    JSON.stringify(envelope),
+  ]);
+  const connection = await connect({ servers: nats.url });
+  const js = connection.jetstream();
+  const subject = `${scope.namespace}.order.created`;
+  await js.publish(subject, Buffer.from(JSON.stringify(envelope)), { msgID: envelope.id });
+  await js.publish(subject, Buffer.from(JSON.stringify(envelope)), { msgID: `${envelope.id}-late-copy` });
+  await connection.close();
+
+  producer = await startProducer();
+  await waitFor(
+    async () => {
+      const { rows } = await ordersDb.query("SELECT sent_at FROM outbox WHERE id = $1", [envelope.id]);
+      return rows[0].sent_at ? true : undefined;
+    },
+    20_000,
+    "the relay to publish the row again",
+  );
+  await waitForEffect(orderId);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  expect(await effectsOf(orderId)).toBe(1);
+  expect(await attemptsOf(orderId)).toBe(1);
+  token = await login(base);
+});
+
+it("parks a poison message after its attempts, replays it once fixed, and leaves the queue empty", async () => {
+  await probeDb.query("INSERT INTO faults VALUES ('POISON-1', 'poison')");
+  const order = await placeOrder("POISON-1");
+  const entry = await waitFor(
+    async () => (await deadLetters("group=probe&status=PENDING&search=POISON-1")).rows[0],
+    20_000,
+    "the dead letter",
+  );
+  expect(entry).toMatchObject({
+    channel: "order.created",
+    group: "probe",
+    replayable: true,
+    attempts: 3,
+    error: { type: "PROBE_FAULT", message: "probe: poisoned order", code: 500 },
+  });
+  expect((entry.message as { payload: { order: Order } }).payload.order.id).toBe(order.id);
+  expect(await attemptsOf(order.id)).toBe(3);
+  expect(await effectsOf(order.id)).toBe(0);
+
+  await probeDb.query("DELETE FROM faults WHERE shipping_name = 'POISON-1'");
+  const replay = await send("POST", `/api/dlq/${entry.id}/replay`);
+  expect(replay.status).toBe(200);
+  expect(await json<DeadLetter>(replay)).toMatchObject({ status: "REPLAYED", replayCount: 1 });
+  await waitForEffect(order.id);
+  const resolved = await waitFor(
+    async () => {
+      const current = await json<DeadLetter>(await send("GET", `/api/dlq/${entry.id}`));
+      return current.status === "RESOLVED" ? current : undefined;
+    },
+    15_000,
+    "the entry to be resolved",
+  );
+  expect(resolved.resolvedAt).not.toBeNull();
+  expect(await effectsOf(order.id)).toBe(1);
+  expect((await deadLetters("status=PENDING")).total).toBe(0);
+});
+
+it("parks bad payloads (not JSON, too large, wrong schema) with a validation error and touches nothing else", async () => {
+  const effectsBefore = await count(probeDb, "SELECT count(*) FROM effects");
+  const tasksBefore = (await json<Task[]>(await send("GET", "/api/exec/tasks"))).length;
+  const wrongSchema = createEnvelope(
+    "order.created",
+    { order: { id: "not-a-uuid" } },
+    {
+      source: "orders",
+      correlationId: "bad-payload-test",
+    },
+  );
+  const connection: NatsConnection = await connect({ servers: nats.url });
+  const js = connection.jetstream();
+  const subject = `${scope.namespace}.order.created`;
+  await js.publish(subject, Buffer.from("{ this is not json"));
+  await js.publish(subject, Buffer.from(JSON.stringify({ filler: "x".repeat(300 * 1024) })));
+  await js.publish(subject, Buffer.from(JSON.stringify(wrongSchema)));
+  await connection.close();
+
+  // Each consumer group of the channel (probe and exec) parks each of the three.
+  const parked = await waitFor(
+    async () => {
+      const page = await deadLetters("status=PENDING&errorType=VALIDATION_ERROR&pageSize=100");
+      return page.total === 6 ? page.rows : undefined;
+    },
+    20_000,
+    "six dead letters",
+  );
+  const reasons = (group: string) =>
+    parked
+      .filter((entry) => entry.group === group)
+      .map((entry) => ((entry.error.data as { type: string }[])[0] ?? { type: "" }).type)
+      .sort();
+  for (const group of ["probe", "exec"]) {
+    expect(reasons(group)).toEqual(["messageTooLarge", "notJson", "uuid"]);
+  }
+  expect(parked.filter((entry) => !entry.replayable)).toHaveLength(4);
+  const schemaEntry = parked.find((entry) => entry.group === "probe" && entry.messageId === wrongSchema.id)!;
+  expect(schemaEntry.error.data).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ field: "payload.order.id", type: "uuid", actual: "not-a-uuid" }),
+      expect.objectContaining({ field: "payload.order.customerId", type: "required" }),
+    ]),
+  );
+
+  expect(await count(probeDb, "SELECT count(*) FROM effects")).toBe(effectsBefore);
+  expect(await count(probeDb, "SELECT count(*) FROM inbox WHERE message_id = $1", [wrongSchema.id])).toBe(0);
+  expect((await json<Task[]>(await send("GET", "/api/exec/tasks"))).length).toBe(tasksBefore);
+
+  // Not replayable: they never were envelopes. A batch replay that expects another count replays nothing.
+  const notReplayable = parked.find((entry) => !entry.replayable)!;
+  expect((await send("POST", `/api/dlq/${notReplayable.id}/replay`)).status).toBe(409);
+  const batch = await send("POST", "/api/dlq/replay", { until: new Date().toISOString(), expectedCount: 5 });
+  expect(batch.status).toBe(409);
+  expect(await json<{ data: unknown }>(batch)).toMatchObject({ data: { expectedCount: 5, actualCount: 2 } });
+  for (const entry of parked) expect((await send("DELETE", `/api/dlq/${entry.id}`)).status).toBe(200);
+  expect((await deadLetters("status=PENDING")).total).toBe(0);
+});
+
+it("loses no event while NATS restarts with events flowing", async () => {
+  const orders: Order[] = [];
+  for (let i = 0; i < 30; i++) {
+    orders.push(await placeOrder(`FLOW-${i}`));
+    if (i === 9) await nats.restart();
+  }
+  await waitFor(
+    async () => {
+      const processed = await count(probeDb, "SELECT count(DISTINCT order_id) FROM effects WHERE order_id = ANY($1)", [
+        orders.map((order) => order.id),
+      ]);
+      return processed === orders.length ? true : undefined;
+    },
+    45_000,
+    "every order's effect",
+  );
+  expect(
+    await count(probeDb, "SELECT count(*) FROM effects WHERE order_id = ANY($1)", [orders.map((order) => order.id)]),
+  ).toBe(orders.length);
+  expect(await count(ordersDb, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")).toBe(0);
+}, 90_000);

@@ -1,0 +1,296 @@
+/**
+ * exec rules and the dead-letter queue on the embedded default's wiring (one node, in-memory channels, the real
+ * PostgreSQL): the rules API and its validation, a built-in rule at work, a rule whose action rejects its parameters
+ * (dead letter at once, `exec.failed` through the outbox, the DLQ depth gauge), replay from the REPL command once the
+ * rule is fixed, and the DLQ API's answers to bad input.
+ */
+import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import { dlqCommand } from "../../bin/repl-commands";
+import { databaseUrlFor } from "../../lib/database";
+import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
+import type { Rule, Task } from "../../services/exec.service";
+import type { Order } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  registerCustomer,
+  startInProcessNode,
+  testConfig,
+  waitFor,
+  type ErrorBody,
+} from "../support/nodes";
+import { validateOpenApi } from "../support/openapi";
+import { apiRequest, orderBody } from "../support/api";
+import { freePort } from "../support/servers";
+
+const scope = isolation();
+let broker: ServiceBroker;
+let base: string;
+let admin: string;
+let customer: string;
+let product: Product;
+let execDb: Client;
+let dlqDb: Client;
+
+const send = (method: string, path: string, body?: unknown, token = admin) =>
+  apiRequest(base, token, method, path, body);
+
+async function placeOrder(shippingName: string, quantity = 1): Promise<Order> {
+  const res = await send("POST", "/api/orders", orderBody(product.id, shippingName, { quantity }));
+  expect(res.status).toBe(201);
+  return json<Order>(res);
+}
+
+const ruleCount = async () => Number((await execDb.query("SELECT count(*) FROM rules")).rows[0].count);
+const depth = (channel: string) =>
+  broker.metrics.getMetric("aicunet.dlq.depth")?.get({ channel })?.value as number | undefined;
+
+beforeAll(async () => {
+  const port = await freePort();
+  const cfg = testConfig(scope, {
+    SERVICES: "api,auth,products,orders,exec,dlq",
+    PORT: String(port),
+    DELIVERY_MAX_ATTEMPTS: "2",
+    DELIVERY_RETRY_DELAY: "50",
+  });
+  broker = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  admin = await login(base);
+  customer = await registerCustomer(base, "cust@exec.example");
+  product = await json<Product>(
+    await send("POST", "/api/products", {
+      sku: "EXEC-1",
+      name: "Exec widget",
+      price: { amount: 500, currency: "EUR" },
+    }),
+  );
+  execDb = new Client({ connectionString: databaseUrlFor("exec", cfg) });
+  dlqDb = new Client({ connectionString: databaseUrlFor("dlq", cfg) });
+  await Promise.all([execDb.connect(), dlqDb.connect()]);
+});
+
+afterAll(async () => {
+  await Promise.all([execDb?.end(), dlqDb?.end()]);
+  await broker?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+it("ships a built-in rule that opens a review task for a large order, once", async () => {
+  const rules = await json<Rule[]>(await send("GET", "/api/exec/rules"));
+  expect(rules).toEqual([
+    expect.objectContaining({ name: "Restock low stock", event: "product.stockChanged", builtIn: true }),
+    expect.objectContaining({ name: "Review large orders", event: "order.created", builtIn: true, enabled: true }),
+  ]);
+  const small = await placeOrder("SMALL", 1);
+  const large = await placeOrder("LARGE", 200);
+  const tasks = await waitFor(
+    async () => {
+      const found = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${large.id}`));
+      return found.length > 0 ? found : undefined;
+    },
+    10_000,
+    "the review task",
+  );
+  expect(tasks).toEqual([
+    expect.objectContaining({ kind: "order-review", title: "Review a large order", details: expect.any(Object) }),
+  ]);
+  expect(tasks[0].details).toEqual({ total: { amount: 100_000, currency: "EUR" }, customerId: large.customerId });
+  expect(await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${small.id}`))).toEqual([]);
+});
+
+it("ships a built-in rule that opens a restock task when a product's stock drops under 5", async () => {
+  const lowStock = await send("PATCH", `/api/products/${product.id}`, { stock: 3, version: product.version });
+  expect(lowStock.status).toBe(200);
+  product = await json<Product>(lowStock);
+  const tasks = await waitFor(
+    async () => {
+      const found = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`));
+      return found.length > 0 ? found : undefined;
+    },
+    10_000,
+    "the restock task",
+  );
+  expect(tasks).toEqual([expect.objectContaining({ details: { sku: "EXEC-1", stock: 3 } })]);
+  // A change that leaves enough stock (or does not touch it) opens nothing.
+  product = await json<Product>(
+    await send("PATCH", `/api/products/${product.id}`, { stock: 50, version: product.version }),
+  );
+  product = await json<Product>(
+    await send("PATCH", `/api/products/${product.id}`, { name: "Renamed", version: product.version }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`))).toHaveLength(1);
+});
+
+describe("rules API", () => {
+  const rule = {
+    name: "Flag orders to Paris",
+    event: "order.created",
+    condition: [{ path: "$.payload.order.shippingAddress.city", op: "eq", value: "Paris" }],
+    action: "exec.tasks.create",
+    params: { kind: "paris", title: "An order to Paris", subject: "$.payload.order.id" },
+  };
+
+  it("creates, reads, replaces and deletes a rule", async () => {
+    const created = await send("POST", "/api/exec/rules", rule);
+    expect(created.status).toBe(201);
+    const saved = await json<Rule>(created);
+    expect(saved).toMatchObject({ ...rule, enabled: true, builtIn: false, version: 1 });
+    expect(created.headers.get("location")).toBe(`/api/exec/rules/${saved.id}`);
+    expect(await json<Rule>(await send("GET", `/api/exec/rules/${saved.id}`))).toEqual(saved);
+
+    const replaced = await send("PUT", `/api/exec/rules/${saved.id}`, { ...rule, enabled: false });
+    expect(replaced.status).toBe(200);
+    expect(await json<Rule>(replaced)).toMatchObject({ enabled: false, version: 2 });
+
+    expect((await send("DELETE", `/api/exec/rules/${saved.id}`)).status).toBe(200);
+    expect((await send("GET", `/api/exec/rules/${saved.id}`)).status).toBe(404);
+  });
+
+  const badRules: [string, Record<string, unknown>, string[]][] = [
+    ["an event that is not catalogued", { event: "order.exploded" }, ["event"]],
+    ["an action that is not triggerable", { action: "auth.users.list" }, ["action"]],
+    ["an action that does not exist", { action: "nobody.nothing" }, ["action"]],
+    [
+      "a condition path outside the envelope",
+      { condition: [{ path: "order.total", op: "gt", value: 1 }] },
+      ["condition[0].path"],
+    ],
+    ["an unknown operator", { condition: [{ path: "$.payload", op: "like", value: 1 }] }, ["condition[0].op"]],
+    ["a name that is not a string", { name: 42 }, ["name"]],
+    ["an unknown field", { script: "process.exit()" }, ["script"]],
+  ];
+  it.each(badRules)("answers 422 for %s, naming the field, and saves nothing", async (_, change, fields) => {
+    const before = await ruleCount();
+    const res = await send("POST", "/api/exec/rules", { ...rule, name: "Bad rule", ...change });
+    expect(res.status).toBe(422);
+    const body = await json<ErrorBody>(res);
+    expect(body.type).toBe("VALIDATION_ERROR");
+    expect((body.data as { field: string }[]).map((problem) => problem.field)).toEqual(expect.arrayContaining(fields));
+    expect(await ruleCount()).toBe(before);
+  });
+
+  it("answers 409 for a duplicate name and for deleting a built-in rule, 404 for an unknown id", async () => {
+    const [builtIn] = await json<Rule[]>(await send("GET", "/api/exec/rules"));
+    expect(builtIn.builtIn).toBe(true);
+    const duplicate = await send("POST", "/api/exec/rules", { ...rule, name: builtIn.name });
+    expect(duplicate.status).toBe(409);
+    expect(await json<ErrorBody>(duplicate)).toMatchObject({ type: "DUPLICATE", data: { field: "name" } });
+    expect((await send("DELETE", `/api/exec/rules/${builtIn.id}`)).status).toBe(409);
+    expect((await send("GET", "/api/exec/rules/6f1c2a4e-0000-4000-8000-000000000000")).status).toBe(404);
+  });
+
+  it("refuses customers: rules and dead letters are for operators", async () => {
+    expect((await send("GET", "/api/exec/rules", undefined, customer)).status).toBe(403);
+    expect((await send("POST", "/api/exec/rules", rule, customer)).status).toBe(403);
+    expect((await send("GET", "/api/dlq", undefined, customer)).status).toBe(403);
+  });
+});
+
+it("dead-letters an event whose rule action rejects its parameters, publishes exec.failed, and replays from the REPL once fixed", async () => {
+  const broken = await json<Rule>(
+    await send("POST", "/api/exec/rules", {
+      name: "Broken rule",
+      event: "order.created",
+      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "EXECFAIL" }],
+      action: "exec.tasks.create",
+      params: { kind: "broken", subject: "$.payload.order.id" },
+    }),
+  );
+  const order = await placeOrder("EXECFAIL");
+  const entry = await waitFor(
+    async () => (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec&status=PENDING"))).rows[0],
+    10_000,
+    "the dead letter",
+  );
+  // A validation error fails the same way every time: no retries.
+  expect(entry).toMatchObject({ channel: "order.created", attempts: 1, replayable: true, error: { code: 422 } });
+  expect(entry.error.data).toEqual([expect.objectContaining({ field: "title", type: "required" })]);
+  expect(depth("order.created")).toBe(1);
+
+  const failed = await waitFor(
+    async () => {
+      const { rows } = await execDb.query("SELECT envelope FROM outbox WHERE channel = 'exec.failed'");
+      return rows[0]?.envelope as { causationId: string; payload: { error: { type: string } } } | undefined;
+    },
+    10_000,
+    "exec.failed",
+  );
+  expect(failed).toMatchObject({
+    causationId: entry.messageId,
+    payload: { event: { id: entry.messageId, type: "order.created" }, error: { type: "VALIDATION_ERROR" } },
+  });
+
+  const printed: string[] = [];
+  await dlqCommand(broker, "list", undefined, { group: "exec" }, (text) => printed.push(text));
+  expect(printed[0]).toBe("1 dead letter(s)");
+  expect(printed[1]).toContain(entry.id);
+
+  await send("PUT", `/api/exec/rules/${broken.id}`, {
+    name: broken.name,
+    event: broken.event,
+    condition: broken.condition,
+    action: broken.action,
+    params: { ...broken.params, title: "Fixed" },
+  });
+  await dlqCommand(broker, "replay", entry.id, {}, (text) => printed.push(text));
+  expect(printed.at(-1)).toBe(`Replayed ${entry.id} to order.created (replay 1)`);
+  await waitFor(
+    async () => {
+      const tasks = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${order.id}&kind=broken`));
+      return tasks.length === 1 ? tasks : undefined;
+    },
+    10_000,
+    "the task of the fixed rule",
+  );
+  const resolved = await waitFor(
+    async () => {
+      const current = await json<DeadLetter>(await send("GET", `/api/dlq/${entry.id}`));
+      return current.status === "RESOLVED" ? current : undefined;
+    },
+    10_000,
+    "the entry to be resolved",
+  );
+  expect(resolved).toMatchObject({ replayCount: 1, lastReplayedBy: "system" });
+  expect(depth("order.created")).toBe(0);
+  expect((await send("POST", `/api/dlq/${entry.id}/replay`)).status).toBe(409);
+  await send("DELETE", `/api/exec/rules/${broken.id}`);
+});
+
+it("documents the rules and dead-letter routes in a valid OpenAPI 3.1 document", async () => {
+  const doc = await json<{ paths: Record<string, unknown> }>(await send("GET", "/api/openapi.json"));
+  expect(Object.keys(doc.paths)).toEqual(
+    expect.arrayContaining(["/api/exec/rules", "/api/exec/rules/{id}", "/api/dlq", "/api/dlq/replay"]),
+  );
+  expect(await validateOpenApi(doc)).toEqual({ valid: true });
+});
+
+describe("dead-letter API on bad input", () => {
+  const cases: [string, string, string, unknown, number][] = [
+    ["a huge pageSize", "GET", "/api/dlq?pageSize=1000", undefined, 422],
+    ["an unknown status", "GET", "/api/dlq?status=GONE", undefined, 422],
+    ["an id that is no UUID", "GET", "/api/dlq/1%20OR%201=1", undefined, 422],
+    ["an unknown id", "GET", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
+    ["a batch replay without the time of the view", "POST", "/api/dlq/replay", {}, 422],
+    ["replaying an unknown id", "POST", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000/replay", undefined, 404],
+    ["discarding an unknown id", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
+  ];
+  it.each(cases)("answers %s with the right 4xx and changes nothing", async (_, method, path, body, status) => {
+    const before = (await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0];
+    const res = await send(method, path, body);
+    expect(res.status).toBe(status);
+    expect((await json<ErrorBody>(res)).type).toBe(status === 404 ? "NOT_FOUND" : "VALIDATION_ERROR");
+    expect((await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0]).toEqual(before);
+  });
+
+  it("treats SQL in a search as text", async () => {
+    const res = await send("GET", `/api/dlq?search=${encodeURIComponent("'; DROP TABLE dead_letters; --")}`);
+    expect(res.status).toBe(200);
+    expect(await json<DeadLetterPage>(res)).toMatchObject({ total: 0, rows: [] });
+    expect((await dlqDb.query("SELECT count(*) FROM dead_letters")).rows[0].count).toBe("1");
+  });
+});

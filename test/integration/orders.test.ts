@@ -1,0 +1,277 @@
+/**
+ * orders on a real primary with a real streaming replica: list and get are served by the replica (its sessions ran
+ * the list query, the primary's did not) while writes land on the primary, without ever reading older data than one's own
+ * last write; ownership; cancellation; Idempotency-Key; bad input leaves the database unchanged.
+ */
+import { Client } from "pg";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
+import { databaseUrlFor, replicaUrlFor } from "../../lib/database";
+import type { Order, OrderPage } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import { startReplicatedPostgres, type ReplicatedPostgres } from "../support/replica";
+import { freePort } from "../support/servers";
+import {
+  isolation,
+  json,
+  login,
+  registerCustomer,
+  startInProcessNode,
+  testConfig,
+  waitFor,
+  type ErrorBody,
+} from "../support/nodes";
+
+let servers: ReplicatedPostgres;
+let node: ServiceBroker;
+let base: string;
+let primary: Client;
+let replica: Client;
+let adminToken: string;
+const tokens: Record<string, string> = {};
+const products: Product[] = [];
+const createdEvents: Order[] = [];
+
+/** Consumes the `order.created` channel as the saga will. */
+const eventProbe: ServiceSchema = {
+  name: "order-events-probe",
+  channels: {
+    "order.created": {
+      group: "probe",
+      handler(envelope: { payload: { order: Order } }) {
+        createdEvents.push(envelope.payload.order);
+      },
+    },
+  },
+};
+
+const send = (method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+const orderBody = (quantity = 2) => ({
+  items: [
+    { productId: products[0].id, quantity },
+    { productId: products[1].id, quantity: 1 },
+  ],
+  shippingAddress: {
+    name: "Ada Lovelace",
+    street: "1 Analytical Way",
+    city: "London",
+    postalCode: "N1 1AA",
+    country: "GB",
+  },
+  paymentMethod: "pm_card_ok",
+});
+
+/** The last statement of each session on a server's orders database that ran the list query. */
+/** Scans of the orders table this server has counted (a hot standby counts the reads it serves itself). */
+async function ordersScans(client: Client): Promise<number> {
+  await client.query("SELECT pg_stat_clear_snapshot()");
+  const { rows } = await client.query<{ scans: number }>(
+    "SELECT (seq_scan + coalesce(idx_scan, 0))::int AS scans FROM pg_stat_user_tables WHERE relname = 'orders'",
+  );
+  return rows[0]?.scans ?? 0;
+}
+
+async function orderCount(): Promise<number> {
+  return Number((await primary.query<{ count: string }>("SELECT count(*) FROM orders")).rows[0].count);
+}
+
+beforeAll(async () => {
+  servers = await startReplicatedPostgres();
+  const port = await freePort();
+  const cfg = testConfig(isolation(), {
+    SERVICES: "api,auth,products,orders",
+    PORT: String(port),
+    DATABASE_URL: servers.primaryUrl,
+    DATABASE_REPLICA_URL: servers.replicaUrl,
+  });
+  node = await startInProcessNode(cfg, [eventProbe]);
+  base = `http://127.0.0.1:${port}`;
+  adminToken = await login(base);
+  primary = new Client({ connectionString: databaseUrlFor("orders", cfg) });
+  replica = new Client({ connectionString: replicaUrlFor("orders", cfg)! });
+  await Promise.all([primary.connect(), replica.connect()]);
+  for (const [sku, amount] of [
+    ["ORD-A", 1250],
+    ["ORD-B", 499],
+  ] as const) {
+    const res = await send("POST", "/api/products", adminToken, {
+      sku,
+      name: sku,
+      price: { amount, currency: "EUR" },
+      stock: 100,
+    });
+    products.push(await json<Product>(res));
+  }
+  tokens.ada = await registerCustomer(base, "ada@orders.example");
+  tokens.bob = await registerCustomer(base, "bob@orders.example");
+});
+
+afterAll(async () => {
+  await Promise.all([primary?.end(), replica?.end()]);
+  await node?.stop();
+  await servers?.stop();
+});
+
+it("places an order with captured prices, publishes order.created through the outbox, and reads it back at once", async () => {
+  const res = await send("POST", "/api/orders", tokens.ada, orderBody());
+  expect(res.status).toBe(201);
+  const order = await json<Order>(res);
+  expect(order).toMatchObject({
+    status: "PENDING",
+    total: { amount: 2 * 1250 + 499, currency: "EUR" },
+    paymentMethod: "pm_card_ok",
+    lines: [
+      { productId: products[0].id, sku: "ORD-A", quantity: 2, unitPrice: { amount: 1250, currency: "EUR" } },
+      { productId: products[1].id, sku: "ORD-B", quantity: 1, unitPrice: { amount: 499, currency: "EUR" } },
+    ],
+  });
+  expect(res.headers.get("location")).toBe(`/api/orders/${order.id}`);
+  const read = await send("GET", `/api/orders/${order.id}`, tokens.ada);
+  expect(read.status).toBe(200);
+  // No sagas service on this node: the order comes without one.
+  expect(await json<Order>(read)).toEqual({ ...order, saga: null });
+  await waitFor(
+    async () => (createdEvents.some((event) => event.id === order.id) ? true : undefined),
+    5000,
+    "order.created",
+  );
+});
+
+it("serves list queries from the replica while writes land on the primary", async () => {
+  expect((await replica.query("SELECT pg_is_in_recovery() AS standby")).rows).toEqual([{ standby: true }]);
+  // A backend reports its statistics when idle, but at most once a second and otherwise within PostgreSQL's idle
+  // interval (10 s): let what earlier tests did settle before counting, and wait as long again for these reads.
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 11_000));
+  await settle();
+  const before = { replica: await ordersScans(replica), primary: await ordersScans(primary) };
+  for (let i = 0; i < 5; i++) expect((await send("GET", "/api/orders", adminToken)).status).toBe(200);
+  await settle();
+  // Each list request scans orders twice (the page and the count), on the replica only.
+  expect((await ordersScans(replica)) - before.replica).toBeGreaterThanOrEqual(10);
+  expect((await ordersScans(primary)) - before.primary).toBe(0);
+
+  const created = await json<Order>(await send("POST", "/api/orders", tokens.ada, orderBody(1)));
+  const onPrimary = await primary.query("SELECT status FROM orders WHERE id = $1", [created.id]);
+  expect(onPrimary.rows).toEqual([{ status: "PENDING" }]);
+});
+
+it("never shows a customer a stale status after their own change", async () => {
+  for (let i = 0; i < 10; i++) {
+    const order = await json<Order>(await send("POST", "/api/orders", tokens.ada, orderBody(1)));
+    const cancelled = await send("POST", `/api/orders/${order.id}/cancel`, tokens.ada, {});
+    expect(cancelled.status).toBe(200);
+    expect(await json<Order>(await send("GET", `/api/orders/${order.id}`, tokens.ada))).toMatchObject({
+      status: "CANCELLED",
+    });
+    const list = await json<OrderPage>(await send("GET", "/api/orders?status=CANCELLED&pageSize=100", tokens.ada));
+    expect(list.rows.map((row) => row.id)).toContain(order.id);
+  }
+});
+
+it("shows customers only their own orders; operators and admins see all", async () => {
+  const bobs = await json<Order>(await send("POST", "/api/orders", tokens.bob, orderBody(1)));
+  expect((await send("GET", `/api/orders/${bobs.id}`, tokens.ada)).status).toBe(404);
+  const adaList = await json<OrderPage>(await send("GET", "/api/orders?pageSize=100", tokens.ada));
+  expect(adaList.rows.every((row) => row.customerId === adaList.rows[0].customerId)).toBe(true);
+  expect(adaList.rows.map((row) => row.id)).not.toContain(bobs.id);
+  const all = await json<OrderPage>(await send("GET", `/api/orders?customerId=${bobs.customerId}`, adminToken));
+  expect(all.rows.map((row) => row.id)).toEqual([bobs.id]);
+  expect((await send("POST", `/api/orders/${bobs.id}/cancel`, tokens.ada, {})).status).toBe(404);
+});
+
+it("cancels only while PENDING", async () => {
+  const order = await json<Order>(await send("POST", "/api/orders", tokens.bob, orderBody(1)));
+  expect((await send("POST", `/api/orders/${order.id}/cancel`, tokens.bob, { reason: "changed my mind" })).status).toBe(
+    200,
+  );
+  const again = await send("POST", `/api/orders/${order.id}/cancel`, tokens.bob, {});
+  expect(again.status).toBe(409);
+  expect(await json<ErrorBody>(again)).toMatchObject({ data: { reason: "INVALID_TRANSITION", from: "CANCELLED" } });
+});
+
+describe("Idempotency-Key", () => {
+  it("returns the same order for the same key and body, and 422 for another body", async () => {
+    const first = await send("POST", "/api/orders", tokens.ada, orderBody(3), { "Idempotency-Key": "key-1" });
+    const second = await send("POST", "/api/orders", tokens.ada, orderBody(3), { "Idempotency-Key": "key-1" });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(200);
+    expect((await json<Order>(second)).id).toBe((await json<Order>(first)).id);
+    const other = await send("POST", "/api/orders", tokens.ada, orderBody(4), { "Idempotency-Key": "key-1" });
+    expect(other.status).toBe(422);
+    expect(await json<ErrorBody>(other)).toMatchObject({
+      data: [{ field: "Idempotency-Key", type: "idempotencyKeyReused" }],
+    });
+  });
+
+  it("makes one order of 20 concurrent requests with one key", async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        send("POST", "/api/orders", tokens.bob, orderBody(5), { "Idempotency-Key": "burst-1" }),
+      ),
+    );
+    expect(responses.every((res) => res.status === 200 || res.status === 201)).toBe(true);
+    const ids = new Set(await Promise.all(responses.map(async (res) => (await json<Order>(res)).id)));
+    expect(ids.size).toBe(1);
+    const { rows } = await primary.query("SELECT count(*)::int AS count FROM orders WHERE idempotency_key = 'burst-1'");
+    expect(rows).toEqual([{ count: 1 }]);
+  });
+});
+
+describe("bad input changes nothing", () => {
+  const cases: [string, () => unknown, string[]][] = [
+    ["missing fields", () => ({}), ["items", "shippingAddress", "paymentMethod"]],
+    ["wrong types", () => ({ ...orderBody(), items: "all of them" }), ["items"]],
+    [
+      "a negative quantity",
+      () => ({ ...orderBody(), items: [{ productId: "5f0c2c8e-4a7a-4a51-9b2a-7f0b4f4f4f4f", quantity: -1 }] }),
+      ["items[0].quantity"],
+    ],
+    [
+      "an unknown product",
+      () => ({ ...orderBody(), items: [{ productId: "5f0c2c8e-4a7a-4a51-9b2a-7f0b4f4f4f4f", quantity: 1 }] }),
+      ["items[0].productId"],
+    ],
+    [
+      "a country that is not ISO",
+      () => ({ ...orderBody(), shippingAddress: { ...orderBody().shippingAddress, country: "England" } }),
+      ["shippingAddress.country"],
+    ],
+    [
+      "SQL in the payment method",
+      () => ({ ...orderBody(), paymentMethod: "pm_x'; DROP TABLE orders; --" }),
+      ["paymentMethod"],
+    ],
+  ];
+  it.each(cases)("answers 422 for %s", async (_case, body, fields) => {
+    const before = await orderCount();
+    const res = await send("POST", "/api/orders", tokens.ada, body());
+    expect(res.status).toBe(422);
+    const problems = (await json<ErrorBody>(res)).data as { field: string }[];
+    expect(problems.map((problem) => problem.field).sort()).toEqual([...fields].sort());
+    expect(await orderCount()).toBe(before);
+  });
+
+  it.each([
+    ["pageSize=1000", "pageSize"],
+    ["status=PENDING';--", "status"],
+    ["customerId=1 OR 1=1", "customerId"],
+  ])("answers 422 for ?%s", async (query, field) => {
+    const res = await send("GET", `/api/orders?${query}`, adminToken);
+    expect(res.status).toBe(422);
+    expect(((await json<ErrorBody>(res)).data as { field: string }[]).map((problem) => problem.field)).toEqual([field]);
+  });
+
+  it("refuses orders from callers without orders:create", async () => {
+    const res = await send("POST", "/api/orders", "not-a-token", orderBody());
+    expect(res.status).toBe(401);
+  });
+});

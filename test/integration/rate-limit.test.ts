@@ -1,0 +1,94 @@
+/**
+ * Rate limits hold across gateway replicas: two gateway processes share their counters in Redis, so a client that
+ * alternates between them gets 429 after the limit counted over both.
+ */
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  nodeEnv,
+  startNodeProcess,
+  testNatsUrl,
+  testRedisUrl,
+  waitFor,
+  type ErrorBody,
+  type NodeProcess,
+} from "../support/nodes";
+
+const scope = isolation();
+let nodes: NodeProcess[];
+
+beforeAll(async () => {
+  const shared = {
+    TRANSPORTER: testNatsUrl(),
+    REDIS_URL: testRedisUrl(),
+    RATE_LIMIT_AUTH: "5",
+    RATE_LIMIT_USER: "3",
+    NAMESPACE: scope.namespace,
+  };
+  nodes = await Promise.all([
+    startNodeProcess(nodeEnv(scope, { ...shared, SERVICES: "auth" })),
+    startNodeProcess(nodeEnv(scope, { ...shared, SERVICES: "api" })),
+    startNodeProcess(nodeEnv(scope, { ...shared, SERVICES: "api" })),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all(nodes.map((node) => node.stop("SIGKILL")));
+  await dropScopeDatabases(scope.prefix);
+});
+
+let gateways: string[];
+
+it("limits each caller across both gateways, whatever address they come from", async () => {
+  gateways = nodes.slice(1).map((node) => `http://127.0.0.1:${node.port}`);
+  // Each gateway routes to auth once it has discovered the auth node (GET /me is not a rate-limited credential call).
+  for (const gateway of gateways) {
+    await waitFor(
+      async () => ((await fetch(`${gateway}/api/auth/me`)).status === 401 ? true : undefined),
+      20_000,
+      "auth routes",
+    );
+  }
+  // This login is the first of the 5 credential calls the next test counts on.
+  const token = await login(gateways[0]);
+  const statuses: number[] = [];
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const res = await fetch(`${gateways[attempt % 2]}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+    statuses.push(res.status);
+    if (res.status === 429) expect(await json<ErrorBody>(res)).toMatchObject({ data: { limit: "user" } });
+    else await res.body?.cancel();
+  }
+  expect(statuses).toEqual([200, 200, 200, 429]);
+});
+
+it("counts login attempts over both gateways and answers 429 with Retry-After past the limit", async () => {
+  const gateways = nodes.slice(1).map((node) => `http://127.0.0.1:${node.port}`);
+  // Each gateway routes to auth once it has discovered the auth node (GET /me is not a rate-limited credential call).
+  for (const gateway of gateways) {
+    await waitFor(
+      async () => ((await fetch(`${gateway}/api/auth/me`)).status === 401 ? true : undefined),
+      20_000,
+      "auth routes",
+    );
+  }
+  const statuses: number[] = [];
+  let limited: Response | undefined;
+  // One of the 5 allowed credential calls went to the login above.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const res = await fetch(`${gateways[attempt % 2]}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "someone@example.com", password: "not-the-password" }),
+    });
+    statuses.push(res.status);
+    if (res.status === 429) limited ??= res;
+    else await res.body?.cancel();
+  }
+  expect(statuses).toEqual([401, 401, 401, 401, 429]);
+  const retryAfter = Number(limited!.headers.get("retry-after"));
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(60);
+  expect(await json<ErrorBody>(limited!)).toMatchObject({ code: 429, type: "RATE_LIMITED", data: { limit: "auth" } });
+});

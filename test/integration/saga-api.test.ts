@@ -1,0 +1,161 @@
+/**
+ * The saga API and REPL commands on the embedded default's wiring (one node, in-memory channels, the real
+ * PostgreSQL): inspection, an operator compensating a running saga, the 409s of moves that do not apply, bad input,
+ * and who may look.
+ */
+import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import { sagaCommand } from "../../bin/repl-commands";
+import { databaseUrlFor } from "../../lib/database";
+import type { Order, OrderWithSaga } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import type { Saga, SagaPage } from "../../services/sagas.service";
+import { validateOpenApi } from "../support/openapi";
+import { apiRequest, orderBody, type OrderOptions } from "../support/api";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  registerCustomer,
+  startInProcessNode,
+  testConfig,
+  waitFor,
+  type ErrorBody,
+} from "../support/nodes";
+import { freePort } from "../support/servers";
+
+const scope = isolation();
+let broker: ServiceBroker;
+let base: string;
+let admin: string;
+let customer: string;
+let product: Product;
+let paymentsDb: Client;
+
+const send = (method: string, path: string, body?: unknown, token = admin) =>
+  apiRequest(base, token, method, path, body);
+
+async function placeOrder(tag: string, options: OrderOptions = {}, token = admin): Promise<Order> {
+  const res = await send("POST", "/api/orders", orderBody(product.id, tag, options), token);
+  expect(res.status).toBe(201);
+  return json<Order>(res);
+}
+
+async function settledOrder(id: string, token = admin): Promise<OrderWithSaga> {
+  return waitFor(
+    async () => {
+      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${id}`, undefined, token));
+      return ["COMPLETED", "COMPENSATED"].includes(order.saga?.status ?? "") ? order : undefined;
+    },
+    20_000,
+    `the saga of ${id}`,
+  );
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  const cfg = testConfig(scope, {
+    SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
+    PORT: String(port),
+    SAGA_STEP_TIMEOUT: "10000",
+    PAYMENTS_SLOW_MS: "1500",
+  });
+  broker = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  admin = await login(base);
+  customer = await registerCustomer(base, "cust@saga.example");
+  product = await json<Product>(
+    await send("POST", "/api/products", { sku: "SAPI-1", name: "Saga API", price: { amount: 900, currency: "EUR" } }),
+  );
+  paymentsDb = new Client({ connectionString: databaseUrlFor("payments", cfg) });
+  await paymentsDb.connect();
+});
+
+afterAll(async () => {
+  await paymentsDb?.end();
+  await broker?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+it("shows a customer's order with its saga, and operators every saga with its timeline", async () => {
+  const order = await settledOrder((await placeOrder("MINE", {}, customer)).id, customer);
+  expect(order).toMatchObject({ status: "COMPLETED", saga: { status: "COMPLETED", subjectId: order.id } });
+
+  const page = await json<SagaPage>(await send("GET", "/api/sagas?status=COMPLETED"));
+  expect(page.rows.map((saga) => saga.subjectId)).toContain(order.id);
+  const saga = await json<Saga>(await send("GET", `/api/sagas/${order.saga!.id}`));
+  expect(saga.timeline!.map((entry) => entry.step)).toEqual([
+    "start",
+    "payment",
+    "markPaid",
+    "shipping",
+    "markShipped",
+    "finish:completed",
+  ]);
+  expect(saga.timeline!.every((entry) => entry.outcome === "started" || entry.outcome === "ok")).toBe(true);
+
+  const printed: string[] = [];
+  await sagaCommand(broker, "show", saga.id, {}, (text) => printed.push(text));
+  expect(printed[0]).toBe(`${saga.id} order ${order.id}: COMPLETED`);
+  expect(printed).toHaveLength(7);
+  await sagaCommand(broker, "list", undefined, { status: "COMPLETED" }, (text) => printed.push(text));
+  expect(printed.some((line) => line.startsWith(saga.id) && line.includes("at finish:completed"))).toBe(true);
+
+  expect((await send("GET", "/api/sagas", undefined, customer)).status).toBe(403);
+  expect((await send("POST", `/api/sagas/${saga.id}/retry`, undefined, customer)).status).toBe(403);
+});
+
+it("lets an operator compensate a running saga: its payment is refunded or voided and the order cancelled", async () => {
+  const placed = await placeOrder("STUCK", { paymentMethod: "pm_card_slow" });
+  const running = await waitFor(
+    async () => {
+      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${placed.id}`));
+      return order.saga?.status === "RUNNING" ? order.saga : undefined;
+    },
+    10_000,
+    "the running saga",
+  );
+  const printed: string[] = [];
+  await sagaCommand(broker, "compensate", running.id, {}, (text) => printed.push(text));
+  expect(printed[0]).toMatch(new RegExp(`^Saga ${running.id} is COMPENSATING, at payment:compensate`));
+  const order = await settledOrder(placed.id);
+  expect(order).toMatchObject({ status: "CANCELLED", statusReason: "compensated by an operator" });
+  expect(order.saga!.timeline!.map((entry) => `${entry.step}:${entry.outcome}`)).toContain(
+    "payment:compensate:abandoned",
+  );
+  // The charge was either taken and refunded, or voided before the provider's slow answer could take it.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const { rows } = await paymentsDb.query<{ status: string }>("SELECT status FROM payments WHERE charge_key = $1", [
+    `${running.id}:payment`,
+  ]);
+  expect(rows).toHaveLength(1);
+  expect(["REFUNDED", "VOIDED"]).toContain(rows[0].status);
+});
+
+it("documents every route of the full system in a valid OpenAPI 3.1 document", async () => {
+  const doc = await json<{ paths: Record<string, unknown> }>(await send("GET", "/api/openapi.json"));
+  expect(Object.keys(doc.paths)).toEqual(
+    expect.arrayContaining([
+      "/api/sagas",
+      "/api/sagas/{id}/retry",
+      "/api/payments",
+      "/api/shipping/outage",
+      "/api/audit/verify",
+    ]),
+  );
+  expect(await validateOpenApi(doc)).toEqual({ valid: true });
+});
+
+it("answers 409 to moves that do not apply, and 4xx to bad input", async () => {
+  const order = await settledOrder((await placeOrder("DONE")).id);
+  const retried = await send("POST", `/api/sagas/${order.saga!.id}/retry`);
+  expect(retried.status).toBe(409);
+  expect(await json<ErrorBody>(retried)).toMatchObject({ type: "CONFLICT", data: { status: "COMPLETED" } });
+  expect((await send("POST", `/api/sagas/${order.saga!.id}/compensate`)).status).toBe(409);
+  expect((await send("GET", "/api/sagas?status=STUCK")).status).toBe(422);
+  expect((await send("GET", "/api/sagas?pageSize=1000")).status).toBe(422);
+  expect((await send("GET", "/api/sagas/1%20OR%201=1")).status).toBe(422);
+  expect((await send("GET", "/api/sagas/6f1c2a4e-0000-4000-8000-000000000000")).status).toBe(404);
+  expect((await send("POST", "/api/sagas/6f1c2a4e-0000-4000-8000-000000000000/retry")).status).toBe(404);
+});

@@ -1,0 +1,381 @@
+/**
+ * The order saga over a real NATS JetStream (this file's own nats-server, so it can restart it) and the real
+ * PostgreSQL, with the saga engine, the participants and the gateway in three processes: every outcome of the test
+ * payment methods and destinations, a parked saga resumed from the dead-letter queue, and kills of the saga node and
+ * of a participant, and a NATS restart, under load, after which every saga has ended and the payments balance.
+ */
+import { Client } from "pg";
+import type { DeadLetterPage } from "../../services/dlq.service";
+import type { OrderWithSaga, Order } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import type { Saga } from "../../services/sagas.service";
+import { apiRequest, orderBody, type OrderOptions } from "../support/api";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  nodeEnv,
+  startNodeProcess,
+  scopedDatabaseUrl,
+  waitFor,
+  type NodeProcess,
+} from "../support/nodes";
+import { freePort, startNats, type NatsServer } from "../support/servers";
+
+const scope = isolation();
+let nats: NatsServer;
+let env: Record<string, string>;
+let gateway: NodeProcess;
+let participants: NodeProcess;
+let sagaNode: NodeProcess;
+let gatewayPort: number;
+let base: string;
+let token: string;
+let product: Product;
+const db: Record<"payments" | "shipping" | "sagas" | "orders", Client> = {} as never;
+
+const FINAL = ["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"];
+
+const scopedUrl = (database: string) => scopedDatabaseUrl(scope.prefix, database);
+
+const startGateway = () =>
+  startNodeProcess({ ...env, SERVICES: "api,auth,products,orders,dlq", NODE_ID: "gateway", PORT: String(gatewayPort) });
+const startParticipants = () => startNodeProcess({ ...env, SERVICES: "payments,shipping", NODE_ID: "participants" });
+const startSagaNode = () => startNodeProcess({ ...env, SERVICES: "sagas", NODE_ID: "saga-node" });
+
+const send = (method: string, path: string, body?: unknown) => apiRequest(base, token, method, path, body);
+
+async function placeOrder(tag: string, options: OrderOptions = {}): Promise<Order> {
+  const res = await send("POST", "/api/orders", orderBody(product.id, tag, options));
+  expect(res.status).toBe(201);
+  return json<Order>(res);
+}
+
+async function orderOf(id: string): Promise<OrderWithSaga> {
+  return json<OrderWithSaga>(await send("GET", `/api/orders/${id}`));
+}
+
+/** Waits until the order and its saga have both ended. */
+async function settled(id: string, timeoutMs = 30_000): Promise<OrderWithSaga> {
+  return waitFor(
+    async () => {
+      const order = await orderOf(id);
+      const sagaDone = order.saga && ["COMPLETED", "COMPENSATED", "FAILED"].includes(order.saga.status);
+      return FINAL.includes(order.status) && sagaDone ? order : undefined;
+    },
+    timeoutMs,
+    `order ${id} to settle`,
+  ).catch(async (err: Error) => {
+    // Where it stopped, so a failure says why.
+    const { rows } = await db.sagas.query(
+      `SELECT s.status, s.cursor, s.reason,
+         (SELECT json_agg(json_build_array(e.step, e.attempt, e.outcome, e.message) ORDER BY e.id)
+          FROM saga_events e WHERE e.saga_id = s.id) AS timeline
+       FROM sagas s WHERE subject_id = $1`,
+      [id],
+    );
+    throw new Error(`${err.message}; saga: ${JSON.stringify(rows[0] ?? null)}`);
+  });
+}
+
+const outcomes = (saga: Saga) => saga.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
+
+async function paymentsOf(orderId: string) {
+  return (await db.payments.query("SELECT status, amount FROM payments WHERE order_id = $1", [orderId])).rows;
+}
+
+/** The invariants of every run: one saga per order, all ended, no double charge, no refund without a charge. */
+async function expectBalanced(orders: Order[]) {
+  const ids = orders.map((order) => order.id);
+  const { rows: statuses } = await db.orders.query<{ status: string; total_amount: string }>(
+    "SELECT status, total_amount FROM orders WHERE id = ANY($1)",
+    [ids],
+  );
+  expect(statuses.filter((row) => FINAL.includes(row.status))).toHaveLength(orders.length);
+  const { rows: sagas } = await db.sagas.query("SELECT status FROM sagas WHERE subject_id = ANY($1)", [ids]);
+  expect(sagas).toHaveLength(orders.length);
+  expect(sagas.filter((saga) => saga.status === "COMPLETED" || saga.status === "COMPENSATED")).toHaveLength(
+    orders.length,
+  );
+  const { rows: charges } = await db.payments.query<{ order_id: string; status: string; amount: string }>(
+    "SELECT order_id, status, amount FROM payments WHERE order_id = ANY($1) AND status IN ('CHARGED', 'REFUNDED')",
+    [ids],
+  );
+  // At most one charge per order (a repeated charge returns the first), and every refund has its charge's amount.
+  expect(new Set(charges.map((charge) => charge.order_id)).size).toBe(charges.length);
+  const charged = charges.reduce((sum, charge) => sum + Number(charge.amount), 0);
+  const refunded = charges
+    .filter((charge) => charge.status === "REFUNDED")
+    .reduce((sum, charge) => sum + Number(charge.amount), 0);
+  const completed = statuses
+    .filter((row) => row.status === "COMPLETED")
+    .reduce((sum, row) => sum + Number(row.total_amount), 0);
+  expect(charged - refunded).toBe(completed);
+  return statuses;
+}
+
+beforeAll(async () => {
+  nats = await startNats();
+  env = nodeEnv(scope, {
+    TRANSPORTER: nats.url,
+    DELIVERY_ACK_WAIT: "2000",
+    DELIVERY_RETRY_DELAY: "200",
+    SAGA_STEP_TIMEOUT: "1000",
+    SAGA_STEP_ATTEMPTS: "2",
+    SAGA_RETRY_DELAY: "100",
+    SAGA_COMPENSATION_ATTEMPTS: "3",
+    SAGA_WAIT_UNAVAILABLE: "1000",
+    SAGA_MAX_WAITS: "5",
+    PAYMENTS_SLOW_MS: "1500",
+    PAYMENTS_FLAKY_FAILURES: "2",
+  });
+  gatewayPort = await freePort();
+  [gateway, participants, sagaNode] = await Promise.all([startGateway(), startParticipants(), startSagaNode()]);
+  base = `http://127.0.0.1:${gatewayPort}`;
+  token = await login(base);
+  const res = await send("POST", "/api/products", {
+    sku: "SAGA-1",
+    name: "Saga widget",
+    price: { amount: 700, currency: "EUR" },
+    stock: 1_000_000,
+  });
+  expect(res.status).toBe(201);
+  product = await json<Product>(res);
+  for (const name of ["payments", "shipping", "sagas", "orders"] as const) {
+    db[name] = new Client({ connectionString: scopedUrl(name) });
+    await db[name].connect();
+  }
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(db).map((client) => client.end()));
+  await Promise.all([gateway?.stop("SIGKILL"), participants?.stop("SIGKILL"), sagaNode?.stop("SIGKILL")]);
+  await nats?.stop();
+  await dropScopeDatabases(scope.prefix);
+});
+
+describe("outcomes", () => {
+  it("completes a paid and shipped order", async () => {
+    const order = await settled((await placeOrder("HAPPY")).id);
+    expect(order.status).toBe("COMPLETED");
+    expect(order.saga).toMatchObject({ status: "COMPLETED", completedSteps: 4, reason: null });
+    expect(outcomes(order.saga!)).toEqual([
+      "start:started",
+      "payment:ok",
+      "markPaid:ok",
+      "shipping:ok",
+      "markShipped:ok",
+      "finish:completed:ok",
+    ]);
+    expect(await paymentsOf(order.id)).toEqual([{ status: "CHARGED", amount: "700" }]);
+    const { rows } = await db.shipping.query("SELECT status FROM shipments WHERE order_id = $1", [order.id]);
+    expect(rows).toEqual([{ status: "CREATED" }]);
+  });
+
+  it("cancels an order whose payment is declined, with the reason, and refunds nothing", async () => {
+    const order = await settled((await placeOrder("DECLINED", { paymentMethod: "pm_card_declined" })).id);
+    expect(order).toMatchObject({ status: "CANCELLED", statusReason: "Payment declined: card declined" });
+    expect(order.saga!.status).toBe("COMPENSATED");
+    expect(outcomes(order.saga!)).toEqual(["start:started", "payment:rejected", "finish:compensated:ok"]);
+    expect(await paymentsOf(order.id)).toEqual([{ status: "DECLINED", amount: "700" }]);
+  });
+
+  it("refunds the payment when shipping fails after it, and the order ends COMPENSATED", async () => {
+    const order = await settled((await placeOrder("NOWHERE", { country: "ZZ" })).id);
+    expect(order).toMatchObject({ status: "COMPENSATED", statusReason: "No shipping to ZZ" });
+    expect(outcomes(order.saga!)).toEqual([
+      "start:started",
+      "payment:ok",
+      "markPaid:ok",
+      "shipping:rejected",
+      "payment:compensate:ok",
+      "finish:compensated:ok",
+    ]);
+    expect(await paymentsOf(order.id)).toEqual([{ status: "REFUNDED", amount: "700" }]);
+  });
+
+  it("retries a payment that times out, then compensates; the late charge is refunded or refused", async () => {
+    const order = await settled((await placeOrder("SLOW", { paymentMethod: "pm_card_slow" })).id);
+    expect(order.status).toBe("CANCELLED");
+    expect(order.statusReason).toMatch(/^payment failed after 2 attempt\(s\): Request is timed out/);
+    expect(outcomes(order.saga!)).toEqual([
+      "start:started",
+      "payment:transient",
+      "payment:transient",
+      "payment:compensate:ok",
+      "finish:compensated:ok",
+    ]);
+    // The provider answers every call late; once the late calls are done, no charge stands.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const payments = await paymentsOf(order.id);
+    expect(payments).toHaveLength(1);
+    expect(["REFUNDED", "VOIDED"]).toContain(payments[0].status);
+  });
+
+  it("charges a flaky payment once, after the provider's transient failures", async () => {
+    const order = await settled((await placeOrder("FLAKY", { paymentMethod: "pm_card_flaky" })).id);
+    expect(order.status).toBe("COMPLETED");
+    expect(await paymentsOf(order.id)).toEqual([{ status: "CHARGED", amount: "700" }]);
+    const { rows } = await db.payments.query("SELECT calls FROM provider_calls WHERE charge_key LIKE $1", [
+      `${order.saga!.id}:%`,
+    ]);
+    expect(rows).toEqual([{ calls: 3 }]);
+  });
+
+  it("parks a saga whose refund keeps failing, and resumes it when its dead letter is replayed", async () => {
+    expect((await send("POST", "/api/payments/refund-outage", { durationMs: 600_000 })).status).toBe(200);
+    const placed = await placeOrder("PARKED", { country: "ZZ" });
+    const parked = await waitFor(
+      async () => {
+        const order = await orderOf(placed.id);
+        return order.saga?.status === "FAILED" ? order : undefined;
+      },
+      30_000,
+      "the saga to park",
+    );
+    expect(parked.saga).toMatchObject({ step: "payment:compensate", attempt: 3 });
+    expect(parked.saga!.reason).toContain("payment:compensate failed after 3 attempt(s)");
+    expect(parked.status).toBe("PAID");
+    const entry = await waitFor(
+      async () => (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=sagas&status=PENDING"))).rows[0],
+      15_000,
+      "the saga's dead letter",
+    );
+    expect(entry).toMatchObject({ channel: "saga.stepDue", error: { type: "SAGA_PARKED" }, replayable: true });
+
+    expect((await send("POST", "/api/payments/refund-outage", { durationMs: 0 })).status).toBe(200);
+    expect((await send("POST", `/api/dlq/${entry.id}/replay`)).status).toBe(200);
+    const resumed = await settled(placed.id);
+    expect(resumed).toMatchObject({ status: "COMPENSATED", saga: { status: "COMPENSATED" } });
+    expect(outcomes(resumed.saga!).slice(-3)).toEqual([
+      "payment:compensate:resumed",
+      "payment:compensate:ok",
+      "finish:compensated:ok",
+    ]);
+    expect(await paymentsOf(placed.id)).toEqual([{ status: "REFUNDED", amount: "700" }]);
+    // Replaying again finds nothing to resume: the saga has moved on.
+    expect((await send("POST", `/api/sagas/${resumed.saga!.id}/retry`)).status).toBe(409);
+  });
+});
+
+/** Polls the saga of an order until its current action is `step` (the previous one committed), quickly. */
+async function sagaReaches(orderId: string, step: { phase: string; step: number; finish?: string }) {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const { rows } = await db.sagas.query<{ cursor: { phase: string; step: number; finish?: string } }>(
+      "SELECT cursor FROM sagas WHERE subject_id = $1",
+      [orderId],
+    );
+    const cursor = rows[0]?.cursor;
+    if (cursor && cursor.phase === step.phase && cursor.step === step.step && cursor.finish === step.finish) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`The saga of ${orderId} never reached ${JSON.stringify(step)}`);
+}
+
+describe("crashes", () => {
+  it("completes sagas whose node was killed at each step boundary, and one killed mid-step", async () => {
+    const boundaries = [
+      { phase: "forward", step: 1 },
+      { phase: "forward", step: 2 },
+      { phase: "forward", step: 3 },
+      { phase: "finish", step: 0, finish: "completed" },
+    ];
+    const orders: Order[] = [];
+    for (const [index, boundary] of boundaries.entries()) {
+      const order = await placeOrder(`BOUNDARY-${index}`);
+      orders.push(order);
+      await sagaReaches(order.id, boundary);
+      await sagaNode.stop("SIGKILL");
+      sagaNode = await startSagaNode();
+      expect(await settled(order.id)).toMatchObject({ status: "COMPLETED", saga: { status: "COMPLETED" } });
+    }
+    // Mid-step: the provider is still working on the charge when the node dies.
+    const slow = await placeOrder("MID-STEP", { paymentMethod: "pm_card_slow" });
+    orders.push(slow);
+    await sagaReaches(slow.id, { phase: "forward", step: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sagaNode.stop("SIGKILL");
+    sagaNode = await startSagaNode();
+    expect(await settled(slow.id)).toMatchObject({ status: "CANCELLED", saga: { status: "COMPENSATED" } });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await expectBalanced(orders);
+  }, 150_000);
+
+  it("ends every saga after the saga node is killed at random moments, again and again", async () => {
+    const orders: Order[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 8; i++) {
+        const options: OrderOptions = [{}, { country: "ZZ" }, {}, { paymentMethod: "pm_card_declined" }][i % 4];
+        orders.push(await placeOrder(`KILL-SAGA-${round}-${i}`, options));
+      }
+      // Kill it while those sagas are between and inside their steps, then bring it back.
+      await new Promise((resolve) => setTimeout(resolve, 300 + round * 400));
+      await sagaNode.stop("SIGKILL");
+      sagaNode = await startSagaNode();
+    }
+    for (const order of orders) await settled(order.id, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await expectBalanced(orders);
+  }, 150_000);
+
+  it("ends every saga after a participant is killed mid-call", async () => {
+    const orders: Order[] = [];
+    for (let i = 0; i < 10; i++) orders.push(await placeOrder(`KILL-PARTICIPANT-${i}`, i % 3 ? {} : { country: "ZZ" }));
+    await participants.stop("SIGKILL");
+    for (let i = 0; i < 5; i++) orders.push(await placeOrder(`WHILE-DOWN-${i}`));
+    participants = await startParticipants();
+    for (const order of orders) await settled(order.id, 60_000);
+    const statuses = await expectBalanced(orders);
+    expect(statuses.filter((row) => row.status === "COMPLETED").length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("runs several hundred orders with mixed outcomes through a NATS restart and a saga node kill", async () => {
+    const mix: OrderOptions[] = [
+      {},
+      {},
+      {},
+      { paymentMethod: "pm_card_declined" },
+      { country: "ZZ" },
+      { paymentMethod: "pm_card_flaky" },
+    ];
+    const orders: Order[] = [];
+    for (let i = 0; i < 240; i++) {
+      orders.push(await placeOrder(`LOAD-${i}`, mix[i % mix.length]));
+      if (i === 80) await nats.restart();
+      if (i === 160) {
+        await sagaNode.stop("SIGKILL");
+        sagaNode = await startSagaNode();
+      }
+    }
+    await waitFor(
+      async () => {
+        const { rows } = await db.orders.query<{ count: string }>(
+          "SELECT count(*) FROM orders WHERE id = ANY($1) AND status = ANY($2)",
+          [orders.map((order) => order.id), FINAL],
+        );
+        return Number(rows[0].count) === orders.length ? true : undefined;
+      },
+      150_000,
+      "every order to end",
+    );
+    await waitFor(
+      async () => {
+        const { rows } = await db.sagas.query<{ count: string }>(
+          "SELECT count(*) FROM sagas WHERE subject_id = ANY($1) AND status IN ('COMPLETED', 'COMPENSATED')",
+          [orders.map((order) => order.id)],
+        );
+        return Number(rows[0].count) === orders.length ? true : undefined;
+      },
+      30_000,
+      "every saga to end",
+    );
+    const statuses = await expectBalanced(orders);
+    const count = (status: string) => statuses.filter((row) => row.status === status).length;
+    // Plain and flaky payments complete; declined ones are cancelled; ZZ is compensated.
+    expect(count("COMPLETED")).toBe((orders.length * 4) / 6);
+    expect(count("CANCELLED")).toBe(orders.length / 6);
+    expect(count("COMPENSATED")).toBe(orders.length / 6);
+  }, 300_000);
+});

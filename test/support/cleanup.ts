@@ -1,0 +1,4 @@
+/** Runs after each integration and e2e test file (jest setupFilesAfterEnv). */
+import { killLeftoverNodes } from "./nodes";
+
+afterAll(() => killLeftoverNodes());

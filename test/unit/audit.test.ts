@@ -1,0 +1,82 @@
+import type { ServiceSchema } from "moleculer";
+import { GENESIS_HASH, canonicalJson, chainHash, redact, verifyLinks, type AuditContent } from "../../lib/audit";
+
+const content = (id: string, change: unknown = { name: "Widget" }): AuditContent => ({
+  id,
+  kind: "action",
+  name: "products.update",
+  actor: { type: "user", id: "u-1" },
+  entity: { type: "product", id: "p-1" },
+  requestId: "req-1",
+  nodeId: "node-1",
+  occurredAt: "2026-11-25T00:00:00.000Z",
+  change,
+});
+
+function chain(...contents: AuditContent[]) {
+  let prevHash = GENESIS_HASH;
+  return contents.map((item, index) => {
+    const hash = chainHash(prevHash, item);
+    const link = { seq: index + 1, content: item, prevHash, hash };
+    prevHash = hash;
+    return link;
+  });
+}
+
+describe("audit trail rules", () => {
+  it("redacts secrets at any depth and keeps the rest", () => {
+    expect(
+      redact({
+        email: "a@b.c",
+        password: "p",
+        nested: { refreshToken: "t", clientSecret: "s", keep: 1 },
+        list: [{ key: 1 }],
+      }),
+    ).toEqual({
+      email: "a@b.c",
+      password: "[redacted]",
+      nested: { refreshToken: "[redacted]", clientSecret: "[redacted]", keep: 1 },
+      list: [{ key: "[redacted]" }],
+    });
+  });
+
+  it("hashes the same content the same way whatever the key order", () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe(
+      '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}',
+    );
+    const a = content("a", { x: 1, y: 2 });
+    const b = { ...content("a", { y: 2, x: 1 }) };
+    expect(chainHash(GENESIS_HASH, a)).toBe(chainHash(GENESIS_HASH, b));
+  });
+
+  it("accepts an intact chain and names the first changed record or broken link", () => {
+    const links = chain(content("1"), content("2"), content("3"));
+    expect(verifyLinks(GENESIS_HASH, links)).toEqual({ lastHash: links[2].hash });
+
+    const edited = links.map((link) => ({ ...link }));
+    edited[1] = { ...edited[1], content: content("2", { name: "Forged" }) };
+    expect(verifyLinks(GENESIS_HASH, edited)).toEqual({ broken: { seq: 2, id: "2", reason: "content changed" } });
+
+    const removed = [links[0], links[2]];
+    expect(verifyLinks(GENESIS_HASH, removed)).toEqual({ broken: { seq: 3, id: "3", reason: "link broken" } });
+  });
+});
+
+describe("audit declarations", () => {
+  it("are on every action a client can call to change something", async () => {
+    // Loading a service builds its database handle, which needs a URL (nothing connects).
+    process.env.DATABASE_URL ??= "postgres://nobody@127.0.0.1:1/none";
+    const { SERVICE_LOADERS } = await import("../../services");
+    const missing: string[] = [];
+    for (const load of Object.values(SERVICE_LOADERS)) {
+      const schema = (await load!()) as ServiceSchema & {
+        actions?: Record<string, { rest?: unknown; audit?: unknown }>;
+      };
+      for (const [name, action] of Object.entries(schema.actions ?? {})) {
+        const rest = typeof action?.rest === "string" ? action.rest : "";
+        if (/^(POST|PUT|PATCH|DELETE) /.test(rest) && !action.audit) missing.push(`${schema.name}.${name} (${rest})`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});

@@ -1,0 +1,55 @@
+import { Errors } from "moleculer";
+import { loadConfig } from "../../lib/config";
+import { ConflictError, DependencyUnavailableError } from "../../lib/errors";
+import { LogShipper } from "../../lib/log-shipper";
+import { brokerOptions } from "../../moleculer.config";
+
+describe("brokerOptions", () => {
+  const options = brokerOptions(loadConfig({ RETRY_RETRIES: "2", REQUEST_TIMEOUT: "1500" }));
+
+  it("switches on timeout, retry, circuit breaker, bulkhead, tracking, metrics and tracing", () => {
+    expect(options.requestTimeout).toBe(1500);
+    expect(options.retryPolicy).toMatchObject({ enabled: true, retries: 2 });
+    expect(options.circuitBreaker).toMatchObject({ enabled: true, threshold: 0.5 });
+    expect(options.bulkhead).toMatchObject({ enabled: true, concurrency: 50, maxQueueSize: 500 });
+    expect(options.tracking).toMatchObject({ enabled: true });
+    expect(options.metrics).toMatchObject({
+      enabled: true,
+      reporter: [{ type: "Prometheus", options: { port: 3030 } }],
+    });
+    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Console" }] });
+  });
+
+  it("retries only retryable errors", () => {
+    const check = options.retryPolicy!.check!;
+    expect(check(new DependencyUnavailableError("database", "down"))).toBe(true);
+    expect(check(new Errors.RequestTimeoutError({ action: "x", nodeID: "n" }))).toBe(true);
+    expect(check(new ConflictError("taken", "DUPLICATE", {}))).toBe(false);
+    expect(check(new Errors.ValidationError("bad"))).toBe(false);
+  });
+
+  it("lets only server-side faults count against an endpoint's circuit breaker", () => {
+    const check = options.circuitBreaker!.check!;
+    expect(check(new Errors.MoleculerServerError("boom", 500, "X", {}))).toBe(true);
+    expect(check(new Error("plain"))).toBe(true);
+    expect(check(new ConflictError("taken", "DUPLICATE", {}))).toBe(false);
+  });
+
+  it("has no Prometheus listener when METRICS_PORT is 0, and JSON logs in production", () => {
+    const production = brokerOptions(
+      loadConfig({
+        NODE_ENV: "production",
+        DATABASE_URL: "postgres://db/x",
+        METRICS_PORT: "0",
+        SERVICES: "api,products",
+      }),
+    );
+    expect(production.metrics).toMatchObject({ enabled: true, reporter: [] });
+    // Pino writes JSON (no pretty transport); the shipper sends the records to the log store.
+    expect(production.logger).toEqual([
+      { type: "Pino", options: { level: "info", pino: { options: { mixin: expect.any(Function) } } } },
+      expect.any(LogShipper),
+    ]);
+    expect(production.tracing).toMatchObject({ enabled: true, exporter: [] });
+  });
+});

@@ -1,0 +1,101 @@
+import { CONFIG_KEYS, ConfigError, SERVICE_NAMES, loadConfig } from "../../lib/config";
+
+describe("loadConfig", () => {
+  it("gives the documented defaults for an empty environment", () => {
+    const cfg = loadConfig({});
+    expect(cfg).toMatchObject({
+      env: "development",
+      isProduction: false,
+      port: 3000,
+      metricsPort: 3030,
+      transporter: null,
+      services: [...SERVICE_NAMES],
+      database: { url: null, overrides: {}, namePrefix: "", poolMax: 10 },
+      log: { level: "info", format: "pretty" },
+      namespace: "aicunet",
+      requestTimeout: 10_000,
+      tracing: { exporter: "console", endpoint: null },
+    });
+    expect(cfg.dataDir).toMatch(/\.data$/);
+  });
+
+  it("reads every documented key it is given", () => {
+    const cfg = loadConfig({
+      NODE_ENV: "production",
+      PORT: "8080",
+      METRICS_PORT: "0",
+      TRANSPORTER: "nats://127.0.0.1:4222",
+      SERVICES: "api, Products",
+      DATABASE_URL: "postgres://u:p@db:5432/postgres",
+      ORDERS_DATABASE_URL: "postgres://u:p@replica:5432/orders_db",
+      LOG_LEVEL: "debug",
+      LOG_SHIP_LEVEL: "warn",
+      LOG_RETENTION_DAYS: "30",
+      REQUEST_TIMEOUT: "2500",
+    });
+    expect(cfg.port).toBe(8080);
+    expect(cfg.metricsPort).toBe(0);
+    expect(cfg.transporter).toBe("nats://127.0.0.1:4222");
+    expect(cfg.services).toEqual(["api", "products"]);
+    expect(cfg.database.overrides).toEqual({ orders: "postgres://u:p@replica:5432/orders_db" });
+    expect(cfg.log).toEqual({ level: "debug", format: "json", shipLevel: "warn", retentionDays: 30 });
+    expect(cfg.tracing.exporter).toBe("none");
+    expect(cfg.requestTimeout).toBe(2500);
+  });
+
+  it("collects every problem into one ConfigError", () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: "http", SERVICES: "api,billing", LOG_LEVEL: "loud", DATABASE_URL: "mysql://x/y" });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(4);
+    expect(problems.join("\n")).toMatch(/PORT=http/);
+    expect(problems.join("\n")).toMatch(/unknown services: billing/);
+    expect(problems.join("\n")).toMatch(/LOG_LEVEL=loud/);
+    expect(problems.join("\n")).toMatch(/DATABASE_URL must use postgres/);
+  });
+
+  it("refuses production without a database URL instead of starting the embedded one", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/DATABASE_URL is required in production/);
+    expect(() =>
+      loadConfig({ NODE_ENV: "production", SERVICES: "products", PRODUCTS_DATABASE_URL: "postgres://db/p" }),
+    ).not.toThrow();
+  });
+
+  it("refuses production without AUTH_KEY_SECRET on a node that hosts auth, and short secrets anywhere", () => {
+    const production = { NODE_ENV: "production", DATABASE_URL: "postgres://db/postgres" };
+    expect(() => loadConfig({ ...production, SERVICES: "api,auth" })).toThrow(
+      /AUTH_KEY_SECRET is required in production/,
+    );
+    expect(() => loadConfig({ ...production, SERVICES: "api,products" })).not.toThrow();
+    expect(() => loadConfig({ AUTH_KEY_SECRET: "short" })).toThrow(/at least 32 characters/);
+  });
+
+  it("requires a collector endpoint for the zipkin exporter", () => {
+    expect(() => loadConfig({ TRACING_EXPORTER: "zipkin" })).toThrow(/needs TRACING_ENDPOINT/);
+    expect(loadConfig({ TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "http://zipkin:9411" }).tracing).toEqual({
+      exporter: "zipkin",
+      endpoint: "http://zipkin:9411",
+    });
+  });
+
+  it("documents the keys the issue names as the operators' interface", () => {
+    const documented = CONFIG_KEYS.map((key) => key.key);
+    for (const key of [
+      "PORT",
+      "METRICS_PORT",
+      "TRANSPORTER",
+      "SERVICES",
+      "DATABASE_URL",
+      "<SERVICE>_DATABASE_URL",
+      "NODE_ENV",
+      "LOG_LEVEL",
+    ]) {
+      expect(documented).toContain(key);
+    }
+  });
+});

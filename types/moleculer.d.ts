@@ -1,0 +1,41 @@
+/** Custom schema keys of this project, typed so no `any` is needed to use them. */
+import "moleculer";
+import type { PermissionDeclaration } from "../lib/permissions";
+
+declare module "moleculer" {
+  interface ServiceSchema {
+    /** moleculer-db: the store adapter (set by `mixins/db.mixin.ts`). */
+    adapter?: unknown;
+    /** moleculer-db: the Sequelize model definition. */
+    model?: unknown;
+    /** @moleculer/channels: durable channel handlers by channel name (see mixins/consumer.mixin.ts). */
+    channels?: Record<string, unknown>;
+  }
+
+  interface ServiceBroker {
+    /** Added by the channels middleware (@moleculer/channels): publishes to a durable channel. */
+    sendToChannel(channel: string, payload: unknown, opts?: { headers?: Record<string, string> }): Promise<void>;
+    /** The channels middleware's adapter (NATS JetStream in a cluster, in-memory otherwise). */
+    channelAdapter: {
+      parseMessageHeaders(raw: unknown): Record<string, string> | null;
+      addPrefixTopic(name: string): string;
+      /** NATS only: creates the stream of a channel (a no-op when it exists). */
+      createStream?(name: string, subjects: string[], options: object): Promise<unknown>;
+    };
+  }
+
+  interface ActionSchema {
+    /**
+     * Who may call the action, enforced by the permissions middleware on the node that runs it: `"public"`,
+     * `"authenticated"`, or a list of permissions of which the caller needs one. Without it only the system may call.
+     */
+    permissions?: PermissionDeclaration;
+    /**
+     * Recorded in the audit trail after each successful call (middlewares/audit.middleware.ts): the entity type it
+     * changes, and the parameter naming the entity when the result has no `id`.
+     */
+    audit?: { entity: string; idParam?: string };
+    /** Whether exec rules may call the action (as the system, with an idempotency key in `meta.idempotencyKey`). */
+    triggerable?: boolean;
+  }
+}

@@ -122,7 +122,8 @@ beforeAll(async () => {
     DELIVERY_ACK_WAIT: "2000",
     DELIVERY_RETRY_DELAY: "200",
     SAGA_STEP_TIMEOUT: "1000",
-    SAGA_STEP_ATTEMPTS: "2",
+    // One attempt to spare beyond what the flaky card needs: on two busy cores a step can time out under load.
+    SAGA_STEP_ATTEMPTS: "3",
     SAGA_RETRY_DELAY: "100",
     SAGA_COMPENSATION_ATTEMPTS: "3",
     SAGA_WAIT_UNAVAILABLE: "1000",
@@ -198,9 +199,10 @@ describe("outcomes", () => {
   it("retries a payment that times out, then compensates; the late charge is refunded or refused", async () => {
     const order = await settled((await placeOrder("SLOW", { paymentMethod: "pm_card_slow" })).id);
     expect(order.status).toBe("CANCELLED");
-    expect(order.statusReason).toMatch(/^payment failed after 2 attempt\(s\): Request is timed out/);
+    expect(order.statusReason).toMatch(/^payment failed after 3 attempt\(s\): Request is timed out/);
     expect(outcomes(order.saga!)).toEqual([
       "start:started",
+      "payment:transient",
       "payment:transient",
       "payment:transient",
       "payment:compensate:ok",
@@ -371,11 +373,23 @@ describe("crashes", () => {
       30_000,
       "every saga to end",
     );
-    const statuses = await expectBalanced(orders);
-    const count = (status: string) => statuses.filter((row) => row.status === status).length;
-    // Plain and flaky payments complete; declined ones are cancelled; ZZ is compensated.
-    expect(count("COMPLETED")).toBe((orders.length * 4) / 6);
-    expect(count("CANCELLED")).toBe(orders.length / 6);
-    expect(count("COMPENSATED")).toBe(orders.length / 6);
+    await expectBalanced(orders);
+    // Plain and flaky payments complete; declined ones are cancelled; ZZ is compensated. A mismatch names the
+    // order and its saga's timeline, so a failure says which fault pushed it elsewhere.
+    const expected = ["COMPLETED", "COMPLETED", "COMPLETED", "CANCELLED", "COMPENSATED", "COMPLETED"];
+    const { rows } = await db.orders.query<{ id: string; status: string }>(
+      "SELECT id, status FROM orders WHERE id = ANY($1)",
+      [orders.map((order) => order.id)],
+    );
+    const statusOf = new Map(rows.map((row) => [row.id, row.status]));
+    const mismatches = orders.filter((order, i) => statusOf.get(order.id) !== expected[i % expected.length]);
+    const explained = await Promise.all(
+      mismatches.map(async (order) => ({
+        order: order.id,
+        status: statusOf.get(order.id),
+        saga: (await orderOf(order.id)).saga,
+      })),
+    );
+    expect(explained).toEqual([]);
   }, 300_000);
 });

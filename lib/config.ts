@@ -218,6 +218,40 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   },
   { key: "LOG_RETENTION_DAYS", default: "7", description: "How long the log store keeps records, in days." },
   {
+    key: "ALERT_INTERVAL",
+    default: "15000",
+    description: "How often the `alerts` service evaluates its rules, in ms.",
+  },
+  {
+    key: "ALERT_COOLDOWN",
+    default: "600000",
+    description:
+      "After an alert was sent, the same rule and key does not notify again for this long (a flapping condition), in ms.",
+  },
+  {
+    key: "ALERT_ERROR_LOGS",
+    default: "10",
+    description: "Error-level log records within `ALERT_ERROR_WINDOW` that fire the `error-rate` alert.",
+  },
+  { key: "ALERT_ERROR_WINDOW", default: "300000", description: "The window of the `error-rate` alert, in ms." },
+  {
+    key: "ALERT_DLQ_DEPTH",
+    default: "1",
+    description: "Pending dead letters on one channel that fire the `dlq-depth` alert.",
+  },
+  {
+    key: "ALERT_SMTP_URL",
+    default: "(none)",
+    description: "SMTP server for alert emails, e.g. `smtp://user:pass@mail.example.com:587`. Unset: no email.",
+  },
+  { key: "ALERT_EMAIL_FROM", default: "alerts@aicunet.local", description: "Sender of alert emails." },
+  { key: "ALERT_EMAIL_TO", default: "(none)", description: "Comma list of alert email recipients." },
+  {
+    key: "ALERT_WEBHOOK_URL",
+    default: "(none)",
+    description: "Slack-compatible incoming webhook for alerts (a JSON `{ text }` POST). Unset: no webhook.",
+  },
+  {
     key: "PAYMENTS_SLOW_MS",
     default: "15000",
     description: "How long the simulated provider takes for `pm_card_slow` (longer than the step timeout), in ms.",
@@ -281,6 +315,17 @@ export interface Config {
     maxWaits: number;
   };
   payments: { slowMs: number; flakyFailures: number };
+  alerts: {
+    intervalMs: number;
+    cooldownMs: number;
+    errorLogs: number;
+    errorWindowMs: number;
+    dlqDepth: number;
+    smtpUrl: string | null;
+    emailFrom: string;
+    emailTo: string[];
+    webhookUrl: string | null;
+  };
 }
 
 /** Thrown when the environment cannot give a valid configuration; the node must not start. */
@@ -455,8 +500,25 @@ export function loadConfig(env: Env = process.env): Config {
       slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),
       flakyFailures: number("PAYMENTS_FLAKY_FAILURES", 2, { min: 0, max: 100 }),
     },
+    alerts: {
+      intervalMs: number("ALERT_INTERVAL", 15_000, { min: 100, max: 3_600_000 }),
+      cooldownMs: number("ALERT_COOLDOWN", 600_000, { min: 0 }),
+      errorLogs: number("ALERT_ERROR_LOGS", 10, { min: 1 }),
+      errorWindowMs: number("ALERT_ERROR_WINDOW", 300_000, { min: 1000 }),
+      dlqDepth: number("ALERT_DLQ_DEPTH", 1, { min: 1 }),
+      smtpUrl: url("ALERT_SMTP_URL", ["smtp:", "smtps:"]) ?? null,
+      emailFrom: text("ALERT_EMAIL_FROM") ?? "alerts@aicunet.local",
+      emailTo: (text("ALERT_EMAIL_TO") ?? "")
+        .split(",")
+        .map((address) => address.trim())
+        .filter(Boolean),
+      webhookUrl: url("ALERT_WEBHOOK_URL", ["http:", "https:"]) ?? null,
+    },
   };
 
+  if (config.alerts.smtpUrl && config.alerts.emailTo.length === 0) {
+    problems.push("ALERT_SMTP_URL needs ALERT_EMAIL_TO (who gets the alert emails)");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -22,6 +22,7 @@ export const SERVICE_LOADERS: Partial<Record<ServiceName, Loader>> = {
   payments: async () => untyped((await import("./payments.service")).default),
   shipping: async () => untyped((await import("./shipping.service")).default),
   sagas: async () => untyped((await import("./sagas.service")).default),
+  alerts: async () => untyped((await import("./alerts.service")).default),
 };
 
 export const loadHealthService: Loader = async () => untyped((await import("./health.service")).default);

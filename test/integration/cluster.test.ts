@@ -1,7 +1,8 @@
 /**
  * Distribution over the real NATS: nodes in separate OS processes, started as `npm start` starts them, with
  * `SERVICES` choosing each one's role. A REST call on the gateway node is served by the products node, and the
- * cluster health lists both; a node that stops shows as unavailable.
+ * cluster health lists both; a node that is killed shows as lost, and the alerts service (on the gateway node) sends
+ * a node-health alert to a real webhook receiver.
  */
 import type { Product } from "../../services/products.service";
 import type { ClusterHealth } from "../../services/health.service";
@@ -16,23 +17,27 @@ import {
   waitFor,
   type NodeProcess,
 } from "../support/nodes";
+import { startWebhookReceiver, type WebhookReceiver } from "../support/sinks";
 
 const scope = isolation();
 let productsNode: NodeProcess;
 let gatewayNode: NodeProcess;
 let base: string;
+let webhook: WebhookReceiver;
 
 beforeAll(async () => {
+  webhook = await startWebhookReceiver();
   const transport = { TRANSPORTER: testNatsUrl() };
+  const alerting = { ALERT_INTERVAL: "500", ALERT_WEBHOOK_URL: webhook.url };
   [productsNode, gatewayNode] = await Promise.all([
     startNodeProcess(nodeEnv(scope, { ...transport, SERVICES: "auth,products", NODE_ID: "products-node" })),
-    startNodeProcess(nodeEnv(scope, { ...transport, SERVICES: "api", NODE_ID: "gateway-node" })),
+    startNodeProcess(nodeEnv(scope, { ...transport, ...alerting, SERVICES: "api,alerts", NODE_ID: "gateway-node" })),
   ]);
   base = `http://127.0.0.1:${gatewayNode.port}`;
 });
 
 afterAll(async () => {
-  await Promise.all([productsNode?.stop("SIGKILL"), gatewayNode?.stop("SIGKILL")]);
+  await Promise.all([productsNode?.stop("SIGKILL"), gatewayNode?.stop("SIGKILL"), webhook?.stop()]);
   await dropScopeDatabases(scope.prefix);
 });
 
@@ -77,8 +82,13 @@ it("lists both nodes, their services and their checks in the cluster health", as
     "database:auth",
     "database:products",
   ]);
-  expect(byId["gateway-node"]).toMatchObject({ available: true, ready: true, services: ["health", "api"] });
-  expect(byId["gateway-node"].checks.map((check) => check.name)).toEqual(["broker", "transporter", "gateway:routes"]);
+  expect(byId["gateway-node"]).toMatchObject({ available: true, ready: true, services: ["health", "api", "alerts"] });
+  expect(byId["gateway-node"].checks.map((check) => check.name)).toEqual([
+    "broker",
+    "transporter",
+    "gateway:routes",
+    "database:alerts",
+  ]);
 });
 
 it("reports a killed node as lost and the cluster as degraded", async () => {
@@ -101,4 +111,13 @@ it("reports a killed node as lost and the cluster as degraded", async () => {
   // Its routes are gone (404) once the gateway has regenerated them, 503 NOT_AVAILABLE until then.
   const res = await fetch(`${base}/api/products`);
   expect([404, 503]).toContain(res.status);
+  // The alerts service saw the node vanish without a goodbye and said so, once.
+  await waitFor(async () => (webhook.bodies.length > 0 ? true : undefined), 10_000, "the node-health alert");
+  expect(webhook.bodies).toEqual([
+    {
+      text: expect.stringMatching(
+        /^\[AiCUnet\] FIRING node-health: Node products-node is gone \(lost unexpectedly\)\n/,
+      ),
+    },
+  ]);
 });

@@ -1,0 +1,3 @@
+import { inboxMigration } from "../../lib/outbox";
+
+export default inboxMigration("0002-create-inbox");

@@ -1,0 +1,5 @@
+/** The alerts database's migrations, in the order they run. Append; never edit one that has shipped. */
+import createAlerts from "./0001-create-alerts";
+import createInbox from "./0002-create-inbox";
+
+export default [createAlerts, createInbox];

@@ -1,0 +1,208 @@
+/**
+ * The alerts service on the embedded default's wiring (one node, in-memory channels, the real PostgreSQL), sending to
+ * a real SMTP server and a real webhook receiver on loopback: a dead letter fires one alert by both channels (retried
+ * while they refuse), repeated evaluations add nothing, discarding it sends one resolved notice, a relapse within the
+ * cool-down is recorded but not sent; a circuit breaker opening and closing, and a burst of error logs, alert too.
+ */
+import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import { databaseUrlFor } from "../../lib/database";
+import { createEnvelope } from "../../lib/events";
+import type { IncidentPage } from "../../services/alerts.service";
+import type { DeadLetterPage } from "../../services/dlq.service";
+import { apiRequest } from "../support/api";
+import {
+  dropScopeDatabases,
+  isolation,
+  json,
+  login,
+  registerCustomer,
+  startInProcessNode,
+  testConfig,
+  waitFor,
+  type ErrorBody,
+} from "../support/nodes";
+import { freePort } from "../support/servers";
+import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from "../support/sinks";
+
+const scope = isolation();
+let broker: ServiceBroker;
+let base: string;
+let admin: string;
+let smtp: SmtpSink;
+let webhook: WebhookReceiver;
+let alertsDb: Client;
+
+const send = (method: string, path: string, body?: unknown, token = admin) =>
+  apiRequest(base, token, method, path, body);
+
+const incidents = async (query = "") => json<IncidentPage>(await send("GET", `/api/alerts${query}`));
+const subjects = () => smtp.messages.map((mail) => mail.subject);
+const webhookTexts = () => webhook.bodies.map((body) => (body as { text: string }).text.split("\n")[0]);
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A message no consumer can accept: exec dead-letters it at once. */
+async function deadLetter(): Promise<string> {
+  const before = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING"));
+  await broker.sendToChannel("order.created", { not: "an envelope" });
+  const page = await waitFor(async () => {
+    const now = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING"));
+    return now.total > before.total ? now : undefined;
+  });
+  return page.rows[0].id;
+}
+
+beforeAll(async () => {
+  [smtp, webhook] = await Promise.all([startSmtpSink(), startWebhookReceiver()]);
+  const port = await freePort();
+  const cfg = testConfig(scope, {
+    SERVICES: "api,auth,exec,dlq,alerts",
+    PORT: String(port),
+    ALERT_INTERVAL: "250",
+    ALERT_COOLDOWN: "60000",
+    ALERT_DLQ_DEPTH: "1",
+    ALERT_ERROR_LOGS: "3",
+    ALERT_SMTP_URL: smtp.url,
+    ALERT_EMAIL_FROM: "alerts@aicunet.test",
+    ALERT_EMAIL_TO: "ops@aicunet.test,oncall@aicunet.test",
+    ALERT_WEBHOOK_URL: webhook.url,
+  });
+  broker = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  admin = await login(base);
+  alertsDb = new Client({ connectionString: databaseUrlFor("alerts", cfg) });
+  await alertsDb.connect();
+});
+
+afterAll(async () => {
+  await alertsDb?.end();
+  await broker?.stop();
+  await Promise.all([smtp?.stop(), webhook?.stop()]);
+  await dropScopeDatabases(scope.prefix);
+});
+
+describe("dead letters", () => {
+  it("alerts once by email and webhook, retrying while both refuse, and sends one resolved notice", async () => {
+    smtp.refusing = true;
+    webhook.refusing = true;
+    const id = await deadLetter();
+    const firing = await waitFor(async () => {
+      const page = await incidents("?rule=dlq-depth&status=FIRING");
+      return page.total === 1 ? page.rows[0] : undefined;
+    });
+    expect(firing).toMatchObject({ key: "order.created", notified: true, resolvedAt: null });
+    expect(firing.summary).toBe("1 dead letter(s) pending on order.created");
+    // Both channels refused the first try: the notifications wait to be sent again, nothing was lost.
+    await waitFor(async () => {
+      const { rows } = await alertsDb.query("SELECT channel, attempts, status FROM notifications ORDER BY channel");
+      return rows.length === 2 && rows.every((row) => row.attempts >= 1 && row.status === "PENDING") ? true : undefined;
+    });
+    expect(smtp.messages).toEqual([]);
+    smtp.refusing = false;
+    webhook.refusing = false;
+    await waitFor(async () => (smtp.messages.length === 1 && webhook.bodies.length === 1 ? true : undefined));
+    expect(smtp.messages[0]).toMatchObject({
+      from: "alerts@aicunet.test",
+      to: ["ops@aicunet.test", "oncall@aicunet.test"],
+      subject: "[AiCUnet] FIRING dlq-depth: 1 dead letter(s) pending on order.created",
+    });
+    expect(smtp.messages[0].text).toContain("Rule: dlq-depth (order.created)");
+    expect(webhookTexts()).toEqual(["[AiCUnet] FIRING dlq-depth: 1 dead letter(s) pending on order.created"]);
+
+    // Many evaluations later, still one incident and one message per channel.
+    await settle(1500);
+    expect((await incidents("?rule=dlq-depth")).total).toBe(1);
+    expect(smtp.messages).toHaveLength(1);
+    expect(webhook.bodies).toHaveLength(1);
+
+    expect((await send("DELETE", `/api/dlq/${id}`)).status).toBe(200);
+    await waitFor(async () => (smtp.messages.length === 2 && webhook.bodies.length === 2 ? true : undefined));
+    expect(subjects()[1]).toBe("[AiCUnet] RESOLVED dlq-depth: 1 dead letter(s) pending on order.created");
+    expect(webhookTexts()[1]).toBe(subjects()[1]);
+    expect(await incidents("?rule=dlq-depth")).toMatchObject({ total: 1, rows: [{ status: "RESOLVED" }] });
+  });
+
+  it("records a relapse within the cool-down without sending it", async () => {
+    const id = await deadLetter();
+    const relapse = await waitFor(async () => {
+      const page = await incidents("?rule=dlq-depth&status=FIRING");
+      return page.total === 1 ? page.rows[0] : undefined;
+    });
+    expect(relapse.notified).toBe(false);
+    expect((await send("DELETE", `/api/dlq/${id}`)).status).toBe(200);
+    await waitFor(async () => ((await incidents("?rule=dlq-depth&status=FIRING")).total === 0 ? true : undefined));
+    await settle(800);
+    expect(smtp.messages).toHaveLength(2);
+    expect(webhook.bodies).toHaveLength(2);
+    expect((await incidents("?rule=dlq-depth")).total).toBe(2);
+  });
+});
+
+describe("other rules", () => {
+  it("alerts on a circuit breaker that opens, and resolves when it closes", async () => {
+    const sent = smtp.messages.length;
+    const breaker = { nodeID: "payments-node-1", service: "payments", action: "payments.charge" };
+    broker.broadcast("$circuit-breaker.opened", { ...breaker, failures: 6, count: 10, rate: 0.6 });
+    await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
+    expect(smtp.messages[sent].subject).toBe(
+      `[AiCUnet] FIRING circuit-breaker: Circuit breaker open for payments.charge on node payments-node-1 ` +
+        `(seen from ${broker.nodeID})`,
+    );
+    broker.broadcast("$circuit-breaker.closed", breaker);
+    await waitFor(async () => (smtp.messages.length === sent + 2 ? true : undefined));
+    expect(smtp.messages[sent + 1].subject).toMatch(/^\[AiCUnet\] RESOLVED circuit-breaker: /);
+  });
+
+  it("alerts when error log records reach the threshold in the window", async () => {
+    const sent = smtp.messages.length;
+    const record = (message: string) => ({
+      time: new Date().toISOString(),
+      level: "error",
+      nodeId: "orders-node-1",
+      module: "orders",
+      requestId: null,
+      message,
+      fields: null,
+    });
+    // What the log store publishes for each error record it stores.
+    for (const message of ["first failure", "second failure"]) {
+      await broker.sendToChannel("log.error", createEnvelope("log.error", { record: record(message) }, envelopeOf()));
+    }
+    await settle(800);
+    expect((await incidents("?rule=error-rate")).total).toBe(0);
+    await broker.sendToChannel("log.error", createEnvelope("log.error", { record: record("third") }, envelopeOf()));
+    await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
+    expect(smtp.messages[sent].subject).toMatch(/^\[AiCUnet\] FIRING error-rate: 3 error log record\(s\) in the last/);
+  });
+});
+
+describe("API", () => {
+  it("lists the rules with their thresholds and channels", async () => {
+    const res = await send("GET", "/api/alerts/rules");
+    expect(res.status).toBe(200);
+    const body = await json<{ channels: string[]; rules: { rule: string; open: number }[] }>(res);
+    expect(body.channels).toEqual(["email", "webhook"]);
+    expect(body.rules.map((rule) => rule.rule)).toEqual([
+      "error-rate",
+      "dlq-depth",
+      "circuit-breaker",
+      "saga-failures",
+      "node-health",
+    ]);
+    expect(body.rules.find((rule) => rule.rule === "error-rate")?.open).toBe(1);
+  });
+
+  it("answers bad filters with 422 naming the field, and customers with 403", async () => {
+    const bad = await send("GET", "/api/alerts?status=BURNING");
+    expect(bad.status).toBe(422);
+    const body = await json<ErrorBody>(bad);
+    expect(body.type).toBe("VALIDATION_ERROR");
+    expect((body.data as { field: string }[]).map((problem) => problem.field)).toEqual(["status"]);
+    const customer = await registerCustomer(base, "cust@alerts.example");
+    expect((await send("GET", "/api/alerts", undefined, customer)).status).toBe(403);
+  });
+});
+
+function envelopeOf() {
+  return { source: "logs", correlationId: "alerts-test" };
+}

@@ -1,7 +1,8 @@
 /**
  * api: the gateway (moleculer-web). It authenticates (access tokens verified against the auth service's JWKS),
  * maps REST routes from the `rest:` of every action in the cluster, applies rate limits, writes the access log, and
- * serves health, the OAuth2 token endpoint, the JWKS and the UI. Authorization is not here: the permissions
+ * serves health, the OAuth2 token endpoint, the JWKS, the live log tail (server-sent events) and the UI.
+ * Authorization is not here: the permissions
  * middleware checks every call on the node that runs it. Business rules live in the services.
  */
 import { randomUUID } from "node:crypto";
@@ -9,7 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import path from "node:path";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import packageJson from "../package.json";
-import { Errors, type Context, type Service, type ServiceSchema } from "moleculer";
+import { Errors, type CallingOptions, type Context, type Service, type ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
 import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
 import { readFile } from "node:fs/promises";
@@ -21,6 +22,7 @@ import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-ke
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import type { OAuthMeta } from "./auth.service";
+import type { LogPage } from "./logs.service";
 
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallerMeta>;
@@ -49,6 +51,12 @@ const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
 const JWKS_TTL_MS = 5 * MINUTE;
 const JWKS_MIN_REFRESH_MS = 5_000;
 const ROLES_TTL_MS = 30_000;
+/** The live log tail asks the log store for new records this often, and comments on an idle stream this often. */
+const TAIL_POLL_MS = 1000;
+const TAIL_KEEPALIVE_MS = 15_000;
+const TAIL_PAGE = 200;
+const TAIL_PATH = "/api/logs/stream";
+const TAIL_FILTERS = ["level", "service", "node", "requestId", "search"] as const;
 
 const SECURITY_HEADERS: Record<string, string> = {
   "X-Content-Type-Options": "nosniff",
@@ -96,6 +104,8 @@ interface ApiState {
   rateLimits: RateLimitStore;
   jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
   roles: { table?: Record<string, string[]>; fetchedAt: number };
+  /** Open live log tails, ended when the node stops taking requests. */
+  tails: Set<() => void>;
 }
 
 interface ApiMethods {
@@ -107,6 +117,7 @@ interface ApiMethods {
   publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
   callerFromToken(token: string, ctx: Context): Promise<Caller>;
+  tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void>;
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods;
@@ -148,6 +159,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
     // The access log below replaces moleculer-web's own per-request lines.
     log4XXResponses: false,
     logRequest: "debug",
+    // A live log tail is one request that lasts: no request timeout for it (its calls to the log store have theirs).
+    // moleculer-web takes a function here too; its typings know only the object form.
+    rootCallOptions: ((options: CallingOptions, req: IncomingMessage) => {
+      if (req.url?.split("?")[0] === TAIL_PATH) options.timeout = 0;
+    }) as unknown as CallingOptions,
     logResponse: "debug",
     routes: [
       {
@@ -207,7 +223,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
       },
       {
         path: "/api",
-        aliases: { "GET /openapi.json": "api.openapi" },
+        aliases: {
+          "GET /openapi.json": "api.openapi",
+          "GET /logs/stream"(this: ApiThis, req: GatewayRequest, res: ServerResponse, next: (err?: unknown) => void) {
+            // moleculer-web ignores what a custom handler returns: errors before the stream starts go to `next`.
+            this.tailLogs(req, res).catch(next);
+          },
+        },
         /** Hands the headers that carry request semantics to the action; the action decides what they mean. */
         onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest) {
           const ifMatch = req.headers["if-match"];
@@ -292,6 +314,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
     this.routesGenerated = false;
     this.jwks = { keys: new Map(), fetchedAt: 0 };
     this.roles = { fetchedAt: 0 };
+    this.tails = new Set();
     this.rateLimits = cfg.redisUrl
       ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
       : new MemoryRateLimitStore();
@@ -430,6 +453,71 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
       return this.roles.table!;
     },
 
+    /**
+     * `GET /api/logs/stream`: the log store's new records as server-sent events (`event: log`, `id:` the record id),
+     * with the filters of `GET /api/logs`. The first query runs before the stream starts, so a caller without
+     * `logs:read` or a bad filter gets its 401/403/422. A client that reconnects with `Last-Event-ID` continues after
+     * that record; a stream ends after the access token's lifetime, so a revoked caller does not keep reading.
+     */
+    async tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void> {
+      const ctx = req.$ctx!;
+      const query = new URLSearchParams(req.url?.split("?")[1] ?? "");
+      const filters = Object.fromEntries(
+        TAIL_FILTERS.filter((name) => query.has(name)).map((name) => [name, query.get(name)]),
+      );
+      const resumeFrom = req.headers["last-event-id"];
+      const list = (params: object) => ctx.call<LogPage, object>("logs.list", { ...filters, ...params });
+      let afterId: number;
+      if (typeof resumeFrom === "string" && /^\d{1,15}$/.test(resumeFrom)) {
+        afterId = Number(resumeFrom);
+        await list({ afterId, pageSize: 1 });
+      } else {
+        afterId = (await list({ pageSize: 1 })).rows[0]?.id ?? 0;
+      }
+
+      res.writeHead(200, {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-store",
+        Connection: "keep-alive",
+        "X-Accel-Buffering": "no",
+      });
+      res.write("retry: 2000\n\n");
+      let polling = false;
+      const poll = async () => {
+        if (polling) return;
+        polling = true;
+        try {
+          for (;;) {
+            const page = await list({ afterId, pageSize: TAIL_PAGE });
+            for (const record of page.rows) {
+              res.write(`id: ${record.id}\nevent: log\ndata: ${JSON.stringify(record)}\n\n`);
+              afterId = record.id;
+            }
+            if (page.rows.length < TAIL_PAGE || res.writableEnded) break;
+          }
+        } catch (err) {
+          // The log store is away: say so and keep trying; the client keeps its place.
+          const { message, type } = err as Errors.MoleculerError;
+          res.write(`event: unavailable\ndata: ${JSON.stringify({ type: type ?? "ERROR", message })}\n\n`);
+        } finally {
+          polling = false;
+        }
+      };
+      const pollTimer = setInterval(() => void poll(), TAIL_POLL_MS);
+      const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), TAIL_KEEPALIVE_MS);
+      const expiry = setTimeout(() => end(), cfg.auth.accessTokenTtl * 1000);
+      const end = () => {
+        clearInterval(pollTimer);
+        clearInterval(keepAlive);
+        clearTimeout(expiry);
+        this.tails.delete(end);
+        if (!res.writableEnded) res.end();
+      };
+      this.tails.add(end);
+      req.once("close", end);
+      await poll();
+    },
+
     /** Counts a request against a limit; 429 with `Retry-After` when over it. A Redis outage lets requests through. */
     async limit(name: string, key: string, perMinute: number): Promise<void> {
       let count;
@@ -444,6 +532,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
 
     /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */
     stopIntake() {
+      for (const end of this.tails) end();
       if (!this.server?.listening) return;
       this.server.close();
       this.server.closeIdleConnections();

@@ -1,7 +1,7 @@
 /**
  * The log store on the embedded default's wiring (one node, in-memory channels, the real PostgreSQL), with the
  * node's log shipper on: records arrive with their request id, error records become `log.error` events, searches and
- * the incremental tail, retention, and who may read.
+ * the incremental tail, the live tail as server-sent events through the gateway, retention, and who may read.
  */
 import type { BrokerOptions, ServiceBroker } from "moleculer";
 import { Client } from "pg";
@@ -106,4 +106,84 @@ it("is for operators only, and answers bad filters with 422", async () => {
   expect((await get("/api/logs", customer)).status).toBe(403);
   expect((await get("/api/logs?level=loud")).status).toBe(422);
   expect((await get("/api/logs?pageSize=5000")).status).toBe(422);
+});
+
+interface ServerSentEvent {
+  id?: string;
+  event?: string;
+  data?: string;
+}
+
+/** Reads a live tail's events until `enough` says so, then closes the stream. */
+async function readEvents(res: Response, enough: (events: ServerSentEvent[]) => boolean): Promise<ServerSentEvent[]> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: ServerSentEvent[] = [];
+  let buffer = "";
+  const deadline = setTimeout(() => void reader.cancel(), 10_000);
+  try {
+    while (!enough(events)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`The stream ended after ${JSON.stringify(events)}`);
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event: ServerSentEvent = {};
+        for (const line of block.split("\n")) {
+          const [field, ...rest] = line.split(": ");
+          if (field === "id" || field === "event" || field === "data") event[field] = rest.join(": ");
+        }
+        if (event.event) events.push(event);
+      }
+    }
+    return events;
+  } finally {
+    clearTimeout(deadline);
+    await reader.cancel();
+  }
+}
+
+const logEvents = (events: ServerSentEvent[]) =>
+  events.filter((event) => event.event === "log").map((event) => JSON.parse(event.data!) as LogPage["rows"][number]);
+
+describe("live tail", () => {
+  const stream = (query: string, headers: Record<string, string> = {}, token = admin) =>
+    fetch(`${base}/api/logs/stream?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+
+  it("streams new records as server-sent events, and resumes after Last-Event-ID", async () => {
+    const res = await stream("service=tail-test");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    const logger = broker.getLogger("tail-test");
+    logger.info("tail one");
+    logger.info("tail two");
+    const first = await readEvents(res, (events) => logEvents(events).length >= 2);
+    expect(logEvents(first).map((record) => [record.module, record.message])).toEqual([
+      ["tail-test", "tail one"],
+      ["tail-test", "tail two"],
+    ]);
+    expect(first.filter((event) => event.event === "log").map((event) => Number(event.id))).toEqual(
+      logEvents(first).map((record) => record.id),
+    );
+
+    // Disconnected after the first record: a reconnect from there gets the second and what came since.
+    logger.info("tail three");
+    const resumed = await stream("service=tail-test", { "last-event-id": first[0].id! });
+    expect(resumed.status).toBe(200);
+    const rest = await readEvents(resumed, (events) => logEvents(events).length >= 2);
+    expect(logEvents(rest).map((record) => record.message)).toEqual(["tail two", "tail three"]);
+  });
+
+  it("refuses before streaming: no token 401, a customer 403, a bad filter 422 naming it", async () => {
+    expect((await fetch(`${base}/api/logs/stream`)).status).toBe(401);
+    const customer = await registerCustomer(base, "tail-customer@example.com");
+    expect((await stream("", {}, customer)).status).toBe(403);
+    const bad = await stream("level=loud");
+    expect(bad.status).toBe(422);
+    const body = await json<{ type: string; data: { field: string }[] }>(bad);
+    expect(body.type).toBe("VALIDATION_ERROR");
+    expect(body.data.map((problem) => problem.field)).toEqual(["level"]);
+  });
 });

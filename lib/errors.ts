@@ -25,7 +25,11 @@ export class NotFoundError extends Errors.MoleculerClientError {
 
 /** 409: the request conflicts with the current state (a duplicate key, a stale version). */
 export class ConflictError extends Errors.MoleculerClientError {
-  constructor(message: string, type: "DUPLICATE" | "STALE_VERSION" | "CONFLICT", data: Record<string, unknown>) {
+  constructor(
+    message: string,
+    type: "DUPLICATE" | "STALE_VERSION" | "CONFLICT" | "INCOMPATIBLE_SCHEMA" | "SCHEMA_VERSION_CONFLICT",
+    data: Record<string, unknown>,
+  ) {
     super(message, 409, type, data);
     this.name = "ConflictError";
   }

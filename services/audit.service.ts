@@ -5,12 +5,29 @@
  * lock of the audit database only, so they queue behind each other, never behind anything else in the system.
  * Domain events are also kept as the event store: in order globally (position) and per stream (the entity).
  * `GET /api/audit/verify` re-walks the chain and names the first broken link.
+ *
+ * The schema registry lives here too: every event type's payload schemas by version, append-only. A new version must
+ * follow the latest one and be compatible with it (lib/schema-compat.ts); the platform's own catalogue
+ * (lib/event-types.ts) is registered when the service starts, so a deploy that changed a registered version in place or
+ * broke compatibility is refused and logged.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage, type Page } from "../lib/database";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
-import { GENESIS_HASH, chainHash, redact, verifyLinks, type AuditContent, type ChainBreak } from "../lib/audit";
-import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
+import {
+  GENESIS_HASH,
+  canonicalJson,
+  chainHash,
+  redact,
+  verifyLinks,
+  type AuditContent,
+  type ChainBreak,
+} from "../lib/audit";
+import { ConflictError, invalidFields } from "../lib/errors";
+import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
+import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { GatewayMeta } from "../lib/gateway-meta";
+import { compatibilityProblems, schemaDefinitionProblems } from "../lib/schema-compat";
 import type { EventEnvelope } from "../lib/events";
 import auditMigrations from "../migrations/audit";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
@@ -52,6 +69,43 @@ function toStoredEvent(row: EventRow): StoredEvent {
     streamVersion: row.stream_version,
     storedAt: row.stored_at.toISOString(),
     envelope: row.envelope,
+  };
+}
+
+/** One version of an event type's payload schema, as the registry keeps it. */
+export interface RegisteredSchema {
+  type: string;
+  version: number;
+  payload: Record<string, unknown>;
+  description: string | null;
+  registeredBy: string;
+  registeredAt: string;
+}
+
+interface SchemaRow {
+  type: string;
+  version: number;
+  payload: Record<string, unknown>;
+  description: string | null;
+  registered_by: string;
+  registered_at: Date;
+}
+
+interface SchemaRegistration {
+  type: string;
+  version: number;
+  payload: Record<string, unknown>;
+  description?: string;
+}
+
+function toSchema(row: SchemaRow): RegisteredSchema {
+  return {
+    type: row.type,
+    version: row.version,
+    payload: row.payload,
+    description: row.description,
+    registeredBy: row.registered_by,
+    registeredAt: row.registered_at.toISOString(),
   };
 }
 
@@ -188,6 +242,10 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
 
 interface AuditMethods {
   verifyChain(): Promise<ChainVerdict>;
+  registerSchemaVersion(
+    entry: SchemaRegistration,
+    registeredBy: string,
+  ): Promise<{ schema: RegisteredSchema; created: boolean }>;
 }
 
 type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods;
@@ -212,6 +270,22 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       },
     }),
   ],
+
+  /** Registers the platform's own catalogue; a version the registry refuses is logged, and the rest still register. */
+  async started(this: AuditThis) {
+    for (const schema of EVENT_SCHEMAS) {
+      const payload = schema.payload as Record<string, unknown>;
+      try {
+        const { created } = await this.registerSchemaVersion({ ...schema, payload }, "system:catalogue");
+        if (created) this.logger.info(`Registered event schema ${schema.type} v${schema.version}`);
+      } catch (err) {
+        this.logger.error(
+          `The schema registry refused the built-in ${schema.type} v${schema.version}: ${(err as Error).message}`,
+          (err as ConflictError).data,
+        );
+      }
+    }
+  },
 
   actions: {
     /** Audit records, newest first, by actor, entity, action or event name, request and time. `audit:read`. */
@@ -303,6 +377,51 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       },
     },
 
+    /** The schema registry: every event type's versions (or one type's), in order. `audit:read`. */
+    schemas: {
+      rest: "GET /schemas",
+      permissions: ["audit:read"],
+      params: { type: { type: "string", min: 1, max: 200, optional: true }, $$strict: true },
+      async handler(this: AuditThis, ctx: Context<{ type?: string }>): Promise<RegisteredSchema[]> {
+        const rows = await this.sequelize.query<SchemaRow>(
+          "SELECT * FROM event_schemas WHERE ($1::text IS NULL OR type = $1) ORDER BY type, version",
+          { bind: [ctx.params.type ?? null], type: QueryTypes.SELECT },
+        );
+        return rows.map(toSchema);
+      },
+    },
+
+    /**
+     * Registers the next version of an event type (version 1 for a new type). 201 when registered; 200 when that
+     * exact version is already there (a retry); 409 `SCHEMA_VERSION_CONFLICT` for a version that is not the next one
+     * or that exists with another schema; 409 `INCOMPATIBLE_SCHEMA` with the offending fields; 422 for a schema that
+     * does not compile. `schemas:write`.
+     */
+    registerSchema: {
+      rest: "POST /schemas",
+      permissions: ["schemas:write"],
+      audit: { entity: "eventSchema", idParam: "type" },
+      params: {
+        type: { type: "string", pattern: /^[a-z][a-z0-9]*(\.[a-z][a-zA-Z0-9]*)+$/, max: 200 },
+        version: { type: "number", integer: true, positive: true, max: 10_000 },
+        payload: { type: "object" },
+        description: { type: "string", max: 1000, optional: true },
+        $$strict: true,
+      },
+      async handler(
+        this: AuditThis,
+        ctx: Context<SchemaRegistration, CallerMeta & GatewayMeta>,
+      ): Promise<RegisteredSchema> {
+        const problems = schemaDefinitionProblems(ctx.params.payload);
+        if (problems.length > 0) throw invalidFields("The payload schema does not compile", problems);
+        const caller = ctx.meta.caller;
+        const registeredBy = caller && "id" in caller ? `${caller.type}:${caller.id}` : (caller?.type ?? "unknown");
+        const { schema, created } = await this.registerSchemaVersion(ctx.params, registeredBy);
+        if (created) ctx.meta.$statusCode = 201;
+        return schema;
+      },
+    },
+
     /** Re-walks the whole chain: valid, or the first broken link (its seq and why). `audit:read`. */
     verify: {
       rest: "GET /verify",
@@ -315,6 +434,59 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
   },
 
   methods: {
+    async registerSchemaVersion(this: AuditThis, entry: SchemaRegistration, registeredBy: string) {
+      const { type, version, payload } = entry;
+      return this.sequelize.transaction(async (transaction) => {
+        // One registration per type at a time, across replicas.
+        await this.sequelize.query("SELECT pg_advisory_xact_lock(hashtext('event_schemas:' || $1))", {
+          bind: [type],
+          transaction,
+        });
+        const versions = await this.sequelize.query<SchemaRow>(
+          "SELECT * FROM event_schemas WHERE type = $1 ORDER BY version",
+          { bind: [type], type: QueryTypes.SELECT, transaction },
+        );
+        const existing = versions.find((row) => row.version === version);
+        if (existing) {
+          if (canonicalJson(existing.payload) === canonicalJson(payload)) {
+            return { schema: toSchema(existing), created: false };
+          }
+          throw new ConflictError(
+            `${type} v${version} is registered with another schema; register it as a new version`,
+            "SCHEMA_VERSION_CONFLICT",
+            { type, version, expectedVersion: (versions.at(-1)?.version ?? 0) + 1 },
+          );
+        }
+        const latest = versions.at(-1);
+        const expectedVersion = (latest?.version ?? 0) + 1;
+        if (version !== expectedVersion) {
+          throw new ConflictError(`The next version of ${type} is ${expectedVersion}`, "SCHEMA_VERSION_CONFLICT", {
+            type,
+            version,
+            expectedVersion,
+          });
+        }
+        const problems = latest ? compatibilityProblems(latest.payload, payload) : [];
+        if (problems.length > 0) {
+          throw new ConflictError(
+            `${type} v${version} is not compatible with v${latest!.version}`,
+            "INCOMPATIBLE_SCHEMA",
+            { type, version, problems },
+          );
+        }
+        const [row] = await this.sequelize.query<SchemaRow>(
+          `INSERT INTO event_schemas (type, version, payload, description, registered_by)
+           VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+          {
+            bind: [type, version, JSON.stringify(payload), entry.description ?? null, registeredBy],
+            type: QueryTypes.SELECT,
+            transaction,
+          },
+        );
+        return { schema: toSchema(row), created: true };
+      });
+    },
+
     async verifyChain(this: AuditThis): Promise<ChainVerdict> {
       let previousHash = GENESIS_HASH;
       let afterSeq = 0;

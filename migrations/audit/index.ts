@@ -2,5 +2,6 @@
 import createAuditRecords from "./0001-create-audit-records";
 import createInbox from "./0002-create-inbox";
 import createEventStore from "./0003-create-event-store";
+import createSchemaRegistry from "./0004-create-schema-registry";
 
-export default [createAuditRecords, createInbox, createEventStore];
+export default [createAuditRecords, createInbox, createEventStore, createSchemaRegistry];

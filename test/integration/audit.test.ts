@@ -7,7 +7,7 @@ import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
-import type { AuditPage, ChainVerdict, StoredEvent } from "../../services/audit.service";
+import type { AuditPage, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import { orderBody } from "../support/api";
@@ -186,4 +186,87 @@ it("is for auditors only, and answers bad filters with 422", async () => {
   expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);
   expect((await send("GET", "/api/audit?pageSize=1000", undefined, "c2")).status).toBe(422);
   expect((await send("GET", "/api/audit?from=yesterday", undefined, "c3")).status).toBe(422);
+});
+
+describe("schema registry", () => {
+  const register = (body: unknown, token = admin) => send("POST", "/api/audit/schemas", body, "schemas", token);
+  const counted = {
+    type: "inventory.counted",
+    version: 1,
+    payload: { sku: { type: "string", min: 1 }, quantity: { type: "number", integer: true }, $$strict: true },
+  };
+
+  it("holds the platform's own catalogue, registered at start", async () => {
+    const res = await send("GET", "/api/audit/schemas?type=order.created", undefined, "schemas");
+    expect(res.status).toBe(200);
+    const [schema] = await json<RegisteredSchema[]>(res);
+    expect(schema).toMatchObject({ type: "order.created", version: 1, registeredBy: "system:catalogue" });
+    expect(schema.payload).toHaveProperty("order.props.total.props.currency.pattern", "^[A-Z]{3}$");
+  });
+
+  it("registers a new type, takes a retry as a no-op, and adds a compatible version", async () => {
+    const created = await register(counted);
+    expect(created.status).toBe(201);
+    expect(await json<RegisteredSchema>(created)).toMatchObject({ type: "inventory.counted", version: 1 });
+    expect((await register(counted)).status).toBe(200);
+    const v2 = {
+      ...counted,
+      version: 2,
+      payload: { ...counted.payload, location: { type: "string", optional: true } },
+    };
+    expect((await register(v2)).status).toBe(201);
+    const versions = await json<RegisteredSchema[]>(
+      await send("GET", "/api/audit/schemas?type=inventory.counted", undefined, "schemas"),
+    );
+    expect(versions.map((schema) => schema.version)).toEqual([1, 2]);
+    expect(versions[1].registeredBy).toBe(`user:${adminId}`);
+  });
+
+  it("refuses an incompatible version naming the fields, a skipped or rewritten version, and a broken schema", async () => {
+    const incompatible = await register({
+      type: "inventory.counted",
+      version: 3,
+      payload: { sku: { type: "number" }, counter: { type: "string" }, $$strict: true },
+    });
+    expect(incompatible.status).toBe(409);
+    const body = await json<{ type: string; data: { problems: { field: string; type: string }[] } }>(incompatible);
+    expect(body.type).toBe("INCOMPATIBLE_SCHEMA");
+    // In no particular order: the registry stores schemas as jsonb, which orders keys its own way.
+    expect(body.data.problems.map((problem) => `${problem.field} ${problem.type}`).sort()).toEqual([
+      "payload.counter requiredFieldAdded",
+      "payload.location fieldRemoved",
+      "payload.quantity fieldRemoved",
+      "payload.sku typeChanged",
+    ]);
+
+    const skipped = await register({ ...counted, version: 5 });
+    expect(skipped.status).toBe(409);
+    expect(await json<{ type: string; data: unknown }>(skipped)).toMatchObject({
+      type: "SCHEMA_VERSION_CONFLICT",
+      data: { expectedVersion: 3 },
+    });
+    const rewritten = await register({ ...counted, payload: { sku: { type: "string" } } });
+    expect(rewritten.status).toBe(409);
+
+    const broken = await register({
+      type: "inventory.audited",
+      version: 1,
+      payload: { sku: { type: "no-such-rule" } },
+    });
+    expect(broken.status).toBe(422);
+    expect(await json<{ data: { field: string }[] }>(broken)).toMatchObject({ data: [{ field: "payload" }] });
+    const badType = await register({ type: "Not A Type", version: 1, payload: {} });
+    expect(badType.status).toBe(422);
+
+    const { rows } = await auditDb.query("SELECT type, version FROM event_schemas WHERE type LIKE 'inventory.%'");
+    expect(rows).toHaveLength(2);
+    await expect(auditDb.query("DELETE FROM event_schemas WHERE type = 'inventory.counted'")).rejects.toThrow(
+      /append-only/,
+    );
+  });
+
+  it("lets only holders of schemas:write register", async () => {
+    const customer = await registerCustomer(base, "schemas-customer@example.com");
+    expect((await register({ ...counted, type: "inventory.moved" }, customer)).status).toBe(403);
+  });
 });

@@ -4,11 +4,13 @@
  * `bulkhead` in their own schema.
  */
 import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
-import type { BrokerOptions, Errors, Middleware, TracerOptions } from "moleculer";
+import type { BrokerOptions, Context, Errors, Middleware, TracerOptions } from "moleculer";
+import { redact } from "./lib/audit";
 import type { Config } from "./lib/config";
 import { TolerantJsonSerializer } from "./lib/delivery";
 import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
+import { SPANS_EVENT } from "./lib/spans";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
 import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
 import { RequestContextMiddleware } from "./middlewares/request-context.middleware";
@@ -43,18 +45,24 @@ function logger(config: Config): BrokerOptions["logger"] {
   return [local, new LogShipper({ level: config.log.shipLevel })] as BrokerOptions["logger"];
 }
 
-function tracingExporter(config: Config): TracerOptions["exporter"] {
-  const { exporter, endpoint } = config.tracing;
-  switch (exporter) {
-    case "console":
-      return [{ type: "Console" as const, options: { width: 100, colors: config.log.format === "pretty" } }];
-    case "event":
-      return [{ type: "Event" as const, options: { eventName: "$tracing.spans", sendStartSpan: false, interval: 5 } }];
-    case "zipkin":
-      return [{ type: "Zipkin" as const, options: { baseURL: endpoint ?? undefined } }];
-    case "none":
-      return [];
-  }
+function tracingExporters(config: Config): TracerOptions["exporter"] {
+  const { exporters, endpoint } = config.tracing;
+  return exporters.map((name) => {
+    switch (name) {
+      case "console":
+        return { type: "Console" as const, options: { width: 100, colors: config.log.format === "pretty" } };
+      case "event":
+        // Finished spans, every 5 s, to one instance of the logs service (its span store).
+        return { type: "Event" as const, options: { eventName: SPANS_EVENT, sendStartSpan: false, interval: 5 } };
+      case "zipkin":
+        return { type: "Zipkin" as const, options: { baseURL: endpoint ?? undefined } };
+    }
+  });
+}
+
+/** Spans carry what an action or event was called with, secrets redacted as in the audit trail; never the answer. */
+function redactedTags(ctx: Context, response?: unknown): Record<string, unknown> {
+  return response === undefined ? { params: redact(ctx.params) } : {};
 }
 
 /**
@@ -132,6 +140,12 @@ export function brokerOptions(config: Config): BrokerOptions {
         ? [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }]
         : [],
     },
-    tracing: { enabled: true, exporter: tracingExporter(config), events: true, stackTrace: !config.isProduction },
+    tracing: {
+      enabled: true,
+      exporter: tracingExporters(config),
+      events: true,
+      stackTrace: !config.isProduction,
+      tags: { action: redactedTags, event: redactedTags },
+    },
   };
 }

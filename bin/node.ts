@@ -17,13 +17,7 @@ export async function createNode(cfg: Config, options: NodeOptions = {}): Promis
   setConfig(cfg);
   const broker = new ServiceBroker({ ...brokerOptions(cfg), ...options.broker });
   broker.createService(await loadHealthService());
-  const missing: string[] = [];
-  for (const name of cfg.services) {
-    const load = SERVICE_LOADERS[name];
-    if (load) broker.createService(await load());
-    else missing.push(name);
-  }
-  if (missing.length > 0) broker.logger.warn(`Not implemented yet, so not hosted: ${missing.join(", ")}`);
+  for (const name of cfg.services) broker.createService(await SERVICE_LOADERS[name]());
   return broker;
 }
 

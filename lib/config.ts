@@ -24,7 +24,7 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export type NodeEnv = "development" | "production" | "test";
 export type LogFormat = "pretty" | "json";
-export type TracingExporterName = "console" | "event" | "zipkin" | "none";
+export type TracingExporterName = "console" | "event" | "zipkin";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 
 export interface KeyDoc {
@@ -105,7 +105,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "TRACING_EXPORTER",
     default: "console (none in production and test)",
     description:
-      "`console`, `event`, `zipkin` (also what Jaeger and OpenTelemetry collectors accept) or `none`; spans are always created and propagated.",
+      "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none`; spans are always created and propagated.",
   },
   {
     key: "TRACING_ENDPOINT",
@@ -287,7 +287,7 @@ export interface Config {
   retries: number;
   circuitBreakerThreshold: number;
   bulkhead: { concurrency: number; maxQueueSize: number };
-  tracing: { exporter: TracingExporterName; endpoint: string | null };
+  tracing: { exporters: TracingExporterName[]; endpoint: string | null };
   shutdownTimeout: number;
   dataDir: string;
   embeddedPostgresPort: number;
@@ -414,14 +414,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (keySecret && keySecret.length < 32) problems.push("AUTH_KEY_SECRET must be at least 32 characters");
 
   const transporter = text("TRANSPORTER") ?? null;
-  const tracingExporter = oneOf<TracingExporterName>(
-    "TRACING_EXPORTER",
-    ["console", "event", "zipkin", "none"],
-    nodeEnv === "development" ? "console" : "none",
-  );
+  const tracingExporters = tracingExportersOf(text("TRACING_EXPORTER"), nodeEnv, problems);
   const tracingEndpoint = url("TRACING_ENDPOINT", ["http:", "https:"]) ?? null;
-  if (tracingExporter === "zipkin" && !tracingEndpoint) {
-    problems.push(`TRACING_EXPORTER=${tracingExporter} needs TRACING_ENDPOINT`);
+  if (tracingExporters.includes("zipkin") && !tracingEndpoint) {
+    problems.push("TRACING_EXPORTER=zipkin needs TRACING_ENDPOINT");
   }
 
   const config: Config = {
@@ -457,7 +453,7 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: number("BULKHEAD_CONCURRENCY", 50, { min: 1 }),
       maxQueueSize: number("BULKHEAD_MAX_QUEUE", 500, { min: 0 }),
     },
-    tracing: { exporter: tracingExporter, endpoint: tracingEndpoint },
+    tracing: { exporters: tracingExporters, endpoint: tracingEndpoint },
     shutdownTimeout: number("SHUTDOWN_TIMEOUT", 10_000, { min: 0 }),
     dataDir: path.resolve(text("DATA_DIR") ?? ".data"),
     embeddedPostgresPort: number("EMBEDDED_PG_PORT", 54320, { min: 1, max: 65535 }),
@@ -521,6 +517,21 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+const TRACING_EXPORTERS: readonly TracingExporterName[] = ["console", "event", "zipkin"];
+
+/** `TRACING_EXPORTER`: a comma list of exporters, or `none`; console in development, none otherwise. */
+function tracingExportersOf(value: string | undefined, env: NodeEnv, problems: string[]): TracingExporterName[] {
+  if (value === undefined) return env === "development" ? ["console"] : [];
+  const names = value
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (names.length === 1 && names[0] === "none") return [];
+  const unknown = names.filter((name) => !(TRACING_EXPORTERS as readonly string[]).includes(name));
+  if (unknown.length > 0) problems.push(`TRACING_EXPORTER names unknown exporters: ${unknown.join(", ")}`);
+  return TRACING_EXPORTERS.filter((name) => names.includes(name));
 }
 
 let current: Config | undefined;

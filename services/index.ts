@@ -10,7 +10,7 @@ type Loader = () => Promise<ServiceSchema>;
 /** Each schema is typed with its own settings, methods and state; the broker takes any schema. */
 const untyped = (schema: object) => schema as ServiceSchema;
 
-export const SERVICE_LOADERS: Partial<Record<ServiceName, Loader>> = {
+export const SERVICE_LOADERS: Record<ServiceName, Loader> = {
   api: async () => untyped((await import("./api.service")).default),
   auth: async () => untyped((await import("./auth.service")).default),
   products: async () => untyped((await import("./products.service")).default),

@@ -2,15 +2,18 @@
  * logs (Service 4, Log DB): the log store. Every node's log shipper (lib/log-shipper.ts) publishes batches of records
  * on the `log.batch` channel; this service stores them, turns each record at error level and above into a `log.error`
  * event on the bus (through its outbox, in the same transaction), answers searches, and removes records older than
- * `LOG_RETENTION_DAYS` every hour.
+ * `LOG_RETENTION_DAYS` every hour. It is also the span store: with `TRACING_EXPORTER=event`, every node's finished
+ * spans arrive as `$tracing.spans` events and a whole trace can be read back by its id (the request id).
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage, type Page } from "../lib/database";
-import { DataTypes, type Transaction } from "sequelize";
+import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import { NotFoundError } from "../lib/errors";
 import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import type { ShippedLogRecord } from "../lib/log-shipper";
+import { SPANS_EVENT, toStoredSpan, type ExportedSpan, type StoredSpan } from "../lib/spans";
 import logMigrations from "../migrations/logs";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -50,6 +53,42 @@ const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"];
 const ALARMING = new Set(["fatal", "error"]);
 const MAX_PAGE_SIZE = 200;
 const RETENTION_EVERY_MS = 60 * 60_000;
+const MAX_TRACE_SPANS = 2000;
+
+export interface Trace {
+  traceId: string;
+  spans: StoredSpan[];
+}
+
+interface SpanRow {
+  trace_id: string;
+  span_id: string;
+  parent_id: string | null;
+  name: string;
+  type: string | null;
+  service: string | null;
+  node_id: string | null;
+  started_at: Date;
+  duration_ms: number | null;
+  error: string | null;
+  tags: Record<string, unknown>;
+}
+
+function toSpan(row: SpanRow): StoredSpan {
+  return {
+    traceId: row.trace_id,
+    spanId: row.span_id,
+    parentId: row.parent_id,
+    name: row.name,
+    type: row.type,
+    service: row.service,
+    nodeId: row.node_id,
+    startedAt: row.started_at.toISOString(),
+    durationMs: row.duration_ms,
+    error: row.error,
+    tags: row.tags,
+  };
+}
 
 function toRecord(row: LogRow): LogRecord {
   return {
@@ -131,6 +170,28 @@ const LogsService: ServiceSchema<
     clearInterval(this.retentionTimer);
   },
 
+  events: {
+    [SPANS_EVENT]: {
+      // Storing spans makes no spans of its own, or every batch would feed the next.
+      tracing: false,
+      async handler(this: LogsThis, ctx: Context<ExportedSpan[]>) {
+        const spans = Array.isArray(ctx.params) ? ctx.params.map(toStoredSpan) : [];
+        if (spans.length === 0) return;
+        await this.sequelize.query(
+          `INSERT INTO spans (trace_id, span_id, parent_id, name, type, service, node_id, started_at, duration_ms,
+             error, tags)
+           SELECT s."traceId", s."spanId", s."parentId", s.name, s.type, s.service, s."nodeId", s."startedAt",
+             s."durationMs", s.error, coalesce(s.tags, '{}')
+           FROM jsonb_to_recordset($1::jsonb) AS s("traceId" text, "spanId" text, "parentId" text, name text,
+             type text, service text, "nodeId" text, "startedAt" timestamptz, "durationMs" double precision,
+             error text, tags jsonb)
+           ON CONFLICT DO NOTHING`,
+          { bind: [JSON.stringify(spans)] },
+        );
+      },
+    },
+  },
+
   actions: {
     /**
      * Log records, newest first: by level (and above), service (module), node, request id, text and time; with
@@ -166,15 +227,33 @@ const LogsService: ServiceSchema<
         return selectPage(this.sequelize, { table: "log_records", where, order, bind }, p.page, p.pageSize, toRecord);
       },
     },
+
+    /** One trace: every stored span with this trace id (the request id), in the order they started. `logs:read`. */
+    trace: {
+      rest: "GET /traces/:traceId",
+      permissions: ["logs:read"],
+      params: { traceId: { type: "string", min: 1, max: 200 }, $$strict: true },
+      async handler(this: LogsThis, ctx: Context<{ traceId: string }>): Promise<Trace> {
+        const rows = await this.sequelize.query<SpanRow>(
+          "SELECT * FROM spans WHERE trace_id = $1 ORDER BY started_at, span_id LIMIT $2",
+          { bind: [ctx.params.traceId, MAX_TRACE_SPANS], type: QueryTypes.SELECT },
+        );
+        if (rows.length === 0) throw new NotFoundError("Trace", ctx.params.traceId);
+        return { traceId: ctx.params.traceId, spans: rows.map(toSpan) };
+      },
+    },
   },
 
   methods: {
-    /** Removes records older than the retention; returns how many. */
+    /** Removes records (and spans) older than the retention; returns how many records. */
     async removeExpired(this: LogsThis): Promise<number> {
       const [, removed] = (await this.sequelize.query(
         "DELETE FROM log_records WHERE time < now() - make_interval(days => $1)",
         { bind: [config().log.retentionDays] },
       )) as [unknown, { rowCount?: number } | number];
+      await this.sequelize.query("DELETE FROM spans WHERE started_at < now() - make_interval(days => $1)", {
+        bind: [config().log.retentionDays],
+      });
       return typeof removed === "number" ? removed : (removed?.rowCount ?? 0);
     },
   },

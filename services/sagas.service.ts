@@ -206,17 +206,27 @@ const runStep: EventHandler = async function (this: ConsumerThis, envelope: Even
   const call = callAt(definition, state.cursor);
   const name = cursorName(definition, state.cursor);
   const started = performance.now();
+  // Each step is a span of the trace of the request that started the saga, and the participant's span its child.
+  const span = svc.broker.tracer.startSpan(`saga ${definition.name} ${name}`, {
+    traceID: envelope.correlationId,
+    type: "saga",
+    service: svc,
+    tags: { sagaId: row.id, step: name, attempt: state.cursor.attempt, nodeID: svc.broker.nodeID },
+  });
   let outcome: Outcome;
   try {
     const result = await svc.broker.call(call.action, call.params(row.context, state.reason), {
       timeout: timeoutAt(definition, state.cursor),
       meta: { caller: SYSTEM_CALLER, idempotencyKey: `${row.id}:${name}` },
-      requestID: envelope.correlationId,
+      parentSpan: span,
     });
     outcome = { kind: "ok", result };
   } catch (err) {
     outcome = classify(err);
+    span.setError(err as Error);
   }
+  span.addTags({ outcome: outcome.kind });
+  span.finish();
   const durationMs = Math.round(performance.now() - started);
   const decision = decide(definition, state, outcome);
   const step = state.cursor.phase === "forward" ? definition.steps[state.cursor.step] : undefined;

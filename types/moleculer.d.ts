@@ -38,4 +38,9 @@ declare module "moleculer" {
     /** Whether exec rules may call the action (as the system, with an idempotency key in `meta.idempotencyKey`). */
     triggerable?: boolean;
   }
+
+  interface EventSchema {
+    /** Moleculer's tracing of this handler; `false` for a handler that must not make spans (the span store's). */
+    tracing?: boolean;
+  }
 }

@@ -1,5 +1,6 @@
 /** The logs database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createLogRecords from "./0001-create-log-records";
 import createInboxAndOutbox from "./0002-create-inbox-and-outbox";
+import createSpans from "./0003-create-spans";
 
-export default [createLogRecords, createInboxAndOutbox];
+export default [createLogRecords, createInboxAndOutbox, createSpans];

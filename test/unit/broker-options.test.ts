@@ -1,4 +1,4 @@
-import { Errors } from "moleculer";
+import { Errors, type TracerOptions } from "moleculer";
 import { loadConfig } from "../../lib/config";
 import { ConflictError, DependencyUnavailableError } from "../../lib/errors";
 import { LogShipper } from "../../lib/log-shipper";
@@ -18,6 +18,21 @@ describe("brokerOptions", () => {
       reporter: [{ type: "Prometheus", options: { port: 3030 } }],
     });
     expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Console" }] });
+  });
+
+  it("puts action parameters on spans with secrets redacted, and never the answer", () => {
+    const tags = ((options.tracing as TracerOptions).tags as { action: (ctx: object, response?: unknown) => object })
+      .action;
+    const ctx = { params: { email: "a@b.example", password: "hunter2", nested: { refreshToken: "t" } } };
+    expect(tags(ctx)).toEqual({
+      params: { email: "a@b.example", password: "[redacted]", nested: { refreshToken: "[redacted]" } },
+    });
+    expect(tags(ctx, { accessToken: "secret" })).toEqual({});
+  });
+
+  it("exports spans to the log store with the event exporter", () => {
+    const traced = brokerOptions(loadConfig({ TRACING_EXPORTER: "event" }));
+    expect(traced.tracing).toMatchObject({ exporter: [{ type: "Event", options: { eventName: "$tracing.spans" } }] });
   });
 
   it("retries only retryable errors", () => {

@@ -14,7 +14,7 @@ describe("loadConfig", () => {
       log: { level: "info", format: "pretty" },
       namespace: "aicunet",
       requestTimeout: 10_000,
-      tracing: { exporter: "console", endpoint: null },
+      tracing: { exporters: ["console"], endpoint: null },
     });
     expect(cfg.dataDir).toMatch(/\.data$/);
   });
@@ -39,7 +39,7 @@ describe("loadConfig", () => {
     expect(cfg.services).toEqual(["api", "products"]);
     expect(cfg.database.overrides).toEqual({ orders: "postgres://u:p@replica:5432/orders_db" });
     expect(cfg.log).toEqual({ level: "debug", format: "json", shipLevel: "warn", retentionDays: 30 });
-    expect(cfg.tracing.exporter).toBe("none");
+    expect(cfg.tracing.exporters).toEqual([]);
     expect(cfg.requestTimeout).toBe(2500);
   });
 
@@ -78,9 +78,19 @@ describe("loadConfig", () => {
   it("requires a collector endpoint for the zipkin exporter", () => {
     expect(() => loadConfig({ TRACING_EXPORTER: "zipkin" })).toThrow(/needs TRACING_ENDPOINT/);
     expect(loadConfig({ TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "http://zipkin:9411" }).tracing).toEqual({
-      exporter: "zipkin",
+      exporters: ["zipkin"],
       endpoint: "http://zipkin:9411",
     });
+  });
+
+  it("takes several tracing exporters, or none, and refuses unknown ones", () => {
+    const endpoint = "http://zipkin:9411";
+    expect(loadConfig({ TRACING_EXPORTER: "zipkin, event", TRACING_ENDPOINT: endpoint }).tracing.exporters).toEqual([
+      "event",
+      "zipkin",
+    ]);
+    expect(loadConfig({ TRACING_EXPORTER: "none" }).tracing.exporters).toEqual([]);
+    expect(() => loadConfig({ TRACING_EXPORTER: "jaeger" })).toThrow(/unknown exporters: jaeger/);
   });
 
   it("documents the keys the issue names as the operators' interface", () => {

@@ -70,6 +70,7 @@ it("runs the whole system on the embedded default, stops on Ctrl-C, and keeps it
           "payments",
           "shipping",
           "sagas",
+          "alerts",
         ],
       },
     ],

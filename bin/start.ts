@@ -9,6 +9,7 @@ import { redactUrl } from "../lib/database";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
 import { REPL_COMMANDS } from "./repl-commands";
+import { ensureUiBuilt } from "./ui";
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
 
   let embedded: EmbeddedPostgres | undefined;
   const log = (message: string) => console.info(`[aicunet] ${message}`);
+  if (cfg.services.includes("api")) await ensureUiBuilt(log);
   if (!cfg.database.url) {
     embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log });
     cfg = { ...cfg, database: { ...cfg.database, url: embedded.url } };

@@ -103,7 +103,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "BULKHEAD_MAX_QUEUE", default: "500", description: "Queued calls per action before `QueueIsFullError`." },
   {
     key: "TRACING_EXPORTER",
-    default: "console (none in production and test)",
+    default: "event (none in production and test)",
     description:
       "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none`; spans are always created and propagated.",
   },
@@ -521,9 +521,9 @@ export function loadConfig(env: Env = process.env): Config {
 
 const TRACING_EXPORTERS: readonly TracingExporterName[] = ["console", "event", "zipkin"];
 
-/** `TRACING_EXPORTER`: a comma list of exporters, or `none`; console in development, none otherwise. */
+/** `TRACING_EXPORTER`: a comma list of exporters, or `none`; in development the span store (the console shows traces). */
 function tracingExportersOf(value: string | undefined, env: NodeEnv, problems: string[]): TracingExporterName[] {
-  if (value === undefined) return env === "development" ? ["console"] : [];
+  if (value === undefined) return env === "development" ? ["event"] : [];
   const names = value
     .split(",")
     .map((name) => name.trim())

@@ -3,6 +3,9 @@
  * middleware (middlewares/permissions.middleware.ts) decides with `authorize` on whichever node the call lands.
  */
 import { ForbiddenError } from "./errors";
+import { hasPermission } from "./grants";
+
+export { grants, hasPermission } from "./grants";
 
 /** What an action declares: open to anyone, to any authenticated caller, or to holders of any one of these. */
 export type PermissionDeclaration = "public" | "authenticated" | readonly string[];
@@ -23,21 +26,6 @@ export const SYSTEM_CALLER: Caller = Object.freeze({ type: "system" });
  */
 export function asSystem<C>(parentCtx?: C) {
   return { meta: { caller: SYSTEM_CALLER }, parentCtx };
-}
-
-/**
- * Whether a held permission grants the required one. `*` grants everything; a trailing `:*` grants the prefix and
- * everything below it (`dlq:*` grants `dlq:replay`).
- */
-export function grants(held: string, required: string): boolean {
-  if (held === "*" || held === required) return true;
-  if (!held.endsWith(":*")) return false;
-  const prefix = held.slice(0, -1);
-  return required.startsWith(prefix) || required === held.slice(0, -2);
-}
-
-export function hasPermission(held: readonly string[], required: string): boolean {
-  return held.some((permission) => grants(permission, required));
 }
 
 export type Decision = { allowed: true } | { allowed: false; status: 401 | 403; reason: string };

@@ -22,7 +22,10 @@ import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-ke
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import type { OAuthMeta } from "./auth.service";
+import { dashboardMixin, type DashboardMethods } from "../mixins/dashboard.mixin";
 import type { LogPage } from "./logs.service";
+import type { OrderWithSaga } from "./orders.service";
+import { openEventStream, type EventStream } from "../lib/event-stream";
 
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallerMeta>;
@@ -42,7 +45,7 @@ interface ErrorBody {
 const cfg = config();
 /** moleculer-web's own handlers, which ours wrap. */
 const gateway = (
-  ApiGateway as unknown as { methods: Record<"httpHandler" | "sendError", (...args: unknown[]) => unknown> }
+  ApiGateway as unknown as { methods: Record<"httpHandler" | "sendError" | "send404", (...args: unknown[]) => unknown> }
 ).methods;
 const MINUTE = 60_000;
 /** Endpoints that take credentials get the stricter per-IP limit. */
@@ -51,11 +54,14 @@ const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
 const JWKS_TTL_MS = 5 * MINUTE;
 const JWKS_MIN_REFRESH_MS = 5_000;
 const ROLES_TTL_MS = 30_000;
-/** The live log tail asks the log store for new records this often, and comments on an idle stream this often. */
+/** The live log tail asks the log store for new records this often; an order's stream asks for the order this often. */
 const TAIL_POLL_MS = 1000;
-const TAIL_KEEPALIVE_MS = 15_000;
+const ORDER_POLL_MS = 1000;
 const TAIL_PAGE = 200;
-const TAIL_PATH = "/api/logs/stream";
+/** Requests that last: no request timeout for them (their calls to the services have theirs). */
+const STREAM_PATHS = [/^\/api\/logs\/stream$/, /^\/api\/orders\/[^/]+\/stream$/];
+const ORDER_FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
+const SAGA_FINAL = new Set(["COMPLETED", "COMPENSATED", "FAILED"]);
 const TAIL_FILTERS = ["level", "service", "node", "requestId", "search"] as const;
 
 const SECURITY_HEADERS: Record<string, string> = {
@@ -69,6 +75,11 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 const PUBLIC_DIR = path.join(__dirname, "..", "public");
+/** The web UI as `npm run build` (or the first `npm start`) builds it from `public/`. */
+const UI_DIR = path.join(__dirname, "..", "dist", "ui");
+const UI_INDEX = path.join(UI_DIR, "index.html");
+/** Paths the UI's client-side routes never use: a miss there is a plain 404. */
+const NOT_UI = /^\/(api|health|docs|oauth|\.well-known|assets)(\/|$)/;
 const SWAGGER_UI_DIR = path.dirname(require.resolve("swagger-ui-dist/package.json"));
 const VERSION = packageJson.version;
 
@@ -104,13 +115,14 @@ interface ApiState {
   rateLimits: RateLimitStore;
   jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
   roles: { table?: Record<string, string[]>; fetchedAt: number };
-  /** Open live log tails, ended when the node stops taking requests. */
+  /** Open event streams (log tails, order progress), ended when the node stops taking requests. */
   tails: Set<() => void>;
 }
 
 interface ApiMethods {
   httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void): unknown;
   sendError(req: GatewayRequest, res: ServerResponse, err: Error): void;
+  send404(req: GatewayRequest, res: ServerResponse): void;
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
   limit(name: string, key: string, perMinute: number): Promise<void>;
@@ -118,9 +130,16 @@ interface ApiMethods {
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
   callerFromToken(token: string, ctx: Context): Promise<Caller>;
   tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void>;
+  streamOrder(req: GatewayRequest, res: ServerResponse): Promise<void>;
+  openStream(
+    req: GatewayRequest,
+    res: ServerResponse,
+    pollMs: number,
+    poll: (stream: EventStream) => Promise<void>,
+  ): void;
 }
 
-type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods;
+type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods & DashboardMethods;
 
 /**
  * The RFC 6749 error body for the token endpoint, for its own errors and for anything else that goes wrong there.
@@ -149,9 +168,9 @@ function sendOAuthError(req: GatewayRequest, res: ServerResponse, error: Error) 
   res.end(JSON.stringify(body));
 }
 
-const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
+const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods, ApiState> = {
   name: "api",
-  mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
+  mixins: [ApiGateway as unknown as Partial<ServiceSchema>, dashboardMixin()],
 
   settings: {
     port: cfg.port,
@@ -162,7 +181,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
     // A live log tail is one request that lasts: no request timeout for it (its calls to the log store have theirs).
     // moleculer-web takes a function here too; its typings know only the object form.
     rootCallOptions: ((options: CallingOptions, req: IncomingMessage) => {
-      if (req.url?.split("?")[0] === TAIL_PATH) options.timeout = 0;
+      const path = req.url?.split("?")[0] ?? "";
+      if (STREAM_PATHS.some((pattern) => pattern.test(path))) options.timeout = 0;
     }) as unknown as CallingOptions,
     logResponse: "debug",
     routes: [
@@ -225,9 +245,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
         path: "/api",
         aliases: {
           "GET /openapi.json": "api.openapi",
+          "GET /dashboard": "api.dashboard",
+          // moleculer-web ignores what a custom handler returns: errors before a stream starts go to `next`.
           "GET /logs/stream"(this: ApiThis, req: GatewayRequest, res: ServerResponse, next: (err?: unknown) => void) {
-            // moleculer-web ignores what a custom handler returns: errors before the stream starts go to `next`.
             this.tailLogs(req, res).catch(next);
+          },
+          "GET /orders/:id/stream"(
+            this: ApiThis,
+            req: GatewayRequest,
+            res: ServerResponse,
+            next: (err?: unknown) => void,
+          ) {
+            this.streamOrder(req, res).catch(next);
           },
         },
         /** Hands the headers that carry request semantics to the action; the action decides what they mean. */
@@ -254,7 +283,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
           : {}),
       },
     ],
-    assets: { folder: PUBLIC_DIR, options: { index: "index.html" } },
+    // Built files are content-hashed under /assets (cached for long); index.html is revalidated every time.
+    assets: { folder: UI_DIR, options: { index: false, maxAge: "1y", immutable: true } },
   },
 
   actions: {
@@ -343,12 +373,16 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
       for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
       res.once("finish", () => {
         const caller = req.$ctx?.meta.caller;
+        const durationMs = Math.round((performance.now() - req.$startedAt!) * 10) / 10;
+        // An event stream's duration is how long someone watched, not how fast we answered.
+        const streamed = String(res.getHeader("content-type") ?? "").startsWith("text/event-stream");
+        if (!streamed) this.recordHttp(res.statusCode, durationMs);
         this.logger.info(
           {
             method: req.method,
             path,
             status: res.statusCode,
-            durationMs: Math.round((performance.now() - req.$startedAt!) * 10) / 10,
+            durationMs,
             callerId: caller && "id" in caller ? caller.id : null,
             requestId,
           },
@@ -475,47 +509,65 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
         afterId = (await list({ pageSize: 1 })).rows[0]?.id ?? 0;
       }
 
-      res.writeHead(200, {
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-store",
-        Connection: "keep-alive",
-        "X-Accel-Buffering": "no",
-      });
-      res.write("retry: 2000\n\n");
-      let polling = false;
-      const poll = async () => {
-        if (polling) return;
-        polling = true;
+      this.openStream(req, res, TAIL_POLL_MS, async (stream) => {
         try {
           for (;;) {
             const page = await list({ afterId, pageSize: TAIL_PAGE });
             for (const record of page.rows) {
-              res.write(`id: ${record.id}\nevent: log\ndata: ${JSON.stringify(record)}\n\n`);
+              stream.send("log", record, record.id);
               afterId = record.id;
             }
-            if (page.rows.length < TAIL_PAGE || res.writableEnded) break;
+            if (page.rows.length < TAIL_PAGE) break;
           }
         } catch (err) {
           // The log store is away: say so and keep trying; the client keeps its place.
           const { message, type } = err as Errors.MoleculerError;
-          res.write(`event: unavailable\ndata: ${JSON.stringify({ type: type ?? "ERROR", message })}\n\n`);
-        } finally {
-          polling = false;
+          stream.send("unavailable", { type: type ?? "ERROR", message });
         }
-      };
-      const pollTimer = setInterval(() => void poll(), TAIL_POLL_MS);
-      const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), TAIL_KEEPALIVE_MS);
-      const expiry = setTimeout(() => end(), cfg.auth.accessTokenTtl * 1000);
-      const end = () => {
-        clearInterval(pollTimer);
-        clearInterval(keepAlive);
-        clearTimeout(expiry);
-        this.tails.delete(end);
-        if (!res.writableEnded) res.end();
-      };
-      this.tails.add(end);
-      req.once("close", end);
-      await poll();
+      });
+    },
+
+    /**
+     * `GET /api/orders/:id/stream`: the order (with its saga and timeline) as server-sent events, sent when it changes
+     * (`event: order`), until it and its saga have ended (`event: end`). The caller must be allowed to read the order.
+     */
+    async streamOrder(req: GatewayRequest, res: ServerResponse): Promise<void> {
+      const ctx = req.$ctx!;
+      const id = /^\/orders\/([^/?]+)\/stream/.exec(req.url ?? "")?.[1] ?? "";
+      const read = () => ctx.call<OrderWithSaga, { id: string }>("orders.get", { id });
+      let last = await read();
+      let sent = "";
+      const finished = (order: OrderWithSaga) =>
+        ORDER_FINAL.has(order.status) && (!order.saga || SAGA_FINAL.has(order.saga.status));
+      this.openStream(req, res, ORDER_POLL_MS, async (stream) => {
+        try {
+          last = sent === "" ? last : await read();
+        } catch (err) {
+          const { message, type } = err as Errors.MoleculerError;
+          stream.send("unavailable", { type: type ?? "ERROR", message });
+          return;
+        }
+        const fingerprint = JSON.stringify([last.status, last.version, last.saga?.status, last.saga?.timeline?.length]);
+        if (fingerprint !== sent) {
+          stream.send("order", last);
+          sent = fingerprint;
+        }
+        if (finished(last)) {
+          stream.send("end", { status: last.status });
+          stream.end();
+        }
+      });
+    },
+
+    /** A server-sent event stream that ends with the access token's lifetime or when the node stops taking requests. */
+    openStream(req: GatewayRequest, res: ServerResponse, pollMs: number, poll: (stream: EventStream) => Promise<void>) {
+      const stream = openEventStream(req, res, {
+        pollMs,
+        maxMs: cfg.auth.accessTokenTtl * 1000,
+        poll,
+        onEnd: () => this.tails.delete(stream.end),
+      });
+      this.tails.add(stream.end);
     },
 
     /** Counts a request against a limit; 429 with `Retry-After` when over it. A Redis outage lets requests through. */
@@ -528,6 +580,26 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods, ApiState> = {
         return;
       }
       if (count.count > perMinute) throw new RateLimitedError(name, Math.max(1, Math.ceil(count.resetInMs / 1000)));
+    },
+
+    /**
+     * The UI's routes (`/`, `/orders/…`) are client-side: a browser asking for a page that is no file gets the UI's
+     * index.html, which routes it. API and other paths keep their JSON 404.
+     */
+    send404(req: GatewayRequest, res: ServerResponse) {
+      const path = req.url?.split("?")[0] ?? "/";
+      const wantsPage = (req.method === "GET" || req.method === "HEAD") && /text\/html/.test(req.headers.accept ?? "");
+      if (!wantsPage || NOT_UI.test(path)) return gateway.send404.call(this, req, res);
+      readFile(UI_INDEX).then(
+        (body) => {
+          res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache" });
+          res.end(req.method === "HEAD" ? undefined : body);
+        },
+        () => {
+          res.writeHead(503, { "Content-Type": "text/plain; charset=utf-8" });
+          res.end("The web UI is not built: run `npm run build` (npm start builds it on first start).\n");
+        },
+      );
     },
 
     /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */

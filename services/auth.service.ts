@@ -284,16 +284,16 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** The calling user's account. Any authenticated user. */
+    /** The calling user's account, with the permissions its roles grant now (what a client may offer it). */
     me: {
       rest: "GET /me",
       permissions: "authenticated",
-      async handler(this: AuthThis, ctx: Context<unknown, CallerMeta>): Promise<User> {
+      async handler(this: AuthThis, ctx: Context<unknown, CallerMeta>): Promise<User & { permissions: string[] }> {
         const caller = ctx.meta.caller;
         if (caller?.type !== "user") throw new ForbiddenError("Only users have an account", { caller: caller?.type });
         const [row] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [caller.id]);
         if (!row) throw new NotFoundError("User", caller.id);
-        return toUser(row);
+        return { ...toUser(row), permissions: caller.permissions };
       },
     },
 
@@ -325,6 +325,50 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       permissions: ["users:admin"],
       async handler(this: AuthThis): Promise<User[]> {
         return (await this.query<UserRow>("SELECT * FROM users ORDER BY created_at")).map(toUser);
+      },
+    },
+
+    /** Opens an account for someone else, with the roles the admin chooses (registration may be closed). `users:admin`. */
+    "users.create": {
+      audit: { entity: "user" },
+      rest: "POST /users",
+      permissions: ["users:admin"],
+      params: {
+        email: EMAIL,
+        password: PASSWORD,
+        displayName: { type: "string", trim: true, min: 1, max: 200 },
+        roles: {
+          type: "array",
+          items: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+          unique: true,
+          min: 1,
+          default: ["customer"],
+        },
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ email: string; password: string; displayName: string; roles: string[] }, GatewayMeta>,
+      ): Promise<User> {
+        const { email, password, displayName, roles } = ctx.params;
+        const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
+        const unknown = roles.filter((role) => !known.some((row) => row.name === role));
+        if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
+        const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
+        try {
+          const [row] = await this.query<UserRow>(
+            `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
+             RETURNING *`,
+            [randomUUID(), email, displayName, passwordHash, roles],
+          );
+          ctx.meta.$statusCode = 201;
+          return toUser(row);
+        } catch (err) {
+          if (err instanceof UniqueConstraintError) {
+            throw new ConflictError("An account with this email exists", "DUPLICATE", { field: "email" });
+          }
+          throw err;
+        }
       },
     },
 

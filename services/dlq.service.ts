@@ -46,6 +46,7 @@ export interface DeadLetter {
   resolvedAt: string | null;
   discardedAt: string | null;
   discardedBy: string | null;
+  discardReason: string | null;
   firstFailedAt: string;
   failedAt: string;
 }
@@ -88,6 +89,7 @@ interface DeadLetterRow {
   resolved_at: Date | null;
   discarded_at: Date | null;
   discarded_by: string | null;
+  discard_reason: string | null;
   first_failed_at: Date;
   failed_at: Date;
 }
@@ -129,6 +131,7 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
     resolvedAt: iso(row.resolved_at),
     discardedAt: iso(row.discarded_at),
     discardedBy: row.discarded_by,
+    discardReason: row.discard_reason,
     firstFailedAt: row.first_failed_at.toISOString(),
     failedAt: row.failed_at.toISOString(),
   };
@@ -366,18 +369,23 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** Discards an entry (kept, marked DISCARDED with who and when; logged for the audit trail). `dlq:discard`. */
+    /** Discards an entry (kept, marked DISCARDED with who, when and why; in the audit trail). `dlq:discard`. */
     discard: {
       audit: { entity: "deadLetter" },
       rest: "DELETE /:id",
       permissions: ["dlq:discard"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: DlqThis, ctx: Context<{ id: string }, CallerMeta>): Promise<DeadLetter> {
+      params: {
+        id: { type: "uuid" },
+        reason: { type: "string", trim: true, max: 500, optional: true },
+        $$strict: true,
+      },
+      async handler(this: DlqThis, ctx: Context<{ id: string; reason?: string }, CallerMeta>): Promise<DeadLetter> {
         const actor = actorOf(ctx.meta.caller);
         const [row] = await this.rows(
-          `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, updated_at = now()
+          `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, discard_reason = $3,
+             updated_at = now()
            WHERE id = $1 AND status <> 'DISCARDED' RETURNING *`,
-          [ctx.params.id, actor],
+          [ctx.params.id, actor, ctx.params.reason || null],
         );
         if (!row) {
           const existing = await this.findEntry(ctx.params.id);

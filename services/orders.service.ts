@@ -45,6 +45,8 @@ export interface Order {
   lines: OrderLine[];
   shippingAddress: ShippingAddress;
   paymentMethod: string;
+  /** The request that placed it: the correlation id of its events and saga, and the trace id of what it caused. */
+  requestId: string | null;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -77,6 +79,7 @@ interface OrderRow {
   shipping_address: ShippingAddress;
   payment_method: string;
   request_hash: string | null;
+  request_id: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -119,6 +122,7 @@ function toOrder(row: OrderRow, lines: LineRow[]): Order {
     })),
     shippingAddress: row.shipping_address,
     paymentMethod: row.payment_method,
+    requestId: row.request_id,
     version: row.version,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
@@ -239,8 +243,8 @@ const OrdersService: ServiceSchema<
           // Concurrent requests with one key meet at the unique index: one inserts, the others insert nothing.
           const [row] = await this.query<OrderRow>(
             `INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
-                                 idempotency_key, request_hash)
-             VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8)
+                                 idempotency_key, request_hash, request_id)
+             VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING *`,
             [
               id,
@@ -251,6 +255,7 @@ const OrdersService: ServiceSchema<
               ctx.params.paymentMethod,
               key ?? null,
               hash,
+              ctx.requestID ?? id,
             ],
             { useMaster: true, transaction },
           );

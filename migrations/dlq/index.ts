@@ -1,5 +1,6 @@
 /** The dlq database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createDeadLetters from "./0001-create-dead-letters";
 import createInbox from "./0002-create-inbox";
+import addDiscardReason from "./0003-add-discard-reason";
 
-export default [createDeadLetters, createInbox];
+export default [createDeadLetters, createInbox, addDiscardReason];

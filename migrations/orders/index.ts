@@ -1,5 +1,6 @@
 /** The orders database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createOrders from "./0001-create-orders";
 import createOutbox from "./0002-create-outbox";
+import addRequestId from "./0003-add-request-id";
 
-export default [createOrders, createOutbox];
+export default [createOrders, createOutbox, addRequestId];

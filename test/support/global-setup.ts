@@ -1,7 +1,9 @@
 /**
  * Jest global setup for the integration and e2e projects: provides PostgreSQL and NATS to every test file through
- * `TEST_DATABASE_URL`, `TEST_NATS_URL` and `TEST_REDIS_URL` (environment set here is inherited by the test workers).
+ * `TEST_DATABASE_URL`, `TEST_NATS_URL` and `TEST_REDIS_URL` (environment set here is inherited by the test workers),
+ * and builds the web UI once if it is not current, so node processes started in parallel do not each build it.
  */
+import { ensureUiBuilt } from "../../bin/ui";
 import { startNats, startRedis, startTestPostgres, type NatsServer, type PostgresServer } from "./servers";
 
 interface Servers {
@@ -17,6 +19,7 @@ declare global {
 export default async function globalSetup(): Promise<void> {
   const servers: Servers = {};
   globalThis.__aicunetServers = servers;
+  await ensureUiBuilt((message) => console.info(`[global setup] ${message}`));
   if (process.env.DATABASE_URL) {
     process.env.TEST_DATABASE_URL = process.env.DATABASE_URL;
   } else {

@@ -17,7 +17,7 @@ describe("brokerOptions", () => {
       enabled: true,
       reporter: [{ type: "Prometheus", options: { port: 3030 } }],
     });
-    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Console" }] });
+    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Event" }] });
   });
 
   it("puts action parameters on spans with secrets redacted, and never the answer", () => {

@@ -1,0 +1,176 @@
+/** The audit trail: search by actor, entity, action and time; verify the hash chain and see where it breaks. */
+import { Fragment, useState } from "react";
+import { useSearchParams } from "react-router";
+import { api, describeError } from "../api/client";
+import { useApi } from "../api/useApi";
+import { Guarded, Notice } from "../components/States";
+import { Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
+
+interface AuditRecord {
+  seq: number;
+  id: string;
+  kind: string;
+  name: string;
+  actor: { type: string; id: string | null };
+  entity: { type: string | null; id: string | null };
+  requestId: string | null;
+  nodeId: string | null;
+  occurredAt: string;
+  change: unknown;
+}
+
+type Verdict =
+  | { valid: true; checked: number }
+  | { valid: false; checked: number; brokenAt: { seq: number; id: string; reason: string } };
+
+const FILTERS = ["actorId", "entityType", "entityId", "name", "requestId", "from", "to", "page"];
+
+export function AuditPage() {
+  const [params, setParams] = useSearchParams();
+  const query = new URLSearchParams();
+  for (const key of FILTERS) {
+    const value = params.get(key);
+    if (value) query.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
+  }
+  const loaded = useApi<{ rows: AuditRecord[]; total: number; page: number; totalPages: number }>(
+    `/api/audit?${query}`,
+  );
+  const [verdict, setVerdict] = useState<Verdict | null>(null);
+  const [verifying, setVerifying] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [open, setOpen] = useState<number | null>(null);
+  const setFilter = (key: string, value: string) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(key, value);
+    else next.delete(key);
+    if (key !== "page") next.delete("page");
+    setParams(next);
+  };
+
+  async function verify() {
+    setVerifying(true);
+    setError(null);
+    try {
+      setVerdict(await api<Verdict>("GET", "/api/audit/verify"));
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setVerifying(false);
+    }
+  }
+
+  return (
+    <>
+      <PageTitle
+        actions={
+          <Button onClick={() => void verify()} disabled={verifying}>
+            {verifying ? "Verifying…" : "Verify the chain"}
+          </Button>
+        }
+      >
+        Audit trail
+      </PageTitle>
+      <div className="space-y-4">
+        {verdict?.valid === true && (
+          <Notice tone="success">The chain is intact: {verdict.checked} records checked.</Notice>
+        )}
+        {verdict?.valid === false && (
+          <p role="alert" className="rounded border border-red-300 bg-red-50 p-3 text-sm text-red-800">
+            The chain is broken at record {verdict.brokenAt.seq} ({verdict.brokenAt.id}): {verdict.brokenAt.reason}.{" "}
+            {verdict.checked} records before it are intact.
+          </p>
+        )}
+        {error && (
+          <p role="alert" className="text-sm text-red-800">
+            {error}
+          </p>
+        )}
+        <Section title="Records">
+          <form className="mb-3 flex flex-wrap gap-3" onSubmit={(event) => event.preventDefault()} aria-label="Filters">
+            <Field
+              label="Actor id"
+              value={params.get("actorId") ?? ""}
+              onChange={(e) => setFilter("actorId", e.target.value)}
+            />
+            <Field
+              label="Entity type"
+              value={params.get("entityType") ?? ""}
+              onChange={(e) => setFilter("entityType", e.target.value)}
+            />
+            <Field
+              label="Entity id"
+              value={params.get("entityId") ?? ""}
+              onChange={(e) => setFilter("entityId", e.target.value)}
+            />
+            <Field
+              label="Action or event"
+              value={params.get("name") ?? ""}
+              onChange={(e) => setFilter("name", e.target.value)}
+            />
+            <Field
+              label="From"
+              type="date"
+              value={params.get("from") ?? ""}
+              onChange={(e) => setFilter("from", e.target.value)}
+            />
+            <Field
+              label="Before"
+              type="date"
+              value={params.get("to") ?? ""}
+              onChange={(e) => setFilter("to", e.target.value)}
+            />
+          </form>
+          <Guarded
+            loaded={loaded}
+            what="audit records"
+            empty={(page) => (page.total === 0 ? "No records match." : null)}
+          >
+            {(page) => (
+              <>
+                <Table caption="Audit records" head={["#", "When", "What", "Who", "Entity", "Request", ""]}>
+                  {page.rows.map((record) => (
+                    <Fragment key={record.seq}>
+                      <tr>
+                        <td className="px-2 py-2">{record.seq}</td>
+                        <td className="px-2 py-2 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
+                        <td className="px-2 py-2 font-mono text-xs">{record.name}</td>
+                        <td className="px-2 py-2">
+                          {record.actor.type}
+                          {record.actor.id ? ` ${record.actor.id.slice(0, 8)}` : ""}
+                        </td>
+                        <td className="px-2 py-2">
+                          {record.entity.type}{" "}
+                          <span className="font-mono text-xs">{record.entity.id?.slice(0, 8)}</span>
+                        </td>
+                        <td className="px-2 py-2 font-mono text-xs">{record.requestId?.slice(0, 12)}</td>
+                        <td className="px-2 py-2">
+                          <Button
+                            variant="secondary"
+                            aria-expanded={open === record.seq}
+                            onClick={() => setOpen(open === record.seq ? null : record.seq)}
+                          >
+                            {open === record.seq ? "Hide" : "Change"}
+                          </Button>
+                        </td>
+                      </tr>
+                      {open === record.seq && (
+                        <tr>
+                          <td colSpan={7} className="bg-slate-50 px-2 py-2">
+                            <pre className="max-h-64 overflow-auto text-xs">
+                              {JSON.stringify(record.change, null, 2)}
+                            </pre>
+                          </td>
+                        </tr>
+                      )}
+                    </Fragment>
+                  ))}
+                </Table>
+                <Pager page={page.page} totalPages={page.totalPages} onPage={(n) => setFilter("page", String(n))} />
+              </>
+            )}
+          </Guarded>
+        </Section>
+      </div>
+    </>
+  );
+}

@@ -1,0 +1,73 @@
+import { useState, type FormEvent } from "react";
+import { Navigate, useLocation, useNavigate } from "react-router";
+import { describeError } from "../api/client";
+import { Button, Field } from "../components/ui";
+import { sessionStore, useSession } from "../stores/session";
+
+export function LoginPage() {
+  const user = useSession((state) => state.user);
+  const notice = useSession((state) => state.notice);
+  const navigate = useNavigate();
+  const location = useLocation();
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const from = (location.state as { from?: string } | null)?.from ?? "/";
+
+  if (user) return <Navigate to={from} replace />;
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await sessionStore.getState().signIn(email, password);
+      navigate(from, { replace: true });
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="flex min-h-screen items-center justify-center bg-slate-50 p-4">
+      <form
+        onSubmit={submit}
+        className="w-full max-w-sm space-y-4 rounded-lg border border-slate-200 bg-white p-6 shadow-sm"
+      >
+        <h1 className="text-xl font-semibold text-slate-900">Sign in to AiCUnet</h1>
+        {notice && (
+          <p role="status" className="rounded border border-amber-300 bg-amber-50 p-2 text-sm text-amber-900">
+            {notice}
+          </p>
+        )}
+        {error && (
+          <p role="alert" className="rounded border border-red-300 bg-red-50 p-2 text-sm text-red-800">
+            {error}
+          </p>
+        )}
+        <Field
+          label="Email"
+          type="email"
+          autoComplete="username"
+          required
+          value={email}
+          onChange={(e) => setEmail(e.target.value)}
+        />
+        <Field
+          label="Password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
+        <Button type="submit" disabled={busy} className="w-full">
+          {busy ? "Signing in…" : "Sign in"}
+        </Button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,295 @@
+/**
+ * One order and everything it caused, side by side: the saga's timeline (each step, attempt, duration, error and
+ * compensation), and the audit records, log lines and trace spans that share the order's request id. Status changes
+ * arrive live over server-sent events; if the stream cannot be opened the page polls every 3 s instead.
+ */
+import { useEffect, useState } from "react";
+import { Link, useParams } from "react-router";
+import { api } from "../api/client";
+import { followEvents } from "../api/events";
+import { useApi } from "../api/useApi";
+import { ErrorNotice, Guarded, Loading, Notice } from "../components/States";
+import { Badge, PageTitle, Section, Table, formatMoney, formatTime } from "../components/ui";
+import { useSession } from "../stores/session";
+import type { Order } from "./Orders";
+
+interface TimelineEntry {
+  at: string;
+  step: string;
+  attempt: number;
+  outcome: string;
+  message: string | null;
+  durationMs: number | null;
+}
+
+interface Saga {
+  id: string;
+  status: string;
+  step: string;
+  reason: string | null;
+  timeline?: TimelineEntry[];
+}
+
+export type OrderWithSaga = Order & { saga: Saga | null };
+
+interface AuditRecord {
+  seq: number;
+  name: string;
+  kind: string;
+  actor: { type: string; id: string | null };
+  entity: { type: string | null; id: string | null };
+  occurredAt: string;
+}
+
+interface LogRecord {
+  id: number;
+  time: string;
+  level: string;
+  nodeId: string;
+  module: string;
+  message: string;
+}
+
+interface Span {
+  spanId: string;
+  parentId: string | null;
+  name: string;
+  type: string | null;
+  nodeId: string | null;
+  startedAt: string;
+  durationMs: number | null;
+  error: string | null;
+}
+
+const FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
+const FALLBACK_POLL_MS = 3000;
+
+/** The order, kept current: from the live stream, or by polling when the stream is unavailable. */
+function useLiveOrder(id: string) {
+  const [order, setOrder] = useState<OrderWithSaga>();
+  const [error, setError] = useState<unknown>();
+  const [mode, setMode] = useState<"live" | "polling" | "ended">("live");
+  useEffect(() => {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const poll = () =>
+      api<OrderWithSaga>("GET", `/api/orders/${id}`, { signal: controller.signal }).then(
+        (next) => {
+          setOrder(next);
+          if (FINAL.has(next.status)) clearInterval(timer);
+        },
+        (err: unknown) => controller.signal.aborted || setError(err),
+      );
+    followEvents(
+      `/api/orders/${id}/stream`,
+      (event) => {
+        if (event.event === "order") setOrder(JSON.parse(event.data) as OrderWithSaga);
+        if (event.event === "end") setMode("ended");
+      },
+      controller.signal,
+    ).then(
+      () => setMode((current) => (current === "ended" ? current : "polling")),
+      (err: unknown) => {
+        if (controller.signal.aborted) return;
+        if ((err as { status?: number }).status && (err as { status: number }).status < 500) {
+          setError(err);
+          return;
+        }
+        setMode("polling");
+        void poll();
+        timer = setInterval(() => void poll(), FALLBACK_POLL_MS);
+      },
+    );
+    return () => {
+      controller.abort();
+      clearInterval(timer);
+    };
+  }, [id]);
+  return { order, error, mode };
+}
+
+export function OrderDetailPage() {
+  const { id = "" } = useParams();
+  const { order, error, mode } = useLiveOrder(id);
+  if (error) return <ErrorNotice error={error} />;
+  if (!order) return <Loading what="the order" />;
+  return (
+    <>
+      <PageTitle>
+        Order <span className="font-mono text-base">{order.id}</span> <Badge value={order.status} />
+      </PageTitle>
+      <p className="mb-4 text-sm text-slate-600" aria-live="polite">
+        {mode === "live" && "Live: changes appear as they happen."}
+        {mode === "polling" && "Checking for changes every 3 s."}
+        {mode === "ended" && "This order has reached its final state."}{" "}
+        <Link to="/orders" className="text-blue-800 underline">
+          Back to orders
+        </Link>
+      </p>
+      <div className="grid grid-cols-1 gap-4 xl:grid-cols-2">
+        <div className="space-y-4">
+          <Section title="Order">
+            <dl className="grid grid-cols-[max-content_1fr] gap-x-4 gap-y-1 text-sm">
+              <dt className="text-slate-600">Total</dt>
+              <dd>{formatMoney(order.total)}</dd>
+              <dt className="text-slate-600">Payment</dt>
+              <dd>{order.paymentMethod}</dd>
+              <dt className="text-slate-600">Placed</dt>
+              <dd>{formatTime(order.createdAt)}</dd>
+              {order.statusReason && (
+                <>
+                  <dt className="text-slate-600">Why</dt>
+                  <dd>{order.statusReason}</dd>
+                </>
+              )}
+              <dt className="text-slate-600">Trace id</dt>
+              <dd className="font-mono text-xs" data-testid="trace-id">
+                {order.requestId ?? "—"}
+              </dd>
+              <dt className="text-slate-600">Items</dt>
+              <dd>{order.lines.map((line) => `${line.quantity} × ${line.name}`).join(", ")}</dd>
+            </dl>
+          </Section>
+          <SagaTimeline saga={order.saga} />
+        </div>
+        <div className="space-y-4">
+          {order.requestId && (
+            <Related requestId={order.requestId} version={`${order.status}:${order.saga?.timeline?.length ?? 0}`} />
+          )}
+        </div>
+      </div>
+    </>
+  );
+}
+
+function SagaTimeline({ saga }: { saga: Saga | null }) {
+  if (!saga)
+    return (
+      <Section title="Saga timeline">
+        <Notice>The saga has not started yet.</Notice>
+      </Section>
+    );
+  return (
+    <Section title="Saga timeline">
+      <p className="mb-2 text-sm">
+        Saga <Badge value={saga.status} /> at <span className="font-mono">{saga.step}</span>
+        {saga.reason && <span className="text-slate-700"> — {saga.reason}</span>}
+      </p>
+      <ol className="space-y-2" aria-label="Saga steps">
+        {(saga.timeline ?? []).map((entry, index) => {
+          const compensation = entry.step.includes(":compensate");
+          const failed = !["ok", "started", "resumed"].includes(entry.outcome);
+          return (
+            <li
+              key={index}
+              className={`rounded border-l-4 bg-slate-50 p-2 text-sm ${failed ? "border-red-500" : compensation ? "border-orange-500" : "border-green-600"}`}
+            >
+              <div className="flex flex-wrap gap-x-3">
+                <span className="font-medium">{entry.step}</span>
+                <span>{entry.outcome}</span>
+                <span className="text-slate-600">attempt {entry.attempt}</span>
+                {entry.durationMs !== null && <span className="text-slate-600">{entry.durationMs} ms</span>}
+                <time className="ml-auto text-slate-600" dateTime={entry.at}>
+                  {formatTime(entry.at)}
+                </time>
+              </div>
+              {entry.message && <p className={`mt-1 ${failed ? "text-red-800" : "text-slate-700"}`}>{entry.message}</p>}
+            </li>
+          );
+        })}
+      </ol>
+    </Section>
+  );
+}
+
+/** What shares the order's request id: audit records, log lines, spans. Reloaded as the order moves on. */
+function Related({ requestId, version }: { requestId: string; version: string }) {
+  const can = useSession((state) => state.can);
+  const encoded = encodeURIComponent(requestId);
+  const audit = useApi<{ rows: AuditRecord[] }>(
+    can("audit:read") ? `/api/audit?requestId=${encoded}&pageSize=100` : null,
+  );
+  const logs = useApi<{ rows: LogRecord[] }>(can("logs:read") ? `/api/logs?requestId=${encoded}&pageSize=100` : null);
+  const trace = useApi<{ spans: Span[] }>(can("logs:read") ? `/api/logs/traces/${encoded}` : null);
+  const reloads = [audit.reload, logs.reload, trace.reload];
+  useEffect(() => {
+    // Records reach the audit trail, the log store and the span store a little after the change that caused them.
+    const timers = [0, 2500, 6000].map((delay) => setTimeout(() => reloads.forEach((reload) => reload()), delay));
+    return () => timers.forEach(clearTimeout);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the reload functions are stable; the version drives it
+  }, [version]);
+  return (
+    <>
+      {can("audit:read") && (
+        <Section title="Audit entries">
+          <Guarded
+            loaded={audit}
+            what="audit entries"
+            empty={(page) => (page.rows.length === 0 ? "No audit entries yet." : null)}
+          >
+            {(page) => (
+              <Table caption="Audit entries" head={["When", "What", "Who", "Entity"]}>
+                {[...page.rows].reverse().map((record) => (
+                  <tr key={record.seq}>
+                    <td className="px-2 py-1 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
+                    <td className="px-2 py-1 font-mono text-xs">{record.name}</td>
+                    <td className="px-2 py-1">
+                      {record.actor.type === "user" ? "user" : (record.actor.id ?? record.actor.type)}
+                    </td>
+                    <td className="px-2 py-1">{record.entity.type}</td>
+                  </tr>
+                ))}
+              </Table>
+            )}
+          </Guarded>
+        </Section>
+      )}
+      {can("logs:read") && (
+        <Section title="Log lines">
+          <Guarded
+            loaded={logs}
+            what="log lines"
+            empty={(page) => (page.rows.length === 0 ? "No log lines yet." : null)}
+          >
+            {(page) => (
+              <ul className="space-y-1 font-mono text-xs" aria-label="Log lines">
+                {[...page.rows].reverse().map((record) => (
+                  <li key={record.id}>
+                    <span className="text-slate-600">{new Date(record.time).toLocaleTimeString()}</span>{" "}
+                    {record.level.toUpperCase()} {record.nodeId}/{record.module}: {record.message}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </Guarded>
+        </Section>
+      )}
+      {can("logs:read") && (
+        <Section title="Trace">
+          {trace.error && (trace.error as { status?: number }).status === 404 ? (
+            <Notice>
+              No spans stored for this trace yet: nodes send them every 5 s when TRACING_EXPORTER includes event.
+            </Notice>
+          ) : (
+            <Guarded loaded={trace} what="the trace">
+              {(data) => (
+                <Table caption="Spans" head={["Span", "Node", "Duration", "Error"]}>
+                  {data.spans.map((span) => (
+                    <tr key={span.spanId}>
+                      <td className="px-2 py-1 font-mono text-xs">{span.name}</td>
+                      <td className="px-2 py-1">{span.nodeId}</td>
+                      <td className="px-2 py-1">
+                        {span.durationMs === null ? "—" : `${span.durationMs.toFixed(1)} ms`}
+                      </td>
+                      <td className="px-2 py-1 text-red-800">{span.error}</td>
+                    </tr>
+                  ))}
+                </Table>
+              )}
+            </Guarded>
+          )}
+        </Section>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,214 @@
+/** Users and roles (admins): list accounts, create one, change roles, disable and enable. */
+import { useState, type FormEvent } from "react";
+import { api, describeError } from "../api/client";
+import { useApi } from "../api/useApi";
+import { Guarded, Notice } from "../components/States";
+import { Badge, Button, Field, PageTitle, Section, Table, formatTime } from "../components/ui";
+
+interface User {
+  id: string;
+  email: string;
+  displayName: string;
+  roles: string[];
+  status: string;
+  createdAt: string;
+}
+
+interface Role {
+  name: string;
+  description: string;
+  permissions: string[];
+}
+
+export function UsersPage() {
+  const users = useApi<User[]>("/api/auth/users");
+  const roles = useApi<Role[]>("/api/auth/roles");
+  const [message, setMessage] = useState<string | null>(null);
+  const changed = (text: string) => {
+    setMessage(text);
+    users.reload();
+  };
+  return (
+    <>
+      <PageTitle>Users & roles</PageTitle>
+      <div className="space-y-4">
+        {message && <Notice tone="success">{message}</Notice>}
+        <Guarded loaded={roles} what="roles">
+          {(roleList) => (
+            <>
+              <NewUser roles={roleList} onCreated={(email) => changed(`Created ${email}.`)} />
+              <Section title="Users">
+                <Guarded loaded={users} what="users" empty={(list) => (list.length === 0 ? "No users." : null)}>
+                  {(list) => (
+                    <Table caption="Users" head={["Name", "Email", "Roles", "Status", "Since", ""]}>
+                      {list.map((user) => (
+                        <UserRow key={user.id} user={user} roles={roleList} onChanged={changed} />
+                      ))}
+                    </Table>
+                  )}
+                </Guarded>
+              </Section>
+              <Section title="Roles">
+                <ul className="space-y-1 text-sm">
+                  {roleList.map((role) => (
+                    <li key={role.name}>
+                      <span className="font-medium">{role.name}</span>: {role.description}{" "}
+                      <span className="font-mono text-xs text-slate-600">{role.permissions.join(", ")}</span>
+                    </li>
+                  ))}
+                </ul>
+              </Section>
+            </>
+          )}
+        </Guarded>
+      </div>
+    </>
+  );
+}
+
+function RolePicker({
+  roles,
+  value,
+  onChange,
+  legend,
+}: {
+  roles: Role[];
+  value: string[];
+  onChange(next: string[]): void;
+  legend: string;
+}) {
+  return (
+    <fieldset className="flex flex-wrap gap-3 text-sm">
+      <legend className="sr-only">{legend}</legend>
+      {roles.map((role) => (
+        <label key={role.name} className="flex items-center gap-1">
+          <input
+            type="checkbox"
+            checked={value.includes(role.name)}
+            onChange={(event) =>
+              onChange(event.target.checked ? [...value, role.name] : value.filter((name) => name !== role.name))
+            }
+          />
+          {role.name}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+function NewUser({ roles, onCreated }: { roles: Role[]; onCreated(email: string): void }) {
+  const [form, setForm] = useState({ email: "", displayName: "", password: "" });
+  const [chosen, setChosen] = useState<string[]>(["customer"]);
+  const [error, setError] = useState<string | null>(null);
+  async function create(event: FormEvent) {
+    event.preventDefault();
+    try {
+      await api("POST", "/api/auth/users", { body: { ...form, roles: chosen } });
+      setForm({ email: "", displayName: "", password: "" });
+      setError(null);
+      onCreated(form.email);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  }
+  return (
+    <Section title="Create a user">
+      <form onSubmit={create} className="flex flex-wrap items-end gap-3" aria-label="New user">
+        <Field
+          label="Email"
+          type="email"
+          required
+          value={form.email}
+          onChange={(e) => setForm({ ...form, email: e.target.value })}
+        />
+        <Field
+          label="Name"
+          required
+          value={form.displayName}
+          onChange={(e) => setForm({ ...form, displayName: e.target.value })}
+        />
+        <Field
+          label="Password (10+ characters)"
+          type="password"
+          autoComplete="new-password"
+          required
+          minLength={10}
+          value={form.password}
+          onChange={(e) => setForm({ ...form, password: e.target.value })}
+        />
+        <RolePicker roles={roles} value={chosen} onChange={setChosen} legend="Roles of the new user" />
+        <Button type="submit">Create</Button>
+        {error && (
+          <p role="alert" className="w-full text-sm text-red-800">
+            {error}
+          </p>
+        )}
+      </form>
+    </Section>
+  );
+}
+
+function UserRow({ user, roles, onChanged }: { user: User; roles: Role[]; onChanged(text: string): void }) {
+  const [editing, setEditing] = useState(false);
+  const [chosen, setChosen] = useState(user.roles);
+  const [error, setError] = useState<string | null>(null);
+  async function patch(body: object, done: string) {
+    try {
+      await api("PATCH", `/api/auth/users/${user.id}`, { body });
+      setEditing(false);
+      setError(null);
+      onChanged(done);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  }
+  return (
+    <tr>
+      <td className="px-2 py-2">{user.displayName}</td>
+      <td className="px-2 py-2">{user.email}</td>
+      <td className="px-2 py-2">
+        {editing ? (
+          <RolePicker roles={roles} value={chosen} onChange={setChosen} legend={`Roles of ${user.email}`} />
+        ) : (
+          user.roles.join(", ")
+        )}
+      </td>
+      <td className="px-2 py-2">
+        <Badge value={user.status} />
+      </td>
+      <td className="px-2 py-2">{formatTime(user.createdAt)}</td>
+      <td className="px-2 py-2">
+        <div className="flex flex-wrap gap-2">
+          {editing ? (
+            <>
+              <Button onClick={() => void patch({ roles: chosen }, `Roles of ${user.email} saved.`)}>Save roles</Button>
+              <Button variant="secondary" onClick={() => setEditing(false)}>
+                Cancel
+              </Button>
+            </>
+          ) : (
+            <Button variant="secondary" onClick={() => setEditing(true)}>
+              Edit roles
+            </Button>
+          )}
+          <Button
+            variant={user.status === "active" ? "danger" : "secondary"}
+            onClick={() =>
+              void patch(
+                { status: user.status === "active" ? "disabled" : "active" },
+                `${user.email} ${user.status === "active" ? "disabled" : "enabled"}.`,
+              )
+            }
+          >
+            {user.status === "active" ? "Disable" : "Enable"}
+          </Button>
+        </div>
+        {error && (
+          <p role="alert" className="text-sm text-red-800">
+            {error}
+          </p>
+        )}
+      </td>
+    </tr>
+  );
+}

@@ -1,0 +1,58 @@
+/**
+ * The live log tail's state: the newest records first, at most `MAX_RECORDS`; while paused, new records wait (and
+ * are counted) instead of moving the list under the reader's eyes.
+ */
+import { createStore } from "zustand/vanilla";
+import { useStore } from "zustand";
+
+export interface TailRecord {
+  id: number;
+  time: string;
+  level: string;
+  nodeId: string;
+  module: string;
+  requestId: string | null;
+  message: string;
+}
+
+export const MAX_RECORDS = 500;
+
+export interface LogTailState {
+  records: TailRecord[];
+  waiting: TailRecord[];
+  paused: boolean;
+  /** The last record id received, to resume the stream from. */
+  lastId: number | null;
+  receive(record: TailRecord): void;
+  pause(): void;
+  resume(): void;
+  clear(): void;
+}
+
+const newestFirst = (records: TailRecord[]) => records.slice(-MAX_RECORDS).reverse();
+
+export const createLogTailStore = () =>
+  createStore<LogTailState>()((set, get) => ({
+    records: [],
+    waiting: [],
+    paused: false,
+    lastId: null,
+    receive(record) {
+      const { paused, records, waiting } = get();
+      if (paused) set({ waiting: [...waiting, record].slice(-MAX_RECORDS), lastId: record.id });
+      else set({ records: [record, ...records].slice(0, MAX_RECORDS), lastId: record.id });
+    },
+    pause() {
+      set({ paused: true });
+    },
+    resume() {
+      const { records, waiting } = get();
+      set({ paused: false, waiting: [], records: [...newestFirst(waiting), ...records].slice(0, MAX_RECORDS) });
+    },
+    clear() {
+      set({ records: [], waiting: [] });
+    },
+  }));
+
+export const logTailStore = createLogTailStore();
+export const useLogTail = <T>(select: (state: LogTailState) => T): T => useStore(logTailStore, select);

@@ -9,6 +9,7 @@
  * `npm run bench -- events` measures the event backbone against raw JetStream (bench/events.ts; needs nats-server).
  * `npm run bench -- sagas` measures the order saga over three node processes (bench/sagas.ts; needs nats-server).
  * `npm run bench -- audit` measures a REST write with the audit trail on and off (bench/audit.ts; needs nats-server).
+ * `npm run bench -- ui` measures the web console's bundle and time to first render in Chromium (bench/ui.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -19,6 +20,7 @@ import { auditBench, reportAudit } from "./audit";
 import { dataPairs, httpRate, type RateResult } from "./data";
 import { eventBackbone, reportEvents } from "./events";
 import { reportSagas, sagaBench } from "./sagas";
+import { reportUi, uiBench } from "./ui";
 import type { PublicJwk } from "../lib/signing-keys";
 import { freePort } from "../test/support/servers";
 
@@ -151,13 +153,13 @@ async function dataServices(env: Record<string, string>) {
 
 /**
  * `npm run bench` runs the HTTP suites (gateway, auth, data); `npm run bench -- data` (or `gateway`, `auth`,
- * `events`, `sagas`, `audit`) runs the ones named. `events`, `sagas` and `audit` (they need nats-server) run only
- * when named.
+ * `events`, `sagas`, `audit`, `ui`) runs the ones named. `events`, `sagas` and `audit` (they need nats-server) and
+ * `ui` (it needs Chromium) run only when named.
  */
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const runs = (suite: string) =>
-    wanted.includes(suite) || (wanted.length === 0 && !["events", "sagas", "audit"].includes(suite));
+    wanted.includes(suite) || (wanted.length === 0 && !["events", "sagas", "audit", "ui"].includes(suite));
   if (runs("gateway") || runs("auth") || runs("data") || runs("audit")) {
     console.log(`${connections} connections, ${duration} s per target, ${cpus().length} cores (${cpus()[0].model})`);
   } else {
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
     const gateway = await run("gateway", "/api/bench/item?id=42");
     report("REST GET (issue 2)", bare, gateway);
   }
-  if (runs("auth") || runs("data") || runs("events") || runs("sagas") || runs("audit")) {
+  if (runs("auth") || runs("data") || runs("events") || runs("sagas") || runs("audit") || runs("ui")) {
     await withDatabase(async (env) => {
       if (runs("auth")) {
         const [fastify, gatewayAuth] = await authenticatedPair(env);
@@ -182,6 +184,7 @@ async function main(): Promise<void> {
       if (runs("events")) reportEvents(await eventBackbone(env.DATABASE_URL));
       if (runs("sagas")) reportSagas(await sagaBench(env.DATABASE_URL));
       if (runs("audit")) reportAudit(await auditBench(env, connections, duration));
+      if (runs("ui")) reportUi(await uiBench(env.DATABASE_URL));
     });
   }
 }

@@ -10,6 +10,8 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-po
 import { createNode, waitUntilReady } from "./node";
 import { REPL_COMMANDS } from "./repl-commands";
 import { ensureUiBuilt } from "./ui";
+import type { Server } from "node:http";
+import { startHealthServer } from "../lib/health-server";
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
@@ -31,11 +33,13 @@ async function main(): Promise<void> {
     cfg = { ...cfg, database: { ...cfg.database, url: embedded.url } };
   }
 
+  let healthServer: Server | undefined;
   const broker = await createNode(cfg, {
     broker: {
       replOptions: { customCommands: REPL_COMMANDS },
       // Runs last in broker.stop(), whoever stops it (a signal or the REPL's `quit`).
       stopped: async () => {
+        healthServer?.close();
         await embedded?.stop();
       },
     },
@@ -76,6 +80,8 @@ async function main(): Promise<void> {
     await broker.stop().catch(() => undefined);
     process.exit(1);
   }
+  // A node without the gateway still answers the health probes on PORT.
+  if (!cfg.services.includes("api")) healthServer = await startHealthServer(broker, cfg.port);
   await waitUntilReady(broker);
   const seconds = ((performance.now() - startedAt) / 1000).toFixed(2);
   const gateway = cfg.services.includes("api") ? `, gateway on http://localhost:${cfg.port}` : "";

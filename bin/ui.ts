@@ -4,10 +4,10 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
+import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 
-const ROOT = path.join(__dirname, "..");
-const SOURCES = path.join(ROOT, "public");
-const BUILT_INDEX = path.join(ROOT, "dist", "ui", "index.html");
+const SOURCES = PUBLIC_DIR;
+const BUILT_INDEX = path.join(UI_DIR, "index.html");
 
 /** The newest modification time of the UI's sources (public/, without the gateway's own docs page). */
 function newestSource(dir = SOURCES): number {

@@ -36,7 +36,12 @@ export interface KeyDoc {
 /** Every environment key, its default and what it does. Kept in the order the README shows them. */
 export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "NODE_ENV", default: "development", description: "`development`, `production` or `test`." },
-  { key: "PORT", default: "3000", description: "HTTP port of the gateway (`api` service): REST API, health, UI." },
+  {
+    key: "PORT",
+    default: "3000",
+    description:
+      "HTTP port: the gateway (`api`: REST API, health, UI) on nodes that host it; `/health/live` and `/health/ready` on the others.",
+  },
   {
     key: "METRICS_PORT",
     default: "3030",

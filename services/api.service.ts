@@ -12,6 +12,7 @@ import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import packageJson from "../package.json";
 import { Errors, type CallingOptions, type Context, type Service, type ServiceSchema } from "moleculer";
 import { config } from "../lib/config";
+import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
 import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
@@ -74,9 +75,7 @@ const SECURITY_HEADERS: Record<string, string> = {
   ...(cfg.isProduction ? { "Strict-Transport-Security": "max-age=31536000; includeSubDomains" } : {}),
 };
 
-const PUBLIC_DIR = path.join(__dirname, "..", "public");
-/** The web UI as `npm run build` (or the first `npm start`) builds it from `public/`. */
-const UI_DIR = path.join(__dirname, "..", "dist", "ui");
+/** The web UI is built by `npm run build` (or the first `npm start`) from `public/` into UI_DIR. */
 const UI_INDEX = path.join(UI_DIR, "index.html");
 /** Paths the UI's client-side routes never use: a miss there is a plain 404. */
 const NOT_UI = /^\/(api|health|docs|oauth|\.well-known|assets)(\/|$)/;

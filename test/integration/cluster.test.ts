@@ -91,6 +91,21 @@ it("lists both nodes, their services and their checks in the cluster health", as
   ]);
 });
 
+it("answers the health probes on PORT on a node without the gateway too", async () => {
+  const probe = `http://127.0.0.1:${productsNode.port}`;
+  expect(await json<{ status: string; nodeID: string }>(await fetch(`${probe}/health/live`))).toMatchObject({
+    status: "ok",
+    nodeID: "products-node",
+  });
+  const ready = await fetch(`${probe}/health/ready`);
+  expect(ready.status).toBe(200);
+  expect(await json<{ ready: boolean; services: string[] }>(ready)).toMatchObject({
+    ready: true,
+    services: ["health", "auth", "products"],
+  });
+  expect((await fetch(`${probe}/api/products`)).status).toBe(404);
+});
+
 it("reports a killed node as lost and the cluster as degraded", async () => {
   await productsNode.stop("SIGKILL");
   // No goodbye from a killed node: its report calls fail at once (degraded), and when its heartbeats have been

@@ -1,0 +1,230 @@
+/**
+ * Delivery, checked without a container engine or a cluster (neither exists here): every kustomize overlay renders
+ * (kubectl's built-in kustomize) and every object validates against the Kubernetes schemas (kubernetes-models; the
+ * custom resources it cannot know are listed); the probes point at paths and the port a real node of each role serves;
+ * the workflows (action-validator), the Dockerfile (dockerfilelint) and the compose file (docker-compose config) pass
+ * their linters; the roles cover every service once; the blue/green script's dry run shows the release, the switch
+ * and the rollbacks.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse, parseAllDocuments } from "yaml";
+import { SERVICE_NAMES } from "../../lib/config";
+import { ROOT, dropScopeDatabases, isolation, nodeEnv, startNodeProcess, testNatsUrl } from "../support/nodes";
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+}
+
+interface Container {
+  env?: { name: string; value?: string }[];
+  ports: { name: string; containerPort: number }[];
+  startupProbe: { httpGet: { path: string; port: string } };
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+}
+
+const OVERLAYS = ["k8s/overlays/staging", "k8s/overlays/production", "k8s/base/migrate"];
+const scope = isolation();
+
+function render(dir: string): K8sObject[] {
+  const yaml = execFileSync("kubectl", ["kustomize", path.join(ROOT, dir)], { encoding: "utf8" });
+  return parseAllDocuments(yaml).map((doc) => doc.toJSON() as K8sObject);
+}
+
+/** kubernetes-models' class for an object's apiVersion and kind, or undefined for a custom resource. */
+function modelOf(object: K8sObject): (new (data: object) => { validate(): void }) | undefined {
+  const [group, version] = object.apiVersion.includes("/") ? object.apiVersion.split("/") : ["", object.apiVersion];
+  const modulePath = path.join("kubernetes-models", group, version, object.kind);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the module is chosen by the object's kind
+    return (require(modulePath) as Record<string, new (data: object) => { validate(): void }>)[object.kind];
+  } catch {
+    return undefined;
+  }
+}
+
+const containerOf = (deployment: K8sObject) =>
+  (deployment.spec as { template: { spec: { containers: Container[] } } }).template.spec.containers[0];
+const servicesOf = (deployment: K8sObject) =>
+  containerOf(deployment).env?.find((entry) => entry.name === "SERVICES")?.value ?? "";
+
+const run = (command: string, args: string[]) =>
+  spawnSync(command, args, { cwd: ROOT, encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0" } });
+const bin = (name: string) => path.join(ROOT, "node_modules", ".bin", name);
+
+describe("Kubernetes manifests", () => {
+  const rendered = Object.fromEntries(OVERLAYS.map((dir) => [dir, render(dir)]));
+
+  it("render for every overlay, and every object validates against its schema but the listed custom resources", () => {
+    const unchecked: string[] = [];
+    for (const [dir, objects] of Object.entries(rendered)) {
+      expect(objects.length).toBeGreaterThan(0);
+      for (const object of objects) {
+        const Model = modelOf(object);
+        if (!Model) {
+          unchecked.push(`${dir}: ${object.apiVersion} ${object.kind} ${object.metadata.name}`);
+          continue;
+        }
+        expect(() => new Model(object).validate()).not.toThrow();
+      }
+    }
+    expect(unchecked).toEqual([
+      "k8s/overlays/staging: postgresql.cnpg.io/v1 Cluster aicunet-pg",
+      "k8s/overlays/production: postgresql.cnpg.io/v1 Cluster aicunet-pg",
+    ]);
+  });
+
+  it("deploys every service in exactly one role, staging and both production colours alike", () => {
+    const roles = (objects: K8sObject[], suffix = "") =>
+      objects
+        .filter((object) => object.kind === "Deployment" && object.metadata.name.endsWith(suffix))
+        .flatMap((deployment) => servicesOf(deployment).split(","))
+        .filter(Boolean)
+        .sort();
+    const everyService = SERVICE_NAMES.filter(Boolean).slice().sort();
+    expect(roles(rendered["k8s/overlays/staging"])).toEqual(everyService);
+    expect(roles(rendered["k8s/overlays/production"], "-blue")).toEqual(everyService);
+    expect(roles(rendered["k8s/overlays/production"], "-green")).toEqual(everyService);
+  });
+
+  it("gives production's colours their own labels and Moleculer namespaces, and the live Service one colour", () => {
+    const objects = rendered["k8s/overlays/production"];
+    const gateway = objects.find((object) => object.kind === "Service" && object.metadata.name === "gateway")!;
+    const preview = objects.find((object) => object.kind === "Service" && object.metadata.name === "gateway-preview")!;
+    expect((gateway.spec!.selector as Record<string, string>)["app.kubernetes.io/color"]).toBe("blue");
+    expect((preview.spec!.selector as Record<string, string>)["app.kubernetes.io/color"]).toBe("green");
+    for (const colour of ["blue", "green"]) {
+      const deployments = objects.filter((o) => o.kind === "Deployment" && o.metadata.name.endsWith(`-${colour}`));
+      expect(deployments).toHaveLength(6);
+      for (const deployment of deployments) {
+        expect(deployment.metadata.labels?.["app.kubernetes.io/color"]).toBe(colour);
+        expect(containerOf(deployment).env).toContainEqual({ name: "NAMESPACE", value: `aicunet-${colour}` });
+      }
+    }
+  });
+
+  it("probes paths and a port that a real node of each role serves", async () => {
+    const objects = rendered["k8s/overlays/staging"];
+    const config = objects.find((object) => object.kind === "ConfigMap" && object.metadata.name === "aicunet-config")!;
+    for (const deployment of objects.filter((object) => object.kind === "Deployment" && servicesOf(object))) {
+      const container = containerOf(deployment);
+      const http = container.ports.find((port) => port.name === "http")!;
+      expect(String(http.containerPort)).toBe(config.data!.PORT);
+      const probes = [container.startupProbe, container.livenessProbe, container.readinessProbe];
+      expect(probes.map((probe) => probe.httpGet.port)).toEqual(["http", "http", "http"]);
+      // The role as it runs: its services, its PORT; every probe path answers 200 once it is ready.
+      const node = await startNodeProcess(
+        nodeEnv(scope, {
+          SERVICES: servicesOf(deployment),
+          TRANSPORTER: testNatsUrl(),
+          NODE_ID: deployment.metadata.name,
+        }),
+      );
+      try {
+        for (const probe of probes) {
+          const res = await fetch(`http://127.0.0.1:${node.port}${probe.httpGet.path}`);
+          expect([deployment.metadata.name, probe.httpGet.path, res.status]).toEqual([
+            deployment.metadata.name,
+            probe.httpGet.path,
+            200,
+          ]);
+        }
+      } finally {
+        await node.stop("SIGTERM");
+      }
+    }
+  }, 180_000);
+
+  afterAll(() => dropScopeDatabases(scope.prefix));
+});
+
+describe("pipeline, image and compose files", () => {
+  it("passes the workflow linter", () => {
+    for (const file of [".github/workflows/ci.yml", ".github/workflows/deploy.yml"]) {
+      const result = run(bin("action-validator"), [file]);
+      expect([file, result.status, result.stdout + result.stderr]).toEqual([file, 0, ""]);
+    }
+  });
+
+  it("passes the Dockerfile linter, and the image runs the compiled server as a non-root user", () => {
+    const result = run(bin("dockerfilelint"), ["Dockerfile"]);
+    expect(result.stdout).toContain("Issues: None found");
+    const dockerfile = readFileSync(path.join(ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/bin\/start.js"\]$/m);
+  });
+
+  it("has a compose file that docker-compose accepts, with one container per role", () => {
+    const result = run("docker-compose", ["-f", "docker-compose.yml", "config", "-q"]);
+    expect(result.error).toBeUndefined();
+    // Required secrets are refused when missing, and accepted when given.
+    expect(result.status).not.toBe(0);
+    const given = spawnSync("docker-compose", ["-f", "docker-compose.yml", "config"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, AUTH_KEY_SECRET: "x".repeat(32), ADMIN_PASSWORD: "a-long-enough-password" },
+    });
+    expect(given.status).toBe(0);
+    const compose = parse(given.stdout) as { services: Record<string, { environment?: Record<string, string> }> };
+    const services = Object.values(compose.services)
+      .flatMap((service) => (service.environment?.SERVICES ?? "").split(","))
+      .filter(Boolean)
+      .sort();
+    expect(services).toEqual([...SERVICE_NAMES].sort());
+  });
+});
+
+describe("blue/green script (dry run)", () => {
+  const bluegreen = (...args: string[]) =>
+    run(process.execPath, ["--import", "tsx", "scripts/bluegreen.ts", "--dry-run", ...args]);
+
+  it("migrates, deploys the idle colour with the new image, smoke-tests it, then switches both Services", () => {
+    const result = bluegreen("--image", "ghcr.io/aicunet/aicunet:1.2.3");
+    expect(result.status).toBe(0);
+    const out = result.stdout;
+    expect(out).toContain("[1/6] live colour: blue; releasing ghcr.io/aicunet/aicunet:1.2.3 to green");
+    expect(out).toContain("job/migrate-1-2-3");
+    expect(out).toContain("name: gateway-green");
+    expect(out).toContain("image: ghcr.io/aicunet/aicunet:1.2.3");
+    expect(out).not.toContain("name: gateway-blue");
+    const steps = out.split("\n").filter((line) => line.startsWith("[") || line.startsWith("would patch"));
+    expect(steps.slice(-5)).toEqual([
+      "[5/6] switch: gateway → green, gateway-preview → blue",
+      `would patch: kubectl patch service gateway -n aicunet-prod --type merge -p '{"spec":{"selector":{"app.kubernetes.io/color":"green"}}}'`,
+      `would patch: kubectl patch service gateway-preview -n aicunet-prod --type merge -p '{"spec":{"selector":{"app.kubernetes.io/color":"blue"}}}'`,
+      "[6/6] check the live entry",
+      "[done] green is live; blue keeps running for a rollback: npm run bluegreen -- --rollback",
+    ]);
+  });
+
+  it("leaves traffic where it was when the smoke test fails", () => {
+    const result = bluegreen("--image", "ghcr.io/aicunet/aicunet:1.2.3", "--simulate-failure", "smoke");
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain(
+      "smoke test failed: simulated: GET /api/health answered degraded; traffic stays on blue",
+    );
+    expect(result.stdout).not.toContain("kubectl patch service");
+  });
+
+  it("switches back when the live entry fails after the switch, and rolls back on request", () => {
+    const failed = bluegreen("--image", "ghcr.io/aicunet/aicunet:1.2.3", "--simulate-failure", "verify");
+    expect(failed.status).toBe(1);
+    const patches = failed.stdout.split("\n").filter((line) => line.startsWith("would patch"));
+    expect(patches.map((line) => /service (\S+) .*color":"(\w+)"/.exec(line)!.slice(1).join("→"))).toEqual([
+      "gateway→green",
+      "gateway-preview→blue",
+      "gateway→blue",
+      "gateway-preview→green",
+    ]);
+    const rollback = bluegreen("--rollback");
+    expect(rollback.status).toBe(0);
+    expect(rollback.stdout).toContain("[rollback] switch: gateway → green, gateway-preview → blue");
+  });
+});

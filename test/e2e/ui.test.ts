@@ -102,6 +102,7 @@ describe("as an operator (the admin)", () => {
   });
 
   it("places an order that completes and shows its timeline, audit entries, log lines and trace id", async () => {
+    await visit("Orders", "orders");
     const id = await placeOrderInUi("UI-OK", "Card (succeeds)");
     const title = page.getByRole("heading", { level: 1 });
     await expect(

@@ -64,3 +64,13 @@ export function Guarded<T>({
   if (emptiness) return <Empty>{emptiness}</Empty>;
   return <>{children(loaded.data)}</>;
 }
+
+/** What went wrong with the user's last action, next to where they did it. */
+export function InlineError({ message, className = "" }: { message: string | null; className?: string }) {
+  if (!message) return null;
+  return (
+    <p role="alert" className={`text-sm text-red-800 ${className}`}>
+      {message}
+    </p>
+  );
+}

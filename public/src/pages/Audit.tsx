@@ -1,9 +1,9 @@
 /** The audit trail: search by actor, entity, action and time; verify the hash chain and see where it breaks. */
 import { Fragment, useState } from "react";
-import { useSearchParams } from "react-router";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
-import { Guarded, Notice } from "../components/States";
+import { useFilters } from "../components/useFilters";
+import { Guarded, Notice, InlineError } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
 
 interface AuditRecord {
@@ -26,7 +26,7 @@ type Verdict =
 const FILTERS = ["actorId", "entityType", "entityId", "name", "requestId", "from", "to", "page"];
 
 export function AuditPage() {
-  const [params, setParams] = useSearchParams();
+  const [params, setFilter] = useFilters();
   const query = new URLSearchParams();
   for (const key of FILTERS) {
     const value = params.get(key);
@@ -39,13 +39,6 @@ export function AuditPage() {
   const [verifying, setVerifying] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [open, setOpen] = useState<number | null>(null);
-  const setFilter = (key: string, value: string) => {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    if (key !== "page") next.delete("page");
-    setParams(next);
-  };
 
   async function verify() {
     setVerifying(true);
@@ -80,11 +73,7 @@ export function AuditPage() {
             {verdict.checked} records before it are intact.
           </p>
         )}
-        {error && (
-          <p role="alert" className="text-sm text-red-800">
-            {error}
-          </p>
-        )}
+        <InlineError message={error} />
         <Section title="Records">
           <form className="mb-3 flex flex-wrap gap-3" onSubmit={(event) => event.preventDefault()} aria-label="Filters">
             <Field

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
-import { Guarded, Notice } from "../components/States";
+import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatMoney } from "../components/ui";
 
 interface Product {
@@ -112,11 +112,7 @@ function NewProduct({ onCreated }: { onCreated(name: string): void }) {
           onChange={(e) => setForm({ ...form, stock: e.target.value })}
         />
         <Button type="submit">Add</Button>
-        {error && (
-          <p role="alert" className="w-full text-sm text-red-800">
-            {error}
-          </p>
-        )}
+        <InlineError message={error} className="w-full" />
       </form>
     </Section>
   );
@@ -206,11 +202,7 @@ function ProductRow({ product, onChanged }: { product: Product; onChanged(): voi
             {product.active ? "Disable" : "Enable"}
           </Button>
         </div>
-        {error && (
-          <p role="alert" className="text-sm text-red-800">
-            {error}
-          </p>
-        )}
+        <InlineError message={error} />
       </td>
     </tr>
   );

@@ -4,17 +4,7 @@ import { useApi } from "../api/useApi";
 import { Guarded } from "../components/States";
 import { Sparkline } from "../components/Sparkline";
 import { Badge, PageTitle, Section, Table, formatTime } from "../components/ui";
-
-interface Sample {
-  time: string;
-  requestsPerSecond: number;
-  errorRatio: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  deadLetters: number | null;
-  sagasInFlight: number | null;
-  sagasFailed: number | null;
-}
+import type { Sample } from "../../../lib/dashboard";
 
 interface NodeHealth {
   nodeID: string;

@@ -3,10 +3,10 @@
  * discard with a reason. Every replay and discard goes through the API, which records it in the audit trail.
  */
 import { useState } from "react";
-import { useSearchParams } from "react-router";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
-import { Guarded, Notice } from "../components/States";
+import { useFilters } from "../components/useFilters";
+import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
 
@@ -36,7 +36,7 @@ interface Page<T> {
 const FILTERS = ["status", "channel", "errorType", "search", "page"];
 
 export function DeadLettersPage() {
-  const [params, setParams] = useSearchParams();
+  const [params, changeFilter] = useFilters();
   const canReplay = useSession((state) => state.can("dlq:replay"));
   const canDiscard = useSession((state) => state.can("dlq:discard"));
   const query = new URLSearchParams({ status: "PENDING" });
@@ -52,10 +52,7 @@ export function DeadLettersPage() {
   const [message, setMessage] = useState<string | null>(null);
 
   const setFilter = (key: string, value: string) => {
-    const next = new URLSearchParams(params);
-    next.set(key, value);
-    next.delete("page");
-    setParams(next);
+    changeFilter(key, value);
     setSelected(new Set());
   };
 
@@ -269,11 +266,7 @@ function DeadLetterRow(props: {
                     )}
                   </div>
                 )}
-                {error && (
-                  <p role="alert" className="mt-2 text-sm text-red-800">
-                    {error}
-                  </p>
-                )}
+                <InlineError message={error} className="mt-2" />
               </div>
             </div>
           </td>

@@ -1,8 +1,8 @@
 /** Logs: search stored records by level, service, request id and text; or follow them live, with pause. */
 import { useEffect, useState } from "react";
-import { useSearchParams } from "react-router";
 import { followEvents } from "../api/events";
 import { useApi } from "../api/useApi";
+import { useFilters } from "../components/useFilters";
 import { ErrorNotice, Guarded, Notice } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { logTailStore, useLogTail, type TailRecord } from "../stores/logTail";
@@ -14,20 +14,13 @@ const levelColor = (level: string) =>
   level === "error" || level === "fatal" ? "text-red-800" : level === "warn" ? "text-amber-800" : "text-slate-800";
 
 export function LogsPage() {
-  const [params, setParams] = useSearchParams();
+  const [params, setFilter] = useFilters();
   const [live, setLive] = useState(false);
   const filters = new URLSearchParams();
   for (const key of FILTERS) {
     const value = params.get(key);
     if (value) filters.set(key, value);
   }
-  const setFilter = (key: string, value: string) => {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    if (key !== "page") next.delete("page");
-    setParams(next);
-  };
 
   return (
     <>

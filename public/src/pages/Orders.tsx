@@ -1,9 +1,10 @@
 /** Orders: filter and page through them, and place one (operators can try every test payment method). */
 import { useState, type FormEvent } from "react";
-import { Link, useNavigate, useSearchParams } from "react-router";
+import { Link, useNavigate } from "react-router";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
-import { Guarded } from "../components/States";
+import { useFilters } from "../components/useFilters";
+import { Guarded, InlineError } from "../components/States";
 import {
   Badge,
   Button,
@@ -62,7 +63,7 @@ export const PAYMENT_METHODS = [
 ];
 
 export function OrdersPage() {
-  const [params, setParams] = useSearchParams();
+  const [params, setFilter] = useFilters();
   const canSeeAll = useSession((state) => state.can("orders:read:any"));
   const canCreate = useSession((state) => state.can("orders:create"));
   const query = new URLSearchParams();
@@ -71,13 +72,6 @@ export function OrdersPage() {
     if (value) query.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
   }
   const loaded = useApi<Page<Order>>(`/api/orders?${query}`);
-  const setFilter = (key: string, value: string) => {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    next.delete("page");
-    setParams(next);
-  };
 
   return (
     <>
@@ -133,11 +127,7 @@ export function OrdersPage() {
                     </tr>
                   ))}
                 </Table>
-                <Pager
-                  page={page.page}
-                  totalPages={page.totalPages}
-                  onPage={(n) => setParams(new URLSearchParams({ ...Object.fromEntries(params), page: String(n) }))}
-                />
+                <Pager page={page.page} totalPages={page.totalPages} onPage={(n) => setFilter("page", String(n))} />
               </>
             )}
           </Guarded>
@@ -245,11 +235,7 @@ function NewOrder({ onPlaced }: { onPlaced(): void }) {
                 options={PAYMENT_METHODS}
               />
             </div>
-            {error && (
-              <p role="alert" className="text-sm text-red-800">
-                {error}
-              </p>
-            )}
+            <InlineError message={error} />
             <Button type="submit" disabled={busy}>
               {busy ? "Placing…" : "Place order"}
             </Button>

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
-import { Guarded, Notice } from "../components/States";
+import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Section, Table, formatTime } from "../components/ui";
 
 interface User {
@@ -138,11 +138,7 @@ function NewUser({ roles, onCreated }: { roles: Role[]; onCreated(email: string)
         />
         <RolePicker roles={roles} value={chosen} onChange={setChosen} legend="Roles of the new user" />
         <Button type="submit">Create</Button>
-        {error && (
-          <p role="alert" className="w-full text-sm text-red-800">
-            {error}
-          </p>
-        )}
+        <InlineError message={error} className="w-full" />
       </form>
     </Section>
   );
@@ -203,11 +199,7 @@ function UserRow({ user, roles, onChanged }: { user: User; roles: Role[]; onChan
             {user.status === "active" ? "Disable" : "Enable"}
           </Button>
         </div>
-        {error && (
-          <p role="alert" className="text-sm text-red-800">
-            {error}
-          </p>
-        )}
+        <InlineError message={error} />
       </td>
     </tr>
   );

@@ -17,7 +17,8 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL("../dist/ui", import.meta.url)),
     emptyOutDir: true,
-    chunkSizeWarningLimit: 400,
+    // One chunk by design (~360 kB minified: React, React DOM, React Router and every page; bench/README.md says why).
+    chunkSizeWarningLimit: 600,
   },
   server: { proxy: { "/api": "http://localhost:3000", "/health": "http://localhost:3000" } },
 });

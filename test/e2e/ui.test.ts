@@ -187,6 +187,25 @@ describe("as an operator (the admin)", () => {
     expect(await page.getByRole("table", { name: "Products" }).textContent()).toContain("UI widget");
     await visit("Users", "users");
     expect(await page.getByRole("table", { name: "Users" }).textContent()).toContain(TEST_ADMIN.email);
+    // A new role, then a user who has it.
+    const roleForm = page.getByRole("form", { name: "Role" });
+    await roleForm.getByLabel("Role name").fill("auditor");
+    await roleForm.getByLabel("Description").fill("Reads the audit trail");
+    await roleForm.getByLabel(/^Permissions/).fill("audit:read");
+    await roleForm.getByRole("button", { name: "Save role" }).click();
+    await page.getByText("Role auditor saved.").waitFor();
+    await page.getByRole("table", { name: "Roles" }).getByText("auditor", { exact: true }).waitFor();
+    const userForm = page.getByRole("form", { name: "New user" });
+    await userForm.getByLabel("Email").fill("auditor@example.com");
+    await userForm.getByLabel("Name").fill("Auditor");
+    await userForm.getByLabel(/^Password/).fill("an-auditor-password");
+    await userForm.getByRole("checkbox", { name: "customer" }).uncheck();
+    await userForm.getByRole("checkbox", { name: "auditor" }).check();
+    await userForm.getByRole("button", { name: "Create" }).click();
+    await page.getByText("Created auditor@example.com.").waitFor();
+    const auditor = await login(base, { email: "auditor@example.com", password: "an-auditor-password" });
+    expect((await send("GET", "/api/audit", undefined, auditor)).status).toBe(200);
+    expect((await send("GET", "/api/dlq", undefined, auditor)).status).toBe(403);
   });
 });
 

@@ -1,12 +1,14 @@
 import { useState, type FormEvent } from "react";
 import { Navigate, useLocation, useNavigate } from "react-router";
 import { describeError } from "../api/client";
+import { Loading } from "../components/States";
 import { Button, Field } from "../components/ui";
 import { sessionStore, useSession } from "../stores/session";
 
 export function LoginPage() {
   const user = useSession((state) => state.user);
   const notice = useSession((state) => state.notice);
+  const restoring = useSession((state) => state.restoring);
   const navigate = useNavigate();
   const location = useLocation();
   const [email, setEmail] = useState("");
@@ -15,6 +17,8 @@ export function LoginPage() {
   const [busy, setBusy] = useState(false);
   const from = (location.state as { from?: string } | null)?.from ?? "/";
 
+  // A reloaded tab that is still restoring its session is not asked to sign in again.
+  if (restoring) return <Loading what="your session" />;
   if (user) return <Navigate to={from} replace />;
 
   async function submit(event: FormEvent) {

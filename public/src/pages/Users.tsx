@@ -1,4 +1,4 @@
-/** Users and roles (admins): list accounts, create one, change roles, disable and enable. */
+/** Users and roles (admins): list accounts, create one, change roles, disable and enable; add and edit roles. */
 import { useState, type FormEvent } from "react";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
@@ -48,21 +48,83 @@ export function UsersPage() {
                   )}
                 </Guarded>
               </Section>
-              <Section title="Roles">
-                <ul className="space-y-1 text-sm">
-                  {roleList.map((role) => (
-                    <li key={role.name}>
-                      <span className="font-medium">{role.name}</span>: {role.description}{" "}
-                      <span className="font-mono text-xs text-slate-600">{role.permissions.join(", ")}</span>
-                    </li>
-                  ))}
-                </ul>
-              </Section>
+              <RoleEditor
+                roles={roleList}
+                onSaved={(name) => {
+                  setMessage(`Role ${name} saved.`);
+                  roles.reload();
+                }}
+              />
             </>
           )}
         </Guarded>
       </div>
     </>
+  );
+}
+
+/** Roles with their permissions; an admin edits one (or adds a new one) in place. */
+function RoleEditor({ roles, onSaved }: { roles: Role[]; onSaved(name: string): void }) {
+  const [form, setForm] = useState({ name: "", description: "", permissions: "" });
+  const [error, setError] = useState<string | null>(null);
+  async function save(event: FormEvent) {
+    event.preventDefault();
+    const permissions = form.permissions
+      .split(",")
+      .map((permission) => permission.trim())
+      .filter(Boolean);
+    try {
+      await api("PUT", `/api/auth/roles/${encodeURIComponent(form.name)}`, {
+        body: { description: form.description, permissions },
+      });
+      setError(null);
+      onSaved(form.name);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  }
+  return (
+    <Section title="Roles">
+      <Table caption="Roles" head={["Role", "Description", "Permissions", ""]}>
+        {roles.map((role) => (
+          <tr key={role.name}>
+            <td className="px-2 py-2 font-medium">{role.name}</td>
+            <td className="px-2 py-2">{role.description}</td>
+            <td className="px-2 py-2 font-mono text-xs">{role.permissions.join(", ")}</td>
+            <td className="px-2 py-2">
+              <Button
+                variant="secondary"
+                onClick={() =>
+                  setForm({ name: role.name, description: role.description, permissions: role.permissions.join(", ") })
+                }
+              >
+                Edit
+              </Button>
+            </td>
+          </tr>
+        ))}
+      </Table>
+      <form onSubmit={save} className="mt-3 flex flex-wrap items-end gap-3" aria-label="Role">
+        <Field
+          label="Role name"
+          required
+          value={form.name}
+          onChange={(e) => setForm({ ...form, name: e.target.value })}
+        />
+        <Field
+          label="Description"
+          value={form.description}
+          onChange={(e) => setForm({ ...form, description: e.target.value })}
+        />
+        <Field
+          label="Permissions (comma-separated, e.g. orders:read:any, dlq:*)"
+          value={form.permissions}
+          onChange={(e) => setForm({ ...form, permissions: e.target.value })}
+        />
+        <Button type="submit">Save role</Button>
+        <InlineError message={error} className="w-full" />
+      </form>
+    </Section>
   );
 }
 

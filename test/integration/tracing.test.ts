@@ -83,7 +83,9 @@ it("follows an order from the HTTP request through the saga's steps on other nod
       const body = await json<Trace>(res);
       const names = new Set(body.spans.map((span) => span.name));
       const complete = ["action 'payments.charge'", "action 'shipping.create'", "action 'orders.transition'"];
-      return complete.every((name) => names.has(name)) ? body : undefined;
+      // Each node sends its spans on its own 5 s timer: wait for the saga engine's too.
+      const sagaSteps = body.spans.some((span) => span.type === "saga" && span.tags.step === "payment");
+      return complete.every((name) => names.has(name)) && sagaSteps ? body : undefined;
     },
     30_000,
     "the order's spans from every node",

@@ -90,6 +90,7 @@ interface ClientRow {
 const cfg = config();
 const PASSWORD = { type: "string", min: 10, max: 128 } as const;
 const EMAIL = { type: "email", normalize: true, max: 320 } as const;
+const ROLE_NAME = { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ } as const;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const newSecret = () => randomBytes(32).toString("base64url");
@@ -134,6 +135,8 @@ interface AuthMethods {
   issueTokens(user: UserRow, familyId?: string): Promise<TokenPair>;
   ensureSigningKey(): Promise<void>;
   ensureFirstAdmin(): Promise<void>;
+  createUser(account: { email: string; password: string; displayName: string; roles: string[] }): Promise<User>;
+  assertRolesExist(roles: string[]): Promise<void>;
 }
 
 type AuthThis = Service<DbSettings> & DbServiceThis & AuthState & AuthMethods;
@@ -188,21 +191,9 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       ): Promise<User> {
         if (!cfg.auth.selfRegistration)
           throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
-        const passwordHash = await hashPassword(ctx.params.password, cfg.auth.passwordHashCost);
-        try {
-          const [row] = await this.query<UserRow>(
-            `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, '{customer}')
-             RETURNING *`,
-            [randomUUID(), ctx.params.email, ctx.params.displayName, passwordHash],
-          );
-          ctx.meta.$statusCode = 201;
-          return toUser(row);
-        } catch (err) {
-          if (err instanceof UniqueConstraintError) {
-            throw new ConflictError("An account with this email exists", "DUPLICATE", { field: "email" });
-          }
-          throw err;
-        }
+        const user = await this.createUser({ ...ctx.params, roles: ["customer"] });
+        ctx.meta.$statusCode = 201;
+        return user;
       },
     },
 
@@ -339,7 +330,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         displayName: { type: "string", trim: true, min: 1, max: 200 },
         roles: {
           type: "array",
-          items: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+          items: ROLE_NAME,
           unique: true,
           min: 1,
           default: ["customer"],
@@ -350,25 +341,10 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         this: AuthThis,
         ctx: Context<{ email: string; password: string; displayName: string; roles: string[] }, GatewayMeta>,
       ): Promise<User> {
-        const { email, password, displayName, roles } = ctx.params;
-        const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
-        const unknown = roles.filter((role) => !known.some((row) => row.name === role));
-        if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
-        const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
-        try {
-          const [row] = await this.query<UserRow>(
-            `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
-             RETURNING *`,
-            [randomUUID(), email, displayName, passwordHash, roles],
-          );
-          ctx.meta.$statusCode = 201;
-          return toUser(row);
-        } catch (err) {
-          if (err instanceof UniqueConstraintError) {
-            throw new ConflictError("An account with this email exists", "DUPLICATE", { field: "email" });
-          }
-          throw err;
-        }
+        await this.assertRolesExist(ctx.params.roles);
+        const user = await this.createUser(ctx.params);
+        ctx.meta.$statusCode = 201;
+        return user;
       },
     },
 
@@ -398,7 +374,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         id: { type: "uuid" },
         roles: {
           type: "array",
-          items: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+          items: ROLE_NAME,
           unique: true,
           optional: true,
         },
@@ -411,11 +387,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         ctx: Context<{ id: string; roles?: string[]; status?: UserStatus; displayName?: string }>,
       ): Promise<User> {
         const { id, roles, status, displayName } = ctx.params;
-        if (roles) {
-          const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
-          const unknown = roles.filter((role) => !known.some((row) => row.name === role));
-          if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
-        }
+        if (roles) await this.assertRolesExist(roles);
         const [row] = await this.query<UserRow>(
           `UPDATE users SET roles = COALESCE($2, roles), status = COALESCE($3, status),
              display_name = COALESCE($4, display_name), version = version + 1, updated_at = now()
@@ -449,7 +421,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       rest: "PUT /roles/:name",
       permissions: ["users:admin"],
       params: {
-        name: { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ },
+        name: ROLE_NAME,
         description: { type: "string", max: 500, default: "" },
         permissions: { type: "array", items: { type: "string", pattern: /^(\*|[a-z]+(:[a-z*]+)*)$/ }, unique: true },
         $$strict: true,
@@ -617,6 +589,31 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
   methods: {
     async query<T extends object>(this: AuthThis, sql: string, bind: unknown[] = []): Promise<T[]> {
       return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT });
+    },
+
+    /** Opens an account (self-registered or by an admin); 409 `DUPLICATE` when the email has one. */
+    async createUser(this: AuthThis, { email, password, displayName, roles }): Promise<User> {
+      const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
+      try {
+        const [row] = await this.query<UserRow>(
+          `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
+           RETURNING *`,
+          [randomUUID(), email, displayName, passwordHash, roles],
+        );
+        return toUser(row);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) {
+          throw new ConflictError("An account with this email exists", "DUPLICATE", { field: "email" });
+        }
+        throw err;
+      }
+    },
+
+    /** 404 naming the roles that do not exist, before a user is given them. */
+    async assertRolesExist(this: AuthThis, roles: string[]): Promise<void> {
+      const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
+      const unknown = roles.filter((role) => !known.some((row) => row.name === role));
+      if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
     },
 
     /** An access token signed with the newest key that is not retired (read each time: another replica may rotate). */

@@ -56,17 +56,11 @@ export function reconcile(
   return { open: opened, resolve: resolved };
 }
 
-/**
- * Rule `node-health`: nodes that vanished without saying goodbye (no heartbeat, a crash) and have not come back. A node
- * that stopped cleanly (a deploy, a scale-down) is no incident; one that the registry has forgotten is resolved.
- */
-export function lostNodes(
-  nodes: readonly { id: string; available: boolean }[],
-  vanished: ReadonlySet<string>,
-): Firing[] {
+/** Rule `node-health`: nodes the cluster health reports as lost (gone without a goodbye and not back). */
+export function lostNodes(nodes: readonly { nodeID: string; state: string }[]): Firing[] {
   return nodes
-    .filter((node) => !node.available && vanished.has(node.id))
-    .map((node) => ({ key: node.id, summary: `Node ${node.id} is gone (lost unexpectedly)` }));
+    .filter((node) => node.state === "lost")
+    .map((node) => ({ key: node.nodeID, summary: `Node ${node.nodeID} is gone (lost unexpectedly)` }));
 }
 
 /** Rule `dlq-depth`: channels whose pending dead letters reached the threshold. */

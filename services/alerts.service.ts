@@ -4,9 +4,10 @@
  * Every `ALERT_INTERVAL` it asks each rule what is wrong now (lib/alerts.ts): error-level log records in a window
  * (fed by `log.error` events from the log store), pending dead letters per channel (`dlq.stats`), circuit breakers
  * opened anywhere in the cluster (`$circuit-breaker.opened`/`closed`), sagas parked as FAILED (`sagas.list`), and
- * nodes lost without a goodbye (`$node.disconnected` with `unexpected`). Breakers and lost nodes are known from events
- * since this node started: after a restart of the alerts node, their open incidents resolve until they happen again. It reconciles that with the open incidents in one transaction that holds an advisory
- * lock, so replicas never evaluate twice; a rule whose source cannot be read is skipped, never taken as "all clear".
+ * nodes the cluster health reports as lost (`health.cluster`). Breakers are known from events since this node started:
+ * after a restart of the alerts node, their open incidents resolve until they open again. It reconciles that with the
+ * open incidents in one transaction that holds an advisory lock, so replicas never evaluate twice; a rule whose
+ * source cannot be read is skipped, never taken as "all clear".
  * Notifications (email over SMTP, Slack-compatible webhook) are written with the incident and sent after it, retried
  * with backoff until the channel takes them: an SMTP server that is down delays an alert, it does not lose it.
  */
@@ -31,6 +32,7 @@ import type { ShippedLogRecord } from "../lib/log-shipper";
 import { asSystem } from "../lib/permissions";
 import alertMigrations from "../migrations/alerts";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
+import type { ClusterHealth } from "./health.service";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
 export type IncidentStatus = "FIRING" | "RESOLVED";
@@ -119,7 +121,6 @@ interface AlertsMethods {
 
 interface AlertsState {
   openBreakers: Map<string, string>;
-  vanishedNodes: Set<string>;
   timer?: NodeJS.Timeout;
   evaluation?: Promise<void>;
   mailer?: nodemailer.Transporter;
@@ -153,7 +154,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
 
   created(this: AlertsThis) {
     this.openBreakers = new Map();
-    this.vanishedNodes = new Set();
     const { smtpUrl } = config().alerts;
     if (smtpUrl) this.mailer = nodemailer.createTransport(smtpUrl);
   },
@@ -177,16 +177,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
   },
 
   events: {
-    "$node.disconnected": {
-      handler(this: AlertsThis, ctx: Context<{ node: { id: string }; unexpected: boolean }>) {
-        if (ctx.params.unexpected) this.vanishedNodes.add(ctx.params.node.id);
-      },
-    },
-    "$node.connected": {
-      handler(this: AlertsThis, ctx: Context<{ node: { id: string } }>) {
-        this.vanishedNodes.delete(ctx.params.node.id);
-      },
-    },
     // Breakers live in each calling node's memory; Moleculer broadcasts their changes to the cluster.
     "$circuit-breaker.opened": {
       handler(this: AlertsThis, ctx: Context<BreakerEvent>) {
@@ -306,6 +296,13 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
             ),
           (stats) => deepDeadLetterQueues(stats, cfg.dlqDepth),
         ),
+        // The health service (on every node) already tells a node that crashed from one that stopped.
+        ask(
+          "node-health",
+          () =>
+            this.broker.call<ClusterHealth, object>("health.cluster", {}, { ...options, nodeID: this.broker.nodeID }),
+          (cluster) => lostNodes(cluster.nodes),
+        ),
         ask(
           "saga-failures",
           () => this.broker.call<Page<unknown>, object>("sagas.list", { status: "FAILED", pageSize: 1 }, options),
@@ -316,12 +313,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         "circuit-breaker",
         [...this.openBreakers].map(([key, summary]) => ({ key, summary })),
       );
-      const nodes = this.broker.registry.getNodeList({ onlyAvailable: false, withServices: false }) as {
-        id: string;
-        available: boolean;
-      }[];
-      for (const id of this.vanishedNodes) if (!nodes.some((node) => node.id === id)) this.vanishedNodes.delete(id);
-      observation.set("node-health", lostNodes(nodes, this.vanishedNodes));
       return observation;
     },
 

@@ -66,15 +66,13 @@ describe("rules", () => {
     ]);
   });
 
-  it("reports only nodes that vanished and are still unavailable", () => {
+  it("reports only nodes the cluster health calls lost", () => {
     const nodes = [
-      { id: "crashed", available: false },
-      { id: "stopped-cleanly", available: false },
-      { id: "came-back", available: true },
+      { nodeID: "crashed", state: "lost" },
+      { nodeID: "stopped-cleanly", state: "left" },
+      { nodeID: "came-back", state: "up" },
     ];
-    expect(lostNodes(nodes, new Set(["crashed", "came-back"]))).toEqual([
-      { key: "crashed", summary: "Node crashed is gone (lost unexpectedly)" },
-    ]);
+    expect(lostNodes(nodes)).toEqual([{ key: "crashed", summary: "Node crashed is gone (lost unexpectedly)" }]);
   });
 });
 

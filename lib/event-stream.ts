@@ -1,7 +1,8 @@
 /**
  * Server-sent events on a plain Node response, for the gateway's live views (the log tail, an order's progress): the
  * stream polls its source at an interval, one poll at a time, comments on a quiet line so proxies keep it open, and
- * ends when the client leaves, after `maxMs`, or when told to.
+ * ends when the client leaves, after `maxMs`, or when told to. The reading side's parser is here too: the web console
+ * and the tests read these streams with it.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 
@@ -16,7 +17,7 @@ export interface EventStreamOptions {
   pollMs: number;
   /** The longest the stream stays open (the client reconnects, re-authenticated). */
   maxMs: number;
-  /** Must not throw: a source that fails says so on the stream. */
+  /** A poll that throws (its source is away) is reported as `event: unavailable` and tried again next time. */
   poll(stream: EventStream): Promise<void>;
   onEnd?(): void;
 }
@@ -49,8 +50,9 @@ export function openEventStream(req: IncomingMessage, res: ServerResponse, optio
     polling = true;
     try {
       await options.poll(stream);
-    } catch {
-      stream.end(); // a source that fails without saying so cannot be followed any further
+    } catch (err) {
+      const { message, type } = err as { message?: string; type?: string };
+      stream.send("unavailable", { type: type ?? "ERROR", message: message ?? String(err) });
     } finally {
       polling = false;
     }
@@ -62,4 +64,33 @@ export function openEventStream(req: IncomingMessage, res: ServerResponse, optio
   // After the caller has the stream in hand (a first poll may already end it).
   queueMicrotask(() => void poll());
   return stream;
+}
+
+export interface StreamEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** The reading side: splits a text buffer into complete events and what is left over. */
+export function parseEvents(buffer: string): { events: StreamEvent[]; rest: string } {
+  const events: StreamEvent[] = [];
+  let rest = buffer;
+  let end: number;
+  while ((end = rest.indexOf("\n\n")) >= 0) {
+    const block = rest.slice(0, end);
+    rest = rest.slice(end + 2);
+    const event: Partial<StreamEvent> = {};
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event.event = value;
+      else if (field === "data") event.data = event.data === undefined ? value : `${event.data}\n${value}`;
+      else if (field === "id") event.id = value;
+    }
+    if (event.data !== undefined) events.push({ event: event.event ?? "message", data: event.data, id: event.id });
+  }
+  return { events, rest };
 }

@@ -509,19 +509,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       }
 
       this.openStream(req, res, TAIL_POLL_MS, async (stream) => {
-        try {
-          for (;;) {
-            const page = await list({ afterId, pageSize: TAIL_PAGE });
-            for (const record of page.rows) {
-              stream.send("log", record, record.id);
-              afterId = record.id;
-            }
-            if (page.rows.length < TAIL_PAGE) break;
+        // While the log store is away the stream says so and tries again; the client keeps its place.
+        for (;;) {
+          const page = await list({ afterId, pageSize: TAIL_PAGE });
+          for (const record of page.rows) {
+            stream.send("log", record, record.id);
+            afterId = record.id;
           }
-        } catch (err) {
-          // The log store is away: say so and keep trying; the client keeps its place.
-          const { message, type } = err as Errors.MoleculerError;
-          stream.send("unavailable", { type: type ?? "ERROR", message });
+          if (page.rows.length < TAIL_PAGE) break;
         }
       });
     },
@@ -539,13 +534,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       const finished = (order: OrderWithSaga) =>
         ORDER_FINAL.has(order.status) && (!order.saga || SAGA_FINAL.has(order.saga.status));
       this.openStream(req, res, ORDER_POLL_MS, async (stream) => {
-        try {
-          last = sent === "" ? last : await read();
-        } catch (err) {
-          const { message, type } = err as Errors.MoleculerError;
-          stream.send("unavailable", { type: type ?? "ERROR", message });
-          return;
-        }
+        if (sent !== "") last = await read();
         const fingerprint = JSON.stringify([last.status, last.version, last.saga?.status, last.saga?.timeline?.length]);
         if (fingerprint !== sent) {
           stream.send("order", last);

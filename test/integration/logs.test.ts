@@ -6,6 +6,7 @@
 import type { BrokerOptions, ServiceBroker } from "moleculer";
 import { Client } from "pg";
 import { databaseUrlFor } from "../../lib/database";
+import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import { LogShipper } from "../../lib/log-shipper";
 import type { LogPage } from "../../services/logs.service";
 import {
@@ -108,35 +109,20 @@ it("is for operators only, and answers bad filters with 422", async () => {
   expect((await get("/api/logs?pageSize=5000")).status).toBe(422);
 });
 
-interface ServerSentEvent {
-  id?: string;
-  event?: string;
-  data?: string;
-}
-
 /** Reads a live tail's events until `enough` says so, then closes the stream. */
-async function readEvents(res: Response, enough: (events: ServerSentEvent[]) => boolean): Promise<ServerSentEvent[]> {
+async function readEvents(res: Response, enough: (events: StreamEvent[]) => boolean): Promise<StreamEvent[]> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
-  const events: ServerSentEvent[] = [];
+  const events: StreamEvent[] = [];
   let buffer = "";
   const deadline = setTimeout(() => void reader.cancel(), 10_000);
   try {
     while (!enough(events)) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`The stream ended after ${JSON.stringify(events)}`);
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event: ServerSentEvent = {};
-        for (const line of block.split("\n")) {
-          const [field, ...rest] = line.split(": ");
-          if (field === "id" || field === "event" || field === "data") event[field] = rest.join(": ");
-        }
-        if (event.event) events.push(event);
-      }
+      const parsed = parseEvents(buffer + decoder.decode(value, { stream: true }));
+      buffer = parsed.rest;
+      events.push(...parsed.events);
     }
     return events;
   } finally {
@@ -145,7 +131,7 @@ async function readEvents(res: Response, enough: (events: ServerSentEvent[]) => 
   }
 }
 
-const logEvents = (events: ServerSentEvent[]) =>
+const logEvents = (events: StreamEvent[]) =>
   events.filter((event) => event.event === "log").map((event) => JSON.parse(event.data!) as LogPage["rows"][number]);
 
 describe("live tail", () => {

@@ -1,4 +1,4 @@
-import { parseEvents } from "./events";
+import { parseEvents } from "../../lib/event-stream";
 
 describe("parseEvents", () => {
   it("splits complete events, keeps the incomplete rest, and skips comments", () => {

@@ -36,5 +36,13 @@ export async function ensureUiBuilt(log: (message: string) => void): Promise<voi
     return;
   }
   log("Building the web UI (its sources are newer than the last build)…");
-  await vite.build({ configFile: path.join(SOURCES, "vite.config.mts"), logLevel: "warn" });
+  // Vite builds for the NODE_ENV it finds: under a test run's NODE_ENV=test it would ship React's development build.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = "production";
+  try {
+    await vite.build({ configFile: path.join(SOURCES, "vite.config.mts"), logLevel: "warn" });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
 }

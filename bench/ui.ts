@@ -7,17 +7,15 @@
  *   bundle's sign-in page (no session, no API call), each `BENCH_UI_RUNS` times (default 7), medians and their ratio.
  * The system is one node process as `npm start` runs it (`bin/start.ts`), on `DATABASE_URL` under a random prefix.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
-import { dropScopeDatabases } from "../test/support/nodes";
-import { freePort } from "../test/support/servers";
+import { launchBrowser, newPage, signIn } from "../test/support/browser";
+import { dropScopeDatabases, startNodeProcess } from "../test/support/nodes";
 import { ensureUiBuilt } from "../bin/ui";
+import { UI_DIR } from "../lib/paths";
 
-const ROOT = path.join(__dirname, "..");
 const ADMIN = { email: "bench@aicunet.local", password: "bench-admin-password" };
 
 export interface UiResult {
@@ -29,11 +27,10 @@ export interface UiResult {
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 async function initialAssets() {
-  const dir = path.join(ROOT, "dist", "ui");
-  const html = await readFile(path.join(dir, "index.html"));
+  const html = await readFile(path.join(UI_DIR, "index.html"));
   const referenced = [...html.toString().matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((match) => match[1]);
   const files = [{ file: "index.html", body: html }];
-  for (const asset of referenced) files.push({ file: asset, body: await readFile(path.join(dir, asset)) });
+  for (const asset of referenced) files.push({ file: asset, body: await readFile(path.join(UI_DIR, asset)) });
   return files.map(({ file, body }) => ({ file, bytes: body.length, gzip: gzipSync(body, { level: 9 }).length }));
 }
 
@@ -42,53 +39,30 @@ export async function uiBench(databaseUrl: string): Promise<UiResult> {
   const assets = await initialAssets();
   const runs = Number(process.env.BENCH_UI_RUNS ?? 7);
   const prefix = `bench_ui_${randomBytes(3).toString("hex")}_`;
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bin", "start.ts")], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      NODE_ENV: "test",
-      DATABASE_URL: databaseUrl,
-      DATABASE_NAME_PREFIX: prefix,
-      PORT: String(port),
-      METRICS_PORT: "0",
-      LOG_LEVEL: "info",
-      LOG_FORMAT: "json",
-      TRACING_EXPORTER: "none",
-      ADMIN_EMAIL: ADMIN.email,
-      ADMIN_PASSWORD: ADMIN.password,
-      AUTH_KEY_SECRET: randomBytes(32).toString("hex"),
-      RATE_LIMIT_AUTH: "100000",
-      RATE_LIMIT_IP: "100000",
-    },
+  // One node as `npm start` runs it, on its own databases.
+  const node = await startNodeProcess({
+    NODE_ENV: "test",
+    DATABASE_URL: databaseUrl,
+    DATABASE_NAME_PREFIX: prefix,
+    METRICS_PORT: "0",
+    LOG_FORMAT: "json",
+    TRACING_EXPORTER: "none",
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    AUTH_KEY_SECRET: randomBytes(32).toString("hex"),
+    RATE_LIMIT_AUTH: "100000",
+    RATE_LIMIT_IP: "100000",
   });
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Ready in")) resolve();
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`the node exited (${code}):\n${output}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"],
-  });
+  const base = `http://127.0.0.1:${node.port}`;
+  const browser = await launchBrowser();
   try {
     const loginMs: number[] = [];
     const dashboardMs: number[] = [];
-    const signedIn = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-    await signedIn.goto(`${base}/login`);
-    await signedIn.getByLabel("Email").fill(ADMIN.email);
-    await signedIn.getByLabel("Password").fill(ADMIN.password);
-    await signedIn.getByRole("button", { name: "Sign in" }).click();
-    await signedIn.getByTestId("tile-Requests").waitFor();
+    const viewport = { width: 1280, height: 900 };
+    const signedIn = await newPage(browser, viewport);
+    await signIn(signedIn, base, ADMIN.email, ADMIN.password);
     // The baseline is loaded the same way: a tab that has been here before (warm cache) but has no session.
-    const anonymous = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    const anonymous = await newPage(browser, viewport);
     await anonymous.goto(`${base}/login`);
     for (let run = 0; run < runs; run++) {
       await anonymous.goto(`${base}/login`);
@@ -102,8 +76,7 @@ export async function uiBench(databaseUrl: string): Promise<UiResult> {
     return { assets, loginMs, dashboardMs };
   } finally {
     await browser.close();
-    child.kill("SIGTERM");
-    await new Promise((resolve) => child.once("exit", resolve));
+    await node.stop("SIGTERM");
     await dropScopeDatabases(prefix, databaseUrl);
   }
 }

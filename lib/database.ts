@@ -146,8 +146,10 @@ export interface Page<T> {
 }
 
 /**
- * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, queried together.
- * `where` uses the binds `$1…$n`; the page's LIMIT and OFFSET follow them.
+ * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, from one statement
+ * (one snapshot: two queries side by side could count a row committed between them that the page did not get).
+ * `where` uses the binds `$1…$n`; the page's LIMIT and OFFSET follow them. Only a page past the end, which has no row
+ * to carry the count, asks for it separately.
  */
 export async function selectPage<R extends object, T>(
   sequelize: Sequelize,
@@ -158,16 +160,20 @@ export async function selectPage<R extends object, T>(
 ): Promise<Page<T>> {
   const { table, where, order, bind } = query;
   const limit = `LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`;
-  const [rows, [{ count }]] = await Promise.all([
-    sequelize.query<R>(`SELECT * FROM ${table} WHERE ${where} ORDER BY ${order} ${limit}`, {
-      bind: [...bind, pageSize, (page - 1) * pageSize],
-      type: QueryTypes.SELECT,
-    }),
-    sequelize.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, {
+  const rows = await sequelize.query<R & { page_total: string }>(
+    `SELECT *, count(*) OVER () AS page_total FROM ${table} WHERE ${where} ORDER BY ${order} ${limit}`,
+    { bind: [...bind, pageSize, (page - 1) * pageSize], type: QueryTypes.SELECT },
+  );
+  let total: number;
+  if (rows.length > 0) total = Number(rows[0].page_total);
+  else if (page === 1) total = 0;
+  else {
+    const [{ count }] = await sequelize.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, {
       bind,
       type: QueryTypes.SELECT,
-    }),
-  ]);
-  const total = Number(count);
-  return { rows: rows.map(map), total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
+    });
+    total = Number(count);
+  }
+  const pageRows = rows.map(({ page_total: _total, ...row }) => map(row as unknown as R));
+  return { rows: pageRows, total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
 }

@@ -266,6 +266,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     default: "2",
     description: "How many calls for one charge fail transiently with `pm_card_flaky` before it succeeds.",
   },
+  {
+    key: "FAILPOINTS",
+    default: "(none)",
+    description:
+      "Fault tests only: comma list of crash points (`outbox.published:<channel>`, `saga.committed:<step>`) where the process kills itself (lib/failpoints.ts). Refused in production.",
+  },
 ];
 
 export interface Config {
@@ -320,6 +326,8 @@ export interface Config {
     maxWaits: number;
   };
   payments: { slowMs: number; flakyFailures: number };
+  /** Crash points armed for a fault test (lib/failpoints.ts); always empty in production. */
+  failpoints: string[];
   alerts: {
     intervalMs: number;
     cooldownMs: number;
@@ -501,6 +509,10 @@ export function loadConfig(env: Env = process.env): Config {
       slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),
       flakyFailures: number("PAYMENTS_FLAKY_FAILURES", 2, { min: 0, max: 100 }),
     },
+    failpoints: (text("FAILPOINTS") ?? "")
+      .split(",")
+      .map((point) => point.trim())
+      .filter(Boolean),
     alerts: {
       intervalMs: number("ALERT_INTERVAL", 15_000, { min: 100, max: 3_600_000 }),
       cooldownMs: number("ALERT_COOLDOWN", 600_000, { min: 0 }),
@@ -520,6 +532,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (config.alerts.smtpUrl && config.alerts.emailTo.length === 0) {
     problems.push("ALERT_SMTP_URL needs ALERT_EMAIL_TO (who gets the alert emails)");
   }
+  if (isProduction && config.failpoints.length > 0) problems.push("FAILPOINTS are for fault tests, not production");
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -13,6 +13,7 @@ import { MAX_MESSAGE_BYTES, ensureStream } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
+import { crashAt } from "../lib/failpoints";
 
 export interface OutboxMixinOptions {
   /** Pause between rounds when the outbox is empty, in ms. */
@@ -96,7 +97,9 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
               this.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
             ),
           );
-          const sent = rows.filter((_, index) => results[index].status === "fulfilled").map((row) => row.id);
+          const published = rows.filter((_, index) => results[index].status === "fulfilled");
+          for (const channel of new Set(published.map((row) => row.channel))) crashAt(`outbox.published:${channel}`);
+          const sent = published.map((row) => row.id);
           const failures = results.flatMap((result, index) =>
             result.status === "rejected" ? [{ id: rows[index].id, error: (result.reason as Error).message }] : [],
           );

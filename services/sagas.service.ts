@@ -16,6 +16,7 @@ import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { deadLetterEnvelope, deterministicId, isRetryable } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { crashAt } from "../lib/failpoints";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import {
   SAGA_STATUSES,
@@ -177,9 +178,10 @@ function startHandler(definitionName: string): EventHandler {
       transaction,
     );
     await svc.sendStepDue(envelope, { sagaId, cursor: state.cursor }, 0, transaction);
-    transaction.afterCommit(() =>
-      svc.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName }),
-    );
+    transaction.afterCommit(() => {
+      svc.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName });
+      crashAt(`saga.committed:${cursorName(definition, state.cursor)}`);
+    });
   };
 }
 
@@ -242,12 +244,10 @@ const runStep: EventHandler = async function (this: ConsumerThis, envelope: Even
   );
 
   if (decision.next) {
-    await svc.sendStepDue(
-      envelope,
-      { sagaId: row.id, cursor: decision.next.cursor },
-      decision.next.delayMs,
-      transaction,
-    );
+    const { cursor, delayMs } = decision.next;
+    await svc.sendStepDue(envelope, { sagaId: row.id, cursor }, delayMs, transaction);
+    // The crash window between this commit and the next command's publish, for the fault tests.
+    transaction.afterCommit(() => crashAt(`saga.committed:${cursorName(definition, cursor)}`));
   } else if (decision.state.status === "FAILED") {
     // Parked: the command that resumes it waits in the dead-letter queue for an operator's replay.
     const resumeCommand = createEnvelope(

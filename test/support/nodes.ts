@@ -119,6 +119,8 @@ export interface NodeProcess {
   nodeID: string;
   port: number;
   output: () => string;
+  /** Resolves with the exit code or signal when the process has ended, however it ended. */
+  exited: Promise<number | string>;
   /** Sends the signal (to the process group for `npm start`) and resolves with the exit code or signal. */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
@@ -179,6 +181,7 @@ export async function startNodeProcess(
     nodeID,
     port,
     output: () => output,
+    exited,
     async stop(name = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) signal(name);
       return exited;

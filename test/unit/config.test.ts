@@ -93,6 +93,23 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TRACING_EXPORTER: "jaeger" })).toThrow(/unknown exporters: jaeger/);
   });
 
+  it("arms crash points for fault tests, never in production", () => {
+    expect(loadConfig({ FAILPOINTS: "outbox.published:order.created, saga.committed:shipping" }).failpoints).toEqual([
+      "outbox.published:order.created",
+      "saga.committed:shipping",
+    ]);
+    expect(loadConfig({}).failpoints).toEqual([]);
+    expect(() =>
+      loadConfig({
+        NODE_ENV: "production",
+        DATABASE_URL: "postgres://u:p@db:5432/postgres",
+        AUTH_KEY_SECRET: "x".repeat(32),
+        ADMIN_PASSWORD: "a-long-admin-password",
+        FAILPOINTS: "saga.committed:shipping",
+      }),
+    ).toThrow(/FAILPOINTS are for fault tests/);
+  });
+
   it("documents the keys the issue names as the operators' interface", () => {
     const documented = CONFIG_KEYS.map((key) => key.key);
     for (const key of [

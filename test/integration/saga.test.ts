@@ -13,6 +13,7 @@ import { cursorName, type Cursor } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
 import { apiRequest, orderBody, type OrderOptions } from "../support/api";
 import {
+  crashed,
   dropScopeDatabases,
   isolation,
   json,
@@ -278,15 +279,6 @@ async function sagaReaches(orderId: string, step: { phase: string; step: number 
     20_000,
     `the saga of ${orderId} to reach ${JSON.stringify(step)}`,
   );
-}
-
-/** Waits until a node armed with a crash point has killed itself. */
-async function crashed(node: NodeProcess, timeoutMs = 30_000): Promise<number | string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${node.nodeID} did not reach its crash point`)), timeoutMs);
-  });
-  return Promise.race([node.exited, timeout]).finally(() => clearTimeout(timer));
 }
 
 describe("crashes", () => {

@@ -192,6 +192,15 @@ export async function startNodeProcess(
   return node;
 }
 
+/** Waits until a node armed with a crash point (`FAILPOINTS`) has killed itself; resolves with how it ended. */
+export async function crashed(node: NodeProcess, timeoutMs = 30_000): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${node.nodeID} did not reach its crash point`)), timeoutMs);
+  });
+  return Promise.race([node.exited, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Drops every database of a test scope (the prefix is random, so this touches nothing else). */
 export async function dropScopeDatabases(prefix: string, serverUrl = testDatabaseUrl()): Promise<void> {
   const client = new Client({ connectionString: serverUrl });

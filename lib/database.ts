@@ -136,6 +136,52 @@ export async function runMigrations(url: string, sequelize: Sequelize, migration
   }
 }
 
+const DUPLICATE_OBJECT = "42710";
+
+/** The role a service with append-only tables writes with: one per database (roles are per server), no login. */
+export function writerRoleOf(url: string): string {
+  return `${databaseName(url)}_writer`;
+}
+
+/**
+ * Creates (when missing) and grants the writer role of the database `owner` is connected to as the tables' owner:
+ * read and write on every table, but only read and insert on the `appendOnly` ones, and no ownership, so it can
+ * neither change their rows nor switch their triggers off. Run after the migrations on every start, so tables that
+ * a new migration added are granted too; GRANT and REVOKE are idempotent.
+ */
+export async function grantWriterRole(owner: Sequelize, url: string, appendOnly: string[]): Promise<string> {
+  const name = writerRoleOf(url);
+  const role = quoteIdentifier(name);
+  const [found] = await owner.query("SELECT 1 FROM pg_roles WHERE rolname = $1", {
+    bind: [name],
+    type: QueryTypes.SELECT,
+  });
+  if (!found) {
+    // Two replicas starting together: the loser's CREATE finds the role made.
+    await owner.query(`CREATE ROLE ${role} NOLOGIN`).catch((err: { parent?: { code?: string } }) => {
+      if (err.parent?.code !== DUPLICATE_OBJECT && err.parent?.code !== UNIQUE_VIOLATION) throw err;
+    });
+  }
+  const tables = appendOnly.map(quoteIdentifier).join(", ");
+  for (const statement of [
+    `GRANT ${role} TO CURRENT_USER`,
+    `GRANT USAGE ON SCHEMA public TO ${role}`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`,
+    `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    `REVOKE UPDATE, DELETE, TRUNCATE ON ${tables} FROM ${role}`,
+  ]) {
+    await owner.query(statement);
+  }
+  return name;
+}
+
+/** Every new connection of `sequelize` acts as `role` (the URL's user stays the one that logs in). */
+export function actAsRole(sequelize: Sequelize, role: string): void {
+  sequelize.addHook("afterConnect", async (connection) => {
+    await (connection as Client).query(`SET ROLE ${quoteIdentifier(role)}`);
+  });
+}
+
 /** One page of a list, as every list action answers. */
 export interface Page<T> {
   rows: T[];

@@ -11,10 +11,13 @@ import SqlAdapter from "moleculer-db-adapter-sequelize";
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Model, ModelAttributes, ModelOptions, ModelStatic, Sequelize } from "sequelize";
 import { config, type ServiceName } from "../lib/config";
+import { QueryTypes } from "sequelize";
 import {
+  actAsRole,
   createSequelize,
   databaseUrlFor,
   ensureDatabase,
+  grantWriterRole,
   redactUrl,
   replicaUrlFor,
   runMigrations,
@@ -29,6 +32,11 @@ export interface DbMixinOptions {
   migrations: Migration[];
   /** Read from `DATABASE_REPLICA_URL` when one is configured. */
   readReplica?: boolean;
+  /**
+   * Tables whose rows no one may change once written. The service's queries then run as the database's writer role,
+   * which may only read and insert them (lib/database.ts `grantWriterRole`); migrations still run as the URL's user.
+   */
+  appendOnly?: string[];
 }
 
 /** What a service using the mixin can rely on at run time. */
@@ -61,6 +69,7 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
   const replicaUrl = options.readReplica ? replicaUrlFor(options.service, cfg) : null;
   const sequelize = createSequelize(url, cfg.database.poolMax, replicaUrl);
   const settings: DbSettings = { idField: "id" };
+  const appendOnly = options.appendOnly?.length ? options.appendOnly : undefined;
 
   return {
     mixins: [DbService as unknown as Partial<ServiceSchema>],
@@ -78,19 +87,31 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
       /** Replaces moleculer-db's `connect` (which its `started` retries every second until it succeeds). */
       async connect(this: Service & { adapter: SqlAdapter }): Promise<void> {
         if (await ensureDatabase(url)) this.logger.info(`Created database ${redactUrl(url)}`);
+        // Migrations read their own bookkeeping, which must come from the primary, never a lagging replica, and run
+        // as the owner even where the service's own connections act as its writer role.
+        const migrator = replicaUrl || appendOnly ? createSequelize(url, 1) : sequelize;
+        try {
+          const applied = await runMigrations(url, migrator, options.migrations);
+          if (applied.length > 0) this.logger.info(`Applied migrations: ${applied.join(", ")}`);
+          // Before the service's first connection, so every one of them acts as the role.
+          if (appendOnly) actAsRole(sequelize, await grantWriterRole(migrator, url, appendOnly));
+        } finally {
+          if (migrator !== sequelize) await migrator.close();
+        }
         await this.adapter.connect();
-        // Migrations read their own bookkeeping, which must come from the primary, never a lagging replica.
-        const migrator = replicaUrl ? createSequelize(url, 1) : sequelize;
-        const applied = await runMigrations(url, migrator, options.migrations).finally(() =>
-          migrator === sequelize ? undefined : migrator.close(),
-        );
-        if (applied.length > 0) this.logger.info(`Applied migrations: ${applied.join(", ")}`);
       },
 
       async readinessChecks(): Promise<ReadinessCheck[]> {
-        const primary = timedCheck(`database:${options.service}`, () =>
-          sequelize.query("SELECT 1", { useMaster: true }),
-        );
+        const primary = timedCheck(`database:${options.service}`, async () => {
+          if (!appendOnly) return sequelize.query("SELECT 1", { useMaster: true });
+          // Not ready while the role the service writes with could change what must stay as written.
+          const [{ role, mutable }] = await sequelize.query<{ role: string; mutable: boolean }>(
+            `SELECT current_user AS role, bool_or(has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'DELETE')
+               OR has_table_privilege(t, 'TRUNCATE')) AS mutable FROM unnest($1::text[]) AS t`,
+            { bind: [appendOnly], type: QueryTypes.SELECT, useMaster: true },
+          );
+          if (mutable) throw new Error(`${role} may change the append-only tables ${appendOnly.join(", ")}`);
+        });
         if (!replicaUrl) return [await primary];
         const replica = timedCheck(`database:${options.service}:replica`, () =>
           sequelize.query("SELECT 1", { useMaster: false }),

@@ -256,6 +256,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     dbMixin({
       service: "audit",
       migrations: auditMigrations,
+      // The trail and the event store: the role the service writes with can only add to them.
+      appendOnly: ["audit_records", "events"],
       model: {
         name: "auditRecord",
         define: { seq: { type: DataTypes.BIGINT, primaryKey: true } },

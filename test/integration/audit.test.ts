@@ -6,7 +6,8 @@
 import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
-import { databaseUrlFor } from "../../lib/database";
+import { QueryTypes, type Sequelize } from "sequelize";
+import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import type { AuditPage, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
@@ -29,6 +30,7 @@ let base: string;
 let admin: string;
 let adminId: string;
 let auditDb: Client;
+let auditUrl: string;
 
 const send = (method: string, path: string, body: unknown, requestId: string, token = admin) =>
   fetch(`${base}${path}`, {
@@ -59,7 +61,8 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   adminId = (await json<{ id: string }>(await send("GET", "/api/auth/me", undefined, "me"))).id;
-  auditDb = new Client({ connectionString: databaseUrlFor("audit", cfg) });
+  auditUrl = databaseUrlFor("audit", cfg);
+  auditDb = new Client({ connectionString: auditUrl });
   await auditDb.connect();
 });
 
@@ -156,6 +159,24 @@ it("keeps domain events as an event store: in order globally, and per stream", a
   );
   expect(later).toEqual([]);
   await expect(auditDb.query("DELETE FROM events")).rejects.toThrow(/append-only/);
+});
+
+it("writes as a role that may only add to the trail and the event store, and cannot switch their guard off", async () => {
+  const { sequelize } = broker.getLocalService("audit") as unknown as { sequelize: Sequelize };
+  const [session] = await sequelize.query<{ role: string }>("SELECT current_user AS role", {
+    type: QueryTypes.SELECT,
+  });
+  expect(session.role).toBe(writerRoleOf(auditUrl));
+  // Refused by the missing privilege itself, before any trigger is asked.
+  await expect(sequelize.query("UPDATE audit_records SET name = 'x'")).rejects.toThrow(/permission denied/);
+  await expect(sequelize.query("DELETE FROM events")).rejects.toThrow(/permission denied/);
+  await expect(sequelize.query("TRUNCATE audit_records")).rejects.toThrow(/permission denied/);
+  await expect(sequelize.query("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update")).rejects.toThrow(
+    /must be owner/,
+  );
+  // Readiness checks the same of the role, so a node whose trail could be rewritten is never ready.
+  const ready = await json<{ checks: { name: string; ok: boolean }[] }>(await fetch(`${base}/health/ready`));
+  expect(ready.checks).toContainEqual(expect.objectContaining({ name: "database:audit", ok: true }));
 });
 
 it("refuses changes to records, and verify names a record edited behind its back", async () => {

@@ -212,6 +212,12 @@ export async function dropScopeDatabases(prefix: string, serverUrl = testDatabas
     );
     for (const { datname } of rows)
       await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`);
+    // Roles are per server: the writer roles of those databases (lib/database.ts `writerRoleOf`) go with them.
+    const { rows: roles } = await client.query<{ rolname: string }>(
+      "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) AND rolname LIKE '%\\_writer'",
+      [prefix],
+    );
+    for (const { rolname } of roles) await client.query(`DROP ROLE IF EXISTS ${quoteIdentifier(rolname)}`);
   } finally {
     await client.end();
   }

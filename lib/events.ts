@@ -42,11 +42,25 @@ const checkEnvelope = validator.compile({
   $$strict: true,
 });
 
+/** Where the catalogue looks up a type it does not hold (the schema registry): every registered version of it. */
+export type SchemaSource = (type: string) => Promise<EventSchema[]>;
+
+/** A type and version the source did not have is not asked for again this soon (a producer in a loop of them). */
+const MISS_TTL_MS = 2000;
+
 export class EventCatalogue {
   private readonly checks = new Map<string, (payload: unknown) => true | FieldError[] | Promise<true | FieldError[]>>();
+  private source?: SchemaSource;
+  private readonly misses = new Map<string, number>();
 
   constructor(schemas: EventSchema[] = []) {
     for (const schema of schemas) this.register(schema);
+  }
+
+  /** Types and versions the catalogue does not hold are looked up in `source` before they are refused. */
+  useSource(source: SchemaSource | undefined): void {
+    this.source = source;
+    this.misses.clear();
   }
 
   register(schema: EventSchema): void {
@@ -61,7 +75,9 @@ export class EventCatalogue {
   async validate(envelope: EventEnvelope): Promise<void> {
     const shape = await checkEnvelope({ ...envelope });
     if (shape !== true) throw invalidFields("Invalid event envelope", shape.map(toProblem));
-    const check = this.checks.get(`${envelope.type}@${envelope.version}`);
+    const key = `${envelope.type}@${envelope.version}`;
+    if (!this.checks.has(key)) await this.lookUp(envelope.type, key);
+    const check = this.checks.get(key);
     if (!check) {
       throw invalidFields(`Event type ${envelope.type} v${envelope.version} is not registered`, [
         {
@@ -79,6 +95,19 @@ export class EventCatalogue {
         payload.map((error) => toProblem({ ...error, field: `payload.${error.field}` })),
       );
     }
+  }
+
+  /** Adds the versions of `type` the source has; what the catalogue holds already (the built-in ones) stays. */
+  private async lookUp(type: string, key: string): Promise<void> {
+    if (!this.source || (this.misses.get(key) ?? 0) > Date.now()) return;
+    try {
+      for (const schema of await this.source(type)) {
+        if (!this.has(schema.type, schema.version)) this.register(schema);
+      }
+    } catch {
+      // The registry is unreachable: the event is refused as unregistered (fail closed), and asked about again later.
+    }
+    if (!this.checks.has(key)) this.misses.set(key, Date.now() + MISS_TTL_MS);
   }
 }
 

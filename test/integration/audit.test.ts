@@ -7,7 +7,10 @@ import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
 import { QueryTypes, type Sequelize } from "sequelize";
+import type { Config } from "../../lib/config";
 import { databaseUrlFor, writerRoleOf } from "../../lib/database";
+import { createEnvelope } from "../../lib/events";
+import type { OutboxMethods } from "../../mixins/outbox.mixin";
 import type { AuditPage, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
@@ -31,6 +34,7 @@ let admin: string;
 let adminId: string;
 let auditDb: Client;
 let auditUrl: string;
+let cfg: Config;
 
 const send = (method: string, path: string, body: unknown, requestId: string, token = admin) =>
   fetch(`${base}${path}`, {
@@ -56,7 +60,7 @@ async function recordsOf(requestId: string, count: number): Promise<AuditPage["r
 
 beforeAll(async () => {
   const port = await freePort();
-  const cfg = testConfig(scope, { SERVICES: "api,auth,products,orders,audit", PORT: String(port) });
+  cfg = testConfig(scope, { SERVICES: "api,auth,products,orders,audit", PORT: String(port) });
   broker = await startInProcessNode(cfg);
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
@@ -241,6 +245,38 @@ describe("schema registry", () => {
     );
     expect(versions.map((schema) => schema.version)).toEqual([1, 2]);
     expect(versions[1].registeredBy).toBe(`user:${adminId}`);
+  });
+
+  it("is what producers publish against: a registered type passes, an unregistered one or a payload off it is refused", async () => {
+    // The orders service's outbox, whose built-in catalogue has no inventory events: only the registry knows them.
+    const orders = broker.getLocalService("orders") as unknown as { sequelize: Sequelize } & Pick<
+      OutboxMethods,
+      "enqueueEvent"
+    >;
+    const correlationId = `registry-${Date.now()}`;
+    const publish = (type: string, payload: object, version = 1) =>
+      orders.sequelize.transaction((transaction) =>
+        orders.enqueueEvent(transaction, createEnvelope(type, payload, { source: "orders", correlationId, version })),
+      );
+    await expect(publish("inventory.counted", { sku: "A-1", quantity: 3, location: "hall 2" }, 2)).resolves.toBe(
+      undefined,
+    );
+    await expect(publish("inventory.counted", { sku: "A-1", quantity: "three" })).rejects.toMatchObject({
+      code: 422,
+      data: [expect.objectContaining({ field: "payload.quantity" })],
+    });
+    await expect(publish("inventory.recounted", { sku: "A-1" })).rejects.toMatchObject({
+      code: 422,
+      data: [expect.objectContaining({ field: "type", type: "unregisteredEvent" })],
+    });
+    await expect(publish("inventory.counted", { sku: "A-1", quantity: 1 }, 9)).rejects.toMatchObject({ code: 422 });
+    // Only the registered event reached the outbox; the refused ones left nothing behind.
+    const ordersDb = new Client({ connectionString: databaseUrlFor("orders", cfg) });
+    await ordersDb.connect();
+    const { rows } = await ordersDb
+      .query("SELECT channel FROM outbox WHERE envelope->>'correlationId' = $1", [correlationId])
+      .finally(() => ordersDb.end());
+    expect(rows).toEqual([{ channel: "inventory.counted" }]);
   });
 
   it("refuses an incompatible version naming the fields, a skipped or rewritten version, and a broken schema", async () => {

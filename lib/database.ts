@@ -195,20 +195,20 @@ export interface Page<T> {
  * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, from one statement
  * (one snapshot: two queries side by side could count a row committed between them that the page did not get).
  * `where` uses the binds `$1…$n`; the page's LIMIT and OFFSET follow them. Only a page past the end, which has no row
- * to carry the count, asks for it separately.
+ * to carry the count, asks for it separately. `useMaster: false` reads from the replica, where there is one.
  */
 export async function selectPage<R extends object, T>(
   sequelize: Sequelize,
-  query: { table: string; where: string; order: string; bind: unknown[] },
+  query: { table: string; where: string; order: string; bind: unknown[]; useMaster?: boolean },
   page: number,
   pageSize: number,
   map: (row: R) => T,
 ): Promise<Page<T>> {
-  const { table, where, order, bind } = query;
+  const { table, where, order, bind, useMaster = true } = query;
   const limit = `LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`;
   const rows = await sequelize.query<R & { page_total: string }>(
     `SELECT *, count(*) OVER () AS page_total FROM ${table} WHERE ${where} ORDER BY ${order} ${limit}`,
-    { bind: [...bind, pageSize, (page - 1) * pageSize], type: QueryTypes.SELECT },
+    { bind: [...bind, pageSize, (page - 1) * pageSize], type: QueryTypes.SELECT, useMaster },
   );
   let total: number;
   if (rows.length > 0) total = Number(rows[0].page_total);
@@ -217,6 +217,7 @@ export async function selectPage<R extends object, T>(
     const [{ count }] = await sequelize.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, {
       bind,
       type: QueryTypes.SELECT,
+      useMaster,
     });
     total = Number(count);
   }

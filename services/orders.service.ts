@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import { selectPage } from "../lib/database";
 import { ForbiddenError, NotFoundError, invalidFields, type FieldProblem, MoleculerClientError } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { ORDER_STATUSES, transition, type OrderStatus } from "../lib/order-status";
@@ -325,22 +326,9 @@ const OrdersService: ServiceSchema<
           AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)`;
         const bind = [customerId, status ?? null, from ?? null, to ?? null];
         const source = await this.readFrom();
-        const [rows, [{ count }]] = await Promise.all([
-          this.query<OrderRow>(
-            `SELECT * FROM orders WHERE ${filters} ORDER BY created_at DESC, id LIMIT $5 OFFSET $6`,
-            [...bind, pageSize, (page - 1) * pageSize],
-            source,
-          ),
-          this.query<{ count: string }>(`SELECT count(*) FROM orders WHERE ${filters}`, bind, source),
-        ]);
-        const total = Number(count);
-        return {
-          rows: await this.loadOrders(rows, source),
-          total,
-          page,
-          pageSize,
-          totalPages: Math.ceil(total / pageSize),
-        };
+        const query = { table: "orders", where: filters, order: "created_at DESC, id", bind, ...source };
+        const found = await selectPage<OrderRow, OrderRow>(this.sequelize, query, page, pageSize, (row) => row);
+        return { ...found, rows: await this.loadOrders(found.rows, source) };
       },
     },
 

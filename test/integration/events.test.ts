@@ -297,12 +297,17 @@ it("parks bad payloads (not JSON, too large, wrong schema) with a validation err
   expect((await deadLetters("status=PENDING")).total).toBe(0);
 });
 
-it("loses no event while NATS restarts with events flowing", async () => {
+it("loses no event while NATS is killed with events in flight, stays down, and restarts", async () => {
   const orders: Order[] = [];
-  for (let i = 0; i < 30; i++) {
-    orders.push(await placeOrder(`FLOW-${i}`));
-    if (i === 9) await nats.restart();
-  }
+  for (let i = 0; i < 10; i++) orders.push(await placeOrder(`FLOW-${i}`));
+  const inFlight = Array.from({ length: 5 }, (_, i) => placeOrder(`FLOW-IN-FLIGHT-${i}`));
+  await nats.kill();
+  orders.push(...(await Promise.all(inFlight)));
+  // Committed while NATS is down: accepted, and waiting in the outbox.
+  for (let i = 0; i < 5; i++) orders.push(await placeOrder(`FLOW-DOWN-${i}`));
+  expect(await count(ordersDb, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")).toBeGreaterThanOrEqual(5);
+  await nats.start();
+  for (let i = 0; i < 10; i++) orders.push(await placeOrder(`FLOW-AFTER-${i}`));
   await waitFor(
     async () => {
       const processed = await count(probeDb, "SELECT count(DISTINCT order_id) FROM effects WHERE order_id = ANY($1)", [

@@ -49,6 +49,9 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** Kills the server and starts it again on the same port and store, as a crash and restart would. */
   restart(): Promise<void>;
+  /** The two halves of a restart, for an outage that lasts: killed, then started again on the same port and store. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
 }
 
 /** Starts `nats-server -js` on a free port with its own JetStream store; throws with install advice when missing. */
@@ -79,6 +82,8 @@ export async function startNats(): Promise<NatsServer> {
       await kill();
       await launch();
     },
+    kill,
+    start: launch,
   };
 }
 

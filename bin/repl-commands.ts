@@ -23,7 +23,7 @@ export async function dlqCommand(
   broker: ServiceBroker,
   verb: string,
   id: string | undefined,
-  options: { status?: string; channel?: string; group?: string; search?: string },
+  options: { status?: string; channel?: string; group?: string; search?: string; reason?: string },
   print: Print,
 ): Promise<void> {
   const needId = () => {
@@ -32,8 +32,9 @@ export async function dlqCommand(
   };
   switch (verb) {
     case "list": {
+      const { reason: _reason, ...filters } = options;
       const filter = Object.fromEntries(
-        Object.entries({ status: options.status ?? "PENDING", ...options }).filter(([, value]) => value),
+        Object.entries({ status: options.status ?? "PENDING", ...filters }).filter(([, value]) => value),
       );
       const page = await broker.call<DeadLetterPage, object>("dlq.list", { ...filter, pageSize: 100 }, asSystem());
       print(`${page.total} dead letter(s)${page.total > page.rows.length ? `, the newest ${page.rows.length}` : ""}`);
@@ -54,7 +55,12 @@ export async function dlqCommand(
       return;
     }
     case "discard": {
-      const entry = await broker.call<DeadLetter, object>("dlq.discard", needId(), asSystem());
+      if (!options.reason) throw new Error("dlq discard needs --reason: why the message is given up on");
+      const entry = await broker.call<DeadLetter, object>(
+        "dlq.discard",
+        { ...needId(), reason: options.reason },
+        asSystem(),
+      );
       print(`Discarded ${entry.id}`);
       return;
     }
@@ -138,12 +144,14 @@ const idOf = (args: CommandArgs) => args.id as string | undefined;
 export const REPL_COMMANDS: ReplCustomCommand[] = [
   {
     command: "dlq <verb> [id]",
-    description: "Dead letters: dlq list [--status S --channel C --group G --search T], dlq show|replay|discard <id>",
+    description:
+      "Dead letters: dlq list [--status S --channel C --group G --search T], dlq show|replay <id>, dlq discard <id> --reason R",
     options: [
       { option: "--status <status>", description: "PENDING (the default), REPLAYED, RESOLVED or DISCARDED" },
       { option: "--channel <channel>", description: "original channel, e.g. order.created" },
       { option: "--group <group>", description: "consumer group, e.g. exec" },
       { option: "--search <text>", description: "text inside the message or the error" },
+      { option: "--reason <text>", description: "why a discarded message is given up on (required by discard)" },
     ],
     action: printingErrors((broker, args) =>
       dlqCommand(broker, String(args.verb), idOf(args), args.options, console.log),

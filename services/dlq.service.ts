@@ -376,16 +376,17 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       permissions: ["dlq:discard"],
       params: {
         id: { type: "uuid" },
-        reason: { type: "string", trim: true, max: 500, optional: true },
+        // Why it is given up on, for whoever finds it later: required.
+        reason: { type: "string", trim: true, min: 1, max: 500 },
         $$strict: true,
       },
-      async handler(this: DlqThis, ctx: Context<{ id: string; reason?: string }, CallerMeta>): Promise<DeadLetter> {
+      async handler(this: DlqThis, ctx: Context<{ id: string; reason: string }, CallerMeta>): Promise<DeadLetter> {
         const actor = actorOf(ctx.meta.caller);
         const [row] = await this.rows(
           `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, discard_reason = $3,
              updated_at = now()
            WHERE id = $1 AND status <> 'DISCARDED' RETURNING *`,
-          [ctx.params.id, actor, ctx.params.reason || null],
+          [ctx.params.id, actor, ctx.params.reason],
         );
         if (!row) {
           const existing = await this.findEntry(ctx.params.id);

@@ -115,7 +115,7 @@ describe("dead letters", () => {
     expect(smtp.messages).toHaveLength(1);
     expect(webhook.bodies).toHaveLength(1);
 
-    expect((await send("DELETE", `/api/dlq/${id}`)).status).toBe(200);
+    expect((await send("DELETE", `/api/dlq/${id}`, { reason: "alert test" })).status).toBe(200);
     await waitFor(async () => (smtp.messages.length === 2 && webhook.bodies.length === 2 ? true : undefined));
     expect(subjects()[1]).toBe("[AiCUnet] RESOLVED dlq-depth: 1 dead letter(s) pending on order.created");
     expect(webhookTexts()[1]).toBe(subjects()[1]);
@@ -129,7 +129,7 @@ describe("dead letters", () => {
       return page.total === 1 ? page.rows[0] : undefined;
     });
     expect(relapse.notified).toBe(false);
-    expect((await send("DELETE", `/api/dlq/${id}`)).status).toBe(200);
+    expect((await send("DELETE", `/api/dlq/${id}`, { reason: "alert test" })).status).toBe(200);
     await waitFor(async () => ((await incidents("?rule=dlq-depth&status=FIRING")).total === 0 ? true : undefined));
     await settle(800);
     expect(smtp.messages).toHaveLength(2);

@@ -293,7 +293,9 @@ it("parks bad payloads (not JSON, too large, wrong schema) with a validation err
   const batch = await send("POST", "/api/dlq/replay", { until: new Date().toISOString(), expectedCount: 5 });
   expect(batch.status).toBe(409);
   expect(await json<{ data: unknown }>(batch)).toMatchObject({ data: { expectedCount: 5, actualCount: 2 } });
-  for (const entry of parked) expect((await send("DELETE", `/api/dlq/${entry.id}`)).status).toBe(200);
+  for (const entry of parked) {
+    expect((await send("DELETE", `/api/dlq/${entry.id}`, { reason: "not an envelope" })).status).toBe(200);
+  }
   expect((await deadLetters("status=PENDING")).total).toBe(0);
 });
 

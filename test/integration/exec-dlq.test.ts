@@ -4,7 +4,7 @@
  * (dead letter at once, `exec.failed` through the outbox, the DLQ depth gauge), replay from the REPL command once the
  * rule is fixed, and the DLQ API's answers to bad input.
  */
-import type { ServiceBroker } from "moleculer";
+import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import { Client } from "pg";
 import { dlqCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
@@ -49,6 +49,24 @@ const ruleCount = async () => Number((await execDb.query("SELECT count(*) FROM r
 const depth = (channel: string) =>
   broker.metrics.getMetric("aicunet.dlq.depth")?.get({ channel })?.value as number | undefined;
 
+/** A rule action whose downstream is out: every call fails with a retryable error. */
+let outageCalls = 0;
+const outageOrders: string[] = [];
+const outageService: ServiceSchema = {
+  name: "outage",
+  actions: {
+    notify: {
+      triggerable: true,
+      params: { orderId: { type: "uuid" } },
+      handler(ctx: Context<{ orderId: string }>) {
+        outageCalls += 1;
+        outageOrders.push(ctx.params.orderId);
+        throw new Errors.MoleculerRetryableError("The downstream is unavailable", 503, "DOWNSTREAM_UNAVAILABLE");
+      },
+    },
+  },
+};
+
 beforeAll(async () => {
   const port = await freePort();
   const cfg = testConfig(scope, {
@@ -57,7 +75,7 @@ beforeAll(async () => {
     DELIVERY_MAX_ATTEMPTS: "2",
     DELIVERY_RETRY_DELAY: "50",
   });
-  broker = await startInProcessNode(cfg);
+  broker = await startInProcessNode(cfg, [outageService]);
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   customer = await registerCustomer(base, "cust@exec.example");
@@ -261,6 +279,51 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
   await send("DELETE", `/api/exec/rules/${broken.id}`);
 });
 
+it("retries a rule action that keeps failing transiently, then dead-letters the event and publishes exec.failed", async () => {
+  const callsBefore = outageCalls;
+  const rule = await json<Rule>(
+    await send("POST", "/api/exec/rules", {
+      name: "Outage rule",
+      event: "order.created",
+      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "OUTAGE" }],
+      action: "outage.notify",
+      params: { orderId: "$.payload.order.id" },
+    }),
+  );
+  const order = await placeOrder("OUTAGE");
+  const entry = await waitFor(
+    async () =>
+      (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec&status=PENDING&search=OUTAGE"))).rows[0],
+    15_000,
+    "the dead letter",
+  );
+  // Every attempt the policy allows (DELIVERY_MAX_ATTEMPTS), each reaching the action, then parked with its error.
+  expect(entry).toMatchObject({
+    channel: "order.created",
+    attempts: 2,
+    replayable: true,
+    error: { code: 503, type: "DOWNSTREAM_UNAVAILABLE" },
+  });
+  expect(outageCalls - callsBefore).toBeGreaterThanOrEqual(2);
+  expect(outageOrders.every((id) => id === order.id)).toBe(true);
+  const failed = await waitFor(
+    async () => {
+      const { rows } = await execDb.query(
+        "SELECT envelope FROM outbox WHERE channel = 'exec.failed' AND envelope->>'causationId' = $1",
+        [entry.messageId],
+      );
+      return rows[0]?.envelope as { payload: { attempts: number; error: { type: string } } } | undefined;
+    },
+    10_000,
+    "exec.failed",
+  );
+  expect(failed.payload).toMatchObject({ attempts: 2, error: { type: "DOWNSTREAM_UNAVAILABLE" } });
+  // Discarded by an operator: gone from the queue, kept as DISCARDED.
+  expect((await send("DELETE", `/api/dlq/${entry.id}`, { reason: "downstream retired" })).status).toBe(200);
+  expect(await json<DeadLetter>(await send("GET", `/api/dlq/${entry.id}`))).toMatchObject({ status: "DISCARDED" });
+  await send("DELETE", `/api/exec/rules/${rule.id}`);
+});
+
 it("documents the rules and dead-letter routes in a valid OpenAPI 3.1 document", async () => {
   const doc = await json<{ paths: Record<string, unknown> }>(await send("GET", "/api/openapi.json"));
   expect(Object.keys(doc.paths)).toEqual(
@@ -277,7 +340,9 @@ describe("dead-letter API on bad input", () => {
     ["an unknown id", "GET", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
     ["a batch replay without the time of the view", "POST", "/api/dlq/replay", {}, 422],
     ["replaying an unknown id", "POST", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000/replay", undefined, 404],
-    ["discarding an unknown id", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
+    ["discarding an unknown id", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", { reason: "x" }, 404],
+    ["discarding without a reason", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", {}, 422],
+    ["discarding with a blank reason", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", { reason: " " }, 422],
   ];
   it.each(cases)("answers %s with the right 4xx and changes nothing", async (_, method, path, body, status) => {
     const before = (await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0];
@@ -288,9 +353,10 @@ describe("dead-letter API on bad input", () => {
   });
 
   it("treats SQL in a search as text", async () => {
+    const before = (await dlqDb.query("SELECT count(*) FROM dead_letters")).rows[0].count;
     const res = await send("GET", `/api/dlq?search=${encodeURIComponent("'; DROP TABLE dead_letters; --")}`);
     expect(res.status).toBe(200);
     expect(await json<DeadLetterPage>(res)).toMatchObject({ total: 0, rows: [] });
-    expect((await dlqDb.query("SELECT count(*) FROM dead_letters")).rows[0].count).toBe("1");
+    expect((await dlqDb.query("SELECT count(*) FROM dead_letters")).rows[0].count).toBe(before);
   });
 });

@@ -187,7 +187,7 @@ function DeadLetterRow(props: {
 
   async function discard() {
     try {
-      await api("DELETE", `/api/dlq/${entry.id}`, { body: reason ? { reason } : {} });
+      await api("DELETE", `/api/dlq/${entry.id}`, { body: { reason } });
       props.onChanged(`Discarded ${entry.id.slice(0, 8)}.`);
     } catch (err) {
       setError(describeError(err));
@@ -259,7 +259,7 @@ function DeadLetterRow(props: {
                           value={reason}
                           onChange={(event) => setReason(event.target.value)}
                         />
-                        <Button variant="danger" onClick={() => void discard()}>
+                        <Button variant="danger" disabled={!reason.trim()} onClick={() => void discard()}>
                           Discard
                         </Button>
                       </>

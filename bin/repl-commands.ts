@@ -9,6 +9,7 @@ import { asSystem } from "../lib/permissions";
 import type { DeadLetter, DeadLetterPage } from "../services/dlq.service";
 import type { Saga, SagaPage } from "../services/sagas.service";
 import type { ChainVerdict } from "../services/audit.service";
+import type { Rule, RuleInput } from "../services/exec.service";
 
 /** What moleculer-repl hands a command at run time (its typings say `string[]`). */
 interface CommandArgs {
@@ -116,6 +117,45 @@ export async function sagaCommand(
   }
 }
 
+/** `rule list|show|enable|disable|delete`: the exec service's rules from the REPL. Prints what it did. */
+export async function ruleCommand(broker: ServiceBroker, verb: string, id: string | undefined, print: Print) {
+  const needId = () => {
+    if (!id) throw new Error(`rule ${verb} needs the rule's id`);
+    return { id };
+  };
+  const describe = (rule: Rule) =>
+    `${rule.id}  ${rule.enabled ? "enabled " : "disabled"}  ${rule.name}: on ${rule.event} → ${rule.action}` +
+    `${rule.builtIn ? "  (built-in)" : ""}`;
+  switch (verb) {
+    case "list": {
+      const rules = await broker.call<Rule[], object>("exec.rules.list", {}, asSystem());
+      print(`${rules.length} rule(s)`);
+      for (const rule of rules) print(describe(rule));
+      return;
+    }
+    case "show":
+      print(JSON.stringify(await broker.call<Rule, object>("exec.rules.get", needId(), asSystem()), null, 2));
+      return;
+    case "enable":
+    case "disable": {
+      const { name, event, condition, action, params } = await broker.call<Rule, object>(
+        "exec.rules.get",
+        needId(),
+        asSystem(),
+      );
+      const input: RuleInput = { name, event, condition, action, params, enabled: verb === "enable" };
+      print(describe(await broker.call<Rule, object>("exec.rules.update", { ...needId(), ...input }, asSystem())));
+      return;
+    }
+    case "delete":
+      await broker.call("exec.rules.remove", needId(), asSystem());
+      print(`Deleted rule ${id}`);
+      return;
+    default:
+      throw new Error(`Unknown rule command "${verb}": list, show, enable, disable or delete`);
+  }
+}
+
 /** `audit verify`: re-walks the audit chain and says whether it holds, or where it breaks. */
 export async function auditCommand(broker: ServiceBroker, verb: string, print: Print): Promise<void> {
   if (verb !== "verify") throw new Error(`Unknown audit command "${verb}": verify`);
@@ -164,6 +204,11 @@ export const REPL_COMMANDS: ReplCustomCommand[] = [
     action: printingErrors((broker, args) =>
       sagaCommand(broker, String(args.verb), idOf(args), args.options, console.log),
     ),
+  },
+  {
+    command: "rule <verb> [id]",
+    description: "exec rules: rule list, rule show|enable|disable|delete <id>",
+    action: printingErrors((broker, args) => ruleCommand(broker, String(args.verb), idOf(args), console.log)),
   },
   {
     command: "audit <verb>",

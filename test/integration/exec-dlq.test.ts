@@ -6,7 +6,7 @@
  */
 import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
 import { Client } from "pg";
-import { dlqCommand } from "../../bin/repl-commands";
+import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
 import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
@@ -190,6 +190,34 @@ describe("rules API", () => {
     expect(body.type).toBe("VALIDATION_ERROR");
     expect((body.data as { field: string }[]).map((problem) => problem.field)).toEqual(expect.arrayContaining(fields));
     expect(await ruleCount()).toBe(before);
+  });
+
+  it("lists, disables, enables and deletes rules from the REPL", async () => {
+    const rule = await json<Rule>(
+      await send("POST", "/api/exec/rules", {
+        name: "REPL rule",
+        event: "product.stockChanged",
+        action: "exec.tasks.create",
+        params: { kind: "repl", title: "From the REPL", subject: "$.payload.product.id" },
+      }),
+    );
+    const printed: string[] = [];
+    const print = (text: string) => printed.push(text);
+    await ruleCommand(broker, "list", undefined, print);
+    expect(printed[0]).toBe(`${await ruleCount()} rule(s)`);
+    expect(printed.some((line) => line.startsWith(`${rule.id}  enabled `))).toBe(true);
+    await ruleCommand(broker, "disable", rule.id, print);
+    expect(printed.at(-1)).toMatch(new RegExp(`^${rule.id}  disabled  REPL rule`));
+    expect((await execDb.query("SELECT enabled FROM rules WHERE id = $1", [rule.id])).rows).toEqual([
+      { enabled: false },
+    ]);
+    await ruleCommand(broker, "enable", rule.id, print);
+    expect((await execDb.query("SELECT enabled FROM rules WHERE id = $1", [rule.id])).rows).toEqual([
+      { enabled: true },
+    ]);
+    await ruleCommand(broker, "delete", rule.id, print);
+    expect((await execDb.query("SELECT 1 FROM rules WHERE id = $1", [rule.id])).rowCount).toBe(0);
+    await expect(ruleCommand(broker, "show", rule.id, print)).rejects.toMatchObject({ code: 404 });
   });
 
   it("answers 409 for a duplicate name and for deleting a built-in rule, 404 for an unknown id", async () => {

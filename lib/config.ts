@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import path from "node:path";
+import { parseTrustedProxies } from "./client-address";
 import type { DeliveryPolicy } from "./delivery";
 
 export const SERVICE_NAMES = [
@@ -164,6 +165,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     default: "10",
     description: "Login, refresh and token requests per minute per client IP.",
   },
+  {
+    key: "TRUSTED_PROXIES",
+    default: "(none)",
+    description:
+      "Comma list of addresses or CIDR ranges of the load balancers in front of the gateway: their `X-Forwarded-For` names the client for the per-IP rate limits and the access log. Unset: the socket's address, the header ignored.",
+  },
   { key: "CORS_ORIGINS", default: "(none)", description: "Comma list of origins allowed by CORS, or `*`." },
   {
     key: "DELIVERY_MAX_ATTEMPTS",
@@ -316,6 +323,7 @@ export interface Config {
   redisUrl: string | null;
   rateLimits: { perIp: number; perUser: number; auth: number };
   corsOrigins: string[];
+  trustedProxies: string[];
   delivery: DeliveryPolicy & { ackWaitMs: number };
   saga: {
     stepTimeoutMs: number;
@@ -487,6 +495,7 @@ export function loadConfig(env: Env = process.env): Config {
       perUser: number("RATE_LIMIT_USER", 1200, { min: 1 }),
       auth: number("RATE_LIMIT_AUTH", 10, { min: 1 }),
     },
+    trustedProxies: trustedProxiesOf(text("TRUSTED_PROXIES"), problems),
     corsOrigins: (text("CORS_ORIGINS") ?? "")
       .split(",")
       .map((origin) => origin.trim())
@@ -535,6 +544,19 @@ export function loadConfig(env: Env = process.env): Config {
   if (isProduction && config.failpoints.length > 0) problems.push("FAILPOINTS are for fault tests, not production");
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+function trustedProxiesOf(value: string | undefined, problems: string[]): string[] {
+  const entries = (value ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  try {
+    parseTrustedProxies(entries);
+  } catch (err) {
+    problems.push(`TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
+  return entries;
 }
 
 const TRACING_EXPORTERS: readonly TracingExporterName[] = ["console", "event", "zipkin"];

@@ -6,11 +6,13 @@
  * middleware checks every call on the node that runs it. Business rules live in the services.
  */
 import { randomUUID } from "node:crypto";
+import type { BlockList } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import path from "node:path";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import packageJson from "../package.json";
 import { Errors, type CallingOptions, type Context, type Service, type ServiceSchema } from "moleculer";
+import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
@@ -112,6 +114,10 @@ interface ApiState {
   /** moleculer-web's debounced route regeneration. */
   regenerateAllAutoAliases(): void;
   rateLimits: RateLimitStore;
+  /** Counts while the shared store is unreachable. */
+  fallbackLimits: RateLimitStore;
+  fallbackWarnedAt?: number;
+  trustedProxies: BlockList;
   jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
   roles: { table?: Record<string, string[]>; fetchedAt: number };
   /** Open event streams (log tails, order progress), ended when the node stops taking requests. */
@@ -125,6 +131,7 @@ interface ApiMethods {
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
   limit(name: string, key: string, perMinute: number): Promise<void>;
+  clientOf(req: IncomingMessage): string;
   publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
   callerFromToken(token: string, ctx: Context): Promise<Caller>;
@@ -210,7 +217,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           res: ServerResponse,
         ) {
           ctx.meta.caller = ANONYMOUS;
-          await this.limit("auth", `ip:${req.socket.remoteAddress}`, cfg.rateLimits.auth);
+          await this.limit("auth", `ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
           res.setHeader("Cache-Control", "no-store");
           const header = req.headers.authorization;
           if (header?.startsWith("Basic ")) {
@@ -347,10 +354,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     this.rateLimits = cfg.redisUrl
       ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
       : new MemoryRateLimitStore();
+    this.fallbackLimits = new MemoryRateLimitStore();
+    this.trustedProxies = parseTrustedProxies(cfg.trustedProxies);
   },
 
   async stopped() {
-    await this.rateLimits.close();
+    await Promise.all([this.rateLimits.close(), this.fallbackLimits.close()]);
   },
 
   methods: {
@@ -383,6 +392,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
             status: res.statusCode,
             durationMs,
             callerId: caller && "id" in caller ? caller.id : null,
+            client: this.clientOf(req),
             requestId,
           },
           "access",
@@ -408,7 +418,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * Applies the per-IP, per-caller and credential-endpoint rate limits.
      */
     async authenticate(ctx: Context<unknown, CallerMeta>, _route: unknown, req: GatewayRequest) {
-      const ip = req.socket.remoteAddress ?? "unknown";
+      const ip = this.clientOf(req);
       await this.limit("ip", `ip:${ip}`, cfg.rateLimits.perIp);
       if (req.$alias?.action && CREDENTIAL_ACTIONS.has(req.$alias.action)) {
         await this.limit("auth", `ip:${ip}`, cfg.rateLimits.auth);
@@ -558,14 +568,25 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       this.tails.add(stream.end);
     },
 
-    /** Counts a request against a limit; 429 with `Retry-After` when over it. A Redis outage lets requests through. */
+    /** The client's address: the socket's, or what trusted proxies put in `X-Forwarded-For` (lib/client-address.ts). */
+    clientOf(req: IncomingMessage): string {
+      return clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], this.trustedProxies);
+    },
+
+    /**
+     * Counts a request against a limit; 429 with `Retry-After` when over it. While the shared store (Redis) is out,
+     * each gateway counts in its own memory: the limit then holds per replica rather than not at all.
+     */
     async limit(name: string, key: string, perMinute: number): Promise<void> {
       let count;
       try {
         count = await this.rateLimits.hit(`${name}:${key}`, MINUTE);
       } catch (err) {
-        this.logger.warn(`Rate limit store unavailable, not limiting: ${(err as Error).message}`);
-        return;
+        if (Date.now() - (this.fallbackWarnedAt ?? 0) > MINUTE) {
+          this.fallbackWarnedAt = Date.now();
+          this.logger.warn(`Rate limit store unavailable, counting per gateway meanwhile: ${(err as Error).message}`);
+        }
+        count = await this.fallbackLimits.hit(`${name}:${key}`, MINUTE);
       }
       if (count.count > perMinute) throw new RateLimitedError(name, Math.max(1, Math.ceil(count.resetInMs / 1000)));
     },

@@ -178,6 +178,17 @@ describe("pipeline, image and compose files", () => {
       .filter(Boolean)
       .sort();
     expect(services).toEqual([...SERVICE_NAMES].sort());
+    // Two gateway replicas behind one port: only the load balancer publishes it, and it proxies to the gateways.
+    const { gateway, "gateway-lb": balancer } = compose.services as Record<
+      string,
+      { deploy?: { replicas?: number }; ports?: unknown[]; volumes?: (string | { source?: string })[] }
+    >;
+    expect(gateway.deploy?.replicas).toBe(2);
+    expect(gateway.ports ?? []).toEqual([]);
+    expect(JSON.stringify(balancer.ports)).toContain("3000");
+    const nginx = readFileSync(path.join(ROOT, "deploy/nginx/gateway.conf"), "utf8");
+    expect(nginx).toMatch(/server gateway:3000;/);
+    expect(nginx).toMatch(/proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;/);
   });
 });
 

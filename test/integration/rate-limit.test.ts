@@ -1,7 +1,10 @@
 /**
  * Rate limits hold across gateway replicas: two gateway processes share their counters in Redis, so a client that
- * alternates between them gets 429 after the limit counted over both.
+ * alternates between them gets 429 after the limit counted over both. Behind a trusted proxy each forwarded client
+ * has its own count; a forged `X-Forwarded-For` is ignored; with the shared store unreachable the limit still holds,
+ * per gateway.
  */
+import { freePort } from "../support/servers";
 import {
   dropScopeDatabases,
   isolation,
@@ -18,9 +21,10 @@ import {
 
 const scope = isolation();
 let nodes: NodeProcess[];
+let shared: Record<string, string>;
 
 beforeAll(async () => {
-  const shared = {
+  shared = {
     TRANSPORTER: testNatsUrl(),
     REDIS_URL: testRedisUrl(),
     RATE_LIMIT_AUTH: "5",
@@ -91,4 +95,52 @@ it("counts login attempts over both gateways and answers 429 with Retry-After pa
   expect(retryAfter).toBeGreaterThanOrEqual(1);
   expect(retryAfter).toBeLessThanOrEqual(60);
   expect(await json<ErrorBody>(limited!)).toMatchObject({ code: 429, type: "RATE_LIMITED", data: { limit: "auth" } });
+});
+
+/** Five wrong logins from `forwardedFor` (when given) through `gateway`; their statuses. */
+async function wrongLogins(gateway: string, count: number, forwardedFor?: string): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let attempt = 0; attempt < count; attempt++) {
+    const res = await fetch(`${gateway}/api/auth/login`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}),
+      },
+      body: JSON.stringify({ email: "someone@example.com", password: "not-the-password" }),
+    });
+    statuses.push(res.status);
+    await res.body?.cancel();
+  }
+  return statuses;
+}
+
+async function startGateway(env: Record<string, string>): Promise<string> {
+  const node = await startNodeProcess(nodeEnv(scope, { ...shared, SERVICES: "api", ...env }));
+  nodes.push(node);
+  const gateway = `http://127.0.0.1:${node.port}`;
+  await waitFor(
+    async () => ((await fetch(`${gateway}/api/auth/me`)).status === 401 ? true : undefined),
+    20_000,
+    "auth routes",
+  );
+  return gateway;
+}
+
+it("ignores X-Forwarded-For from a peer that is not a trusted proxy", async () => {
+  // 127.0.0.1 is over its login limit since the test above; claiming another address does not help.
+  expect(await wrongLogins(gateways[0], 1, "203.0.113.50")).toEqual([429]);
+});
+
+it("counts each client behind a trusted proxy on its own, and believes no hop a client wrote itself", async () => {
+  const behindProxy = await startGateway({ TRUSTED_PROXIES: "127.0.0.1" });
+  // The proxy (this test, at 127.0.0.1) forwards two clients; a client's own forged hop to the left is not believed.
+  expect(await wrongLogins(behindProxy, 5, "198.51.100.7, 203.0.113.10")).toEqual([401, 401, 401, 401, 401]);
+  expect(await wrongLogins(behindProxy, 1, "203.0.113.10")).toEqual([429]);
+  expect(await wrongLogins(behindProxy, 1, "203.0.113.11")).toEqual([401]);
+});
+
+it("still limits, per gateway, while the shared store is unreachable", async () => {
+  const withoutRedis = await startGateway({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+  expect(await wrongLogins(withoutRedis, 6)).toEqual([401, 401, 401, 401, 401, 429]);
 });

@@ -82,6 +82,8 @@ function channels(config: Config) {
             url: config.transporter,
             // Reconnect for as long as it takes: the outbox holds what could not be published meanwhile.
             connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 },
+            // Copies of each stream across the JetStream cluster: 3 on the k8s NATS cluster, so a lost node loses nothing.
+            streamConfig: { num_replicas: config.jetstreamReplicas },
             consumerOptions: {
               config: { deliver_policy: "all", ack_wait: config.delivery.ackWaitMs * 1_000_000 },
             },

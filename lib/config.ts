@@ -166,6 +166,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     description: "Login, refresh and token requests per minute per client IP.",
   },
   {
+    key: "JETSTREAM_REPLICAS",
+    default: "1",
+    description:
+      "Copies of each JetStream stream the platform creates (1 on a single nats-server; 3 on a three-node JetStream cluster, so a lost node loses no message).",
+  },
+  {
     key: "TRUSTED_PROXIES",
     default: "(none)",
     description:
@@ -324,6 +330,7 @@ export interface Config {
   rateLimits: { perIp: number; perUser: number; auth: number };
   corsOrigins: string[];
   trustedProxies: string[];
+  jetstreamReplicas: number;
   delivery: DeliveryPolicy & { ackWaitMs: number };
   saga: {
     stepTimeoutMs: number;
@@ -496,6 +503,7 @@ export function loadConfig(env: Env = process.env): Config {
       auth: number("RATE_LIMIT_AUTH", 10, { min: 1 }),
     },
     trustedProxies: trustedProxiesOf(text("TRUSTED_PROXIES"), problems),
+    jetstreamReplicas: number("JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),
     corsOrigins: (text("CORS_ORIGINS") ?? "")
       .split(",")
       .map((origin) => origin.trim())

@@ -109,6 +109,16 @@ describe("Kubernetes manifests", () => {
     }
   });
 
+  it("runs NATS as a three-node JetStream cluster whose streams the platform creates with three replicas", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const objects = rendered[overlay];
+      const nats = objects.find((object) => object.kind === "StatefulSet" && object.metadata.name === "nats")!;
+      expect((nats.spec as { replicas: number }).replicas).toBe(3);
+      const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "aicunet-config")!;
+      expect(config.data!.JETSTREAM_REPLICAS).toBe("3");
+    }
+  });
+
   it("probes paths and a port that a real node of each role serves", async () => {
     const objects = rendered["k8s/overlays/staging"];
     const config = objects.find((object) => object.kind === "ConfigMap" && object.metadata.name === "aicunet-config")!;

@@ -3,6 +3,7 @@
  * every call with these defaults; actions that need other limits set `timeout`, `retryPolicy`, `circuitBreaker` or
  * `bulkhead` in their own schema.
  */
+import path from "node:path";
 import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import type { BrokerOptions, Context, Errors, Middleware, TracerOptions } from "moleculer";
 import { redact } from "./lib/audit";
@@ -132,7 +133,7 @@ export function brokerOptions(config: Config): BrokerOptions {
       StopIntakeMiddleware(),
       RequestContextMiddleware(),
       PermissionsMiddleware(),
-      AuditMiddleware(),
+      AuditMiddleware({ spoolDir: path.join(config.dataDir, "audit-spool", config.namespace) }),
       channels(config),
     ],
 

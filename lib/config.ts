@@ -122,7 +122,8 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   {
     key: "DATA_DIR",
     default: ".data",
-    description: "Where the embedded PostgreSQL and generated development secrets live.",
+    description:
+      "Where the embedded PostgreSQL, generated development secrets and the audit spool (records waiting for NATS, `audit-spool/<NAMESPACE>/`) live.",
   },
   { key: "EMBEDDED_PG_PORT", default: "54320", description: "Port of the embedded PostgreSQL (loopback only)." },
   {

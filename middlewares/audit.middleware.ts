@@ -1,18 +1,21 @@
 /**
  * The audit trail's intake on every node: each successful call of an action that declares `audit` becomes an
  * `audit.recorded` message on a durable channel, which the audit service chains and stores. Declared on the action,
- * applied here, so no service can forget it. The record is published before the caller gets the answer; if the
- * channel cannot take it (NATS down), the answer still goes out (the change is committed) and the record waits in a
- * bounded buffer that is retried; what overflows is counted in `aicunet_audit_unsent` and logged.
+ * applied here, so no service can forget it. The record is published before the caller gets the answer. If the
+ * channel cannot take it (NATS down), the change is committed all the same, so the record goes to a spool on disk
+ * (lib/spool.ts, fsynced) before the answer goes out, and is published from there when the channel is back, also
+ * after a crash and restart. What the spool cannot hold (full, or the disk failing) is counted in
+ * `aicunet_audit_unsent` and logged.
  */
 import { randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
 import { redact, type AuditContent } from "../lib/audit";
 import { ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
 
-const BUFFER_LIMIT = 10_000;
+const SPOOL_LIMIT = 100_000;
 const RETRY_MS = 2000;
 
 function entityId(declared: { idParam?: string }, params: Record<string, unknown>, result: unknown): string | null {
@@ -22,10 +25,18 @@ function entityId(declared: { idParam?: string }, params: Record<string, unknown
   return typeof fromParams === "string" ? fromParams : null;
 }
 
-export function AuditMiddleware(): Middleware {
+export interface AuditMiddlewareOptions {
+  /** Where records wait while the channel cannot take them; one directory per Moleculer namespace. */
+  spoolDir: string;
+}
+
+export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
   let broker: ServiceBroker;
-  const unsent: EventEnvelope[] = [];
+  const spool = new EnvelopeSpool(options.spoolDir, SPOOL_LIMIT);
   let retryTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  /** Records are spooled: new ones queue behind them, so the trail keeps its order. */
+  let spooled = false;
 
   let streamReady = false;
   const publish = async (envelope: EventEnvelope) => {
@@ -36,34 +47,48 @@ export function AuditMiddleware(): Middleware {
     await broker.sendToChannel(envelope.type, envelope, { headers: { "Nats-Msg-Id": envelope.id } });
   };
 
-  async function retryUnsent() {
+  const scheduleRetry = () => {
+    if (!stopped) retryTimer ??= setTimeout(publishSpooled, RETRY_MS);
+  };
+
+  /** Publishes what the spool holds, oldest first, until it is empty or the channel refuses again. */
+  async function publishSpooled() {
     retryTimer = undefined;
-    while (unsent.length > 0) {
-      try {
-        await publish(unsent[0]);
-        unsent.shift();
-      } catch {
-        retryTimer = setTimeout(retryUnsent, RETRY_MS);
-        return;
+    try {
+      for (const name of await spool.pending()) {
+        const envelope = await spool.read(name);
+        if (envelope) await publish(envelope);
+        await spool.remove(name);
       }
+      spooled = (await spool.pending()).length > 0;
+      if (spooled) scheduleRetry();
+    } catch {
+      scheduleRetry();
     }
   }
 
   async function record(envelope: EventEnvelope) {
+    if (!spooled) {
+      try {
+        await publish(envelope);
+        return;
+      } catch {
+        // The channel cannot take it now: to the spool.
+      }
+    }
+    let reason: string;
     try {
-      if (unsent.length > 0) throw new Error("earlier records are still waiting");
-      await publish(envelope);
-    } catch (err) {
-      if (unsent.length >= BUFFER_LIMIT) {
-        broker.metrics.increment("aicunet.audit.unsent");
-        broker.logger.error(
-          `Audit record ${envelope.payload && (envelope.payload as AuditContent).name} lost: ${(err as Error).message}`,
-        );
+      if (await spool.add(envelope)) {
+        spooled = true;
+        scheduleRetry();
         return;
       }
-      unsent.push(envelope);
-      retryTimer ??= setTimeout(retryUnsent, RETRY_MS);
+      reason = `the spool holds ${SPOOL_LIMIT} records already`;
+    } catch (err) {
+      reason = (err as Error).message;
     }
+    broker.metrics.increment("aicunet.audit.unsent");
+    broker.logger.error(`Audit record ${(envelope.payload as AuditContent).name} lost: ${reason}`, envelope);
   }
 
   return {
@@ -73,8 +98,13 @@ export function AuditMiddleware(): Middleware {
       broker.metrics.register({
         type: "counter",
         name: "aicunet.audit.unsent",
-        description: "Audit records this node could not publish (buffer full)",
+        description: "Audit records this node could neither publish nor spool",
       });
+    },
+    async started() {
+      // Records a previous run of this node (or a crashed one) spooled.
+      spooled = (await spool.pending()).length > 0;
+      if (spooled) scheduleRetry();
     },
     localAction(handler: ActionHandler, action: ActionSchema & { service?: { name: string } }) {
       const declared = action.audit;
@@ -107,8 +137,10 @@ export function AuditMiddleware(): Middleware {
       } as ActionHandler;
     },
     async stopped() {
+      stopped = true;
       clearTimeout(retryTimer);
-      if (unsent.length > 0) broker.logger.error(`${unsent.length} audit record(s) unsent at shutdown`);
+      const waiting = (await spool.pending()).length;
+      if (waiting > 0) broker.logger.warn(`${waiting} audit record(s) wait in ${spool.dir} for the next start`);
     },
   };
 }

@@ -1,12 +1,20 @@
 /** Requests to a gateway as the suites send them. */
 
 /** A request to the gateway at `base` with a bearer token; a body is sent as JSON. */
-export function apiRequest(base: string, token: string, method: string, path: string, body?: unknown) {
+export function apiRequest(
+  base: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   return fetch(`${base}${path}`, {
     method,
     headers: {
       authorization: `Bearer ${token}`,
       ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

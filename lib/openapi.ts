@@ -11,6 +11,10 @@ export interface RouteInfo {
   action: string;
   params?: Record<string, unknown>;
   permissions?: PermissionDeclaration;
+  /** The action's declared success status (default 200). */
+  status?: number;
+  /** What the route's body parser takes. */
+  bodyType?: "json" | "form";
 }
 
 type JsonSchema = Record<string, unknown>;
@@ -123,6 +127,7 @@ function operation(route: RouteInfo): JsonSchema {
   }
   const permissions = route.permissions;
   const isPublic = permissions === "public";
+  const status = route.status ?? 200;
   const scopes = Array.isArray(permissions) ? [...permissions] : [];
   const errors = (codes: number[]) =>
     Object.fromEntries(
@@ -133,13 +138,22 @@ function operation(route: RouteInfo): JsonSchema {
     summary: route.action,
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(hasBody
-      ? { requestBody: { required: true, content: { "application/json": { schema: objectSchema(rest) } } } }
+      ? {
+          requestBody: {
+            required: true,
+            content: {
+              [route.bodyType === "form" ? "application/x-www-form-urlencoded" : "application/json"]: {
+                schema: objectSchema(rest),
+              },
+            },
+          },
+        }
       : {}),
     responses: {
-      [route.method === "POST" ? "201" : "200"]: {
-        description: "Success",
-        content: { "application/json": { schema: {} } },
-      },
+      [String(status)]:
+        status === 204
+          ? { description: "Success, no content" }
+          : { description: "Success", content: { "application/json": { schema: {} } } },
       ...errors(isPublic ? [422, 429] : [401, 403, 422, 429]),
       default: { $ref: "#/components/responses/Error" },
     },

@@ -11,7 +11,14 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import path from "node:path";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import packageJson from "../package.json";
-import { Errors, type CallingOptions, type Context, type Service, type ServiceSchema } from "moleculer";
+import {
+  Errors,
+  type ActionSchema,
+  type CallingOptions,
+  type Context,
+  type Service,
+  type ServiceSchema,
+} from "moleculer";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
@@ -33,6 +40,8 @@ import { openEventStream, type EventStream } from "../lib/event-stream";
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallerMeta>;
   $alias?: { action?: string };
+  /** The action being called (moleculer-web sets it before the call). */
+  $action?: ActionSchema;
   $startedAt?: number;
   $requestId?: string;
 };
@@ -101,11 +110,17 @@ const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 interface RouteAction {
   params?: Record<string, unknown>;
   permissions?: PermissionDeclaration;
+  status?: number;
 }
 
 interface ApiState {
   /** moleculer-web's route table. */
-  aliases: { action?: unknown; method: string; fullPath: string }[];
+  aliases: {
+    action?: unknown;
+    method: string;
+    fullPath: string;
+    route?: { opts?: { bodyParsers?: { urlencoded?: unknown } } };
+  }[];
   /** moleculer-web's HTTP server. */
   server?: Server;
   localServicesStarted: boolean;
@@ -272,6 +287,17 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
           if (typeof idempotencyKey === "string") ctx.meta.idempotencyKey = idempotencyKey;
         },
+        /** The status the action declares for success (`status`), unless its handler chose one. */
+        onAfterCall(
+          ctx: Context<unknown, GatewayMeta>,
+          _route: unknown,
+          req: GatewayRequest,
+          _res: unknown,
+          data: unknown,
+        ) {
+          ctx.meta.$statusCode ??= req.$action?.status;
+          return data;
+        },
         autoAliases: true,
         mappingPolicy: "restrict",
         authentication: true,
@@ -318,6 +344,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
               action: alias.action as string,
               params: action?.params,
               permissions: action?.permissions,
+              status: action?.status,
+              // The token endpoint's route parses form bodies (RFC 6749), the others JSON.
+              bodyType: alias.route?.opts?.bodyParsers?.urlencoded ? "form" : "json",
             };
           });
         return buildOpenApi(routes, { title: "AiCUnet API", version: VERSION });

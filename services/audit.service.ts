@@ -401,6 +401,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
      */
     registerSchema: {
       rest: "POST /schemas",
+      status: 201,
       permissions: ["schemas:write"],
       audit: { entity: "eventSchema", idParam: "type" },
       params: {
@@ -419,7 +420,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         const caller = ctx.meta.caller;
         const registeredBy = caller && "id" in caller ? `${caller.type}:${caller.id}` : (caller?.type ?? "unknown");
         const { schema, created } = await this.registerSchemaVersion(ctx.params, registeredBy);
-        if (created) ctx.meta.$statusCode = 201;
+        // Already registered identically: a retry, answered 200.
+        if (!created) ctx.meta.$statusCode = 200;
         return schema;
       },
     },

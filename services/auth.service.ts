@@ -178,6 +178,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     register: {
       audit: { entity: "user" },
       rest: "POST /register",
+      status: 201,
       permissions: "public",
       params: {
         email: EMAIL,
@@ -192,7 +193,6 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         if (!cfg.auth.selfRegistration)
           throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
         const user = await this.createUser({ ...ctx.params, roles: ["customer"] });
-        ctx.meta.$statusCode = 201;
         return user;
       },
     },
@@ -263,6 +263,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     logout: {
       audit: { entity: "session" },
       rest: "POST /logout",
+      status: 204,
       permissions: "public",
       params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
       async handler(this: AuthThis, ctx: Context<{ refreshToken: string }, GatewayMeta>): Promise<void> {
@@ -271,7 +272,6 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
            WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
           [sha256(ctx.params.refreshToken)],
         );
-        ctx.meta.$statusCode = 204;
       },
     },
 
@@ -323,6 +323,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     "users.create": {
       audit: { entity: "user" },
       rest: "POST /users",
+      status: 201,
       permissions: ["users:admin"],
       params: {
         email: EMAIL,
@@ -343,7 +344,6 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       ): Promise<User> {
         await this.assertRolesExist(ctx.params.roles);
         const user = await this.createUser(ctx.params);
-        ctx.meta.$statusCode = 201;
         return user;
       },
     },
@@ -461,6 +461,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     "clients.create": {
       audit: { entity: "client", idParam: "clientId" },
       rest: "POST /clients",
+      status: 201,
       permissions: ["users:admin"],
       params: {
         name: { type: "string", trim: true, min: 1, max: 200 },
@@ -476,7 +477,6 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
           `INSERT INTO oauth_clients (client_id, name, secret_hash, scopes) VALUES ($1, $2, $3, $4) RETURNING *`,
           [`client_${randomBytes(12).toString("hex")}`, ctx.params.name, sha256(clientSecret), ctx.params.scopes],
         );
-        ctx.meta.$statusCode = 201;
         return { ...toClient(row), clientSecret };
       },
     },

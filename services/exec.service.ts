@@ -227,6 +227,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
     "rules.create": {
       audit: { entity: "rule" },
       rest: "POST /rules",
+      status: 201,
       permissions: ADMIN,
       params: { ...ruleParams, $$strict: true },
       async handler(this: ExecThis, ctx: Context<RuleInput, GatewayMeta>): Promise<Rule> {
@@ -237,7 +238,6 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
           [randomUUID(), name, event, JSON.stringify(condition), action, JSON.stringify(params), enabled],
         );
-        ctx.meta.$statusCode = 201;
         ctx.meta.$location = `/api/exec/rules/${rule.id}`;
         return rule;
       },

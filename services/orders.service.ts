@@ -192,6 +192,7 @@ const OrdersService: ServiceSchema<
     create: {
       audit: { entity: "order" },
       rest: "POST /",
+      status: 201,
       permissions: ["orders:create"],
       params: {
         items: {
@@ -234,7 +235,11 @@ const OrdersService: ServiceSchema<
         const hash = requestHash(ctx.params);
         if (key) {
           const replayed = await this.replayIdempotent(caller.id, key, hash);
-          if (replayed) return replayed;
+          if (replayed) {
+            // The order this key made before: found, not created.
+            ctx.meta.$statusCode = 200;
+            return replayed;
+          }
         }
 
         const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
@@ -293,7 +298,6 @@ const OrdersService: ServiceSchema<
         if (!inserted) return (await this.replayIdempotent(caller.id, key!, hash))!;
 
         const order = await this.findOrder(id, undefined, { useMaster: true });
-        ctx.meta.$statusCode = 201;
         ctx.meta.$location = `/api/orders/${order.id}`;
         return order;
       },

@@ -255,6 +255,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
     create: {
       audit: { entity: "product" },
       rest: "POST /",
+      status: 201,
       permissions: ["products:write"],
       params: { ...PRODUCT_FIELDS, $$strict: true },
       async handler(ctx: Context<CreateProductParams, GatewayMeta>): Promise<Product> {
@@ -262,7 +263,6 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         try {
           const created = await this.model.create({ ...fields, priceAmount: price.amount, currency: price.currency });
           const product = toProduct(created);
-          ctx.meta.$statusCode = 201;
           ctx.meta.$location = `/api/products/${product.id}`;
           return withETag(ctx, product);
         } catch (err) {
@@ -298,6 +298,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
     remove: {
       audit: { entity: "product" },
       rest: "DELETE /:id",
+      status: 204,
       permissions: ["products:write"],
       params: { id: { type: "uuid" }, version: VERSION, $$strict: true },
       async handler(ctx: Context<{ id: string; version?: number }, GatewayMeta>): Promise<void> {
@@ -305,7 +306,6 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         const where = conditional ? { id: ctx.params.id, version: expectedVersion(ctx) } : { id: ctx.params.id };
         const deleted = await this.model.destroy({ where });
         if (deleted === 0) await this.explainMissedWrite(ctx.params.id);
-        ctx.meta.$statusCode = 204;
       },
     },
   },

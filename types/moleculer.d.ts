@@ -37,6 +37,11 @@ declare module "moleculer" {
     audit?: { entity: string; idParam?: string };
     /** Whether exec rules may call the action (as the system, with an idempotency key in `meta.idempotencyKey`). */
     triggerable?: boolean;
+    /**
+     * HTTP status of a successful answer through the gateway (default 200): set by the gateway unless the handler set
+     * `ctx.meta.$statusCode` itself (a replayed request's 200), and given by the OpenAPI document.
+     */
+    status?: number;
   }
 
   interface EventSchema {

@@ -453,6 +453,17 @@ describe("OpenAPI document", () => {
       security: [],
     });
     expect(doc.paths["/api/auth/users"].get).toMatchObject({ "x-permissions": ["users:admin"] });
+    // Each operation's success status is the one the action answers with.
+    const successOf = (path: string, method: string) =>
+      Object.keys(doc.paths[path][method].responses as object).filter((code) => /^2/.test(code));
+    expect(successOf("/api/products", "post")).toEqual(["201"]);
+    expect(successOf("/api/products/{id}", "delete")).toEqual(["204"]);
+    expect(successOf("/api/auth/login", "post")).toEqual(["200"]);
+    expect(successOf("/api/auth/logout", "post")).toEqual(["204"]);
+    // The token endpoint takes a form (RFC 6749), not JSON.
+    expect(Object.keys((doc.paths["/oauth/token"].post.requestBody as { content: object }).content)).toEqual([
+      "application/x-www-form-urlencoded",
+    ]);
 
     expect(await validateOpenApi(doc)).toEqual({ valid: true });
   });

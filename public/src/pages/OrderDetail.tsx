@@ -63,43 +63,66 @@ interface Span {
 
 const FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
 const FALLBACK_POLL_MS = 3000;
+const RECONNECT_MS = 500;
 
-/** The order, kept current: from the live stream, or by polling when the stream is unavailable. */
+/**
+ * The order, kept current: from the live stream (reconnected when the server ends it at the access token's lifetime),
+ * or by polling when the stream cannot be opened.
+ */
 function useLiveOrder(id: string) {
   const [order, setOrder] = useState<OrderWithSaga>();
   const [error, setError] = useState<unknown>();
-  const [mode, setMode] = useState<"live" | "polling" | "ended">("live");
+  const [mode, setMode] = useState<"live" | "waiting" | "polling" | "ended">("live");
   useEffect(() => {
     const controller = new AbortController();
     let timer: ReturnType<typeof setInterval> | undefined;
+    let ended = false;
     const poll = () =>
       api<OrderWithSaga>("GET", `/api/orders/${id}`, { signal: controller.signal }).then(
         (next) => {
           setOrder(next);
-          if (FINAL.has(next.status)) clearInterval(timer);
+          if (FINAL.has(next.status)) {
+            clearInterval(timer);
+            setMode("ended");
+          }
         },
         (err: unknown) => controller.signal.aborted || setError(err),
       );
-    followEvents(
-      `/api/orders/${id}/stream`,
-      (event) => {
-        if (event.event === "order") setOrder(JSON.parse(event.data) as OrderWithSaga);
-        if (event.event === "end") setMode("ended");
-      },
-      controller.signal,
-    ).then(
-      () => setMode((current) => (current === "ended" ? current : "polling")),
-      (err: unknown) => {
-        if (controller.signal.aborted) return;
-        if ((err as { status?: number }).status && (err as { status: number }).status < 500) {
-          setError(err);
-          return;
-        }
-        setMode("polling");
-        void poll();
-        timer = setInterval(() => void poll(), FALLBACK_POLL_MS);
-      },
-    );
+    const follow = (): Promise<void> =>
+      followEvents(
+        `/api/orders/${id}/stream`,
+        (event) => {
+          if (event.event === "order") {
+            setOrder(JSON.parse(event.data) as OrderWithSaga);
+            setMode("live");
+          }
+          // The server could not read the order this time; it keeps trying.
+          if (event.event === "unavailable") setMode("waiting");
+          if (event.event === "end") {
+            ended = true;
+            setMode("ended");
+          }
+        },
+        controller.signal,
+      ).then(
+        async () => {
+          if (controller.signal.aborted || ended) return;
+          // A moment's pause, so a server that keeps ending streams at once is not asked in a tight loop.
+          await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+          if (!controller.signal.aborted) return follow();
+        },
+        (err: unknown) => {
+          if (controller.signal.aborted) return;
+          if ((err as { status?: number }).status && (err as { status: number }).status < 500) {
+            setError(err);
+            return;
+          }
+          setMode("polling");
+          void poll();
+          timer = setInterval(() => void poll(), FALLBACK_POLL_MS);
+        },
+      );
+    void follow();
     return () => {
       controller.abort();
       clearInterval(timer);
@@ -120,6 +143,7 @@ export function OrderDetailPage() {
       </PageTitle>
       <p className="mb-4 text-sm text-slate-600" aria-live="polite">
         {mode === "live" && "Live: changes appear as they happen."}
+        {mode === "waiting" && "Live, but the order service does not answer right now: retrying."}
         {mode === "polling" && "Checking for changes every 3 s."}
         {mode === "ended" && "This order has reached its final state."}{" "}
         <Link to="/orders" className="text-blue-800 underline">

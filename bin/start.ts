@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     broker.stop().then(
       () => process.exit(0),
       (err) => {
-        broker.logger.error("Shutdown failed", err);
+        broker.logger.error(`Shutdown failed: ${(err as Error).stack ?? err}`);
         process.exit(1);
       },
     );
@@ -76,7 +76,8 @@ async function main(): Promise<void> {
   try {
     await broker.start();
   } catch (err) {
-    broker.logger.fatal("Start failed", err);
+    // The reason in the message itself: a log line's extra arguments are not kept by every format.
+    broker.logger.fatal(`Start failed: ${(err as Error).stack ?? err}`);
     await broker.stop().catch(() => undefined);
     process.exit(1);
   }

@@ -91,6 +91,8 @@ const cfg = config();
 const PASSWORD = { type: "string", min: 10, max: 128 } as const;
 const EMAIL = { type: "email", normalize: true, max: 320 } as const;
 const ROLE_NAME = { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ } as const;
+/** An arbitrary constant: the advisory lock replicas take to create the first admin once. */
+const FIRST_ADMIN_LOCK = 7_426_201;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const newSecret = () => randomBytes(32).toString("base64url");
@@ -660,22 +662,40 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       this.logger.info(`Created signing key ${await this.createSigningKey({ retireCurrent: false })}`);
     },
 
-    /** The first admin, from ADMIN_EMAIL / ADMIN_PASSWORD; never a fixed default password. */
+    /**
+     * The first admin, from ADMIN_EMAIL / ADMIN_PASSWORD; never a fixed default password. Under a lock, so replicas
+     * that start together create one. An existing account with that email is not promoted: its password is someone
+     * else's choice, so the node refuses to start and says why.
+     */
     async ensureFirstAdmin(this: AuthThis) {
-      const [admin] = await this.query("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
-      if (admin) return;
       let password = cfg.auth.adminPassword;
-      if (!password) {
-        if (cfg.isProduction)
-          throw new Error("No admin exists: set ADMIN_EMAIL and ADMIN_PASSWORD for the first start");
-        password = randomBytes(15).toString("base64url");
-      }
       const email = cfg.auth.adminEmail ?? "admin@aicunet.local";
-      await this.query(
-        `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, 'Administrator', $3, '{admin}')
-         ON CONFLICT ((lower(email))) DO UPDATE SET roles = array_append(users.roles, 'admin')`,
-        [randomUUID(), email, await hashPassword(password, cfg.auth.passwordHashCost)],
-      );
+      const created = await this.sequelize.transaction(async (transaction) => {
+        const select = <T extends object>(sql: string, bind: unknown[] = []) =>
+          this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
+        await select("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK]);
+        const [admin] = await select("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
+        if (admin) return false;
+        if (!password) {
+          if (cfg.isProduction)
+            throw new Error("No admin exists: set ADMIN_PASSWORD (and ADMIN_EMAIL) for the first start");
+          password = randomBytes(15).toString("base64url");
+        }
+        const [taken] = await select("SELECT 1 FROM users WHERE lower(email) = lower($1)", [email]);
+        if (taken) {
+          throw new Error(
+            `No admin exists, and ADMIN_EMAIL ${email} belongs to an account that is not one: ` +
+              "set another ADMIN_EMAIL for the first admin",
+          );
+        }
+        await select(
+          `INSERT INTO users (id, email, display_name, password_hash, roles)
+           VALUES ($1, $2, 'Administrator', $3, '{admin}')`,
+          [randomUUID(), email, await hashPassword(password, cfg.auth.passwordHashCost)],
+        );
+        return true;
+      });
+      if (!created) return;
       if (cfg.auth.adminPassword) this.logger.info(`Created the first admin ${email}`);
       else this.logger.warn(`Created the first admin ${email} with the generated password ${password} (shown once)`);
     },

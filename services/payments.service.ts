@@ -70,6 +70,8 @@ function toPayment(row: PaymentRow): Payment {
 
 /** Per-action fault tolerance of a call to the (simulated) provider. */
 const PROVIDER_CALL = {
+  // A caller that sets no timeout of its own waits this long (the saga sets its step timeout on every call).
+  timeout: 10_000,
   // Transient provider errors are retried by Moleculer before the saga sees them.
   retryPolicy: { enabled: true, retries: 1, delay: 100, maxDelay: 500, factor: 2 },
   circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 10, windowTime: 30, halfOpenTime: 5000 },

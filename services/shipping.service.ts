@@ -51,6 +51,8 @@ const UNSUPPORTED_COUNTRIES = new Set(["ZZ"]);
 
 /** Per-action fault tolerance of a call to the (simulated) carrier. */
 const CARRIER_CALL = {
+  // A caller that sets no timeout of its own waits this long (the saga sets its step timeout on every call).
+  timeout: 10_000,
   retryPolicy: { enabled: true, retries: 1, delay: 100, maxDelay: 500, factor: 2 },
   circuitBreaker: { enabled: true, threshold: 0.5, minRequestCount: 10, windowTime: 30, halfOpenTime: 5000 },
   bulkhead: { enabled: true, concurrency: 20, maxQueueSize: 200 },

@@ -59,6 +59,10 @@ beforeAll(async () => {
     SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
     PORT: String(port),
     SAGA_STEP_TIMEOUT: "10000",
+    // Step retries at about 0.2, 0.6, 1.4 and 3 s after the first attempt: a 1.2 s outage fails the first three.
+    SAGA_STEP_ATTEMPTS: "5",
+    SAGA_RETRY_DELAY: "200",
+    SAGA_COMPENSATION_ATTEMPTS: "2",
     PAYMENTS_SLOW_MS: "1500",
   });
   broker = await startInProcessNode(cfg);
@@ -131,6 +135,51 @@ it("lets an operator compensate a running saga: its payment is refunded or voide
   ]);
   expect(rows).toHaveLength(1);
   expect(["REFUNDED", "VOIDED"]).toContain(rows[0].status);
+});
+
+/** A saga counter's value now (`aicunet.sagas.completed` and the like) for the order saga. */
+const sagaCount = (name: string) =>
+  (broker.metrics.getMetric(`aicunet.sagas.${name}`)?.get({ definition: "order" })?.value as number | undefined) ?? 0;
+
+it("rides out a carrier outage with step retries, and counts the saga and its step durations", async () => {
+  const before = { started: sagaCount("started"), completed: sagaCount("completed") };
+  expect((await send("POST", "/api/shipping/outage", { durationMs: 1200 })).status).toBe(200);
+  const order = await settledOrder((await placeOrder("OUTAGE")).id);
+  expect(order.status).toBe("COMPLETED");
+  const steps = order.saga!.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
+  expect(steps).toContain("shipping:transient");
+  expect(steps.filter((step) => step === "shipping:ok")).toHaveLength(1);
+  expect(sagaCount("started") - before.started).toBe(1);
+  expect(sagaCount("completed") - before.completed).toBe(1);
+  const transient = broker.metrics
+    .getMetric("aicunet.sagas.step.duration")
+    ?.get({ definition: "order", step: "shipping", outcome: "transient" }) as { count: number } | undefined;
+  expect(transient?.count).toBeGreaterThanOrEqual(1);
+});
+
+it("parks a saga whose refund keeps failing, and resumes it with the REPL's saga retry", async () => {
+  const failedBefore = sagaCount("failed");
+  expect((await send("POST", "/api/payments/refund-outage", { durationMs: 600_000 })).status).toBe(200);
+  const placed = await placeOrder("REPL-RETRY", { country: "ZZ" });
+  const parked = await waitFor(
+    async () => {
+      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${placed.id}`));
+      return order.saga?.status === "FAILED" ? order.saga : undefined;
+    },
+    20_000,
+    "the saga to park",
+  );
+  expect(sagaCount("failed") - failedBefore).toBe(1);
+  expect((await send("POST", "/api/payments/refund-outage", { durationMs: 0 })).status).toBe(200);
+  const printed: string[] = [];
+  await sagaCommand(broker, "retry", parked.id, {}, (text) => printed.push(text));
+  expect(printed).toEqual([`Saga ${parked.id} is COMPENSATING, at payment:compensate`]);
+  const order = await settledOrder(placed.id);
+  expect(order).toMatchObject({ status: "COMPENSATED", saga: { status: "COMPENSATED" } });
+  const { rows } = await paymentsDb.query("SELECT status FROM payments WHERE charge_key = $1", [
+    `${parked.id}:payment`,
+  ]);
+  expect(rows).toEqual([{ status: "REFUNDED" }]);
 });
 
 it("documents every route of the full system in a valid OpenAPI 3.1 document", async () => {

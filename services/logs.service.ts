@@ -126,7 +126,10 @@ async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transacti
       { bind: [JSON.stringify(records)], transaction },
     );
   }
-  if (dropped > 0) svc.logger.warn(`Node ${nodeId} dropped ${dropped} log record(s): its buffer was full`);
+  if (dropped > 0) {
+    svc.logger.warn(`Node ${nodeId} dropped ${dropped} log record(s): its buffer was full`);
+    transaction.afterCommit(() => svc.broker.metrics.increment("aicunet.logs.dropped", { node: nodeId }, dropped));
+  }
   for (const [index, record] of records.entries()) {
     if (!ALARMING.has(record.level)) continue;
     const event = createEnvelope(
@@ -158,6 +161,15 @@ const LogsService: ServiceSchema<
     }),
     consumerMixin({ group: "logs", handlers: { "log.batch": storeBatch } }),
   ],
+
+  created(this: LogsThis) {
+    this.broker.metrics.register({
+      type: "counter",
+      name: "aicunet.logs.dropped",
+      labelNames: ["node"],
+      description: "Log records nodes dropped because their shipping buffer was full (the log store slow or away)",
+    });
+  },
 
   async started(this: LogsThis) {
     this.retentionTimer = setInterval(() => {

@@ -20,6 +20,7 @@ import {
   waitFor,
 } from "../support/nodes";
 import { freePort } from "../support/servers";
+import { createEnvelope } from "../../lib/events";
 
 const scope = isolation();
 let broker: ServiceBroker;
@@ -91,6 +92,21 @@ it("turns error records into log.error events on the bus, and the tail returns o
   expect(tail.rows.length).toBeGreaterThan(0);
   expect(tail.rows.every((row) => row.id > before.rows[0].id)).toBe(true);
   expect(tail.rows.map((row) => row.id)).toEqual([...tail.rows.map((row) => row.id)].sort((a, b) => a - b));
+});
+
+it("counts the records a node reports it dropped, per node, as a metric", async () => {
+  const dropped = () =>
+    (broker.metrics.getMetric("aicunet.logs.dropped")?.get({ node: "far-node" })?.value as number | undefined) ?? 0;
+  const before = dropped();
+  await broker.sendToChannel(
+    "log.batch",
+    createEnvelope(
+      "log.batch",
+      { nodeId: "far-node", records: [], dropped: 7 },
+      { source: "logs-test", correlationId: "dropped-test" },
+    ),
+  );
+  await waitFor(async () => (dropped() - before === 7 ? true : undefined), 10_000, "the dropped count");
 });
 
 it("removes records older than the retention", async () => {

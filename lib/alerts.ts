@@ -63,6 +63,16 @@ export function lostNodes(nodes: readonly { nodeID: string; state: string }[]): 
     .map((node) => ({ key: node.nodeID, summary: `Node ${node.nodeID} is gone (lost unexpectedly)` }));
 }
 
+/** Rule `saga-failures`: one incident per parked (FAILED) saga, so a second one parking is told apart. */
+export function parkedSagas(
+  sagas: readonly { id: string; definition: string; subjectId: string; step: string; reason: string | null }[],
+): Firing[] {
+  return sagas.map((saga) => ({
+    key: saga.id,
+    summary: `Saga ${saga.id} (${saga.definition} ${saga.subjectId}) parked at ${saga.step}: ${saga.reason ?? "no reason"}`,
+  }));
+}
+
 /** Rule `dlq-depth`: channels whose pending dead letters reached the threshold. */
 export function deepDeadLetterQueues(
   stats: readonly { channel: string; group: string; status: string; count: number }[],

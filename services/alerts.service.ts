@@ -20,6 +20,7 @@ import {
   deepDeadLetterQueues,
   lostNodes,
   notificationText,
+  parkedSagas,
   reconcile,
   type AlertRule,
   type Firing,
@@ -33,6 +34,7 @@ import { asSystem } from "../lib/permissions";
 import alertMigrations from "../migrations/alerts";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import type { ClusterHealth } from "./health.service";
+import type { Saga } from "./sagas.service";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
 export type IncidentStatus = "FIRING" | "RESOLVED";
@@ -305,8 +307,8 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         ),
         ask(
           "saga-failures",
-          () => this.broker.call<Page<unknown>, object>("sagas.list", { status: "FAILED", pageSize: 1 }, options),
-          (page) => (page.total > 0 ? [{ key: "parked", summary: `${page.total} saga(s) parked as FAILED` }] : []),
+          () => this.broker.call<Page<Saga>, object>("sagas.list", { status: "FAILED", pageSize: 100 }, options),
+          (page) => parkedSagas(page.rows),
         ),
       ]);
       observation.set(

@@ -4,12 +4,13 @@
  * while they refuse), repeated evaluations add nothing, discarding it sends one resolved notice, a relapse within the
  * cool-down is recorded but not sent; a circuit breaker opening and closing, and a burst of error logs, alert too.
  */
-import type { ServiceBroker } from "moleculer";
+import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { Client } from "pg";
 import { databaseUrlFor } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import type { IncidentPage } from "../../services/alerts.service";
 import type { DeadLetterPage } from "../../services/dlq.service";
+import type { Saga } from "../../services/sagas.service";
 import { apiRequest } from "../support/api";
 import {
   dropScopeDatabases,
@@ -52,6 +53,21 @@ async function deadLetter(): Promise<string> {
   return page.rows[0].id;
 }
 
+/**
+ * The sagas the `saga-failures` rule sees: `sagas.list` answering the FAILED ones the test parks. (Parking real sagas
+ * is the saga suites' subject; here the point is what the alerts service makes of them.)
+ */
+const parked: Pick<Saga, "id" | "definition" | "subjectId" | "status" | "step" | "reason">[] = [];
+const parkedSagasService: ServiceSchema = {
+  name: "sagas",
+  actions: {
+    list: {
+      permissions: ["sagas:read"],
+      handler: () => ({ rows: [...parked], total: parked.length, page: 1, pageSize: 100, totalPages: 1 }),
+    },
+  },
+};
+
 beforeAll(async () => {
   [smtp, webhook] = await Promise.all([startSmtpSink(), startWebhookReceiver()]);
   const port = await freePort();
@@ -67,7 +83,7 @@ beforeAll(async () => {
     ALERT_EMAIL_TO: "ops@aicunet.test,oncall@aicunet.test",
     ALERT_WEBHOOK_URL: webhook.url,
   });
-  broker = await startInProcessNode(cfg);
+  broker = await startInProcessNode(cfg, [parkedSagasService]);
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   alertsDb = new Client({ connectionString: databaseUrlFor("alerts", cfg) });
@@ -173,6 +189,37 @@ describe("other rules", () => {
     await broker.sendToChannel("log.error", createEnvelope("log.error", { record: record("third") }, envelopeOf()));
     await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
     expect(smtp.messages[sent].subject).toMatch(/^\[AiCUnet\] FIRING error-rate: 3 error log record\(s\) in the last/);
+  });
+});
+
+describe("parked sagas", () => {
+  it("alerts once per saga that parks, also while another is parked, and resolves each when it moves on", async () => {
+    const sent = smtp.messages.length;
+    const park = (id: string) =>
+      parked.push({
+        id,
+        definition: "order",
+        subjectId: `order-of-${id}`,
+        status: "FAILED",
+        step: "payment:compensate",
+        reason: "payment:compensate failed after 3 attempt(s): refunds unavailable",
+      });
+    park("11111111-1111-4111-8111-111111111111");
+    await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
+    park("22222222-2222-4222-8222-222222222222");
+    await waitFor(async () => (smtp.messages.length === sent + 2 ? true : undefined));
+    expect(subjects().slice(sent)).toEqual([
+      "[AiCUnet] FIRING saga-failures: Saga 11111111-1111-4111-8111-111111111111 (order order-of-11111111-1111-4111-8111-111111111111) parked at payment:compensate: payment:compensate failed after 3 attempt(s): refunds unavailable",
+      "[AiCUnet] FIRING saga-failures: Saga 22222222-2222-4222-8222-222222222222 (order order-of-22222222-2222-4222-8222-222222222222) parked at payment:compensate: payment:compensate failed after 3 attempt(s): refunds unavailable",
+    ]);
+    parked.splice(0, parked.length);
+    await waitFor(async () => (smtp.messages.length === sent + 4 ? true : undefined));
+    expect(
+      subjects()
+        .slice(sent + 2)
+        .every((subject) => subject.startsWith("[AiCUnet] RESOLVED saga-failures: ")),
+    ).toBe(true);
+    expect(await incidents("?rule=saga-failures&status=RESOLVED")).toMatchObject({ total: 2 });
   });
 });
 

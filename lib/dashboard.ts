@@ -21,10 +21,10 @@ export interface GatewayTraffic {
 
 export interface Sample {
   time: string;
-  /** HTTP requests per second served by every gateway since the previous sample. */
-  requestsPerSecond: number;
-  /** Share of those that answered 5xx (a fault of ours); 4xx are the clients'. */
-  errorRatio: number;
+  /** HTTP requests per second served by every gateway since the previous sample; null for the first sample. */
+  requestsPerSecond: number | null;
+  /** Share of those that answered 5xx (a fault of ours; 4xx are the clients'); null when there were none. */
+  errorRatio: number | null;
   /** The slowest gateway's p50/p99 over the last minute, in ms. */
   p50Ms: number | null;
   p99Ms: number | null;
@@ -64,8 +64,9 @@ export function trafficSample(
     return values.length > 0 ? Math.round(Math.max(...values) * 10) / 10 : null;
   };
   return {
-    requestsPerSecond: elapsedMs > 0 ? Math.round((requests / (elapsedMs / 1000)) * 100) / 100 : 0,
-    errorRatio: requests > 0 ? Math.round((errors / requests) * 10_000) / 10_000 : 0,
+    // No previous reading: no interval to make a rate of, rather than a made-up zero.
+    requestsPerSecond: elapsedMs > 0 ? Math.round((requests / (elapsedMs / 1000)) * 100) / 100 : null,
+    errorRatio: elapsedMs > 0 && requests > 0 ? Math.round((errors / requests) * 10_000) / 10_000 : null,
     p50Ms: slowest((gateway) => gateway.p50Ms),
     p99Ms: slowest((gateway) => gateway.p99Ms),
   };

@@ -109,6 +109,21 @@ describe("Kubernetes manifests", () => {
     }
   });
 
+  it("denies ingress by default and lets only the gateway be reached from anywhere", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const policies = rendered[overlay].filter((object) => object.kind === "NetworkPolicy");
+      const spec = (name: string) => policies.find((policy) => policy.metadata.name === name)?.spec;
+      expect(spec("default-deny-ingress")).toEqual({ podSelector: {}, policyTypes: ["Ingress"] });
+      // A rule without `from` admits any source: only the gateway's pods may have one.
+      const openToAll = policies.filter((policy) =>
+        ((policy.spec!.ingress as { from?: unknown }[] | undefined) ?? []).some((rule) => !rule.from),
+      );
+      expect(openToAll.map((policy) => policy.spec!.podSelector)).toEqual([
+        { matchLabels: expect.objectContaining({ "app.kubernetes.io/component": "gateway" }) },
+      ]);
+    }
+  });
+
   it("runs NATS as a three-node JetStream cluster whose streams the platform creates with three replicas", () => {
     for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
       const objects = rendered[overlay];

@@ -2,7 +2,7 @@
  * `npm start` (and `npm run dev` with `--repl`): runs one node with the services `SERVICES` names. Without
  * `DATABASE_URL` it first starts the embedded PostgreSQL under `DATA_DIR`. SIGINT/SIGTERM stop it in order: the
  * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
- * the embedded database stops. A second signal exits at once.
+ * the embedded database stops. A second signal stops waiting for the broker, but still stops the embedded database.
  */
 import { ConfigError, config, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
@@ -34,6 +34,11 @@ async function main(): Promise<void> {
   }
 
   let healthServer: Server | undefined;
+  // The embedded server is a process of its own (pg_ctl detaches it): every way out of here stops it.
+  const exit = async (code: number) => {
+    await embedded?.stop().catch((err: Error) => console.error(`Stopping the embedded PostgreSQL: ${err.message}`));
+    process.exit(code);
+  };
   const broker = await createNode(cfg, {
     broker: {
       replOptions: { customCommands: REPL_COMMANDS },
@@ -41,8 +46,12 @@ async function main(): Promise<void> {
       stopped: async () => {
         healthServer?.close();
         await embedded?.stop();
+        embedded = undefined;
       },
     },
+  }).catch(async (err: Error) => {
+    console.error(`Could not build the node: ${err.stack ?? err}`);
+    return exit(1);
   });
 
   broker.logger.info(
@@ -57,8 +66,9 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stoppingSince !== undefined) {
       if (Date.now() - stoppingSince < 1000) return;
-      broker.logger.warn(`${signal} again: exiting without waiting`);
-      process.exit(1);
+      broker.logger.warn(`${signal} again: exiting without waiting for the services`);
+      void exit(1);
+      return;
     }
     stoppingSince = Date.now();
     broker.logger.info(`${signal} received: shutting down`);
@@ -66,7 +76,7 @@ async function main(): Promise<void> {
       () => process.exit(0),
       (err) => {
         broker.logger.error(`Shutdown failed: ${(err as Error).stack ?? err}`);
-        process.exit(1);
+        void exit(1);
       },
     );
   };
@@ -79,7 +89,7 @@ async function main(): Promise<void> {
     // The reason in the message itself: a log line's extra arguments are not kept by every format.
     broker.logger.fatal(`Start failed: ${(err as Error).stack ?? err}`);
     await broker.stop().catch(() => undefined);
-    process.exit(1);
+    await exit(1);
   }
   // A node without the gateway still answers the health probes on PORT.
   if (!cfg.services.includes("api")) healthServer = await startHealthServer(broker, cfg.port);

@@ -54,14 +54,18 @@ export interface NatsServer {
   start(): Promise<void>;
 }
 
-/** Starts `nats-server -js` on a free port with its own JetStream store; throws with install advice when missing. */
-export async function startNats(): Promise<NatsServer> {
+/**
+ * Starts `nats-server -js` on a free port with its own JetStream store (and `extraArgs`, e.g. a cluster's); throws
+ * with install advice when the binary is missing.
+ */
+export async function startNats(extraArgs: string[] = [], port?: number): Promise<NatsServer> {
   if (spawnSync("nats-server", ["--version"]).error) throw new Error(NATS_MISSING);
-  const port = await freePort();
+  port ??= await freePort();
   const storeDir = await mkdtemp(path.join(tmpdir(), "aicunet-nats-"));
   let child: ChildProcess;
+  const args = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir, ...extraArgs];
   const launch = async () => {
-    child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: "ignore" });
+    child = spawn("nats-server", args, { stdio: "ignore" });
     await waitForPort(port);
   };
   const kill = () =>
@@ -85,6 +89,30 @@ export async function startNats(): Promise<NatsServer> {
     kill,
     start: launch,
   };
+}
+
+/** Three `nats-server -js` routed into one JetStream cluster on loopback, each with its own store. */
+export async function startNatsCluster(size = 3): Promise<NatsServer[]> {
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = routePorts.map((port) => `nats://127.0.0.1:${port}`).join(",");
+  return Promise.all(
+    ports.map((port, i) =>
+      startNats(
+        [
+          "-n",
+          `nats-${i}`,
+          "--cluster_name",
+          "aicunet",
+          "--cluster",
+          `nats://127.0.0.1:${routePorts[i]}`,
+          "--routes",
+          routes,
+        ],
+        port,
+      ),
+    ),
+  );
 }
 
 export const REDIS_MISSING =

@@ -18,8 +18,16 @@ export interface AuditContent {
   requestId: string | null;
   nodeId: string | null;
   occurredAt: string;
-  /** The action's parameters or the event's payload, secrets redacted. */
+  /**
+   * For an action, what was asked and what came of it: `params`, the entity `before` (when the service read it:
+   * `auditBefore`) and `after` (the action's result); for an event, its payload. Secrets redacted throughout.
+   */
   change: unknown;
+}
+
+/** Where an audited action's handler leaves the entity as it was before its change (`ctx.locals.auditBefore`). */
+export interface AuditLocals {
+  auditBefore?: unknown;
 }
 
 const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^key$|privateKey/i;
@@ -27,6 +35,7 @@ const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^key$|privateK
 /** A copy of `value` with the values of secret-looking keys replaced, at any depth. */
 export function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
+  if (value instanceof Date) return value.toISOString();
   if (value === null || typeof value !== "object") return value;
   return Object.fromEntries(
     Object.entries(value).map(([key, inner]) => [key, SECRET_KEY.test(key) ? "[redacted]" : redact(inner)]),

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
-import { redact, type AuditContent } from "../lib/audit";
+import { redact, type AuditContent, type AuditLocals } from "../lib/audit";
 import { ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { EnvelopeSpool } from "../lib/spool";
@@ -23,6 +23,15 @@ function entityId(declared: { idParam?: string }, params: Record<string, unknown
   if (typeof fromResult === "string") return fromResult;
   const fromParams = params[declared.idParam ?? "id"];
   return typeof fromParams === "string" ? fromParams : null;
+}
+
+/** What an action record keeps of the change: the parameters, and the entity before and after where there is one. */
+function actionChange(params: object, before: unknown, result: unknown) {
+  return {
+    params: redact(params),
+    ...(before !== undefined ? { before: redact(before) } : {}),
+    ...(result !== null && typeof result === "object" ? { after: redact(result) } : {}),
+  };
 }
 
 export interface AuditMiddlewareOptions {
@@ -121,7 +130,7 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
           requestId: ctx.requestID ?? null,
           nodeId: ctx.broker.nodeID,
           occurredAt: new Date().toISOString(),
-          change: redact(ctx.params ?? {}),
+          change: actionChange(ctx.params ?? {}, (ctx.locals as AuditLocals | undefined)?.auditBefore, result),
         };
         const { id, ...payload } = content;
         const envelope = createEnvelope(

@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { AuditLocals } from "../lib/audit";
 import { selectPage } from "../lib/database";
 import { ForbiddenError, NotFoundError, invalidFields, type FieldProblem, MoleculerClientError } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -373,6 +374,8 @@ const OrdersService: ServiceSchema<
             id: order.id,
           });
         }
+        // The UPDATE was conditional on the version read: `order` is exactly what it changed.
+        (ctx.locals as AuditLocals).auditBefore = order;
         return this.findOrder(order.id, undefined, { useMaster: true });
       },
     },
@@ -395,6 +398,7 @@ const OrdersService: ServiceSchema<
           const order = await this.findOrder(id, undefined, { useMaster: true });
           if (order.status === status) return order;
           if (await this.changeStatus(order, transition(order.status, status), reason ?? null)) {
+            (ctx.locals as AuditLocals).auditBefore = order;
             return this.findOrder(id, undefined, { useMaster: true });
           }
           // Changed meanwhile (a customer's cancel): decide again on what it is now.

@@ -4,6 +4,7 @@
  */
 import type { Context, ServiceSchema } from "moleculer";
 import { DataTypes, Op, UniqueConstraintError, type Model, type WhereOptions } from "sequelize";
+import type { AuditLocals } from "../lib/audit";
 import { ConflictError, NotFoundError, PreconditionRequiredError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import productMigrations from "../migrations/products";
@@ -304,7 +305,12 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
       async handler(ctx: Context<{ id: string; version?: number }, GatewayMeta>): Promise<void> {
         const conditional = ctx.meta.ifMatch !== undefined || ctx.params.version !== undefined;
         const where = conditional ? { id: ctx.params.id, version: expectedVersion(ctx) } : { id: ctx.params.id };
-        const deleted = await this.model.destroy({ where });
+        const deleted = await this.sequelize.transaction(async (transaction) => {
+          const before = await this.model.findOne({ where, transaction, lock: transaction.LOCK.UPDATE });
+          if (!before) return 0;
+          (ctx.locals as AuditLocals).auditBefore = toProduct(before);
+          return this.model.destroy({ where, transaction });
+        });
         if (deleted === 0) await this.explainMissedWrite(ctx.params.id);
       },
     },
@@ -322,12 +328,15 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
       };
       try {
         const updated = await this.sequelize.transaction(async (transaction) => {
+          // The row at the expected version is what a successful conditional UPDATE changes (for the audit trail).
+          const before = await this.model.findOne({ where: { id, version }, transaction });
           const [count, rows] = await this.model.update(values, {
             where: { id, version },
             returning: true,
             transaction,
           });
           if (count === 0) return undefined;
+          if (before) (ctx.locals as AuditLocals).auditBefore = toProduct(before);
           const product = toProduct(rows[0]);
           // Committed with the change or not at all: exec's rules (low stock) react to it.
           if (fields.stock !== undefined) {

@@ -108,7 +108,17 @@ it("records every REST write once: who, what, which entity, the request id and t
     });
   }
   const patch = (await recordsOf("audit-patch", 1)).find((found) => found.kind === "action")!;
-  expect(patch.change).toEqual({ id: product.id, stock: 9, version: product.version });
+  // What was asked, the product as it was, and as it became.
+  expect(patch.change).toEqual({
+    params: { id: product.id, stock: 9, version: product.version },
+    before: expect.objectContaining({ id: product.id, stock: product.stock, version: product.version }),
+    after: expect.objectContaining({ id: product.id, stock: 9, version: product.version + 1 }),
+  });
+  const removal = (await recordsOf("audit-delete", 1)).find((found) => found.kind === "action")!;
+  expect(removal.change).toEqual({
+    params: { id: product.id },
+    before: expect.objectContaining({ id: product.id, stock: 9, name: "Audited" }),
+  });
   // Exactly one each (the stock change's event is recorded beside it), also after time for duplicates.
   await new Promise((resolve) => setTimeout(resolve, 500));
   for (const requestId of ["audit-create", "audit-patch", "audit-delete"]) {
@@ -123,7 +133,7 @@ it("records every REST write once: who, what, which entity, the request id and t
 it("redacts secrets, and records domain events beside the actions that caused them", async () => {
   const token = await registerCustomer(base, "audited@example.com");
   const { rows } = await auditDb.query("SELECT change FROM audit_records WHERE name = 'auth.register'");
-  expect(rows[0].change).toMatchObject({ email: "audited@example.com", password: "[redacted]" });
+  expect(rows[0].change).toMatchObject({ params: { email: "audited@example.com", password: "[redacted]" } });
 
   const product = await json<Product>(
     await send(

@@ -6,6 +6,7 @@
  */
 import type { ValidationRule } from "fastest-validator";
 import { EventCatalogue, type EventSchema } from "./events";
+import { ORDER_STATUSES } from "./order-status";
 
 const money: ValidationRule = {
   type: "object",
@@ -42,6 +43,24 @@ const ORDER_EVENTS: EventSchema[] = [
           total: money,
           paymentMethod: { type: "string" },
           lines: { type: "array", min: 1 },
+        },
+      },
+      $$strict: true,
+    },
+  },
+  {
+    type: "order.statusChanged",
+    version: 1,
+    payload: {
+      order: {
+        type: "object",
+        props: {
+          id: { type: "uuid" },
+          customerId: { type: "uuid" },
+          previousStatus: { type: "enum", values: [...ORDER_STATUSES] },
+          status: { type: "enum", values: [...ORDER_STATUSES] },
+          reason: { type: "string", nullable: true },
+          version: { type: "number", integer: true, positive: true },
         },
       },
       $$strict: true,

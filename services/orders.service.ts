@@ -142,7 +142,7 @@ function requestHash(params: CreateOrderParams): string {
 }
 
 interface OrdersMethods {
-  changeStatus(order: Order, next: OrderStatus, reason: string | null): Promise<boolean>;
+  changeStatus(order: Order, next: OrderStatus, reason: string | null, correlationId: string): Promise<boolean>;
   query<T extends object>(
     sql: string,
     bind: unknown[],
@@ -369,7 +369,8 @@ const OrdersService: ServiceSchema<
         const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
         const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
         const next = transition(order.status, "CANCELLED");
-        if (!(await this.changeStatus(order, next, ctx.params.reason ?? "cancelled by request"))) {
+        const reason = ctx.params.reason ?? "cancelled by request";
+        if (!(await this.changeStatus(order, next, reason, ctx.requestID ?? order.id))) {
           throw new MoleculerClientError("The order changed meanwhile; read it again", 409, "STALE_VERSION", {
             id: order.id,
           });
@@ -397,7 +398,8 @@ const OrdersService: ServiceSchema<
         for (;;) {
           const order = await this.findOrder(id, undefined, { useMaster: true });
           if (order.status === status) return order;
-          if (await this.changeStatus(order, transition(order.status, status), reason ?? null)) {
+          const next = transition(order.status, status);
+          if (await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id)) {
             (ctx.locals as AuditLocals).auditBefore = order;
             return this.findOrder(id, undefined, { useMaster: true });
           }
@@ -408,15 +410,33 @@ const OrdersService: ServiceSchema<
   },
 
   methods: {
-    /** One conditional UPDATE from the version read; false when the order changed meanwhile. */
-    async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null) {
-      const [updated] = await this.query<{ id: string }>(
-        `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
-         WHERE id = $1 AND version = $2 RETURNING id`,
-        [order.id, order.version, next, reason],
-        { useMaster: true },
-      );
-      return Boolean(updated);
+    /**
+     * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
+     * false (and nothing written) when the order changed meanwhile.
+     */
+    async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, correlationId) {
+      return this.sequelize.transaction(async (transaction) => {
+        const [updated] = await this.query<{ version: number }>(
+          `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
+           WHERE id = $1 AND version = $2 RETURNING version`,
+          [order.id, order.version, next, reason],
+          { useMaster: true, transaction },
+        );
+        if (!updated) return false;
+        const changed = {
+          id: order.id,
+          customerId: order.customerId,
+          previousStatus: order.status,
+          status: next,
+          reason,
+          version: updated.version,
+        };
+        await this.enqueueEvent(
+          transaction,
+          createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
+        );
+        return true;
+      });
     },
 
     async query<T extends object>(

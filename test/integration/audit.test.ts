@@ -158,18 +158,37 @@ it("redacts secrets, and records domain events beside the actions that caused th
 });
 
 it("keeps domain events as an event store: in order globally, and per stream", async () => {
-  const all = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"));
-  expect(all.map((event) => event.envelope.type).sort()).toEqual(["order.created", "product.stockChanged"]);
-  expect(all[1].position).toBeGreaterThan(all[0].position);
-  const order = all.find((event) => event.envelope.type === "order.created")!;
-  const stream = await json<StoredEvent[]>(
-    await send("GET", `/api/audit/streams/order/${order.streamId}`, undefined, "es2"),
+  const first = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"));
+  const created = first.find((event) => event.envelope.type === "order.created")!;
+  // A second event of the same order's stream: its cancellation.
+  expect((await send("POST", `/api/orders/${created.streamId}/cancel`, {}, "es-cancel")).status).toBe(200);
+  const stream = await waitFor(
+    async () => {
+      const events = await json<StoredEvent[]>(
+        await send("GET", `/api/audit/streams/order/${created.streamId}`, undefined, "es2"),
+      );
+      return events.length === 2 ? events : undefined;
+    },
+    10_000,
+    "the order's second event",
   );
-  expect(stream).toEqual([
-    expect.objectContaining({ streamType: "order", streamVersion: 1, position: order.position }),
+  expect(stream.map((event) => [event.streamType, event.streamVersion, event.envelope.type])).toEqual([
+    ["order", 1, "order.created"],
+    ["order", 2, "order.statusChanged"],
   ]);
+  expect(stream[0].position).toBe(created.position);
+  expect(stream[1].envelope.payload).toMatchObject({ order: { previousStatus: "PENDING", status: "CANCELLED" } });
+
+  const all = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es3"));
+  expect(all.map((event) => event.envelope.type).sort()).toEqual([
+    "order.created",
+    "order.statusChanged",
+    "product.stockChanged",
+  ]);
+  const positions = all.map((event) => event.position);
+  expect(positions).toEqual([...positions].sort((a, b) => a - b));
   const later = await json<StoredEvent[]>(
-    await send("GET", `/api/audit/events?after=${all[all.length - 1].position}`, undefined, "es3"),
+    await send("GET", `/api/audit/events?after=${positions.at(-1)}`, undefined, "es4"),
   );
   expect(later).toEqual([]);
   await expect(auditDb.query("DELETE FROM events")).rejects.toThrow(/append-only/);

@@ -207,6 +207,38 @@ describe("as an operator (the admin)", () => {
     expect((await send("GET", "/api/audit", undefined, auditor)).status).toBe(200);
     expect((await send("GET", "/api/dlq", undefined, auditor)).status).toBe(403);
   });
+
+  it("adds, edits and disables a product, and disables a user, who then cannot sign in", async () => {
+    await visit("Catalog", "catalog");
+    const form = page.getByRole("form", { name: "New product" });
+    await form.getByLabel("SKU").fill("UI-EDIT-1");
+    await form.getByLabel("Name").fill("Editable widget");
+    await form.getByLabel("Price").fill("4.20");
+    await form.getByRole("button", { name: "Add" }).click();
+    const row = page.getByRole("table", { name: "Products" }).getByRole("row").filter({ hasText: "UI-EDIT-1" });
+    await row.getByRole("button", { name: "Edit" }).click();
+    await row.getByLabel("Name").fill("Edited widget");
+    await row.getByLabel("Price").fill("5.10");
+    await row.getByRole("button", { name: "Save" }).click();
+    await row.getByText("5.10 EUR").waitFor();
+    await row.getByRole("button", { name: "Disable" }).click();
+    await row.getByRole("button", { name: "Enable" }).waitFor();
+    const { rows } = await json<{ rows: unknown[] }>(await send("GET", "/api/products?search=UI-EDIT-1"));
+    expect(rows).toEqual([
+      expect.objectContaining({ name: "Edited widget", price: { amount: 510, currency: "EUR" }, active: false }),
+    ]);
+
+    await visit("Users", "users");
+    const user = page.getByRole("table", { name: "Users" }).getByRole("row").filter({ hasText: "auditor@example.com" });
+    await user.getByRole("button", { name: "Disable" }).click();
+    await page.getByText("auditor@example.com disabled.").waitFor();
+    const refused = await fetch(`${base}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "auditor@example.com", password: "an-auditor-password" }),
+    });
+    expect(refused.status).toBe(401);
+  });
 });
 
 describe("as a customer", () => {

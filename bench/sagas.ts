@@ -581,10 +581,12 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
       RATE_LIMIT_USER: "10000000",
       RATE_LIMIT_AUTH: "10000000",
     };
+    // Every node serves HTTP on PORT (the gateway its API, the others their health probes): one port each.
+    const [participantsPort, sagaPort] = [await freePort(), await freePort()];
     const nodes = [
       startNode("gateway", "api,auth,products,orders", { ...env, PORT: String(port) }),
-      startNode("participants", "payments,shipping", env),
-      startNode("saga-node", "sagas", env),
+      startNode("participants", "payments,shipping", { ...env, PORT: String(participantsPort) }),
+      startNode("saga-node", "sagas", { ...env, PORT: String(sagaPort) }),
     ];
     cleanups.push(() => Promise.all(nodes.map(stopNode)));
     const base = `http://127.0.0.1:${port}`;

@@ -109,7 +109,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "BULKHEAD_MAX_QUEUE", default: "500", description: "Queued calls per action before `QueueIsFullError`." },
   {
     key: "TRACING_EXPORTER",
-    default: "event (none in production and test)",
+    default: "console,event (none in production and test)",
     description:
       "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none`; spans are always created and propagated.",
   },
@@ -570,9 +570,12 @@ function trustedProxiesOf(value: string | undefined, problems: string[]): string
 
 const TRACING_EXPORTERS: readonly TracingExporterName[] = ["console", "event", "zipkin"];
 
-/** `TRACING_EXPORTER`: a comma list of exporters, or `none`; in development the span store (the console shows traces). */
+/**
+ * `TRACING_EXPORTER`: a comma list of exporters, or `none`. In development the terminal's span trees and the span
+ * store (the web console shows an order's trace from it).
+ */
 function tracingExportersOf(value: string | undefined, env: NodeEnv, problems: string[]): TracingExporterName[] {
-  if (value === undefined) return env === "development" ? ["event"] : [];
+  if (value === undefined) return env === "development" ? ["console", "event"] : [];
   const names = value
     .split(",")
     .map((name) => name.trim())

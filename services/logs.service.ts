@@ -107,7 +107,10 @@ interface LogsMethods {
   removeExpired(): Promise<number>;
 }
 
-type LogsThis = Service<DbSettings> & DbServiceThis & LogsMethods & OutboxMethods & { retentionTimer?: NodeJS.Timeout };
+type LogsThis = Service<DbSettings> &
+  DbServiceThis &
+  LogsMethods &
+  OutboxMethods & { retentionTimer?: NodeJS.Timeout; spansClosed?: boolean };
 
 /** Stores a batch in one statement, and raises `log.error` for its error records, in the consumer's transaction. */
 async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
@@ -180,6 +183,8 @@ const LogsService: ServiceSchema<
 
   async stopped(this: LogsThis) {
     clearInterval(this.retentionTimer);
+    // The tracer flushes its last spans after the services have stopped, when the pool is gone: those are dropped.
+    this.spansClosed = true;
   },
 
   events: {
@@ -188,7 +193,7 @@ const LogsService: ServiceSchema<
       tracing: false,
       async handler(this: LogsThis, ctx: Context<ExportedSpan[]>) {
         const spans = Array.isArray(ctx.params) ? ctx.params.map(toStoredSpan) : [];
-        if (spans.length === 0) return;
+        if (spans.length === 0 || this.spansClosed) return;
         await this.sequelize.query(
           `INSERT INTO spans (trace_id, span_id, parent_id, name, type, service, node_id, started_at, duration_ms,
              error, tags)

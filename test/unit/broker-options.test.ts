@@ -17,7 +17,8 @@ describe("brokerOptions", () => {
       enabled: true,
       reporter: [{ type: "Prometheus", options: { port: 3030 } }],
     });
-    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Event" }] });
+    // Development: span trees in the terminal, and spans to the log store.
+    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Console" }, { type: "Event" }] });
   });
 
   it("puts action parameters on spans with secrets redacted, and never the answer", () => {

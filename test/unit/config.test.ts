@@ -14,7 +14,7 @@ describe("loadConfig", () => {
       log: { level: "info", format: "pretty" },
       namespace: "aicunet",
       requestTimeout: 10_000,
-      tracing: { exporters: ["event"], endpoint: null },
+      tracing: { exporters: ["console", "event"], endpoint: null },
     });
     expect(cfg.dataDir).toMatch(/\.data$/);
   });

@@ -22,6 +22,7 @@ import { eventBackbone, reportEvents } from "./events";
 import { reportSagas, sagaBench } from "./sagas";
 import { reportUi, uiBench } from "./ui";
 import type { PublicJwk } from "../lib/signing-keys";
+import { dropScopeDatabases } from "../test/support/nodes";
 import { freePort } from "../test/support/servers";
 
 const duration = Number(process.env.BENCH_DURATION ?? 10);
@@ -87,17 +88,21 @@ async function withDatabase<T>(work: (env: Record<string, string>) => Promise<T>
     databaseUrl = pg.url;
     stopPostgres = pg.stop;
   }
+  const prefix = `bench${process.pid}_`;
+  const secretsDir = dataDir ?? path.join(tmpdir(), `aicunet-bench-secrets-${process.pid}`);
   try {
     return await work({
       DATABASE_URL: databaseUrl,
-      DATABASE_NAME_PREFIX: `bench${process.pid}_`,
+      DATABASE_NAME_PREFIX: prefix,
       ADMIN_EMAIL: ADMIN.email,
       ADMIN_PASSWORD: ADMIN.password,
-      DATA_DIR: dataDir ?? path.join(tmpdir(), `aicunet-bench-secrets-${process.pid}`),
+      DATA_DIR: secretsDir,
     });
   } finally {
+    // On someone else's server, the bench's databases (and their roles) go; an embedded one goes whole.
+    if (!dataDir) await dropScopeDatabases(prefix, databaseUrl);
     await stopPostgres();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await rm(secretsDir, { recursive: true, force: true });
   }
 }
 

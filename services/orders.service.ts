@@ -234,13 +234,15 @@ const OrdersService: ServiceSchema<
           ]);
         }
         const hash = requestHash(ctx.params);
+        // The order this key made before: found, not created, so 200 rather than the declared 201.
+        const replay = async () => {
+          const replayed = await this.replayIdempotent(caller.id, key!, hash);
+          if (replayed) ctx.meta.$statusCode = 200;
+          return replayed;
+        };
         if (key) {
-          const replayed = await this.replayIdempotent(caller.id, key, hash);
-          if (replayed) {
-            // The order this key made before: found, not created.
-            ctx.meta.$statusCode = 200;
-            return replayed;
-          }
+          const replayed = await replay();
+          if (replayed) return replayed;
         }
 
         const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
@@ -296,7 +298,7 @@ const OrdersService: ServiceSchema<
           await this.enqueueEvent(transaction, created);
           return row;
         });
-        if (!inserted) return (await this.replayIdempotent(caller.id, key!, hash))!;
+        if (!inserted) return (await replay())!;
 
         const order = await this.findOrder(id, undefined, { useMaster: true });
         ctx.meta.$location = `/api/orders/${order.id}`;

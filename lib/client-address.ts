@@ -12,30 +12,35 @@ function plain(address: string): string {
   return trimmed.startsWith("::ffff:") && isIP(trimmed.slice(7)) === 4 ? trimmed.slice(7) : trimmed;
 }
 
+/** The BlockList family of an address, or undefined for what is no address. */
+function familyOf(address: string): "ipv4" | "ipv6" | undefined {
+  const version = isIP(address);
+  return version === 4 ? "ipv4" : version === 6 ? "ipv6" : undefined;
+}
+
 /** Parses `10.0.0.0/8,fd00::/8,127.0.0.1`; throws naming the first entry that is neither an address nor a CIDR. */
 export function parseTrustedProxies(list: string[]): BlockList {
   const trusted = new BlockList();
   for (const entry of list) {
     const [address, prefix] = entry.split("/");
-    const family = isIP(address);
+    const family = familyOf(address);
     if (!family) throw new Error(`"${entry}" is not an IP address or CIDR range`);
-    const type = family === 4 ? "ipv4" : "ipv6";
     if (prefix === undefined) {
-      trusted.addAddress(address, type);
+      trusted.addAddress(address, family);
       continue;
     }
     const bits = Number(prefix);
-    if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) {
+    if (!Number.isInteger(bits) || bits < 0 || bits > (family === "ipv4" ? 32 : 128)) {
       throw new Error(`"${entry}" has no valid prefix length`);
     }
-    trusted.addSubnet(address, bits, type);
+    trusted.addSubnet(address, bits, family);
   }
   return trusted;
 }
 
 const isTrusted = (trusted: BlockList, address: string) => {
-  const family = isIP(address);
-  return family !== 0 && trusted.check(address, family === 4 ? "ipv4" : "ipv6");
+  const family = familyOf(address);
+  return family !== undefined && trusted.check(address, family);
 };
 
 export function clientAddress(
@@ -48,7 +53,7 @@ export function clientAddress(
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor).split(",").map(plain);
   for (let i = hops.length - 1; i >= 0; i--) {
     // A hop that is no address is a forgery or garbage: the last trusted proxy's peer is as far as we can believe.
-    if (!isIP(hops[i])) return client;
+    if (!familyOf(hops[i])) return client;
     client = hops[i];
     if (!isTrusted(trusted, client)) return client;
   }

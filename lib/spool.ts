@@ -1,13 +1,32 @@
 /**
- * A directory of envelopes waiting to be published, one file each: written to a temporary name, fsynced, then
- * renamed into place, so a record is either whole in the spool or not there, and a crash (SIGKILL, power loss) after
- * `add` returned loses none. Names sort in the order the envelopes were added. Several processes may share a spool:
- * whoever publishes an entry first removes it, and the consumers' de-duplication on the envelope id makes a copy
- * published twice harmless.
+ * A directory of envelopes waiting to be published, one file each: written to a temporary name, fsynced, renamed
+ * into place and the directory fsynced, so a record is either whole in the spool or not there, and a crash (SIGKILL,
+ * power loss) after `add` returned loses none. Names sort in the order the envelopes were added. Several processes
+ * may share a spool: whoever publishes an entry first removes it, and the consumers' de-duplication on the envelope
+ * id makes a copy published twice harmless.
  */
 import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { EventEnvelope } from "./events";
+
+/** `work`'s result, or undefined when what it reads or removes is not there (another process got to it first). */
+async function unlessMissing<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+async function fsync(file: string): Promise<void> {
+  const handle = await open(file, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 export class EnvelopeSpool {
   private sequence = 0;
@@ -31,32 +50,24 @@ export class EnvelopeSpool {
       await file.close();
     }
     await rename(temporary, path.join(this.dir, `${name}.json`));
+    // The rename is durable only once the directory entry is.
+    await fsync(this.dir);
     return true;
   }
 
   /** The entries waiting, oldest first. */
   async pending(): Promise<string[]> {
-    try {
-      return (await readdir(this.dir)).filter((name) => name.endsWith(".json")).sort();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw err;
-    }
+    const names = await unlessMissing(readdir(this.dir));
+    return (names ?? []).filter((name) => name.endsWith(".json")).sort();
   }
 
   /** An entry's envelope, or undefined when another process has published and removed it meanwhile. */
   async read(name: string): Promise<EventEnvelope | undefined> {
-    try {
-      return JSON.parse(await readFile(path.join(this.dir, name), "utf8")) as EventEnvelope;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
-    }
+    const text = await unlessMissing(readFile(path.join(this.dir, name), "utf8"));
+    return text === undefined ? undefined : (JSON.parse(text) as EventEnvelope);
   }
 
   async remove(name: string): Promise<void> {
-    await unlink(path.join(this.dir, name)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err;
-    });
+    await unlessMissing(unlink(path.join(this.dir, name)));
   }
 }

@@ -9,9 +9,15 @@
 import DbService from "moleculer-db";
 import SqlAdapter from "moleculer-db-adapter-sequelize";
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import type { Model, ModelAttributes, ModelOptions, ModelStatic, Sequelize } from "sequelize";
+import {
+  QueryTypes,
+  type Model,
+  type ModelAttributes,
+  type ModelOptions,
+  type ModelStatic,
+  type Sequelize,
+} from "sequelize";
 import { config, type ServiceName } from "../lib/config";
-import { QueryTypes } from "sequelize";
 import {
   actAsRole,
   createSequelize,

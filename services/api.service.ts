@@ -44,6 +44,8 @@ type GatewayRequest = IncomingMessage & {
   $action?: ActionSchema;
   $startedAt?: number;
   $requestId?: string;
+  /** The client's address, worked out once per request (`clientOf`). */
+  $client?: string;
 };
 
 interface ErrorBody {
@@ -146,7 +148,7 @@ interface ApiMethods {
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
   limit(name: string, key: string, perMinute: number): Promise<void>;
-  clientOf(req: IncomingMessage): string;
+  clientOf(req: GatewayRequest): string;
   publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
   callerFromToken(token: string, ctx: Context): Promise<Caller>;
@@ -598,8 +600,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     },
 
     /** The client's address: the socket's, or what trusted proxies put in `X-Forwarded-For` (lib/client-address.ts). */
-    clientOf(req: IncomingMessage): string {
-      return clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], this.trustedProxies);
+    clientOf(req: GatewayRequest): string {
+      req.$client ??= clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], this.trustedProxies);
+      return req.$client;
     },
 
     /**

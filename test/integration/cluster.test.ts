@@ -41,6 +41,19 @@ afterAll(async () => {
   await dropScopeDatabases(scope.prefix);
 });
 
+/** The records a node wrote at level error or above (its output is JSON lines, one record each). */
+function errorRecords(node: NodeProcess): string[] {
+  return node
+    .output()
+    .split("\n")
+    .filter((line) => line.startsWith("{") && (JSON.parse(line) as { level: number }).level >= 50);
+}
+
+it("starts clean: neither node logs an error on the way to ready", () => {
+  expect(errorRecords(productsNode)).toEqual([]);
+  expect(errorRecords(gatewayNode)).toEqual([]);
+});
+
 it("routes a REST call on the gateway node to the products service on the other node", async () => {
   const res = await waitFor(
     async () => {

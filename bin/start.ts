@@ -6,7 +6,7 @@
  */
 import { ConfigError, config, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
-import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
 import { REPL_COMMANDS } from "./repl-commands";
 import { ensureUiBuilt } from "./ui";
@@ -29,7 +29,13 @@ async function main(): Promise<void> {
   const log = (message: string) => console.info(`[aicunet] ${message}`);
   if (cfg.services.includes("api")) await ensureUiBuilt(log);
   if (!cfg.database.url) {
-    embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log });
+    embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log }).catch(
+      (err: Error) => {
+        // A cause the user can fix is told as such; anything else keeps its stack for a bug report.
+        console.error(err instanceof EmbeddedPostgresError ? err.message : `Embedded PostgreSQL: ${err.stack ?? err}`);
+        return process.exit(1);
+      },
+    );
     cfg = { ...cfg, database: { ...cfg.database, url: embedded.url } };
   }
 

@@ -133,19 +133,20 @@ export async function killLeftoverNodes(): Promise<void> {
 }
 
 /**
- * Starts `bin/start.ts` (or another node `script`) as its own OS process, as `npm start` does, and waits until it
+ * Starts `bin/start.ts` (or another node `script`) as its own OS process, as `npm start` does (in `cwd`, the checkout
+ * by default), and waits until it
  * logs that it is ready (at level info, whatever `LOG_LEVEL` the caller chose). A node that is not ready in time is
  * killed.
  */
 export async function startNodeProcess(
   env: Record<string, string>,
-  { timeoutMs = 40_000, viaNpmStart = false, script = "bin/start.ts" } = {},
+  { timeoutMs = 40_000, viaNpmStart = false, script = "bin/start.ts", cwd = ROOT } = {},
 ): Promise<NodeProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const nodeID = env.NODE_ID ?? `node-${randomBytes(3).toString("hex")}`;
   const [command, args] = viaNpmStart ? ["npm", ["start"]] : [process.execPath, ["--import", "tsx", script]];
   const child = spawn(command, args, {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env, PORT: String(port), NODE_ID: nodeID, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],
     // `npm start` gets its own process group, so a signal can go to the whole group as a terminal's Ctrl-C does.

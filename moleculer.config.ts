@@ -13,6 +13,7 @@ import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
+import { ChannelsReadyMiddleware } from "./middlewares/channels-ready.middleware";
 import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
 import { RequestContextMiddleware } from "./middlewares/request-context.middleware";
 import { StopIntakeMiddleware } from "./middlewares/stop-intake.middleware";
@@ -135,6 +136,7 @@ export function brokerOptions(config: Config): BrokerOptions {
       PermissionsMiddleware(),
       AuditMiddleware({ spoolDir: path.join(config.dataDir, "audit-spool", config.namespace) }),
       channels(config),
+      ChannelsReadyMiddleware(),
     ],
 
     metrics: {

@@ -97,6 +97,19 @@ export function deterministicId(...parts: (string | number)[]): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+const brokersWithChannels = new WeakSet<object>();
+
+/** Set by the ChannelsReady middleware once every consumer group of the node has subscribed, cleared on stop. */
+export function setChannelsReady(broker: object, ready: boolean): void {
+  if (ready) brokersWithChannels.add(broker);
+  else brokersWithChannels.delete(broker);
+}
+
+/** Publishers hold their messages (in the outbox, the audit spool, the log buffer) until this is true. */
+export function channelsReady(broker: object): boolean {
+  return brokersWithChannels.has(broker);
+}
+
 /** The part of the channels adapter that streams are made with (NATS only; the in-memory adapter has none). */
 export interface StreamMaker {
   /** Set once the adapter's connection (and its stream manager) is up, in the middleware's `started` hook. */

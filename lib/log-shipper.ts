@@ -5,7 +5,7 @@
  * do not fit are counted and reported with the next batch that goes out.
  */
 import { Loggers, type ServiceBroker } from "moleculer";
-import { MAX_MESSAGE_BYTES, ensureStream } from "./delivery";
+import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "./delivery";
 import { createEnvelope } from "./events";
 import { requestLogFields } from "./request-context";
 
@@ -104,7 +104,7 @@ export class LogShipper extends Loggers.Base<{ level?: LogLevel }> {
   /** Publishes what the buffer holds, a message at a time; keeps what could not go out. */
   async ship(): Promise<void> {
     const broker = this.shipperBroker;
-    if (this.shipping || !broker?.sendToChannel || (this.buffer.length === 0 && this.dropped === 0)) return;
+    if (this.shipping || !broker || !channelsReady(broker) || (this.buffer.length === 0 && this.dropped === 0)) return;
     this.shipping = true;
     try {
       if (!this.streamReady) {

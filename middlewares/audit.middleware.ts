@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
 import { redact, type AuditContent, type AuditLocals } from "../lib/audit";
-import { ensureStream } from "../lib/delivery";
+import { channelsReady, ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
@@ -49,6 +49,8 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
 
   let streamReady = false;
   const publish = async (envelope: EventEnvelope) => {
+    // Before the channels can take it (the node's start), the record waits in the spool like one NATS refused.
+    if (!channelsReady(broker)) throw new Error("the durable channels are not subscribed yet");
     if (!streamReady) {
       await ensureStream(broker.channelAdapter, envelope.type);
       streamReady = true;

@@ -9,7 +9,7 @@
  */
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
-import { MAX_MESSAGE_BYTES, ensureStream } from "../lib/delivery";
+import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
@@ -137,6 +137,11 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       this.outboxBusy = false;
       this.outboxWoken = false;
       const round = async () => {
+        // Nothing leaves before the node's consumer groups have subscribed: in memory, it would reach no one.
+        if (!channelsReady(this.broker)) {
+          if (!this.outboxStopping) this.outboxTimer = setTimeout(schedule, idleMs);
+          return;
+        }
         this.outboxBusy = true;
         this.outboxWoken = false;
         let delay = idleMs;

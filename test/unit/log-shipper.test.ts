@@ -1,7 +1,11 @@
 import type { ServiceBroker } from "moleculer";
+import { setChannelsReady } from "../../lib/delivery";
 import { LogShipper } from "../../lib/log-shipper";
 
-/** A stand-in for the broker: the shipper only needs its node id, the channel adapter and `sendToChannel`. */
+/**
+ * A stand-in for the broker: the shipper only needs its node id, the channel adapter and `sendToChannel`, once its
+ * channels are ready.
+ */
 function fakeBroker(fail: () => boolean) {
   const sent: { records: { message: string; level: string }[]; dropped: number }[] = [];
   const broker = {
@@ -12,6 +16,7 @@ function fakeBroker(fail: () => boolean) {
       sent.push(envelope.payload);
     },
   };
+  setChannelsReady(broker, true);
   return { broker: broker as unknown as ServiceBroker, sent };
 }
 

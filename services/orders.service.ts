@@ -546,6 +546,19 @@ const OrdersService: ServiceSchema<
             actual: item.productId,
           });
       });
+      // Stock is reserved by the saga; an order no stock could ever fill is refused here, before it exists.
+      const wanted = new Map<string, number>();
+      for (const item of items) wanted.set(item.productId, (wanted.get(item.productId) ?? 0) + item.quantity);
+      items.forEach((item, index) => {
+        const product = products.get(item.productId);
+        if (product?.active && wanted.get(item.productId)! > product.stock)
+          problems.push({
+            field: `items[${index}].quantity`,
+            message: `only ${product.stock} in stock`,
+            type: "insufficientStock",
+            actual: wanted.get(item.productId),
+          });
+      });
       const currencies = new Set([...products.values()].filter(Boolean).map((product) => product!.price.currency));
       if (currencies.size > 1)
         problems.push({

@@ -264,6 +264,22 @@ describe("bad input changes nothing", () => {
       ["items[0].productId"],
     ],
     [
+      "more than the product has in stock",
+      () => ({ ...orderBody(), items: [{ productId: products[0].id, quantity: 101 }] }),
+      ["items[0].quantity"],
+    ],
+    [
+      "lines of one product that together exceed its stock",
+      () => ({
+        ...orderBody(),
+        items: [
+          { productId: products[0].id, quantity: 60 },
+          { productId: products[0].id, quantity: 60 },
+        ],
+      }),
+      ["items[0].quantity", "items[1].quantity"],
+    ],
+    [
       "a country that is not ISO",
       () => ({ ...orderBody(), shippingAddress: { ...orderBody().shippingAddress, country: "England" } }),
       ["shippingAddress.country"],

@@ -70,7 +70,12 @@ beforeAll(async () => {
   admin = await login(base);
   customer = await registerCustomer(base, "cust@saga.example");
   product = await json<Product>(
-    await send("POST", "/api/products", { sku: "SAPI-1", name: "Saga API", price: { amount: 900, currency: "EUR" } }),
+    await send("POST", "/api/products", {
+      sku: "SAPI-1",
+      name: "Saga API",
+      price: { amount: 900, currency: "EUR" },
+      stock: 1000,
+    }),
   );
   paymentsDb = new Client({ connectionString: databaseUrlFor("payments", cfg) });
   await paymentsDb.connect();

@@ -41,7 +41,10 @@ function logger(config: Config): BrokerOptions["logger"] {
     },
   };
   const pino = { ...(config.log.format === "pretty" ? pretty : {}), mixin: requestLogFields };
-  const local = { type: "Pino", options: { level: config.log.level, pino: { options: pino } } };
+  // A quiet terminal: the gateway's requests and the broker's own lines ("Ready in …", shutdown) at info, every
+  // other module's warnings; their info lines still reach the log store through the shipper.
+  const level = config.log.quietTerminal ? { API: "info", BROKER: "info", "**": "warn" } : config.log.level;
+  const local = { type: "Pino", options: { level, pino: { options: pino } } };
   // Every node also ships its records to the log store (the logs service), unless turned off.
   if (config.log.shipLevel === "off") return local;
   return [local, new LogShipper({ level: config.log.shipLevel })] as BrokerOptions["logger"];

@@ -4,13 +4,14 @@
  * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
  * the embedded database stops. A second signal stops waiting for the broker, but still stops the embedded database.
  */
-import { ConfigError, config, type Config } from "../lib/config";
+import { ConfigError, DEFAULT_ADMIN_EMAIL, config, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
 import { REPL_COMMANDS } from "./repl-commands";
 import { ensureUiBuilt } from "./ui";
 import type { Server } from "node:http";
+import type { ServiceBroker } from "moleculer";
 import { startHealthServer } from "../lib/health-server";
 
 async function main(): Promise<void> {
@@ -103,7 +104,29 @@ async function main(): Promise<void> {
   const seconds = ((performance.now() - startedAt) / 1000).toFixed(2);
   const gateway = cfg.services.includes("api") ? `, gateway on http://localhost:${cfg.port}` : "";
   broker.logger.info(`Ready in ${seconds} s${gateway}`);
+  if (cfg.log.format === "pretty") console.info(startBanner(cfg, broker, embedded !== undefined));
   if (withRepl) await broker.repl();
+}
+
+/** What a person at the terminal needs once the node is ready: where it is, who signs in, where its data lives. */
+function startBanner(cfg: Config, broker: ServiceBroker, embedded: boolean): string {
+  const nodes = broker.registry.nodes
+    .list({ onlyAvailable: true, withServices: false })
+    .map((node) => node.id)
+    .join(", ");
+  const lines: [string, string][] = [
+    ["Gateway", cfg.services.includes("api") ? `http://localhost:${cfg.port} (console at /, API docs at /docs)` : "—"],
+    ["Admin", cfg.services.includes("auth") ? (cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL) : "—"],
+    [
+      "Data",
+      embedded
+        ? `${cfg.dataDir} (embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPostgresPort})`
+        : redactUrl(cfg.database.url!),
+    ],
+    ["Services", cfg.services.join(", ")],
+    ["Nodes", nodes],
+  ];
+  return ["", "AiCUnet is ready", ...lines.map(([name, value]) => `  ${name.padEnd(9)} ${value}`), ""].join("\n");
 }
 
 main().catch((err) => {

@@ -35,6 +35,9 @@ export interface KeyDoc {
 }
 
 /** Every environment key, its default and what it does. Kept in the order the README shows them. */
+/** The first admin's e-mail when `ADMIN_EMAIL` is unset. */
+export const DEFAULT_ADMIN_EMAIL = "admin@aicunet.local";
+
 export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "NODE_ENV", default: "development", description: "`development`, `production` or `test`." },
   {
@@ -82,7 +85,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     description: "Prefix for the per-service database names, so several environments can share one server.",
   },
   { key: "DATABASE_POOL_MAX", default: "10", description: "Connection pool size per service database." },
-  { key: "LOG_LEVEL", default: "info", description: "`fatal`, `error`, `warn`, `info`, `debug` or `trace`." },
+  {
+    key: "LOG_LEVEL",
+    default: "info",
+    description:
+      "`fatal`, `error`, `warn`, `info`, `debug` or `trace`. Unset with the `pretty` format, the terminal shows the start banner, the gateway's requests and every module's warnings; set it to see every module's lines at that level.",
+  },
   {
     key: "LOG_FORMAT",
     default: "pretty (json in production)",
@@ -109,7 +117,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "BULKHEAD_MAX_QUEUE", default: "500", description: "Queued calls per action before `QueueIsFullError`." },
   {
     key: "TRACING_EXPORTER",
-    default: "console,event (none in production and test)",
+    default: "event (none in production and test)",
     description:
       "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none`; spans are always created and propagated.",
   },
@@ -139,7 +147,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "AUTH_SELF_REGISTRATION", default: "true", description: "Whether `POST /api/auth/register` is open." },
   {
     key: "ADMIN_EMAIL",
-    default: "admin@aicunet.local",
+    default: DEFAULT_ADMIN_EMAIL,
     description: "First admin, created on first start when no admin exists.",
   },
   {
@@ -305,7 +313,14 @@ export interface Config {
     namePrefix: string;
     poolMax: number;
   };
-  log: { level: LogLevel; format: LogFormat; shipLevel: LogLevel | "off"; retentionDays: number };
+  log: {
+    level: LogLevel;
+    format: LogFormat;
+    /** Pretty format without an explicit LOG_LEVEL: the terminal keeps only requests, warnings and the banner. */
+    quietTerminal: boolean;
+    shipLevel: LogLevel | "off";
+    retentionDays: number;
+  };
   nodeID: string;
   namespace: string;
   requestTimeout: number;
@@ -449,6 +464,7 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push("TRACING_EXPORTER=zipkin needs TRACING_ENDPOINT");
   }
 
+  const logFormat = oneOf<LogFormat>("LOG_FORMAT", ["pretty", "json"], isProduction ? "json" : "pretty");
   const config: Config = {
     env: nodeEnv,
     isProduction,
@@ -465,7 +481,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     log: {
       level: oneOf<LogLevel>("LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"], "info"),
-      format: oneOf<LogFormat>("LOG_FORMAT", ["pretty", "json"], isProduction ? "json" : "pretty"),
+      format: logFormat,
+      quietTerminal: logFormat === "pretty" && text("LOG_LEVEL") === undefined,
       shipLevel: oneOf<LogLevel | "off">(
         "LOG_SHIP_LEVEL",
         ["fatal", "error", "warn", "info", "debug", "trace", "off"],
@@ -571,11 +588,12 @@ function trustedProxiesOf(value: string | undefined, problems: string[]): string
 const TRACING_EXPORTERS: readonly TracingExporterName[] = ["console", "event", "zipkin"];
 
 /**
- * `TRACING_EXPORTER`: a comma list of exporters, or `none`. In development the terminal's span trees and the span
- * store (the web console shows an order's trace from it).
+ * `TRACING_EXPORTER`: a comma list of exporters, or `none`. In development the span store (the web console shows an
+ * order's trace from it); the terminal's span trees (`console`) only when asked for: a box per action drowned the
+ * terminal's start-up lines.
  */
 function tracingExportersOf(value: string | undefined, env: NodeEnv, problems: string[]): TracingExporterName[] {
-  if (value === undefined) return env === "development" ? ["console", "event"] : [];
+  if (value === undefined) return env === "development" ? ["event"] : [];
   const names = value
     .split(",")
     .map((name) => name.trim())

@@ -198,8 +198,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
   settings: {
     port: cfg.port,
     ip: "0.0.0.0",
-    // The access log below replaces moleculer-web's own per-request lines.
+    // The access log below replaces moleculer-web's own per-request lines, and the route table (printed again on
+    // every change of the service registry) is for debugging.
     log4XXResponses: false,
+    logRouteRegistration: "debug",
     logRequest: "debug",
     // A live log tail is one request that lasts: no request timeout for it (its calls to the log store have theirs).
     // moleculer-web takes a function here too; its typings know only the object form.

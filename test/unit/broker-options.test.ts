@@ -1,4 +1,4 @@
-import { Errors, type TracerOptions } from "moleculer";
+import { Errors, type LoggerConfig, type TracerOptions } from "moleculer";
 import { loadConfig } from "../../lib/config";
 import { ConflictError, DependencyUnavailableError } from "../../lib/errors";
 import { LogShipper } from "../../lib/log-shipper";
@@ -17,8 +17,16 @@ describe("brokerOptions", () => {
       enabled: true,
       reporter: [{ type: "Prometheus", options: { port: 3030 } }],
     });
-    // Development: span trees in the terminal, and spans to the log store.
-    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Console" }, { type: "Event" }] });
+    // Development: spans to the log store (the web console shows them); the terminal's span trees only when asked.
+    expect(options.tracing).toMatchObject({ enabled: true, exporter: [{ type: "Event" }] });
+  });
+
+  it("keeps a development terminal to requests, warnings and the broker's own lines unless LOG_LEVEL is set", () => {
+    const terminalLevel = (env: Record<string, string>) =>
+      (brokerOptions(loadConfig(env)).logger as LoggerConfig[])[0].options?.level as unknown;
+    expect(terminalLevel({})).toEqual({ API: "info", BROKER: "info", "**": "warn" });
+    expect(terminalLevel({ LOG_LEVEL: "info" })).toBe("info");
+    expect(terminalLevel({ LOG_FORMAT: "json" })).toBe("info");
   });
 
   it("puts action parameters on spans with secrets redacted, and never the answer", () => {

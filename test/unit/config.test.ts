@@ -14,7 +14,7 @@ describe("loadConfig", () => {
       log: { level: "info", format: "pretty" },
       namespace: "aicunet",
       requestTimeout: 10_000,
-      tracing: { exporters: ["console", "event"], endpoint: null },
+      tracing: { exporters: ["event"], endpoint: null },
     });
     expect(cfg.dataDir).toMatch(/\.data$/);
   });
@@ -38,7 +38,13 @@ describe("loadConfig", () => {
     expect(cfg.transporter).toBe("nats://127.0.0.1:4222");
     expect(cfg.services).toEqual(["api", "products"]);
     expect(cfg.database.overrides).toEqual({ orders: "postgres://u:p@replica:5432/orders_db" });
-    expect(cfg.log).toEqual({ level: "debug", format: "json", shipLevel: "warn", retentionDays: 30 });
+    expect(cfg.log).toEqual({
+      level: "debug",
+      format: "json",
+      quietTerminal: false,
+      shipLevel: "warn",
+      retentionDays: 30,
+    });
     expect(cfg.tracing.exporters).toEqual([]);
     expect(cfg.requestTimeout).toBe(2500);
   });

@@ -22,7 +22,15 @@ import {
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
-import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
+import {
+  OAuthError,
+  RateLimitedError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  nameUnknownFields,
+} from "../lib/errors";
+import { clientInputProblem } from "../lib/client-input";
 import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
@@ -42,6 +50,8 @@ type GatewayRequest = IncomingMessage & {
   $alias?: { action?: string };
   /** The action being called (moleculer-web sets it before the call). */
   $action?: ActionSchema;
+  /** The request's parameters: body, query and path merged (moleculer-web sets it before `onBeforeCall`). */
+  $params?: Record<string, unknown>;
   $startedAt?: number;
   $requestId?: string;
   /** The client's address, worked out once per request (`clientOf`). */
@@ -107,6 +117,9 @@ function sendFile(file: string, contentType: string) {
 /** An incoming `X-Request-Id` is kept only if it is short and plain, so it cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+/** The largest JSON body `/api` takes. */
+const BODY_LIMIT = "1mb";
+
 const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
 interface RouteAction {
@@ -163,6 +176,27 @@ interface ApiMethods {
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods & DashboardMethods;
+
+/**
+ * Errors that reach the client in a shape of their own made into ours: Moleculer says 404 when no endpoint of an
+ * existing route's action can take calls (none running, or its circuit breaker open), where for the client the route
+ * exists and the service is unavailable for now; the body parser's errors have dotted lowercase types.
+ */
+function errorForClient(error: Error, req: GatewayRequest): Error {
+  const { code, type } = error as Errors.MoleculerError;
+  if (type === "SERVICE_NOT_AVAILABLE") return new ServiceUnavailableError(req.$alias?.action);
+  if (code === 413) return new PayloadTooLargeError(BODY_LIMIT);
+  if (typeof type === "string" && type.includes(".") && code >= 400 && code < 500) {
+    return new Errors.MoleculerClientError(error.message, code, type.replace(/\./g, "_").toUpperCase(), {});
+  }
+  return error;
+}
+
+/** Throws the gateway's answer to parameters no service could take (too deep, too many values, unstorable text). */
+function refuseUnstorableInput(req: GatewayRequest) {
+  const problem = clientInputProblem(req.$params);
+  if (problem) throw problem;
+}
 
 /**
  * The RFC 6749 error body for the token endpoint, for its own errors and for anything else that goes wrong there.
@@ -234,6 +268,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           res: ServerResponse,
         ) {
           ctx.meta.caller = ANONYMOUS;
+          refuseUnstorableInput(req);
           await this.limit("auth", `ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
           res.setHeader("Cache-Control", "no-store");
           const header = req.headers.authorization;
@@ -282,8 +317,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
             this.streamOrder(req, res).catch(next);
           },
         },
-        /** Hands the headers that carry request semantics to the action; the action decides what they mean. */
+        /**
+         * Refuses input no service could store (lib/client-input.ts), then hands the headers that carry request
+         * semantics to the action; the action decides what they mean.
+         */
         onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest) {
+          refuseUnstorableInput(req);
           const ifMatch = req.headers["if-match"];
           const idempotencyKey = req.headers["idempotency-key"];
           if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
@@ -303,7 +342,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         autoAliases: true,
         mappingPolicy: "restrict",
         authentication: true,
-        bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
+        bodyParsers: { json: { limit: BODY_LIMIT, strict: true }, urlencoded: false },
         ...(cfg.corsOrigins.length > 0
           ? {
               cors: {
@@ -661,7 +700,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * client only that it happened and the request id to quote; the details go to the log, not the response.
      */
     /** The headers some errors owe the client, set before moleculer-web writes the status line. */
-    sendError(req: GatewayRequest, res: ServerResponse, err: Error) {
+    sendError(req: GatewayRequest, res: ServerResponse, error: Error) {
+      const err = errorForClient(error, req);
       const { code, data } = err as Errors.MoleculerError;
       if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
       if (!res.headersSent && code === 429)

@@ -54,6 +54,8 @@ type GatewayRequest = IncomingMessage & {
   $params?: Record<string, unknown>;
   $startedAt?: number;
   $requestId?: string;
+  /** The client's own `X-Request-Id`, kept for the access log; never the request's id. */
+  $clientRequestId?: string;
   /** The client's address, worked out once per request (`clientOf`). */
   $client?: string;
 };
@@ -114,7 +116,7 @@ function sendFile(file: string, contentType: string) {
   };
 }
 
-/** An incoming `X-Request-Id` is kept only if it is short and plain, so it cannot forge log lines. */
+/** A client's `X-Request-Id` is logged (as `clientRequestId`) only if it is short and plain, so it cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** The largest JSON body `/api` takes. */
@@ -434,16 +436,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
 
   methods: {
     /**
-     * Every HTTP request passes here first (moleculer-web's handler follows): a request id (the caller's if it is
-     * plain, else a new one) that moleculer-web turns into `ctx.requestID`, security headers, the access log line,
+     * Every HTTP request passes here first (moleculer-web's handler follows): a new request id that moleculer-web
+     * turns into `ctx.requestID` and the response echoes in `X-Request-Id`, security headers, the access log line,
      * and 415 for a body on `/api` that is not JSON.
      */
     httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void) {
       req.$startedAt = performance.now();
       // moleculer-web later strips the route's prefix from req.url.
       const path = req.url?.split("?")[0];
+      // The request's id (the trace and correlation id of all its work) is always ours: a client that chose it could
+      // join its requests to another caller's trail. The client's own value is logged beside it.
       const incoming = req.headers["x-request-id"];
-      const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      if (typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming)) req.$clientRequestId = incoming;
+      const requestId = randomUUID();
       req.headers["x-request-id"] = requestId;
       delete req.headers["x-correlation-id"];
       req.$requestId = requestId;
@@ -464,6 +469,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
             callerId: caller && "id" in caller ? caller.id : null,
             client: this.clientOf(req),
             requestId,
+            ...(req.$clientRequestId ? { clientRequestId: req.$clientRequestId } : {}),
           },
           "access",
         );

@@ -363,8 +363,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
   },
 
   actions: {
-    // moleculer-web's entry point for every HTTP request; callers are identified inside it.
-    rest: { permissions: "public" },
+    // moleculer-web's entry point for every HTTP request; callers are identified inside it. The calls it makes have
+    // their own retries and breakers: retried itself (on a retryable error from them), it re-ran on a request already
+    // routed, answering 404; a breaker of its own would take the whole gateway away.
+    rest: { permissions: "public", retryPolicy: { enabled: false }, circuitBreaker: { enabled: false } },
     // moleculer-web's route listing is not part of the public API.
     listAliases: false,
 

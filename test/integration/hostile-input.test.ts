@@ -119,6 +119,25 @@ describe("input a client sends cannot take an endpoint away from others", () => 
   });
 });
 
+it("answers 503, not 404, on a route whose action has no endpoint that can take calls (its breaker open)", async () => {
+  // What an open breaker does to an endpoint: marks it unavailable until its half-open time.
+  const endpoints = (
+    broker.registry as unknown as { getActionEndpoints(name: string): { endpoints: { state: boolean }[] } }
+  ).getActionEndpoints("products.list").endpoints;
+  for (const endpoint of endpoints) endpoint.state = false;
+  try {
+    const res = await anonymous("/api/products");
+    expect(res.status).toBe(503);
+    expect(await json<ErrorBody>(res)).toMatchObject({
+      type: "SERVICE_UNAVAILABLE",
+      data: { action: "products.list" },
+    });
+  } finally {
+    for (const endpoint of endpoints) endpoint.state = true;
+  }
+  expect((await anonymous("/api/products")).status).toBe(200);
+});
+
 describe("a fuzz of every operation of the OpenAPI document", () => {
   it("gets no answer of 500, and leaves the node ready and serving", async () => {
     const doc = await json<OpenApiDocument>(await anonymous("/api/openapi.json"));

@@ -81,7 +81,7 @@ describe("input a client sends cannot take an endpoint away from others", () => 
       body: JSON.stringify({
         email: "nul-user@example.com",
         password: "a-long-enough-password",
-        displayName: "\uD800",
+        displayName: "Bob\u0000",
       }),
     });
     expect(register.status).toBe(422);

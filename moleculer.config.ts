@@ -5,7 +5,14 @@
  */
 import path from "node:path";
 import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
-import type { BrokerOptions, Context, Errors, Middleware, TracerOptions } from "moleculer";
+import {
+  Validators,
+  type BrokerOptions,
+  type Context,
+  type Errors,
+  type Middleware,
+  type TracerOptions,
+} from "moleculer";
 import { redact } from "./lib/audit";
 import type { Config } from "./lib/config";
 import { TolerantJsonSerializer } from "./lib/delivery";
@@ -14,19 +21,27 @@ import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
 import { ChannelsReadyMiddleware } from "./middlewares/channels-ready.middleware";
+import { DatabaseErrorsMiddleware } from "./middlewares/database-errors.middleware";
 import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
 import { RequestContextMiddleware } from "./middlewares/request-context.middleware";
 import { StopIntakeMiddleware } from "./middlewares/stop-intake.middleware";
 
 type ErrorLike = Errors.MoleculerError | Error;
 
-/** Only faults flagged retryable (timeouts, unreachable nodes, `MoleculerRetryableError`s) are retried. */
+/**
+ * Only faults flagged retryable (timeouts, unreachable nodes, `MoleculerRetryableError`s) are retried; client errors
+ * (4xx) never are, so a client's own mistake is answered once.
+ */
 const isRetryable = (err: ErrorLike): boolean => Boolean((err as Errors.MoleculerError).retryable);
 
-/** A client's own mistake (4xx) says nothing about an endpoint's health, so only server-side faults trip the breaker. */
+/**
+ * Only infrastructure faults count against an endpoint's circuit breaker: timeouts, unreachable nodes and unavailable
+ * dependencies (retryable 5xx). A client's mistake (4xx), a 500 some input provoked, and a probe's "not ready" say
+ * nothing about whether the endpoint can serve others; counting them let any client open the breaker for everyone.
+ */
 const isEndpointFault = (err: ErrorLike): boolean => {
-  const code = (err as Errors.MoleculerError).code;
-  return typeof code !== "number" || code >= 500;
+  const { code, retryable } = err as Errors.MoleculerError;
+  return Boolean(retryable) && typeof code === "number" && code >= 500;
 };
 
 function logger(config: Config): BrokerOptions["logger"] {
@@ -131,9 +146,14 @@ export function brokerOptions(config: Config): BrokerOptions {
     heartbeatTimeout: 15,
 
     registry: { strategy: "RoundRobin", preferLocal: true },
-    validator: true,
+    // Every number a parameter schema accepts is bounded unless the schema says otherwise: an unbounded one
+    // (`page=99999999999999999999`) reached the database as a value out of its range.
+    validator: new Validators.Fastest({
+      defaults: { number: { min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER } },
+    }),
 
     middlewares: [
+      DatabaseErrorsMiddleware(),
       StopIntakeMiddleware(),
       RequestContextMiddleware(),
       PermissionsMiddleware(),

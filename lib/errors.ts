@@ -137,3 +137,71 @@ export class OAuthError extends Errors.MoleculerClientError {
     this.name = "OAuthError";
   }
 }
+
+/** 422: a value the database cannot hold (SQLSTATE class 22, data exception, or 54, program limit exceeded). */
+export class InvalidValueError extends Errors.MoleculerClientError {
+  constructor(reason: string, sqlState: string) {
+    super(`A value cannot be stored: ${reason}`, 422, "INVALID_VALUE", { reason, sqlState });
+    this.name = "InvalidValueError";
+  }
+}
+
+/** 422 naming every string (by its path) that holds text PostgreSQL cannot store: NUL, or an unpaired surrogate. */
+export function unstorableText(fields: FieldProblem[]): Errors.ValidationError {
+  return new Errors.ValidationError("The request holds text that cannot be stored", "UNSTORABLE_TEXT", fields);
+}
+
+/** 400: JSON nested deeper than the gateway accepts (deep enough for any request; deeper only exhausts the stack). */
+export class JsonTooDeepError extends Errors.MoleculerClientError {
+  constructor(field: string, maxDepth: number) {
+    super(`JSON nested deeper than ${maxDepth} levels`, 400, "JSON_TOO_DEEP", { field, maxDepth });
+    this.name = "JsonTooDeepError";
+  }
+}
+
+/** 413: a request body, or a JSON value in it, larger than the gateway accepts. */
+export class PayloadTooLargeError extends Errors.MoleculerClientError {
+  constructor(limit: string) {
+    super(`The request is larger than ${limit}`, 413, "PAYLOAD_TOO_LARGE", { limit });
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** 503: the addressed service has no endpoint that can take calls right now (none running, or its breaker open). */
+export class ServiceUnavailableError extends Errors.MoleculerError {
+  constructor(action: string | undefined) {
+    super("The service is unavailable right now", 503, "SERVICE_UNAVAILABLE", { action });
+    this.name = "ServiceUnavailableError";
+  }
+}
+
+/** SQLSTATE classes that say the database is out of reach or out of resources (not what was asked of it). */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0|58)/;
+/** Sequelize's connection errors (its ConnectionError and subclasses, and pool acquire timeouts). */
+const CONNECTION_ERROR =
+  /^Sequelize(Connection\w*|ConnectionRefused|HostNotFound|HostNotReachable|InvalidConnection|AccessDenied)Error$/;
+
+interface DatabaseFailure extends Error {
+  code?: unknown;
+  parent?: { code?: unknown; message?: string };
+}
+
+/**
+ * What a database error means for the caller, as one of our errors: a value the database cannot hold (SQLSTATE
+ * class 22 or 54, e.g. an integer out of range, invalid text) is the client's 422; an unreachable or overloaded
+ * database (class 08, 53, 57P0x, 58, a refused connection, a query cancelled by its timeout) a retryable 503. Anything
+ * else, and errors that are not the database's, are returned as they are.
+ */
+export function fromDatabaseError(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof Errors.MoleculerError) return err;
+  const failure = err as DatabaseFailure;
+  const sqlState = [failure.parent?.code, failure.code].find(
+    (code): code is string => typeof code === "string" && /^[0-9A-Z]{5}$/.test(code),
+  );
+  const reason = failure.parent?.message ?? failure.message;
+  if (sqlState && /^(22|54)/.test(sqlState)) return new InvalidValueError(reason, sqlState);
+  if ((sqlState && (UNAVAILABLE_SQLSTATE.test(sqlState) || sqlState === "57014")) || CONNECTION_ERROR.test(err.name)) {
+    return new DependencyUnavailableError("database", reason);
+  }
+  return err;
+}

@@ -22,7 +22,15 @@ import {
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
-import { OAuthError, RateLimitedError, UnauthorizedError, nameUnknownFields } from "../lib/errors";
+import {
+  OAuthError,
+  RateLimitedError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  nameUnknownFields,
+} from "../lib/errors";
+import { clientInputProblem } from "../lib/client-input";
 import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
@@ -42,8 +50,12 @@ type GatewayRequest = IncomingMessage & {
   $alias?: { action?: string };
   /** The action being called (moleculer-web sets it before the call). */
   $action?: ActionSchema;
+  /** The request's parameters: body, query and path merged (moleculer-web sets it before `onBeforeCall`). */
+  $params?: Record<string, unknown>;
   $startedAt?: number;
   $requestId?: string;
+  /** The client's own `X-Request-Id`, kept for the access log; never the request's id. */
+  $clientRequestId?: string;
   /** The client's address, worked out once per request (`clientOf`). */
   $client?: string;
 };
@@ -104,8 +116,11 @@ function sendFile(file: string, contentType: string) {
   };
 }
 
-/** An incoming `X-Request-Id` is kept only if it is short and plain, so it cannot forge log lines. */
+/** A client's `X-Request-Id` is logged (as `clientRequestId`) only if it is short and plain, so it cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The largest JSON body `/api` takes. */
+const BODY_LIMIT = "1mb";
 
 const HTTP_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
@@ -163,6 +178,27 @@ interface ApiMethods {
 }
 
 type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods & DashboardMethods;
+
+/**
+ * Errors that reach the client in a shape of their own made into ours: Moleculer says 404 when no endpoint of an
+ * existing route's action can take calls (none running, or its circuit breaker open), where for the client the route
+ * exists and the service is unavailable for now; the body parser's errors have dotted lowercase types.
+ */
+function errorForClient(error: Error, req: GatewayRequest): Error {
+  const { code, type } = error as Errors.MoleculerError;
+  if (type === "SERVICE_NOT_AVAILABLE") return new ServiceUnavailableError(req.$alias?.action);
+  if (code === 413) return new PayloadTooLargeError(BODY_LIMIT);
+  if (typeof type === "string" && type.includes(".") && code >= 400 && code < 500) {
+    return new Errors.MoleculerClientError(error.message, code, type.replace(/\./g, "_").toUpperCase(), {});
+  }
+  return error;
+}
+
+/** Throws the gateway's answer to parameters no service could take (too deep, too many values, unstorable text). */
+function refuseUnstorableInput(req: GatewayRequest) {
+  const problem = clientInputProblem(req.$params);
+  if (problem) throw problem;
+}
 
 /**
  * The RFC 6749 error body for the token endpoint, for its own errors and for anything else that goes wrong there.
@@ -236,6 +272,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           res: ServerResponse,
         ) {
           ctx.meta.caller = ANONYMOUS;
+          refuseUnstorableInput(req);
           await this.limit("auth", `ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
           res.setHeader("Cache-Control", "no-store");
           const header = req.headers.authorization;
@@ -284,8 +321,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
             this.streamOrder(req, res).catch(next);
           },
         },
-        /** Hands the headers that carry request semantics to the action; the action decides what they mean. */
+        /**
+         * Refuses input no service could store (lib/client-input.ts), then hands the headers that carry request
+         * semantics to the action; the action decides what they mean.
+         */
         onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest) {
+          refuseUnstorableInput(req);
           const ifMatch = req.headers["if-match"];
           const idempotencyKey = req.headers["idempotency-key"];
           if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
@@ -305,7 +346,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         autoAliases: true,
         mappingPolicy: "restrict",
         authentication: true,
-        bodyParsers: { json: { limit: "1mb", strict: true }, urlencoded: false },
+        bodyParsers: { json: { limit: BODY_LIMIT, strict: true }, urlencoded: false },
         ...(cfg.corsOrigins.length > 0
           ? {
               cors: {
@@ -324,8 +365,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
   },
 
   actions: {
-    // moleculer-web's entry point for every HTTP request; callers are identified inside it.
-    rest: { permissions: "public" },
+    // moleculer-web's entry point for every HTTP request; callers are identified inside it. The calls it makes have
+    // their own retries and breakers: retried itself (on a retryable error from them), it re-ran on a request already
+    // routed, answering 404; a breaker of its own would take the whole gateway away.
+    rest: { permissions: "public", retryPolicy: { enabled: false }, circuitBreaker: { enabled: false } },
     // moleculer-web's route listing is not part of the public API.
     listAliases: false,
 
@@ -397,16 +440,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
 
   methods: {
     /**
-     * Every HTTP request passes here first (moleculer-web's handler follows): a request id (the caller's if it is
-     * plain, else a new one) that moleculer-web turns into `ctx.requestID`, security headers, the access log line,
+     * Every HTTP request passes here first (moleculer-web's handler follows): a new request id that moleculer-web
+     * turns into `ctx.requestID` and the response echoes in `X-Request-Id`, security headers, the access log line,
      * and 415 for a body on `/api` that is not JSON.
      */
     httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void) {
       req.$startedAt = performance.now();
       // moleculer-web later strips the route's prefix from req.url.
       const path = req.url?.split("?")[0];
+      // The request's id (the trace and correlation id of all its work) is always ours: a client that chose it could
+      // join its requests to another caller's trail. The client's own value is logged beside it.
       const incoming = req.headers["x-request-id"];
-      const requestId = typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      if (typeof incoming === "string" && SAFE_REQUEST_ID.test(incoming)) req.$clientRequestId = incoming;
+      const requestId = randomUUID();
       req.headers["x-request-id"] = requestId;
       delete req.headers["x-correlation-id"];
       req.$requestId = requestId;
@@ -427,6 +473,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
             callerId: caller && "id" in caller ? caller.id : null,
             client: this.clientOf(req),
             requestId,
+            ...(req.$clientRequestId ? { clientRequestId: req.$clientRequestId } : {}),
           },
           "access",
         );
@@ -663,7 +710,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * client only that it happened and the request id to quote; the details go to the log, not the response.
      */
     /** The headers some errors owe the client, set before moleculer-web writes the status line. */
-    sendError(req: GatewayRequest, res: ServerResponse, err: Error) {
+    sendError(req: GatewayRequest, res: ServerResponse, error: Error) {
+      const err = errorForClient(error, req);
       const { code, data } = err as Errors.MoleculerError;
       if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
       if (!res.headersSent && code === 429)

@@ -37,6 +37,13 @@ interface HealthState {
 
 const NODE_REPORT_TIMEOUT = 3000;
 
+/**
+ * A probe's answer is the point, not a fault: a node that is not ready yet says so with 503, and a probe polled every
+ * second while the node starts must neither open a circuit breaker (which would make the probe itself unavailable for
+ * `halfOpenTime`, and ready late) nor be retried (the prober asks again on its own schedule).
+ */
+const PROBE = { circuitBreaker: { enabled: false }, retryPolicy: { enabled: false } } as const;
+
 const HealthService: ServiceSchema<ServiceSettingSchema, HealthMethods, HealthState> = {
   name: "health",
 
@@ -56,6 +63,7 @@ const HealthService: ServiceSchema<ServiceSettingSchema, HealthMethods, HealthSt
   actions: {
     /** The process is up and its event loop answers. Public, no dependencies checked. */
     live: {
+      ...PROBE,
       permissions: "public",
       handler(this: Service) {
         return { status: "ok", nodeID: this.broker.nodeID, uptimeSeconds: Math.round(process.uptime()) };
@@ -64,6 +72,7 @@ const HealthService: ServiceSchema<ServiceSettingSchema, HealthMethods, HealthSt
 
     /** 200 with this node's checks when it can serve; 503 `NOT_READY` naming the failing checks otherwise. Public. */
     ready: {
+      ...PROBE,
       permissions: "public",
       async handler() {
         const report = await this.nodeReadiness();
@@ -76,6 +85,7 @@ const HealthService: ServiceSchema<ServiceSettingSchema, HealthMethods, HealthSt
 
     /** This node's readiness as data, for the cluster view. Internal. */
     report: {
+      ...PROBE,
       visibility: "public",
       permissions: "public",
       handler() {

@@ -56,12 +56,18 @@ afterAll(async () => {
   await dropScopeDatabases(scope.prefix);
 });
 
-const request = (requestId: string) =>
-  fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${token}`, "x-request-id": requestId } });
+/** The gateway's request id of each labelled request (it makes its own). */
+const requestIds = new Map<string, string>();
+
+const request = async (label: string) => {
+  const res = await fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+  requestIds.set(label, res.headers.get("x-request-id")!);
+  return res;
+};
 
 it("stores the gateway node's records on the log store node", async () => {
   expect((await request("ship-before")).status).toBe(200);
-  const rows = await shipped("ship-before");
+  const rows = await shipped(requestIds.get("ship-before")!);
   expect(rows).toEqual([expect.objectContaining({ nodeId: "gateway", module: "api", message: "access" })]);
 });
 
@@ -70,8 +76,9 @@ it("delivers the records written while the log store was down once it is back", 
   for (let i = 0; i < 5; i++) expect((await request(`ship-down-${i}`)).status).toBe(200);
   store = await startStore();
   for (let i = 0; i < 5; i++) {
-    expect(await shipped(`ship-down-${i}`)).toEqual([
-      expect.objectContaining({ nodeId: "gateway", requestId: `ship-down-${i}`, message: "access" }),
+    const requestId = requestIds.get(`ship-down-${i}`)!;
+    expect(await shipped(requestId)).toEqual([
+      expect.objectContaining({ nodeId: "gateway", requestId, message: "access" }),
     ]);
   }
 }, 90_000);

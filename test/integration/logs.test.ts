@@ -61,18 +61,29 @@ afterAll(async () => {
 });
 
 it("stores the node's records with their request id, searchable by request, service and level", async () => {
-  await fetch(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${admin}`, "x-request-id": "logs-req-1" } });
-  const page = await found("requestId=logs-req-1", "the access log line of the request");
+  // The request id is the gateway's own; the client's X-Request-Id is kept beside it as clientRequestId.
+  const res = await fetch(`${base}/api/auth/me`, {
+    headers: { authorization: `Bearer ${admin}`, "x-request-id": "logs-req-1" },
+  });
+  const requestId = res.headers.get("x-request-id");
+  expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+  const page = await found(`requestId=${requestId}`, "the access log line of the request");
   expect(page.rows).toEqual([
     expect.objectContaining({
       level: "info",
       module: "api",
-      requestId: "logs-req-1",
+      requestId,
       message: "access",
       nodeId: broker.nodeID,
-      fields: expect.objectContaining({ method: "GET", path: "/api/auth/me", status: 200 }),
+      fields: expect.objectContaining({
+        method: "GET",
+        path: "/api/auth/me",
+        status: 200,
+        clientRequestId: "logs-req-1",
+      }),
     }),
   ]);
+  expect((await json<LogPage>(await get("/api/logs?requestId=logs-req-1"))).total).toBe(0);
   const byService = await json<LogPage>(await get("/api/logs?service=api&level=info&pageSize=5"));
   expect(byService.rows.length).toBeGreaterThan(0);
   expect(byService.rows.every((row) => row.module === "api")).toBe(true);

@@ -182,9 +182,16 @@ describe("products through the gateway", () => {
     expect((error.data as { field: string }[]).map((problem) => problem.field)).toEqual([field]);
   });
 
-  it("echoes the caller's X-Request-Id, or makes one", async () => {
-    const echoed = await fetch(`${base}/api/products`, { headers: { "X-Request-Id": "req-123" } });
-    expect(echoed.headers.get("x-request-id")).toBe("req-123");
+  it("makes every request's id itself, whatever X-Request-Id the caller sends, and answers it", async () => {
+    // Two callers who send the same id (one copying another's) still get requests of their own.
+    const chosen = { headers: { "X-Request-Id": "req-123" } };
+    const [first, second] = await Promise.all([
+      fetch(`${base}/api/products`, chosen),
+      fetch(`${base}/api/products`, chosen),
+    ]);
+    const ids = [first, second].map((res) => res.headers.get("x-request-id"));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(ids[0]).not.toBe(ids[1]);
     const generated = await fetch(`${base}/api/products`);
     expect(generated.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });

@@ -1,6 +1,6 @@
 import { Errors, type LoggerConfig, type TracerOptions } from "moleculer";
 import { loadConfig } from "../../lib/config";
-import { ConflictError, DependencyUnavailableError } from "../../lib/errors";
+import { ConflictError, DependencyUnavailableError, NotReadyError } from "../../lib/errors";
 import { LogShipper } from "../../lib/log-shipper";
 import { brokerOptions } from "../../moleculer.config";
 
@@ -52,11 +52,16 @@ describe("brokerOptions", () => {
     expect(check(new Errors.ValidationError("bad"))).toBe(false);
   });
 
-  it("lets only server-side faults count against an endpoint's circuit breaker", () => {
+  it("lets only infrastructure faults count against an endpoint's circuit breaker", () => {
     const check = options.circuitBreaker!.check!;
-    expect(check(new Errors.MoleculerServerError("boom", 500, "X", {}))).toBe(true);
-    expect(check(new Error("plain"))).toBe(true);
+    expect(check(new Errors.RequestTimeoutError({ action: "x", nodeID: "n" }))).toBe(true);
+    expect(check(new Errors.RequestRejectedError({ action: "x", nodeID: "n" }))).toBe(true);
+    expect(check(new DependencyUnavailableError("database", "down"))).toBe(true);
+    // A bug some input provoked, a client's mistake, a node that says it is not ready: none says the endpoint is down.
+    expect(check(new Error("plain"))).toBe(false);
     expect(check(new ConflictError("taken", "DUPLICATE", {}))).toBe(false);
+    expect(check(new Errors.ValidationError("bad"))).toBe(false);
+    expect(check(new NotReadyError(["database"], {}))).toBe(false);
   });
 
   it("has no Prometheus listener when METRICS_PORT is 0, and JSON logs in production", () => {

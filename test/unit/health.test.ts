@@ -1,5 +1,7 @@
 import { ServiceBroker, type ServiceSchema } from "moleculer";
+import { loadConfig } from "../../lib/config";
 import { timedCheck } from "../../lib/health";
+import { brokerOptions } from "../../moleculer.config";
 import HealthService from "../../services/health.service";
 
 describe("timedCheck", () => {
@@ -60,5 +62,39 @@ describe("health service", () => {
     });
     databaseUp = true;
     await expect(broker.call("health.cluster")).resolves.toMatchObject({ status: "ok" });
+  });
+});
+
+describe("health probes under the broker's fault tolerance", () => {
+  // The node's real circuit-breaker and retry settings (minRequestCount 20, threshold 0.5).
+  const { circuitBreaker, retryPolicy } = brokerOptions(loadConfig({}));
+  let checks = 0;
+  let readyAfter = Infinity;
+  const starting: ServiceSchema = {
+    name: "starting",
+    methods: {
+      async readinessChecks() {
+        checks += 1;
+        const ok = checks > readyAfter;
+        return [{ name: "starting", ok, latencyMs: 0, ...(ok ? {} : { error: "not yet" }) }];
+      },
+    },
+  };
+  const broker = new ServiceBroker({ logger: false, nodeID: "probed-node", circuitBreaker, retryPolicy });
+  broker.createService(HealthService as unknown as ServiceSchema);
+  broker.createService(starting);
+
+  beforeAll(() => broker.start());
+  afterAll(() => broker.stop());
+
+  it("answers NOT_READY to every probe while starting, once each, and ready at the first probe after", async () => {
+    readyAfter = 40;
+    for (let probe = 1; probe <= 40; probe += 1) {
+      await expect(broker.call("health.ready")).rejects.toMatchObject({ code: 503, type: "NOT_READY" });
+      // Not retried: each probe ran the checks once.
+      expect(checks).toBe(probe);
+    }
+    await expect(broker.call("health.ready")).resolves.toMatchObject({ ready: true });
+    await expect(broker.call("health.live")).resolves.toMatchObject({ status: "ok" });
   });
 });

@@ -1,0 +1,122 @@
+/**
+ * Nodes probed for readiness every second from the moment they are spawned, as Kubernetes' startup and readiness
+ * probes (and any supervisor) do: each is ready within the usual time, answers 503 (never 404 or 500) until then, and
+ * 200 at every probe after, for longer than a circuit breaker's half-open time. Embedded (one process, every service)
+ * and clustered (a gateway and a products node over NATS, each probed on its own port).
+ */
+import { freePort } from "../support/servers";
+import { dropScopeDatabases, isolation, nodeEnv, startNodeProcess, testNatsUrl, waitFor } from "../support/nodes";
+
+/**
+ * `npm start` takes ~3 s on an idle machine and ~10 s on a busy 2-core runner; a tripped breaker on `health.ready`
+ * made it 30 s and more (the start script's wait for readiness gives up after 30 s).
+ */
+const USUAL_START_S = 20;
+/** Probes after the first 200 that must all be 200: longer than the breaker's half-open time (10 s). */
+const PROBES_AFTER_READY = 12;
+const PROBE_INTERVAL_MS = 1000;
+
+interface Probe {
+  /** Status of each probe in order; 0 when nothing answered (the port not open yet). */
+  statuses: number[];
+  stop(): Promise<void>;
+}
+
+/** Asks `GET /health/ready` every second until stopped. */
+function probeReadiness(port: number): Probe {
+  const statuses: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const startedAt = Date.now();
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health/ready`, { signal: AbortSignal.timeout(900) });
+        await res.body?.cancel();
+        statuses.push(res.status);
+      } catch {
+        statuses.push(0);
+      }
+      // The probe's own schedule, as a prober keeps it: the next one a second after this one started.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, PROBE_INTERVAL_MS - (Date.now() - startedAt))));
+    }
+  })();
+  return {
+    statuses,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** Waits for enough probes after the first 200, then checks the whole sequence. */
+async function expectReadyWithoutFlapping(probe: Probe, name: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const firstOk = probe.statuses.indexOf(200);
+      return firstOk >= 0 && probe.statuses.length - firstOk > PROBES_AFTER_READY ? true : undefined;
+    },
+    (USUAL_START_S + PROBES_AFTER_READY + 10) * 1000,
+    `${PROBES_AFTER_READY} probes of ${name} after it was ready`,
+  );
+  const statuses = [...probe.statuses];
+  const firstOk = statuses.indexOf(200);
+  expect({ name, before: statuses.slice(0, firstOk).filter((status) => status !== 0 && status !== 503) }).toEqual({
+    name,
+    before: [],
+  });
+  expect({ name, after: statuses.slice(firstOk).filter((status) => status !== 200) }).toEqual({ name, after: [] });
+}
+
+function readyInSeconds(output: string): number {
+  const match = /Ready in ([\d.]+) s/.exec(output);
+  return match ? Number(match[1]) : Infinity;
+}
+
+const scopes: { prefix: string }[] = [];
+afterAll(async () => {
+  await Promise.all(scopes.map((scope) => dropScopeDatabases(scope.prefix)));
+});
+
+it("an embedded node is ready within the usual time and stays ready", async () => {
+  const scope = isolation();
+  scopes.push(scope);
+  const port = await freePort();
+  const probe = probeReadiness(port);
+  const node = await startNodeProcess(nodeEnv(scope, { PORT: String(port) }), { timeoutMs: 60_000 });
+  try {
+    expect(readyInSeconds(node.output())).toBeLessThan(USUAL_START_S);
+    await expectReadyWithoutFlapping(probe, "the embedded node");
+    expect(node.output()).not.toMatch(/is not available/);
+  } finally {
+    await probe.stop();
+    await node.stop();
+  }
+});
+
+it("a gateway and a products node in a cluster are ready within the usual time and stay ready", async () => {
+  const scope = isolation();
+  scopes.push(scope);
+  const [gatewayPort, productsPort] = [await freePort(), await freePort()];
+  const probes = [probeReadiness(gatewayPort), probeReadiness(productsPort)];
+  const cluster = { TRANSPORTER: testNatsUrl() };
+  const nodes = await Promise.all([
+    startNodeProcess(nodeEnv(scope, { ...cluster, SERVICES: "api,auth", PORT: String(gatewayPort) }), {
+      timeoutMs: 60_000,
+    }),
+    startNodeProcess(nodeEnv(scope, { ...cluster, SERVICES: "products", PORT: String(productsPort) }), {
+      timeoutMs: 60_000,
+    }),
+  ]);
+  try {
+    for (const node of nodes) expect(readyInSeconds(node.output())).toBeLessThan(USUAL_START_S);
+    await Promise.all([
+      expectReadyWithoutFlapping(probes[0], "the gateway"),
+      expectReadyWithoutFlapping(probes[1], "the products node"),
+    ]);
+    for (const node of nodes) expect(node.output()).not.toMatch(/is not available/);
+  } finally {
+    await Promise.all(probes.map((probe) => probe.stop()));
+    await Promise.all(nodes.map((node) => node.stop()));
+  }
+});

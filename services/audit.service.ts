@@ -32,6 +32,7 @@ import type { EventEnvelope } from "../lib/events";
 import auditMigrations from "../migrations/audit";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { storable, storableJson } from "../lib/storable";
 
 export interface AuditRecord extends AuditContent {
   seq: number;
@@ -166,8 +167,9 @@ async function append(svc: ConsumerThis, content: AuditContent, transaction: Tra
     { type: QueryTypes.SELECT, transaction },
   );
   const prevHash = last?.hash ?? GENESIS_HASH;
-  // What is stored must be what was hashed: normalise through JSON first (jsonb keeps no undefined, no Dates).
-  const stored = JSON.parse(JSON.stringify(content)) as AuditContent;
+  // What is stored must be what was hashed: normalised as jsonb keeps it (no undefined, no Dates) and with the text
+  // PostgreSQL cannot store escaped (lib/storable.ts), so a record holding a NUL is chained and verifiable like any.
+  const stored = storable(content);
   await svc.sequelize.query(
     `INSERT INTO audit_records (id, kind, name, actor_type, actor_id, entity_type, entity_id, request_id, node_id,
        occurred_at, change, prev_hash, hash)
@@ -184,7 +186,7 @@ async function append(svc: ConsumerThis, content: AuditContent, transaction: Tra
         stored.requestId,
         stored.nodeId,
         stored.occurredAt,
-        JSON.stringify(stored.change),
+        storableJson(content.change),
         prevHash,
         chainHash(prevHash, stored),
       ],
@@ -233,7 +235,7 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
         envelope.type,
         envelope.version,
         envelope.occurredAt,
-        JSON.stringify(envelope),
+        storableJson(envelope),
       ],
       transaction,
     },
@@ -482,7 +484,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           `INSERT INTO event_schemas (type, version, payload, description, registered_by)
            VALUES ($1, $2, $3, $4, $5) RETURNING *`,
           {
-            bind: [type, version, JSON.stringify(payload), entry.description ?? null, registeredBy],
+            bind: [type, version, storableJson(payload), entry.description ?? null, registeredBy],
             type: QueryTypes.SELECT,
             transaction,
           },

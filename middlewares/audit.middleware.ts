@@ -5,17 +5,20 @@
  * channel cannot take it (NATS down), the change is committed all the same, so the record goes to a spool on disk
  * (lib/spool.ts, fsynced) before the answer goes out, and is published from there when the channel is back, also
  * after a crash and restart. What the spool cannot hold (full, or the disk failing) is counted in
- * `aicunet_audit_unsent` and logged.
+ * `aicunet_audit_unsent` and logged. A change too large for a message is recorded by its size and digest, so the record
+ * of an answered call always fits the channel; a record the audit service still gives up on is reported by verify.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
-import { redact, type AuditContent, type AuditLocals } from "../lib/audit";
-import { ensureStream } from "../lib/delivery";
+import { canonicalJson, redact, type AuditContent, type AuditLocals } from "../lib/audit";
+import { MAX_MESSAGE_BYTES, ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
 
 const SPOOL_LIMIT = 100_000;
+/** Largest change a record carries in full: a message, less room for the rest of the record (names and ids). */
+const MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 16 * 1024;
 const RETRY_MS = 2000;
 
 function entityId(declared: { idParam?: string }, params: Record<string, unknown>, result: unknown): string | null {
@@ -25,13 +28,21 @@ function entityId(declared: { idParam?: string }, params: Record<string, unknown
   return typeof fromParams === "string" ? fromParams : null;
 }
 
-/** What an action record keeps of the change: the parameters, and the entity before and after where there is one. */
-function actionChange(params: object, before: unknown, result: unknown) {
-  return {
+/**
+ * What an action record keeps of the change: the parameters, and the entity before and after where there is one. A
+ * change too large for the channel (the audit consumer would refuse the message, after the call was answered) is kept
+ * as its size and the SHA-256 of its canonical JSON instead.
+ */
+function actionChange(params: object, before: unknown, result: unknown): unknown {
+  const change = {
     params: redact(params),
     ...(before !== undefined ? { before: redact(before) } : {}),
     ...(result !== null && typeof result === "object" ? { after: redact(result) } : {}),
   };
+  const text = canonicalJson(change);
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= MAX_CHANGE_BYTES) return change;
+  return { omitted: "too large", bytes, sha256: createHash("sha256").update(text).digest("hex") };
 }
 
 export interface AuditMiddlewareOptions {

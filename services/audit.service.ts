@@ -4,7 +4,9 @@
  * each as a record chained to the one before it by SHA-256 (lib/audit.ts). Appends take a transaction-scoped advisory
  * lock of the audit database only, so they queue behind each other, never behind anything else in the system.
  * Domain events are also kept as the event store: in order globally (position) and per stream (the entity).
- * `GET /api/audit/verify` re-walks the chain and names the first broken link.
+ * `GET /api/audit/verify` re-walks the chain and names the first broken link: a record changed, a link broken, a record
+ * whose anchor (its hash signed with `AUDIT_ANCHOR_KEY`, which the database never sees) is wrong, so someone without
+ * the key wrote or rewrote it, newer records removed, or a record the audit group gave up on and dead-lettered.
  *
  * The schema registry lives here too: every event type's payload schemas by version, append-only. A new version must
  * follow the latest one and be compatible with it (lib/schema-compat.ts); the platform's own catalogue
@@ -16,6 +18,7 @@ import { selectPage, type Page } from "../lib/database";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import {
   GENESIS_HASH,
+  anchorOf,
   canonicalJson,
   chainHash,
   redact,
@@ -28,11 +31,14 @@ import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { compatibilityProblems, schemaDefinitionProblems } from "../lib/schema-compat";
+import type { ErrorRecord } from "../lib/delivery";
 import type { EventEnvelope } from "../lib/events";
 import auditMigrations from "../migrations/audit";
+import { config } from "../lib/config";
+import { developmentSecret } from "../lib/secrets";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import { storable, storableJson } from "../lib/storable";
+import { storable, storableJson, storableText } from "../lib/storable";
 
 export interface AuditRecord extends AuditContent {
   seq: number;
@@ -128,6 +134,7 @@ interface AuditRow {
   change: unknown;
   prev_hash: string;
   hash: string;
+  anchor: string | null;
 }
 
 /** An arbitrary constant; advisory locks are scoped to the audit database. */
@@ -159,8 +166,21 @@ function toRecord(row: AuditRow): AuditRecord {
   };
 }
 
+/** What the chain's writer and verifier keep on the service. */
+interface AuditState {
+  /** AUDIT_ANCHOR_KEY, or the generated development key; set before the consumers subscribe. */
+  anchorKey: string;
+  /**
+   * The newest seq this node has appended or verified. The anchors cannot show the newest records removed (what is
+   * left is still signed), so verify compares the head with what this node has seen.
+   */
+  headSeq: number;
+}
+
+type AuditConsumer = ConsumerThis & AuditState;
+
 /** Appends one record to the chain, in the consumer's transaction. */
-async function append(svc: ConsumerThis, content: AuditContent, transaction: Transaction): Promise<void> {
+async function append(svc: AuditConsumer, content: AuditContent, transaction: Transaction): Promise<void> {
   await svc.sequelize.query("SELECT pg_advisory_xact_lock($1)", { bind: [CHAIN_LOCK], transaction });
   const [last] = await svc.sequelize.query<{ hash: string }>(
     "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1",
@@ -170,10 +190,11 @@ async function append(svc: ConsumerThis, content: AuditContent, transaction: Tra
   // What is stored must be what was hashed: normalised as jsonb keeps it (no undefined, no Dates) and with the text
   // PostgreSQL cannot store escaped (lib/storable.ts), so a record holding a NUL is chained and verifiable like any.
   const stored = storable(content);
-  await svc.sequelize.query(
+  const hash = chainHash(prevHash, stored);
+  const inserted = await svc.sequelize.query<{ seq: string }>(
     `INSERT INTO audit_records (id, kind, name, actor_type, actor_id, entity_type, entity_id, request_id, node_id,
-       occurred_at, change, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+       occurred_at, change, prev_hash, hash, anchor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING RETURNING seq`,
     {
       bind: [
         stored.id,
@@ -188,16 +209,43 @@ async function append(svc: ConsumerThis, content: AuditContent, transaction: Tra
         stored.occurredAt,
         storableJson(content.change),
         prevHash,
-        chainHash(prevHash, stored),
+        hash,
+        anchorOf(svc.anchorKey, hash),
       ],
+      type: QueryTypes.SELECT,
       transaction,
     },
   );
+  if (inserted[0]) {
+    const seq = Number(inserted[0].seq);
+    transaction.afterCommit(() => {
+      svc.headSeq = Math.max(svc.headSeq, seq);
+    });
+  }
 }
 
 const recordAction: EventHandler = async function (this: ConsumerThis, envelope, transaction) {
-  await append(this, envelope.payload as AuditContent, transaction);
+  await append(this as AuditConsumer, envelope.payload as AuditContent, transaction);
 };
+
+/**
+ * Before the audit group dead-letters a message, notes the record it would have been, in the audit database: verify
+ * reports the trail incomplete until the record is there (replayed from the dead-letter queue). A failure here leaves
+ * the message to be delivered again, so no record leaves the trail without a trace.
+ */
+async function noteMissing(
+  this: ConsumerThis,
+  { deadLetterId, envelope, error }: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord },
+): Promise<void> {
+  const action = envelope?.type === "audit.recorded" ? (envelope.payload as Partial<AuditContent> | null) : null;
+  const recordId = action ? String(action.id) : (envelope?.id ?? deadLetterId);
+  const name = action ? String(action.name) : (envelope?.type ?? null);
+  await this.sequelize.query(
+    `INSERT INTO missing_records (record_id, name, dead_letter_id, error) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (record_id) DO NOTHING`,
+    { bind: [storableText(recordId), name === null ? null : storableText(name), deadLetterId, storableJson(error)] },
+  );
+}
 
 /**
  * A domain event: stored in the event store (its stream is the entity it is about, the payload's first key) and
@@ -207,7 +255,7 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
   const [streamType, subject] = Object.entries(envelope.payload as Record<string, { id?: unknown }>)[0] ?? [];
   const streamId = typeof subject?.id === "string" ? subject.id : null;
   await append(
-    this,
+    this as AuditConsumer,
     {
       id: envelope.id,
       kind: "event",
@@ -250,16 +298,16 @@ interface AuditMethods {
   ): Promise<{ schema: RegisteredSchema; created: boolean }>;
 }
 
-type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods;
+type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods & AuditState;
 
-const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis> = {
+const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis & AuditState> = {
   name: "audit",
   mixins: [
     dbMixin({
       service: "audit",
       migrations: auditMigrations,
       // The trail and the event store: the role the service writes with can only add to them.
-      appendOnly: ["audit_records", "events"],
+      appendOnly: ["audit_records", "events", "missing_records"],
       model: {
         name: "auditRecord",
         define: { seq: { type: DataTypes.BIGINT, primaryKey: true } },
@@ -268,6 +316,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     }),
     consumerMixin({
       group: "audit",
+      onDeadLetter: noteMissing,
       handlers: {
         "audit.recorded": recordAction,
         ...Object.fromEntries(DOMAIN_EVENT_TYPES.map((type) => [type, recordEvent])),
@@ -277,6 +326,15 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
 
   /** Registers the platform's own catalogue; a version the registry refuses is logged, and the rest still register. */
   async started(this: AuditThis) {
+    this.headSeq = 0;
+    const cfg = config();
+    if (cfg.audit.anchorKey) {
+      this.anchorKey = cfg.audit.anchorKey;
+    } else {
+      const key = await developmentSecret(cfg.dataDir, "audit-anchor-key");
+      if (key.generated) this.logger.warn("AUDIT_ANCHOR_KEY is not set: generated one for development");
+      this.anchorKey = key.value;
+    }
     for (const schema of EVENT_SCHEMAS) {
       const payload = schema.payload as Record<string, unknown>;
       try {
@@ -502,14 +560,15 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           "SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
           { bind: [afterSeq, VERIFY_BATCH], type: QueryTypes.SELECT },
         );
-        if (rows.length === 0) return { valid: true, checked };
+        if (rows.length === 0) break;
         const links = rows.map((row) => ({
           seq: Number(row.seq),
           content: contentOf(row),
           prevHash: row.prev_hash,
           hash: row.hash,
+          anchor: row.anchor,
         }));
-        const verdict = verifyLinks(previousHash, links);
+        const verdict = verifyLinks(previousHash, links, this.anchorKey);
         if ("broken" in verdict) {
           return {
             valid: false,
@@ -521,6 +580,18 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         afterSeq = links[links.length - 1].seq;
         checked += links.length;
       }
+      if (afterSeq < this.headSeq) {
+        return { valid: false, checked, brokenAt: { seq: afterSeq + 1, id: null, reason: "records removed" } };
+      }
+      this.headSeq = afterSeq;
+      const [missing] = await this.sequelize.query<{ record_id: string }>(
+        `SELECT record_id FROM missing_records m
+         WHERE NOT EXISTS (SELECT 1 FROM audit_records r WHERE r.id::text = m.record_id) ORDER BY noted_at LIMIT 1`,
+        { type: QueryTypes.SELECT },
+      );
+      if (missing)
+        return { valid: false, checked, brokenAt: { seq: null, id: missing.record_id, reason: "record missing" } };
+      return { valid: true, checked };
     },
   },
 };

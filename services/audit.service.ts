@@ -278,8 +278,8 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
     {
       bind: [
         envelope.id,
-        streamType ?? envelope.type,
-        streamId ?? envelope.id,
+        storableText(streamType ?? envelope.type),
+        storableText(streamId ?? envelope.id),
         envelope.type,
         envelope.version,
         envelope.occurredAt,

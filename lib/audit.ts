@@ -67,8 +67,35 @@ export function anchorOf(key: string, hash: string): string {
 }
 
 function anchorMatches(key: string, hash: string, anchor: string | null): boolean {
-  if (anchor === null || anchor.length !== 64) return false;
+  if (typeof anchor !== "string" || !/^[0-9a-f]{64}$/.test(anchor)) return false;
   return timingSafeEqual(Buffer.from(anchorOf(key, hash), "hex"), Buffer.from(anchor, "hex"));
+}
+
+/**
+ * The chain's head as the audit service keeps it outside the database (a JetStream key-value bucket, where the channels
+ * run on NATS): the newest seq and its hash, signed with the anchor key. A verify that finds fewer records than the
+ * checkpoint names reports the newest ones removed, also after every audit node restarted.
+ */
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  signature: string;
+}
+
+export function signCheckpoint(key: string, seq: number, hash: string): Checkpoint {
+  return { seq, hash, signature: anchorOf(key, `checkpoint:${seq}:${hash}`) };
+}
+
+/** Whether `value` is a checkpoint signed with `key` (anything else in the bucket is ignored). */
+export function isSignedCheckpoint(key: string, value: unknown): value is Checkpoint {
+  const checkpoint = value as Partial<Checkpoint> | null;
+  if (typeof checkpoint?.seq !== "number" || typeof checkpoint.hash !== "string") return false;
+  return anchorMatches(key, `checkpoint:${checkpoint.seq}:${checkpoint.hash}`, checkpoint.signature ?? null);
+}
+
+/** The key-value bucket that keeps a namespace's checkpoint. */
+export function checkpointBucket(namespace: string): string {
+  return `audit-head-${namespace.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 }
 
 export interface ChainLink {

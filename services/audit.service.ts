@@ -14,6 +14,7 @@
  * broke compatibility is refused and logged.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
+import type { KV, KvEntry } from "nats";
 import { selectPage, type Page } from "../lib/database";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import {
@@ -21,12 +22,16 @@ import {
   anchorOf,
   canonicalJson,
   chainHash,
+  checkpointBucket,
+  isSignedCheckpoint,
+  signCheckpoint,
+  type Checkpoint,
   redact,
   verifyLinks,
   type AuditContent,
   type ChainBreak,
 } from "../lib/audit";
-import { ConflictError, invalidFields } from "../lib/errors";
+import { ConflictError, DependencyUnavailableError, invalidFields } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -172,12 +177,29 @@ interface AuditState {
   anchorKey: string;
   /**
    * The newest seq this node has appended or verified. The anchors cannot show the newest records removed (what is
-   * left is still signed), so verify compares the head with what this node has seen.
+   * left is still signed), so verify compares the head with what this node has seen and with the checkpoint.
    */
   headSeq: number;
+  /** Where the signed checkpoint is kept, when the channels run on NATS: a JetStream key-value bucket. */
+  checkpoints?: Promise<KV>;
+  checkpointTimer?: NodeJS.Timeout;
 }
 
-type AuditConsumer = ConsumerThis & AuditState;
+/** How long after an append the checkpoint follows: appends in between share one update. */
+const CHECKPOINT_DELAY_MS = 500;
+const CHECKPOINT_KEY = "head";
+
+/** What a key-value entry holds, as JSON; null when deleted, missing or not JSON. */
+function storedValue(entry: KvEntry | null | undefined): unknown {
+  if (entry?.operation !== "PUT") return null;
+  try {
+    return entry.json<unknown>();
+  } catch {
+    return null;
+  }
+}
+
+type AuditConsumer = ConsumerThis & AuditState & Pick<AuditMethods, "scheduleCheckpoint">;
 
 /** Appends one record to the chain, in the consumer's transaction. */
 async function append(svc: AuditConsumer, content: AuditContent, transaction: Transaction): Promise<void> {
@@ -220,6 +242,7 @@ async function append(svc: AuditConsumer, content: AuditContent, transaction: Tr
     const seq = Number(inserted[0].seq);
     transaction.afterCommit(() => {
       svc.headSeq = Math.max(svc.headSeq, seq);
+      svc.scheduleCheckpoint();
     });
   }
 }
@@ -292,6 +315,17 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
 
 interface AuditMethods {
   verifyChain(): Promise<ChainVerdict>;
+  /** Writes the signed checkpoint soon (NATS only); appends meanwhile share it. */
+  scheduleCheckpoint(): void;
+  /** Moves the checkpoint forward to the chain's head; never back, whichever replica writes. */
+  writeCheckpoint(): Promise<void>;
+  /** The checkpoint, when there is one signed with our key. */
+  readCheckpoint(): Promise<Checkpoint | null>;
+  /**
+   * The checkpoint's bucket, opened (created when missing) on first use; null without JetStream (the in-memory
+   * channels, or NATS not connected yet: the channels connect after the services have started).
+   */
+  checkpointStore(): Promise<KV> | null;
   registerSchemaVersion(
     entry: SchemaRegistration,
     registeredBy: string,
@@ -497,7 +531,72 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     },
   },
 
+  async stopped(this: AuditThis) {
+    clearTimeout(this.checkpointTimer);
+  },
+
   methods: {
+    checkpointStore(this: AuditThis) {
+      const jetstream = this.broker.channelAdapter.client;
+      if (!jetstream) return null;
+      const { namespace, jetstreamReplicas } = config();
+      this.checkpoints ??= jetstream.views
+        .kv(checkpointBucket(namespace), { history: 1, replicas: jetstreamReplicas })
+        .catch((err: Error) => {
+          this.checkpoints = undefined; // opened again next time
+          throw err;
+        });
+      return this.checkpoints;
+    },
+
+    scheduleCheckpoint(this: AuditThis) {
+      if (this.checkpointTimer || !this.broker.channelAdapter.client) return;
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = undefined;
+        this.writeCheckpoint().catch((err: Error) => {
+          this.logger.warn(`Audit checkpoint not written (the next append tries again): ${err.message}`);
+        });
+      }, CHECKPOINT_DELAY_MS);
+    },
+
+    async writeCheckpoint(this: AuditThis) {
+      const store = await this.checkpointStore();
+      if (!store) return;
+      const [head] = await this.sequelize.query<{ seq: string; hash: string }>(
+        "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+        { type: QueryTypes.SELECT },
+      );
+      if (!head) return;
+      const checkpoint = signCheckpoint(this.anchorKey, Number(head.seq), head.hash);
+      // Compare and set: a replica that read an older head loses the race and finds the newer checkpoint there.
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const entry = await store.get(CHECKPOINT_KEY);
+        const current = storedValue(entry);
+        if (isSignedCheckpoint(this.anchorKey, current) && current.seq >= checkpoint.seq) return;
+        try {
+          const value = JSON.stringify(checkpoint);
+          await (entry ? store.update(CHECKPOINT_KEY, value, entry.revision) : store.create(CHECKPOINT_KEY, value));
+          return;
+        } catch {
+          // Another replica wrote meanwhile: read again.
+        }
+      }
+    },
+
+    async readCheckpoint(this: AuditThis) {
+      // Without it verify could not tell the newest records removed: unavailable rather than a partial answer.
+      const entry = await Promise.resolve(this.checkpointStore())
+        .then((store) => store?.get(CHECKPOINT_KEY))
+        .catch((err: Error) => {
+          throw new DependencyUnavailableError("NATS JetStream (the audit checkpoint)", err.message);
+        });
+      const value = storedValue(entry);
+      if (value === null) return null;
+      if (isSignedCheckpoint(this.anchorKey, value)) return value;
+      this.logger.warn("The audit checkpoint is not signed with AUDIT_ANCHOR_KEY: ignored");
+      return null;
+    },
+
     async registerSchemaVersion(this: AuditThis, entry: SchemaRegistration, registeredBy: string) {
       const { type, version, payload } = entry;
       return this.sequelize.transaction(async (transaction) => {
@@ -580,7 +679,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         afterSeq = links[links.length - 1].seq;
         checked += links.length;
       }
-      if (afterSeq < this.headSeq) {
+      const checkpoint = await this.readCheckpoint();
+      if (afterSeq < Math.max(this.headSeq, checkpoint?.seq ?? 0)) {
         return { valid: false, checked, brokenAt: { seq: afterSeq + 1, id: null, reason: "records removed" } };
       }
       this.headSeq = afterSeq;

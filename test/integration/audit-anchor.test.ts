@@ -5,15 +5,17 @@
  * is there, and a call whose change is too large for a message is still recorded.
  */
 import type { ServiceBroker } from "moleculer";
+import { connect } from "nats";
 import { Client } from "pg";
-import { chainHash, type AuditContent } from "../../lib/audit";
+import { chainHash, checkpointBucket, type AuditContent, type Checkpoint } from "../../lib/audit";
 import { databaseUrlFor } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { ChainVerdict } from "../../services/audit.service";
-import { dropScopeDatabases, isolation, startInProcessNode, testConfig, waitFor } from "../support/nodes";
+import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
 
 const scope = isolation();
+const ANCHOR_KEY = "an-audit-anchor-key-only-for-tests-0123456789";
 let broker: ServiceBroker;
 let owner: Client;
 const asSystem = { meta: { caller: SYSTEM_CALLER } };
@@ -70,7 +72,7 @@ function actionRecord(id: string, name: string, change: unknown) {
 beforeAll(async () => {
   const cfg = testConfig(scope, {
     SERVICES: "audit",
-    AUDIT_ANCHOR_KEY: "an-audit-anchor-key-only-for-tests-0123456789",
+    AUDIT_ANCHOR_KEY: ANCHOR_KEY,
     DELIVERY_MAX_ATTEMPTS: "1",
   });
   broker = await startInProcessNode(cfg);
@@ -183,5 +185,63 @@ it("names the first record of a chain the owner rewrote consistently, every hash
     valid: false,
     checked: 1,
     brokenAt: { seq: Number(target.seq), id: target.id, reason: "not anchored" },
+  });
+});
+
+describe("with the channels on NATS JetStream", () => {
+  const natsScope = isolation();
+  const bucket = checkpointBucket(natsScope.namespace);
+  const nodeConfig = () =>
+    testConfig(natsScope, { SERVICES: "audit", AUDIT_ANCHOR_KEY: ANCHOR_KEY, TRANSPORTER: testNatsUrl() });
+
+  afterAll(async () => {
+    const nc = await connect({ servers: testNatsUrl() });
+    await (await nc.jetstreamManager()).streams.delete(`KV_${bucket}`).catch(() => undefined);
+    await nc.close();
+    await dropScopeDatabases(natsScope.prefix);
+  });
+
+  it("names the newest records removed while every audit node was down, from the checkpoint kept in JetStream", async () => {
+    let node = await startInProcessNode(nodeConfig());
+    const db = new Client({ connectionString: databaseUrlFor("audit", nodeConfig()) });
+    await db.connect();
+    const nc = await connect({ servers: testNatsUrl() });
+    try {
+      for (const id of ["00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"]) {
+        const record = actionRecord(id, "test.checkpointed", { n: id });
+        await node.sendToChannel(record.type, record);
+      }
+      const newest = await waitFor(
+        async () => {
+          const { rows } = await db.query("SELECT max(seq)::int AS seq, count(*)::int AS n FROM audit_records");
+          return rows[0].n >= 2 ? (rows[0].seq as number) : undefined;
+        },
+        10_000,
+        "the records",
+      );
+      const kv = await nc.jetstream().views.kv(bucket);
+      await waitFor(
+        async () => ((await kv.get("head"))?.json<Checkpoint>().seq === newest ? true : undefined),
+        10_000,
+        "the checkpoint of the newest record",
+      );
+      await node.stop();
+
+      await db.query("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update");
+      await db.query("DELETE FROM audit_records WHERE seq = $1", [newest]);
+      await db.query("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_update");
+
+      // A node that never saw the removed record: only the checkpoint knows.
+      node = await startInProcessNode(nodeConfig());
+      expect(await node.call("audit.verify", {}, asSystem)).toMatchObject({
+        valid: false,
+        checked: 1,
+        brokenAt: { seq: newest, reason: "records removed" },
+      });
+    } finally {
+      await node.stop();
+      await db.end();
+      await nc.close();
+    }
   });
 });

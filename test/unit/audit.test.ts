@@ -4,7 +4,9 @@ import {
   anchorOf,
   canonicalJson,
   chainHash,
+  isSignedCheckpoint,
   redact,
+  signCheckpoint,
   verifyLinks,
   type AuditContent,
   type ChainLink,
@@ -86,6 +88,18 @@ describe("audit trail rules", () => {
     expect(verifyLinks(GENESIS_HASH, kept, KEY)).toEqual({ broken: { seq: 2, id: "2", reason: "not anchored" } });
     const removed = links.map((link) => ({ ...link, anchor: null }));
     expect(verifyLinks(GENESIS_HASH, removed, KEY)).toEqual({ broken: { seq: 1, id: "1", reason: "not anchored" } });
+  });
+});
+
+describe("audit checkpoints", () => {
+  it("are accepted only as signed with the anchor key, for the seq and hash they name", () => {
+    const checkpoint = signCheckpoint(KEY, 7, "a".repeat(64));
+    expect(isSignedCheckpoint(KEY, checkpoint)).toBe(true);
+    expect(isSignedCheckpoint("another key", checkpoint)).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, seq: 8 })).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, hash: "b".repeat(64) })).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, signature: "not hex" })).toBe(false);
+    expect(isSignedCheckpoint(KEY, null)).toBe(false);
   });
 });
 

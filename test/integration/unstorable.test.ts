@@ -134,6 +134,41 @@ describe.each([
     expect(rows[0].n).toBe(2);
   });
 
+  it("stores a log batch holding a NUL, and raises its error record through the outbox", async () => {
+    const record = {
+      time: new Date().toISOString(),
+      level: "error",
+      nodeId: "n\u0000",
+      module: "probe",
+      requestId: "nul-log",
+      message: "failed on Bob\u0000",
+      fields: { "key\u0000": "value\ud800" },
+    };
+    const batch = createEnvelope(
+      "log.batch",
+      { nodeId: "n\u0000", records: [record], dropped: 0 },
+      {
+        source: "test",
+        correlationId: "nul-log",
+      },
+    );
+    await broker.sendToChannel(batch.type, batch);
+    const stored = await waitFor(
+      async () =>
+        (await logsDb.query("SELECT node_id, message, fields FROM log_records WHERE request_id = 'nul-log'"))
+          .rows[0] as { node_id: string; message: string; fields: unknown } | undefined,
+      10_000,
+      "the log record",
+    );
+    expect(stored).toEqual({
+      node_id: "n\ue0000000",
+      message: "failed on Bob\ue0000000",
+      fields: { "key\ue0000000": "value\ue000d800" },
+    });
+    const { rows } = await logsDb.query("SELECT envelope FROM outbox WHERE channel = 'log.error'");
+    expect(rows.map((row) => row.envelope.payload.record.message)).toContain("failed on Bob\ue0000000");
+  });
+
   it("stores the spans of a batch when one of them cannot be stored, and drops only that one", async () => {
     const span = (id: string, extra: Partial<ExportedSpan> = {}): ExportedSpan => ({
       id,

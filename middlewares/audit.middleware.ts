@@ -4,8 +4,9 @@
  * applied here, so no service can forget it. The record is published before the caller gets the answer. If the
  * channel cannot take it (NATS down), the change is committed all the same, so the record goes to a spool on disk
  * (lib/spool.ts, fsynced) before the answer goes out, and is published from there when the channel is back, also
- * after a crash and restart. What the spool cannot hold (full, or the disk failing) is counted in
- * `aicunet_audit_unsent` and logged. A change too large for a message is recorded by its size and digest, so the record
+ * after a crash and restart. While the spool is full, audited calls are refused (503) before their handler runs, so
+ * no change is made whose record could not be kept; what the spool still cannot take (the disk failing, calls racing
+ * for its last place) is counted in `aicunet_audit_unsent` and logged. A change too large for a message is recorded by its size and digest, so the record
  * of an answered call always fits the channel; a record the audit service still gives up on is reported by verify.
  */
 import { createHash, randomUUID } from "node:crypto";
@@ -13,6 +14,7 @@ import type { ActionHandler, ActionSchema, Context, Middleware, Service, Service
 import { canonicalJson, redact, type AuditContent, type AuditLocals } from "../lib/audit";
 import { MAX_MESSAGE_BYTES, ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { DependencyUnavailableError } from "../lib/errors";
 import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
 
@@ -48,11 +50,14 @@ function actionChange(params: object, before: unknown, result: unknown): unknown
 export interface AuditMiddlewareOptions {
   /** Where records wait while the channel cannot take them; one directory per Moleculer namespace. */
   spoolDir: string;
+  /** Most records the spool holds; default 100,000. */
+  spoolLimit?: number;
 }
 
 export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
   let broker: ServiceBroker;
-  const spool = new EnvelopeSpool(options.spoolDir, SPOOL_LIMIT);
+  const spoolLimit = options.spoolLimit ?? SPOOL_LIMIT;
+  const spool = new EnvelopeSpool(options.spoolDir, spoolLimit);
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   /** Records are spooled: new ones queue behind them, so the trail keeps its order. */
@@ -103,7 +108,7 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
         scheduleRetry();
         return;
       }
-      reason = `the spool holds ${SPOOL_LIMIT} records already`;
+      reason = `the spool holds ${spoolLimit} records already`;
     } catch (err) {
       reason = (err as Error).message;
     }
@@ -130,6 +135,13 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
       const declared = action.audit;
       if (!declared) return handler;
       return async function audited(this: Service, ctx: Context<Record<string, unknown>, CallerMeta>) {
+        // The record of this call would have nowhere to go: refused before anything changes.
+        if (spooled && (await spool.pending()).length >= spoolLimit) {
+          throw new DependencyUnavailableError(
+            "audit trail",
+            `the channel is away and the audit spool holds ${spoolLimit} records`,
+          );
+        }
         const result = await handler.call(this, ctx);
         const caller = ctx.meta.caller;
         const content: AuditContent = {

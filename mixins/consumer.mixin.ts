@@ -178,7 +178,8 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
         channel: delivery.channel,
         group,
         messageId: envelope?.id ?? null,
-        correlationId: envelope?.correlationId ?? null,
+        // Whatever the message says, unchecked: a dead letter about a dead letter may be anything.
+        correlationId: typeof envelope?.correlationId === "string" ? envelope.correlationId : null,
         ...rawText(delivery.payload, delivery.jetstream),
         attempts,
         error,

@@ -29,7 +29,7 @@ describe.each([
 
   beforeAll(async () => {
     // One delivery attempt: a message that cannot be stored is given up on at once.
-    const cfg = testConfig(scope, { SERVICES: "audit,dlq,logs", DELIVERY_MAX_ATTEMPTS: "1", ...wiring });
+    const cfg = testConfig(scope, { SERVICES: "audit,dlq,logs,products", DELIVERY_MAX_ATTEMPTS: "1", ...wiring });
     broker = await startInProcessNode(cfg);
     auditDb = new Client({ connectionString: databaseUrlFor("audit", cfg) });
     dlqDb = new Client({ connectionString: databaseUrlFor("dlq", cfg) });
@@ -82,6 +82,16 @@ describe.each([
       "SELECT count(*)::int AS n FROM event_schemas WHERE type = 'test.nulDescription'",
     );
     expect(rows[0].n).toBe(0);
+
+    // Through a Sequelize model too (products): refused, nothing created, nothing recorded.
+    const product = { sku: "NUL-1", name: "Bob\u0000", price: { amount: 100, currency: "EUR" } };
+    await expect(broker.call("products.create", product, asSystem)).rejects.toMatchObject({
+      code: 422,
+      data: [expect.objectContaining({ type: "unstorableText" })],
+    });
+    await expect(broker.call("products.list", { search: "NUL-1" }, asSystem)).resolves.toMatchObject({ total: 0 });
+    const records = await auditDb.query("SELECT count(*)::int AS n FROM audit_records WHERE name = 'products.create'");
+    expect(records.rows[0].n).toBe(0);
   });
 
   it("stores a dead letter holding a NUL, and keeps one it cannot read as raw text, never dead-lettering its own", async () => {

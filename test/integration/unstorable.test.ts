@@ -1,9 +1,10 @@
 /**
  * Text PostgreSQL cannot store (U+0000, lone surrogates) behind the gateway: calls, messages and spans that never
- * passed its check. An audited call holding a NUL is recorded and the chain verifies; a text column refuses it with a
- * 422 and nothing changes; the dlq stores a dead letter holding one, and keeps one it cannot read as raw text instead
- * of dead-lettering its own records; a span batch keeps its good spans when one is bad. On both wirings: the in-memory
- * channels of the single-process default and NATS JetStream.
+ * passed its check. An audited call holding a NUL is recorded and the chain verifies; a text column (raw SQL or a
+ * Sequelize model) refuses it with a 422 and nothing changes; the dlq stores a dead letter holding one, and keeps one it
+ * cannot read as raw text instead of dead-lettering its own records; a log batch holding one is stored; a span batch
+ * keeps its good spans when one is bad. On both wirings: the in-memory channels of the single-process default and
+ * NATS JetStream.
  */
 import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";

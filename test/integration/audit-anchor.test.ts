@@ -15,7 +15,6 @@ import type { ChainVerdict } from "../../services/audit.service";
 import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
 
 const scope = isolation();
-const ANCHOR_KEY = "an-audit-anchor-key-only-for-tests-0123456789";
 let broker: ServiceBroker;
 let owner: Client;
 const asSystem = { meta: { caller: SYSTEM_CALLER } };
@@ -72,7 +71,6 @@ function actionRecord(id: string, name: string, change: unknown) {
 beforeAll(async () => {
   const cfg = testConfig(scope, {
     SERVICES: "audit",
-    AUDIT_ANCHOR_KEY: ANCHOR_KEY,
     DELIVERY_MAX_ATTEMPTS: "1",
   });
   broker = await startInProcessNode(cfg);
@@ -191,8 +189,7 @@ it("names the first record of a chain the owner rewrote consistently, every hash
 describe("with the channels on NATS JetStream", () => {
   const natsScope = isolation();
   const bucket = checkpointBucket(natsScope.namespace);
-  const nodeConfig = () =>
-    testConfig(natsScope, { SERVICES: "audit", AUDIT_ANCHOR_KEY: ANCHOR_KEY, TRANSPORTER: testNatsUrl() });
+  const nodeConfig = () => testConfig(natsScope, { SERVICES: "audit", TRANSPORTER: testNatsUrl() });
 
   afterAll(async () => {
     const nc = await connect({ servers: testNatsUrl() });

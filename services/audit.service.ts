@@ -651,6 +651,9 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     },
 
     async verifyChain(this: AuditThis): Promise<ChainVerdict> {
+      // Taken before the walk, so records appended while it runs cannot look like records removed.
+      const checkpoint = await this.readCheckpoint();
+      const knownHead = Math.max(this.headSeq, checkpoint?.seq ?? 0);
       let previousHash = GENESIS_HASH;
       let afterSeq = 0;
       let checked = 0;
@@ -679,11 +682,10 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         afterSeq = links[links.length - 1].seq;
         checked += links.length;
       }
-      const checkpoint = await this.readCheckpoint();
-      if (afterSeq < Math.max(this.headSeq, checkpoint?.seq ?? 0)) {
+      if (afterSeq < knownHead) {
         return { valid: false, checked, brokenAt: { seq: afterSeq + 1, id: null, reason: "records removed" } };
       }
-      this.headSeq = afterSeq;
+      this.headSeq = Math.max(this.headSeq, afterSeq);
       const [missing] = await this.sequelize.query<{ record_id: string }>(
         `SELECT record_id FROM missing_records m
          WHERE NOT EXISTS (SELECT 1 FROM audit_records r WHERE r.id::text = m.record_id) ORDER BY noted_at LIMIT 1`,

@@ -5,6 +5,7 @@
 import type { BrokerOptions, ServiceBroker } from "moleculer";
 
 type ReplCustomCommand = NonNullable<NonNullable<BrokerOptions["replOptions"]>["customCommands"]>[number];
+import { describeBreak } from "../lib/audit";
 import { asSystem } from "../lib/permissions";
 import type { DeadLetter, DeadLetterPage } from "../services/dlq.service";
 import type { Saga, SagaPage } from "../services/sagas.service";
@@ -163,8 +164,7 @@ export async function auditCommand(broker: ServiceBroker, verb: string, print: P
   print(
     verdict.valid
       ? `The audit chain holds: ${verdict.checked} record(s) checked`
-      : `The audit chain is broken at record ${verdict.brokenAt.seq} (${verdict.brokenAt.id}): ${verdict.brokenAt.reason}; ` +
-          `${verdict.checked} record(s) before it hold`,
+      : `The audit chain is broken at ${describeBreak(verdict.brokenAt)}; ${verdict.checked} record(s) before it hold`,
   );
 }
 

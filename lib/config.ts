@@ -140,6 +140,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     description:
       "Encrypts the JWT signing keys at rest in the auth database. Development without it: generated once into `DATA_DIR/secrets/`.",
   },
+  {
+    key: "AUDIT_ANCHOR_KEY",
+    default: "(required in production)",
+    description:
+      "Signs every audit record's hash (HMAC-SHA256), so a rewrite by whoever can write the audit database shows in `GET /api/audit/verify`; the database never sees it. 32+ characters, the same on every node that hosts audit. Development without it: generated once into `DATA_DIR/secrets/`.",
+  },
   { key: "AUTH_ISSUER", default: "aicunet", description: "`iss` of the access tokens." },
   { key: "AUTH_AUDIENCE", default: "aicunet-api", description: "`aud` of the access tokens." },
   { key: "ACCESS_TOKEN_TTL", default: "900", description: "Access token lifetime in seconds." },
@@ -331,6 +337,10 @@ export interface Config {
   shutdownTimeout: number;
   dataDir: string;
   embeddedPostgresPort: number;
+  audit: {
+    /** The key audit records are anchored with (lib/audit.ts); null in development means a generated one. */
+    anchorKey: string | null;
+  };
   auth: {
     keySecret: string | null;
     issuer: string;
@@ -457,6 +467,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (keySecret && keySecret.length < 32) problems.push("AUTH_KEY_SECRET must be at least 32 characters");
 
+  const anchorKey = text("AUDIT_ANCHOR_KEY") ?? null;
+  if (isProduction && services.includes("audit") && !anchorKey) {
+    problems.push("AUDIT_ANCHOR_KEY is required in production on nodes that host audit");
+  }
+  if (anchorKey && anchorKey.length < 32) problems.push("AUDIT_ANCHOR_KEY must be at least 32 characters");
+
   const transporter = text("TRANSPORTER") ?? null;
   const tracingExporters = tracingExportersOf(text("TRACING_EXPORTER"), nodeEnv, problems);
   const tracingEndpoint = url("TRACING_ENDPOINT", ["http:", "https:"]) ?? null;
@@ -503,6 +519,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeout: number("SHUTDOWN_TIMEOUT", 10_000, { min: 0 }),
     dataDir: path.resolve(text("DATA_DIR") ?? ".data"),
     embeddedPostgresPort: number("EMBEDDED_PG_PORT", 54320, { min: 1, max: 65535 }),
+    audit: { anchorKey },
     auth: {
       keySecret,
       issuer: text("AUTH_ISSUER") ?? "aicunet",

@@ -6,6 +6,8 @@ import { Client } from "pg";
 import { QueryTypes, Sequelize, type QueryInterface } from "sequelize";
 import { SequelizeStorage, Umzug } from "umzug";
 import type { Config, ServiceName } from "./config";
+import { invalidFields } from "./errors";
+import { isUnstorableText } from "./storable";
 
 /** What a migration receives: run DDL through `queryInterface`, or raw SQL through `sequelize.query`. */
 export interface MigrationContext {
@@ -98,11 +100,39 @@ export function createSequelize(url: string, poolMax: number, replicaUrl: string
     logging: false,
     pool: { max: poolMax, min: 0, idle: 10_000, acquire: 30_000 },
   };
-  if (!replicaUrl) return new Sequelize(url, options);
-  return new Sequelize(databaseName(url), "", "", {
-    ...options,
-    replication: { write: connectionOf(url), read: [connectionOf(replicaUrl)] },
+  const sequelize = replicaUrl
+    ? new Sequelize(databaseName(url), "", "", {
+        ...options,
+        replication: { write: connectionOf(url), read: [connectionOf(replicaUrl)] },
+      })
+    : new Sequelize(url, options);
+  sequelize.addHook("beforeQuery", (query: { bind?: unknown; replacements?: unknown }) => {
+    refuseUnstorableText(query.bind);
+    refuseUnstorableText(query.replacements);
   });
+  return sequelize;
+}
+
+/**
+ * Throws a 422 when a query would bind text PostgreSQL cannot store as given (lib/storable.ts), before it is sent:
+ * every service's writes, whatever called them (the gateway refuses such requests, internal and REPL calls do not pass
+ * it), fail with the caller's mistake named instead of a database error or a silently altered value. `jsonb` values
+ * are bound as `storableJson` text, which never holds such text.
+ */
+function refuseUnstorableText(values: unknown): void {
+  if (values === null || typeof values !== "object") return;
+  for (const [index, value] of Object.entries(values)) {
+    const texts = Array.isArray(value) ? value : [value];
+    if (texts.some((text) => typeof text === "string" && isUnstorableText(text))) {
+      throw invalidFields("Text holds a character that cannot be stored (U+0000 or a lone surrogate)", [
+        {
+          field: `$${Array.isArray(values) ? Number(index) + 1 : index}`,
+          message: "unstorable",
+          type: "unstorableText",
+        },
+      ]);
+    }
+  }
 }
 
 /** An arbitrary constant: advisory locks are scoped to the database, and each service owns its database. */

@@ -4,18 +4,23 @@
  * applied here, so no service can forget it. The record is published before the caller gets the answer. If the
  * channel cannot take it (NATS down), the change is committed all the same, so the record goes to a spool on disk
  * (lib/spool.ts, fsynced) before the answer goes out, and is published from there when the channel is back, also
- * after a crash and restart. What the spool cannot hold (full, or the disk failing) is counted in
- * `aicunet_audit_unsent` and logged.
+ * after a crash and restart. While the spool is full, audited calls are refused (503) before their handler runs, so
+ * no change is made whose record could not be kept; what the spool still cannot take (the disk failing, calls racing
+ * for its last place) is counted in `aicunet_audit_unsent` and logged. A change too large for a message is recorded by its size and digest, so the record
+ * of an answered call always fits the channel; a record the audit service still gives up on is reported by verify.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
-import { redact, type AuditContent, type AuditLocals } from "../lib/audit";
-import { channelsReady, ensureStream } from "../lib/delivery";
+import { canonicalJson, redact, type AuditContent, type AuditLocals } from "../lib/audit";
+import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { DependencyUnavailableError } from "../lib/errors";
 import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
 
 const SPOOL_LIMIT = 100_000;
+/** Largest change a record carries in full: a message, less room for the rest of the record (names and ids). */
+const MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 16 * 1024;
 const RETRY_MS = 2000;
 
 function entityId(declared: { idParam?: string }, params: Record<string, unknown>, result: unknown): string | null {
@@ -25,23 +30,34 @@ function entityId(declared: { idParam?: string }, params: Record<string, unknown
   return typeof fromParams === "string" ? fromParams : null;
 }
 
-/** What an action record keeps of the change: the parameters, and the entity before and after where there is one. */
-function actionChange(params: object, before: unknown, result: unknown) {
-  return {
+/**
+ * What an action record keeps of the change: the parameters, and the entity before and after where there is one. A
+ * change too large for the channel (the audit consumer would refuse the message, after the call was answered) is kept
+ * as its size and the SHA-256 of its canonical JSON instead.
+ */
+function actionChange(params: object, before: unknown, result: unknown): unknown {
+  const change = {
     params: redact(params),
     ...(before !== undefined ? { before: redact(before) } : {}),
     ...(result !== null && typeof result === "object" ? { after: redact(result) } : {}),
   };
+  const text = canonicalJson(change);
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= MAX_CHANGE_BYTES) return change;
+  return { omitted: "too large", bytes, sha256: createHash("sha256").update(text).digest("hex") };
 }
 
 export interface AuditMiddlewareOptions {
   /** Where records wait while the channel cannot take them; one directory per Moleculer namespace. */
   spoolDir: string;
+  /** Most records the spool holds; default 100,000. */
+  spoolLimit?: number;
 }
 
 export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
   let broker: ServiceBroker;
-  const spool = new EnvelopeSpool(options.spoolDir, SPOOL_LIMIT);
+  const spoolLimit = options.spoolLimit ?? SPOOL_LIMIT;
+  const spool = new EnvelopeSpool(options.spoolDir, spoolLimit);
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   /** Records are spooled: new ones queue behind them, so the trail keeps its order. */
@@ -94,7 +110,7 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
         scheduleRetry();
         return;
       }
-      reason = `the spool holds ${SPOOL_LIMIT} records already`;
+      reason = `the spool holds ${spoolLimit} records already`;
     } catch (err) {
       reason = (err as Error).message;
     }
@@ -121,6 +137,13 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
       const declared = action.audit;
       if (!declared) return handler;
       return async function audited(this: Service, ctx: Context<Record<string, unknown>, CallerMeta>) {
+        // The record of this call would have nowhere to go: refused before anything changes.
+        if (spooled && (await spool.pending()).length >= spoolLimit) {
+          throw new DependencyUnavailableError(
+            "audit trail",
+            `the channel is away and the audit spool holds ${spoolLimit} records`,
+          );
+        }
         const result = await handler.call(this, ctx);
         const caller = ctx.meta.caller;
         const content: AuditContent = {

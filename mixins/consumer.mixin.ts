@@ -9,7 +9,8 @@
  * 3. on a retryable error, deliver again after a backoff (a JetStream NAK with delay), up to the policy's attempts;
  *    then, or at once for a client error, publish a `message.deadLettered` record (original channel, group,
  *    attempts, error) that the dlq service stores, and acknowledge. If even that publish fails, the message is not
- *    acknowledged, so JetStream delivers it again: nothing is dropped.
+ *    acknowledged, so JetStream delivers it again: nothing is dropped. A group that consumes `message.deadLettered`
+ *    (the dlq) never publishes one: it keeps what it gives up on in its own store, as the raw text it received.
  *
  * A message replayed from the dead-letter queue carries the dead letter's id; once it is processed (or found already
  * processed) the mixin reports `message.recovered`.
@@ -53,7 +54,31 @@ export interface ConsumerMixinOptions {
     this: ConsumerThis,
     failure: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord; attempts: number },
   ) => Promise<void>;
+  /**
+   * Keeps a message the group gives up on in the group's own store, in place of publishing a `message.deadLettered`
+   * record about it. Required of a group that consumes `message.deadLettered`: a dead letter about one of those goes
+   * back to the same group, which would fail on it the same way and dead-letter it again, without end. A failure here
+   * leaves the message unacknowledged, to be delivered again.
+   */
+  keepUnprocessable?: (this: ConsumerThis, message: UnprocessableMessage) => Promise<void>;
 }
+
+/** A message a group gave up on, as `keepUnprocessable` gets it: what arrived as text, not as a parsed envelope. */
+export interface UnprocessableMessage {
+  /** Stable for one delivery sequence: a retried keep reuses it. */
+  id: string;
+  channel: string;
+  group: string;
+  messageId: string | null;
+  correlationId: string | null;
+  /** The message as it arrived (its first MAX_MESSAGE_BYTES characters). */
+  text: string;
+  bytes: number;
+  attempts: number;
+  error: ErrorRecord;
+}
+
+const DEAD_LETTER_CHANNEL = "message.deadLettered";
 
 interface Delivery {
   channel: string;
@@ -91,6 +116,19 @@ async function checkMessage(delivery: Delivery): Promise<EventEnvelope> {
   return envelope;
 }
 
+/** The message as text, as it arrived (or as the in-memory adapter handed it over). */
+function rawText(payload: unknown, jetstream: JsMsg | null): { text: string; bytes: number } {
+  if (jetstream) {
+    return {
+      text: Buffer.from(jetstream.data).toString("utf8").slice(0, MAX_MESSAGE_BYTES),
+      bytes: jetstream.data.length,
+    };
+  }
+  if (payload instanceof UndecodableMessage) return { text: payload.excerpt, bytes: payload.bytes };
+  const text = JSON.stringify(payload ?? null);
+  return { text: text.slice(0, MAX_MESSAGE_BYTES), bytes: Buffer.byteLength(text) };
+}
+
 /** What a dead letter keeps of the message: the envelope, or an excerpt of what could not be one. */
 function messageRecord(payload: unknown, jetstream: JsMsg | null): { message: unknown; replayable: boolean } {
   if (payload instanceof UndecodableMessage) {
@@ -106,6 +144,9 @@ function messageRecord(payload: unknown, jetstream: JsMsg | null): { message: un
 
 export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSchema> {
   const { group } = options;
+  if (options.handlers[DEAD_LETTER_CHANNEL] && !options.keepUnprocessable) {
+    throw new Error(`The ${group} group consumes ${DEAD_LETTER_CHANNEL}, so it must keep what it gives up on itself`);
+  }
 
   /** Records the message in the inbox and runs the handler, in one transaction. False when it was processed before. */
   async function processOnce(svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler): Promise<boolean> {
@@ -131,6 +172,24 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
       delivery.jetstream ? `seq:${delivery.jetstream.seq}` : randomUUID(),
     );
     await options.onDeadLetter?.call(svc, { deadLetterId, envelope, error, attempts });
+    if (options.keepUnprocessable) {
+      await options.keepUnprocessable.call(svc, {
+        id: deadLetterId,
+        channel: delivery.channel,
+        group,
+        messageId: envelope?.id ?? null,
+        // Whatever the message says, unchecked: a dead letter about a dead letter may be anything.
+        correlationId: typeof envelope?.correlationId === "string" ? envelope.correlationId : null,
+        ...rawText(delivery.payload, delivery.jetstream),
+        attempts,
+        error,
+      });
+      svc.logger.error(
+        `Kept unprocessable ${delivery.channel} message ${envelope?.id ?? "(not an envelope)"} of ${group} after ` +
+          `${attempts} attempt(s): ${error.type} ${error.message}`,
+      );
+      return;
+    }
     const record = deadLetterEnvelope(
       {
         channel: delivery.channel,

@@ -14,6 +14,7 @@ import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt } from "../lib/failpoints";
+import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
   /** Pause between rounds when the outbox is empty, in ms. */
@@ -64,7 +65,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       /** Validates the envelope and writes it in `transaction`; the same envelope id twice is written once. */
       async enqueueEvent(this: OutboxThis, transaction: Transaction, envelope: EventEnvelope, delayMs = 0) {
         await eventCatalogue.validate(envelope);
-        const json = JSON.stringify(envelope);
+        const json = storableJson(envelope);
         if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
           throw invalidFields(`The ${envelope.type} event is larger than ${MAX_MESSAGE_BYTES} bytes`, [
             { field: "payload", message: "too large", type: "messageTooLarge", actual: Buffer.byteLength(json) },

@@ -4,7 +4,9 @@
  * each as a record chained to the one before it by SHA-256 (lib/audit.ts). Appends take a transaction-scoped advisory
  * lock of the audit database only, so they queue behind each other, never behind anything else in the system.
  * Domain events are also kept as the event store: in order globally (position) and per stream (the entity).
- * `GET /api/audit/verify` re-walks the chain and names the first broken link.
+ * `GET /api/audit/verify` re-walks the chain and names the first broken link: a record changed, a link broken, a record
+ * whose anchor (its hash signed with `AUDIT_ANCHOR_KEY`, which the database never sees) is wrong, so someone without
+ * the key wrote or rewrote it, newer records removed, or a record the audit group gave up on and dead-lettered.
  *
  * The schema registry lives here too: every event type's payload schemas by version, append-only. A new version must
  * follow the latest one and be compatible with it (lib/schema-compat.ts); the platform's own catalogue
@@ -12,26 +14,36 @@
  * broke compatibility is refused and logged.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
+import type { KV, KvEntry } from "nats";
 import { selectPage, type Page } from "../lib/database";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import {
   GENESIS_HASH,
+  anchorOf,
   canonicalJson,
   chainHash,
+  checkpointBucket,
+  isSignedCheckpoint,
+  signCheckpoint,
+  type Checkpoint,
   redact,
   verifyLinks,
   type AuditContent,
   type ChainBreak,
 } from "../lib/audit";
-import { ConflictError, invalidFields } from "../lib/errors";
+import { ConflictError, DependencyUnavailableError, invalidFields } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { compatibilityProblems, schemaDefinitionProblems } from "../lib/schema-compat";
+import type { ErrorRecord } from "../lib/delivery";
 import type { EventEnvelope } from "../lib/events";
 import auditMigrations from "../migrations/audit";
+import { config } from "../lib/config";
+import { developmentSecret } from "../lib/secrets";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { storable, storableJson, storableText } from "../lib/storable";
 
 export interface AuditRecord extends AuditContent {
   seq: number;
@@ -127,6 +139,7 @@ interface AuditRow {
   change: unknown;
   prev_hash: string;
   hash: string;
+  anchor: string | null;
 }
 
 /** An arbitrary constant; advisory locks are scoped to the audit database. */
@@ -158,20 +171,52 @@ function toRecord(row: AuditRow): AuditRecord {
   };
 }
 
+/** What the chain's writer and verifier keep on the service. */
+interface AuditState {
+  /** AUDIT_ANCHOR_KEY, or the generated development key; set before the consumers subscribe. */
+  anchorKey: string;
+  /**
+   * The newest seq this node has appended or verified. The anchors cannot show the newest records removed (what is
+   * left is still signed), so verify compares the head with what this node has seen and with the checkpoint.
+   */
+  headSeq: number;
+  /** Where the signed checkpoint is kept, when the channels run on NATS: a JetStream key-value bucket. */
+  checkpoints?: Promise<KV>;
+  checkpointTimer?: NodeJS.Timeout;
+}
+
+/** How long after an append the checkpoint follows: appends in between share one update. */
+const CHECKPOINT_DELAY_MS = 500;
+const CHECKPOINT_KEY = "head";
+
+/** What a key-value entry holds, as JSON; null when deleted, missing or not JSON. */
+function storedValue(entry: KvEntry | null | undefined): unknown {
+  if (entry?.operation !== "PUT") return null;
+  try {
+    return entry.json<unknown>();
+  } catch {
+    return null;
+  }
+}
+
+type AuditConsumer = ConsumerThis & AuditState & Pick<AuditMethods, "scheduleCheckpoint">;
+
 /** Appends one record to the chain, in the consumer's transaction. */
-async function append(svc: ConsumerThis, content: AuditContent, transaction: Transaction): Promise<void> {
+async function append(svc: AuditConsumer, content: AuditContent, transaction: Transaction): Promise<void> {
   await svc.sequelize.query("SELECT pg_advisory_xact_lock($1)", { bind: [CHAIN_LOCK], transaction });
   const [last] = await svc.sequelize.query<{ hash: string }>(
     "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1",
     { type: QueryTypes.SELECT, transaction },
   );
   const prevHash = last?.hash ?? GENESIS_HASH;
-  // What is stored must be what was hashed: normalise through JSON first (jsonb keeps no undefined, no Dates).
-  const stored = JSON.parse(JSON.stringify(content)) as AuditContent;
-  await svc.sequelize.query(
+  // What is stored must be what was hashed: normalised as jsonb keeps it (no undefined, no Dates) and with the text
+  // PostgreSQL cannot store escaped (lib/storable.ts), so a record holding a NUL is chained and verifiable like any.
+  const stored = storable(content);
+  const hash = chainHash(prevHash, stored);
+  const inserted = await svc.sequelize.query<{ seq: string }>(
     `INSERT INTO audit_records (id, kind, name, actor_type, actor_id, entity_type, entity_id, request_id, node_id,
-       occurred_at, change, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+       occurred_at, change, prev_hash, hash, anchor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING RETURNING seq`,
     {
       bind: [
         stored.id,
@@ -184,18 +229,46 @@ async function append(svc: ConsumerThis, content: AuditContent, transaction: Tra
         stored.requestId,
         stored.nodeId,
         stored.occurredAt,
-        JSON.stringify(stored.change),
+        storableJson(content.change),
         prevHash,
-        chainHash(prevHash, stored),
+        hash,
+        anchorOf(svc.anchorKey, hash),
       ],
+      type: QueryTypes.SELECT,
       transaction,
     },
   );
+  if (inserted[0]) {
+    const seq = Number(inserted[0].seq);
+    transaction.afterCommit(() => {
+      svc.headSeq = Math.max(svc.headSeq, seq);
+      svc.scheduleCheckpoint();
+    });
+  }
 }
 
 const recordAction: EventHandler = async function (this: ConsumerThis, envelope, transaction) {
-  await append(this, envelope.payload as AuditContent, transaction);
+  await append(this as AuditConsumer, envelope.payload as AuditContent, transaction);
 };
+
+/**
+ * Before the audit group dead-letters a message, notes the record it would have been, in the audit database: verify
+ * reports the trail incomplete until the record is there (replayed from the dead-letter queue). A failure here leaves
+ * the message to be delivered again, so no record leaves the trail without a trace.
+ */
+async function noteMissing(
+  this: ConsumerThis,
+  { deadLetterId, envelope, error }: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord },
+): Promise<void> {
+  const action = envelope?.type === "audit.recorded" ? (envelope.payload as Partial<AuditContent> | null) : null;
+  const recordId = action ? String(action.id) : (envelope?.id ?? deadLetterId);
+  const name = action ? String(action.name) : (envelope?.type ?? null);
+  await this.sequelize.query(
+    `INSERT INTO missing_records (record_id, name, dead_letter_id, error) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (record_id) DO NOTHING`,
+    { bind: [storableText(recordId), name === null ? null : storableText(name), deadLetterId, storableJson(error)] },
+  );
+}
 
 /**
  * A domain event: stored in the event store (its stream is the entity it is about, the payload's first key) and
@@ -205,7 +278,7 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
   const [streamType, subject] = Object.entries(envelope.payload as Record<string, { id?: unknown }>)[0] ?? [];
   const streamId = typeof subject?.id === "string" ? subject.id : null;
   await append(
-    this,
+    this as AuditConsumer,
     {
       id: envelope.id,
       kind: "event",
@@ -228,12 +301,12 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
     {
       bind: [
         envelope.id,
-        streamType ?? envelope.type,
-        streamId ?? envelope.id,
+        storableText(streamType ?? envelope.type),
+        storableText(streamId ?? envelope.id),
         envelope.type,
         envelope.version,
         envelope.occurredAt,
-        JSON.stringify(envelope),
+        storableJson(envelope),
       ],
       transaction,
     },
@@ -242,22 +315,33 @@ const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: 
 
 interface AuditMethods {
   verifyChain(): Promise<ChainVerdict>;
+  /** Writes the signed checkpoint soon (NATS only); appends meanwhile share it. */
+  scheduleCheckpoint(): void;
+  /** Moves the checkpoint forward to the chain's head; never back, whichever replica writes. */
+  writeCheckpoint(): Promise<void>;
+  /** The checkpoint, when there is one signed with our key. */
+  readCheckpoint(): Promise<Checkpoint | null>;
+  /**
+   * The checkpoint's bucket, opened (created when missing) on first use; null without JetStream (the in-memory
+   * channels, or NATS not connected yet: the channels connect after the services have started).
+   */
+  checkpointStore(): Promise<KV> | null;
   registerSchemaVersion(
     entry: SchemaRegistration,
     registeredBy: string,
   ): Promise<{ schema: RegisteredSchema; created: boolean }>;
 }
 
-type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods;
+type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods & AuditState;
 
-const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis> = {
+const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis & AuditState> = {
   name: "audit",
   mixins: [
     dbMixin({
       service: "audit",
       migrations: auditMigrations,
       // The trail and the event store: the role the service writes with can only add to them.
-      appendOnly: ["audit_records", "events"],
+      appendOnly: ["audit_records", "events", "missing_records"],
       model: {
         name: "auditRecord",
         define: { seq: { type: DataTypes.BIGINT, primaryKey: true } },
@@ -266,6 +350,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     }),
     consumerMixin({
       group: "audit",
+      onDeadLetter: noteMissing,
       handlers: {
         "audit.recorded": recordAction,
         ...Object.fromEntries(DOMAIN_EVENT_TYPES.map((type) => [type, recordEvent])),
@@ -275,6 +360,15 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
 
   /** Registers the platform's own catalogue; a version the registry refuses is logged, and the rest still register. */
   async started(this: AuditThis) {
+    this.headSeq = 0;
+    const cfg = config();
+    if (cfg.audit.anchorKey) {
+      this.anchorKey = cfg.audit.anchorKey;
+    } else {
+      const key = await developmentSecret(cfg.dataDir, "audit-anchor-key");
+      if (key.generated) this.logger.warn("AUDIT_ANCHOR_KEY is not set: generated one for development");
+      this.anchorKey = key.value;
+    }
     for (const schema of EVENT_SCHEMAS) {
       const payload = schema.payload as Record<string, unknown>;
       try {
@@ -437,7 +531,72 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     },
   },
 
+  async stopped(this: AuditThis) {
+    clearTimeout(this.checkpointTimer);
+  },
+
   methods: {
+    checkpointStore(this: AuditThis) {
+      const jetstream = this.broker.channelAdapter.client;
+      if (!jetstream) return null;
+      const { namespace, jetstreamReplicas } = config();
+      this.checkpoints ??= jetstream.views
+        .kv(checkpointBucket(namespace), { history: 1, replicas: jetstreamReplicas })
+        .catch((err: Error) => {
+          this.checkpoints = undefined; // opened again next time
+          throw err;
+        });
+      return this.checkpoints;
+    },
+
+    scheduleCheckpoint(this: AuditThis) {
+      if (this.checkpointTimer || !this.broker.channelAdapter.client) return;
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = undefined;
+        this.writeCheckpoint().catch((err: Error) => {
+          this.logger.warn(`Audit checkpoint not written (the next append tries again): ${err.message}`);
+        });
+      }, CHECKPOINT_DELAY_MS);
+    },
+
+    async writeCheckpoint(this: AuditThis) {
+      const store = await this.checkpointStore();
+      if (!store) return;
+      const [head] = await this.sequelize.query<{ seq: string; hash: string }>(
+        "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+        { type: QueryTypes.SELECT },
+      );
+      if (!head) return;
+      const checkpoint = signCheckpoint(this.anchorKey, Number(head.seq), head.hash);
+      // Compare and set: a replica that read an older head loses the race and finds the newer checkpoint there.
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const entry = await store.get(CHECKPOINT_KEY);
+        const current = storedValue(entry);
+        if (isSignedCheckpoint(this.anchorKey, current) && current.seq >= checkpoint.seq) return;
+        try {
+          const value = JSON.stringify(checkpoint);
+          await (entry ? store.update(CHECKPOINT_KEY, value, entry.revision) : store.create(CHECKPOINT_KEY, value));
+          return;
+        } catch {
+          // Another replica wrote meanwhile: read again.
+        }
+      }
+    },
+
+    async readCheckpoint(this: AuditThis) {
+      // Without it verify could not tell the newest records removed: unavailable rather than a partial answer.
+      const entry = await Promise.resolve(this.checkpointStore())
+        .then((store) => store?.get(CHECKPOINT_KEY))
+        .catch((err: Error) => {
+          throw new DependencyUnavailableError("NATS JetStream (the audit checkpoint)", err.message);
+        });
+      const value = storedValue(entry);
+      if (value === null) return null;
+      if (isSignedCheckpoint(this.anchorKey, value)) return value;
+      this.logger.warn("The audit checkpoint is not signed with AUDIT_ANCHOR_KEY: ignored");
+      return null;
+    },
+
     async registerSchemaVersion(this: AuditThis, entry: SchemaRegistration, registeredBy: string) {
       const { type, version, payload } = entry;
       return this.sequelize.transaction(async (transaction) => {
@@ -482,7 +641,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           `INSERT INTO event_schemas (type, version, payload, description, registered_by)
            VALUES ($1, $2, $3, $4, $5) RETURNING *`,
           {
-            bind: [type, version, JSON.stringify(payload), entry.description ?? null, registeredBy],
+            bind: [type, version, storableJson(payload), entry.description ?? null, registeredBy],
             type: QueryTypes.SELECT,
             transaction,
           },
@@ -492,6 +651,9 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     },
 
     async verifyChain(this: AuditThis): Promise<ChainVerdict> {
+      // Taken before the walk, so records appended while it runs cannot look like records removed.
+      const checkpoint = await this.readCheckpoint();
+      const knownHead = Math.max(this.headSeq, checkpoint?.seq ?? 0);
       let previousHash = GENESIS_HASH;
       let afterSeq = 0;
       let checked = 0;
@@ -500,14 +662,15 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           "SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
           { bind: [afterSeq, VERIFY_BATCH], type: QueryTypes.SELECT },
         );
-        if (rows.length === 0) return { valid: true, checked };
+        if (rows.length === 0) break;
         const links = rows.map((row) => ({
           seq: Number(row.seq),
           content: contentOf(row),
           prevHash: row.prev_hash,
           hash: row.hash,
+          anchor: row.anchor,
         }));
-        const verdict = verifyLinks(previousHash, links);
+        const verdict = verifyLinks(previousHash, links, this.anchorKey);
         if ("broken" in verdict) {
           return {
             valid: false,
@@ -519,6 +682,18 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         afterSeq = links[links.length - 1].seq;
         checked += links.length;
       }
+      if (afterSeq < knownHead) {
+        return { valid: false, checked, brokenAt: { seq: afterSeq + 1, id: null, reason: "records removed" } };
+      }
+      this.headSeq = Math.max(this.headSeq, afterSeq);
+      const [missing] = await this.sequelize.query<{ record_id: string }>(
+        `SELECT record_id FROM missing_records m
+         WHERE NOT EXISTS (SELECT 1 FROM audit_records r WHERE r.id::text = m.record_id) ORDER BY noted_at LIMIT 1`,
+        { type: QueryTypes.SELECT },
+      );
+      if (missing)
+        return { valid: false, checked, brokenAt: { seq: null, id: missing.record_id, reason: "record missing" } };
+      return { valid: true, checked };
     },
   },
 };

@@ -14,8 +14,9 @@ import type { EventEnvelope } from "../lib/events";
 import type { Caller } from "../lib/permissions";
 import dlqMigrations from "../migrations/dlq";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
-import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
+import { consumerMixin, type ConsumerThis, type UnprocessableMessage } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { storableJson, storableText } from "../lib/storable";
 
 export const DEAD_LETTER_STATUSES = ["PENDING", "REPLAYED", "RESOLVED", "DISCARDED"] as const;
 export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
@@ -193,6 +194,40 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     }),
     consumerMixin({
       group: "dlq",
+      /**
+       * A dead letter (or recovery notice) this service cannot store as a record is stored as the text that arrived,
+       * not replayable: a dead letter about it would come back here and fail the same way, without end.
+       */
+      async keepUnprocessable(this: ConsumerThis, message: UnprocessableMessage) {
+        const failure: DeadLetterFailure = {
+          deadLetterId: message.id,
+          attempts: message.attempts,
+          error: message.error,
+          failedAt: new Date().toISOString(),
+        };
+        await this.sequelize.query(
+          `INSERT INTO dead_letters (id, channel, consumer_group, message_id, message, replayable, attempts, error,
+             error_type, failures, correlation_id, first_failed_at, failed_at)
+           VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, jsonb_build_array($9::jsonb), $10, now(), now())
+           ON CONFLICT DO NOTHING`,
+          {
+            bind: [
+              message.id,
+              message.channel,
+              message.group,
+              // From the message itself, which may be anything: made storable so keeping it cannot fail on them.
+              message.messageId === null ? null : storableText(message.messageId),
+              storableJson({ text: message.text, bytes: message.bytes }),
+              message.attempts,
+              storableJson(message.error),
+              storableText(message.error.type).slice(0, 100),
+              storableJson(failure),
+              message.correlationId === null ? null : storableText(message.correlationId),
+            ],
+          },
+        );
+        await (this as unknown as DlqThis).refreshDepth();
+      },
       handlers: {
         /** Stores a dead letter, or reopens the entry of a message that failed again after a replay. */
         async "message.deadLettered"(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
@@ -218,12 +253,12 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
                 dead.channel,
                 dead.group,
                 dead.messageId,
-                JSON.stringify(dead.message),
+                storableJson(dead.message),
                 dead.replayable,
                 dead.attempts,
-                JSON.stringify(dead.error),
+                storableJson(dead.error),
                 dead.error.type,
-                JSON.stringify(failure),
+                storableJson(failure),
                 envelope.correlationId,
                 dead.failedAt,
               ],

@@ -20,6 +20,7 @@ import execMigrations from "../migrations/exec";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { storableJson } from "../lib/storable";
 
 export interface Rule {
   id: string;
@@ -236,7 +237,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
         const rule = await this.saveRule(
           `INSERT INTO rules (id, name, event, condition, action, params, enabled)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-          [randomUUID(), name, event, JSON.stringify(condition), action, JSON.stringify(params), enabled],
+          [randomUUID(), name, event, storableJson(condition), action, storableJson(params), enabled],
         );
         ctx.meta.$location = `/api/exec/rules/${rule.id}`;
         return rule;
@@ -256,7 +257,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
         return this.saveRule(
           `UPDATE rules SET name = $2, event = $3, condition = $4, action = $5, params = $6, enabled = $7,
              version = version + 1, updated_at = now() WHERE id = $1 RETURNING *`,
-          [id, name, event, JSON.stringify(condition), action, JSON.stringify(params), enabled],
+          [id, name, event, storableJson(condition), action, storableJson(params), enabled],
         );
       },
     },
@@ -319,7 +320,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
         await this.rows(
           `INSERT INTO tasks (id, kind, title, subject, details, idempotency_key, correlation_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
-          [randomUUID(), kind, title, subject ?? null, JSON.stringify(details ?? {}), key, ctx.requestID ?? null],
+          [randomUUID(), kind, title, subject ?? null, storableJson(details ?? {}), key, ctx.requestID ?? null],
         );
         const [row] = await this.rows<TaskRow>("SELECT * FROM tasks WHERE idempotency_key = $1", [key]);
         return toTask(row);

@@ -18,6 +18,7 @@ import logMigrations from "../migrations/logs";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { storableJson } from "../lib/storable";
 
 export interface LogRecord extends ShippedLogRecord {
   id: number;
@@ -104,6 +105,8 @@ function toRecord(row: LogRow): LogRecord {
 }
 
 interface LogsMethods {
+  /** Stores spans in one statement; text PostgreSQL cannot store is escaped (lib/storable.ts). */
+  storeSpans(spans: StoredSpan[]): Promise<void>;
   removeExpired(): Promise<number>;
 }
 
@@ -126,7 +129,7 @@ async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transacti
        SELECT r.time, r.level, r."nodeId", r.module, r."requestId", r.message, r.fields
        FROM jsonb_to_recordset($1::jsonb) AS r(time timestamptz, level text, "nodeId" text, module text,
          "requestId" text, message text, fields jsonb)`,
-      { bind: [JSON.stringify(records)], transaction },
+      { bind: [storableJson(records)], transaction },
     );
   }
   if (dropped > 0) {
@@ -192,19 +195,27 @@ const LogsService: ServiceSchema<
       // Storing spans makes no spans of its own, or every batch would feed the next.
       tracing: false,
       async handler(this: LogsThis, ctx: Context<ExportedSpan[]>) {
-        const spans = Array.isArray(ctx.params) ? ctx.params.map(toStoredSpan) : [];
-        if (spans.length === 0 || this.spansClosed) return;
-        await this.sequelize.query(
-          `INSERT INTO spans (trace_id, span_id, parent_id, name, type, service, node_id, started_at, duration_ms,
-             error, tags)
-           SELECT s."traceId", s."spanId", s."parentId", s.name, s.type, s.service, s."nodeId", s."startedAt",
-             s."durationMs", s.error, coalesce(s.tags, '{}')
-           FROM jsonb_to_recordset($1::jsonb) AS s("traceId" text, "spanId" text, "parentId" text, name text,
-             type text, service text, "nodeId" text, "startedAt" timestamptz, "durationMs" double precision,
-             error text, tags jsonb)
-           ON CONFLICT DO NOTHING`,
-          { bind: [JSON.stringify(spans)] },
-        );
+        if (!Array.isArray(ctx.params) || this.spansClosed) return;
+        const spans = ctx.params.flatMap((span) => {
+          try {
+            return [toStoredSpan(span)];
+          } catch (err) {
+            this.logger.warn(`Span ${String(span?.id)} dropped: ${(err as Error).message}`);
+            return [];
+          }
+        });
+        if (spans.length === 0) return;
+        try {
+          await this.storeSpans(spans);
+        } catch {
+          // The batch holds spans of many requests and nodes: one the database refuses must not take the others
+          // with it, so they are stored one by one and only the refused one is dropped.
+          for (const span of spans) {
+            await this.storeSpans([span]).catch((err: Error) =>
+              this.logger.warn(`Span ${span.spanId} of trace ${span.traceId} dropped: ${err.message}`),
+            );
+          }
+        }
       },
     },
   },
@@ -262,6 +273,20 @@ const LogsService: ServiceSchema<
   },
 
   methods: {
+    async storeSpans(this: LogsThis, spans: StoredSpan[]): Promise<void> {
+      await this.sequelize.query(
+        `INSERT INTO spans (trace_id, span_id, parent_id, name, type, service, node_id, started_at, duration_ms,
+           error, tags)
+         SELECT s."traceId", s."spanId", s."parentId", s.name, s.type, s.service, s."nodeId", s."startedAt",
+           s."durationMs", s.error, coalesce(s.tags, '{}')
+         FROM jsonb_to_recordset($1::jsonb) AS s("traceId" text, "spanId" text, "parentId" text, name text,
+           type text, service text, "nodeId" text, "startedAt" timestamptz, "durationMs" double precision,
+           error text, tags jsonb)
+         ON CONFLICT DO NOTHING`,
+        { bind: [storableJson(spans)] },
+      );
+    },
+
     /** Removes records (and spans) older than the retention; returns how many records. */
     async removeExpired(this: LogsThis): Promise<number> {
       const [, removed] = (await this.sequelize.query(

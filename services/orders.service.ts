@@ -20,6 +20,7 @@ import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { createEnvelope } from "../lib/events";
 import type { Product } from "./products.service";
 import type { Saga } from "./sagas.service";
+import { storableJson } from "../lib/storable";
 
 export interface ShippingAddress {
   name: string;
@@ -260,7 +261,7 @@ const OrdersService: ServiceSchema<
               caller.id,
               currency,
               total,
-              JSON.stringify(ctx.params.shippingAddress),
+              storableJson(ctx.params.shippingAddress),
               ctx.params.paymentMethod,
               key ?? null,
               hash,

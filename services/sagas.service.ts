@@ -39,6 +39,7 @@ import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/c
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { sagaDefinitions, type StoredContext } from "../sagas";
+import { storableJson } from "../lib/storable";
 
 export interface SagaTimelineEntry {
   at: string;
@@ -166,8 +167,8 @@ function startHandler(definitionName: string): EventHandler {
         definitionName,
         subjectId,
         state.status,
-        JSON.stringify(state.cursor),
-        JSON.stringify(definition.start.context(envelope.payload, sagaId)),
+        storableJson(state.cursor),
+        storableJson(definition.start.context(envelope.payload, sagaId)),
       ],
       transaction,
     );
@@ -486,7 +487,7 @@ const SagasService: ServiceSchema<
         `UPDATE sagas SET status = $2, cursor = $3, completed = $4, reason = $5, context = coalesce($6::jsonb, context),
            version = version + 1, updated_at = now(), finished_at = CASE WHEN $7 THEN now() ELSE finished_at END
          WHERE id = $1`,
-        [row.id, status, JSON.stringify(cursor), completed, reason, context ? JSON.stringify(context) : null, finished],
+        [row.id, status, storableJson(cursor), completed, reason, context ? storableJson(context) : null, finished],
         transaction,
       );
       await this.rows(

@@ -12,6 +12,7 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import shippingMigrations from "../migrations/shipping";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import type { ShippingAddress } from "./orders.service";
+import { storableJson } from "../lib/storable";
 
 export type ShipmentStatus = "CREATED" | "CANCELLED" | "VOIDED";
 
@@ -116,7 +117,7 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
             await this.rows(
               `INSERT INTO shipments (id, shipment_key, order_id, country, address, status)
              VALUES ($1, $2, $3, $4, $5, 'CREATED') ON CONFLICT (shipment_key) DO NOTHING`,
-              [randomUUID(), key, orderId, address.country, JSON.stringify(address)],
+              [randomUUID(), key, orderId, address.country, storableJson(address)],
             );
           }
           const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);

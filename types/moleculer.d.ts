@@ -1,5 +1,6 @@
 /** Custom schema keys of this project, typed so no `any` is needed to use them. */
 import "moleculer";
+import type { JetStreamClient } from "nats";
 import type { PermissionDeclaration } from "../lib/permissions";
 
 declare module "moleculer" {
@@ -23,6 +24,8 @@ declare module "moleculer" {
       addPrefixTopic(name: string): string;
       /** NATS only: creates the stream of a channel (a no-op when it exists). */
       createStream?(name: string, subjects: string[], options: object): Promise<unknown>;
+      /** NATS only, once connected: the JetStream client (the audit service keeps its checkpoint with it). */
+      client?: JetStreamClient | null;
     };
   }
 

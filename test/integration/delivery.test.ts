@@ -196,7 +196,12 @@ describe("pipeline, image and compose files", () => {
     const given = spawnSync("docker-compose", ["-f", "docker-compose.yml", "config"], {
       cwd: ROOT,
       encoding: "utf8",
-      env: { ...process.env, AUTH_KEY_SECRET: "x".repeat(32), ADMIN_PASSWORD: "a-long-enough-password" },
+      env: {
+        ...process.env,
+        AUTH_KEY_SECRET: "x".repeat(32),
+        AUDIT_ANCHOR_KEY: "y".repeat(32),
+        ADMIN_PASSWORD: "a-long-enough-password",
+      },
     });
     expect(given.status).toBe(0);
     const compose = parse(given.stdout) as { services: Record<string, { environment?: Record<string, string> }> };

@@ -39,6 +39,7 @@ export function isolation(): { prefix: string; namespace: string } {
 
 export const TEST_ADMIN = { email: "admin@test.example", password: "admin-password-for-tests" };
 export const TEST_KEY_SECRET = "a-signing-key-secret-only-for-tests-0123456789";
+export const TEST_ANCHOR_KEY = "an-audit-anchor-key-only-for-tests-0123456789";
 
 /** Logs in through the gateway at `base` and returns the access token. */
 export async function login(base: string, credentials = TEST_ADMIN): Promise<string> {
@@ -83,6 +84,7 @@ export function nodeEnv(scope: { prefix: string; namespace: string }, env: Recor
     ADMIN_EMAIL: TEST_ADMIN.email,
     ADMIN_PASSWORD: TEST_ADMIN.password,
     AUTH_KEY_SECRET: TEST_KEY_SECRET,
+    AUDIT_ANCHOR_KEY: TEST_ANCHOR_KEY,
     // Suites log in often from one address; the rate-limit suite sets its own limits.
     RATE_LIMIT_AUTH: "100000",
     RATE_LIMIT_IP: "100000",

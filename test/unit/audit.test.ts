@@ -1,5 +1,18 @@
 import type { ServiceSchema } from "moleculer";
-import { GENESIS_HASH, canonicalJson, chainHash, redact, verifyLinks, type AuditContent } from "../../lib/audit";
+import {
+  GENESIS_HASH,
+  anchorOf,
+  canonicalJson,
+  chainHash,
+  isSignedCheckpoint,
+  redact,
+  signCheckpoint,
+  verifyLinks,
+  type AuditContent,
+  type ChainLink,
+} from "../../lib/audit";
+
+const KEY = "an-anchor-key-only-for-unit-tests-0123456789";
 
 const content = (id: string, change: unknown = { name: "Widget" }): AuditContent => ({
   id,
@@ -13,11 +26,12 @@ const content = (id: string, change: unknown = { name: "Widget" }): AuditContent
   change,
 });
 
-function chain(...contents: AuditContent[]) {
-  let prevHash = GENESIS_HASH;
+/** A chain as the audit service writes it, anchored with `key`. */
+function chain(contents: AuditContent[], key = KEY, firstHash = GENESIS_HASH, firstSeq = 1): ChainLink[] {
+  let prevHash = firstHash;
   return contents.map((item, index) => {
     const hash = chainHash(prevHash, item);
-    const link = { seq: index + 1, content: item, prevHash, hash };
+    const link = { seq: firstSeq + index, content: item, prevHash, hash, anchor: anchorOf(key, hash) };
     prevHash = hash;
     return link;
   });
@@ -50,15 +64,42 @@ describe("audit trail rules", () => {
   });
 
   it("accepts an intact chain and names the first changed record or broken link", () => {
-    const links = chain(content("1"), content("2"), content("3"));
-    expect(verifyLinks(GENESIS_HASH, links)).toEqual({ lastHash: links[2].hash });
+    const links = chain([content("1"), content("2"), content("3")]);
+    expect(verifyLinks(GENESIS_HASH, links, KEY)).toEqual({ lastHash: links[2].hash });
 
     const edited = links.map((link) => ({ ...link }));
     edited[1] = { ...edited[1], content: content("2", { name: "Forged" }) };
-    expect(verifyLinks(GENESIS_HASH, edited)).toEqual({ broken: { seq: 2, id: "2", reason: "content changed" } });
+    expect(verifyLinks(GENESIS_HASH, edited, KEY)).toEqual({ broken: { seq: 2, id: "2", reason: "content changed" } });
 
     const removed = [links[0], links[2]];
-    expect(verifyLinks(GENESIS_HASH, removed)).toEqual({ broken: { seq: 3, id: "3", reason: "link broken" } });
+    expect(verifyLinks(GENESIS_HASH, removed, KEY)).toEqual({ broken: { seq: 3, id: "3", reason: "link broken" } });
+  });
+
+  it("names the first record rewritten consistently by someone without the anchor key", () => {
+    const links = chain([content("1"), content("2"), content("3")]);
+    // Every hash from the second record on recomputed, as the database owner can; the anchors made with another key.
+    const rewritten = [
+      links[0],
+      ...chain([content("2", { name: "Forged" }), content("3")], "a guess", links[0].hash, 2),
+    ];
+    expect(verifyLinks(GENESIS_HASH, rewritten, KEY)).toEqual({ broken: { seq: 2, id: "2", reason: "not anchored" } });
+    // Or with the anchors left as they were, or removed.
+    const kept = rewritten.map((link, index) => ({ ...link, anchor: links[index].anchor }));
+    expect(verifyLinks(GENESIS_HASH, kept, KEY)).toEqual({ broken: { seq: 2, id: "2", reason: "not anchored" } });
+    const removed = links.map((link) => ({ ...link, anchor: null }));
+    expect(verifyLinks(GENESIS_HASH, removed, KEY)).toEqual({ broken: { seq: 1, id: "1", reason: "not anchored" } });
+  });
+});
+
+describe("audit checkpoints", () => {
+  it("are accepted only as signed with the anchor key, for the seq and hash they name", () => {
+    const checkpoint = signCheckpoint(KEY, 7, "a".repeat(64));
+    expect(isSignedCheckpoint(KEY, checkpoint)).toBe(true);
+    expect(isSignedCheckpoint("another key", checkpoint)).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, seq: 8 })).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, hash: "b".repeat(64) })).toBe(false);
+    expect(isSignedCheckpoint(KEY, { ...checkpoint, signature: "not hex" })).toBe(false);
+    expect(isSignedCheckpoint(KEY, null)).toBe(false);
   });
 });
 

@@ -81,6 +81,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ AUTH_KEY_SECRET: "short" })).toThrow(/at least 32 characters/);
   });
 
+  it("refuses production without AUDIT_ANCHOR_KEY on a node that hosts audit, and a short key anywhere", () => {
+    const production = { NODE_ENV: "production", DATABASE_URL: "postgres://db/postgres" };
+    expect(() => loadConfig({ ...production, SERVICES: "audit" })).toThrow(
+      /AUDIT_ANCHOR_KEY is required in production/,
+    );
+    expect(loadConfig({ ...production, SERVICES: "audit", AUDIT_ANCHOR_KEY: "k".repeat(32) }).audit.anchorKey).toBe(
+      "k".repeat(32),
+    );
+    expect(() => loadConfig({ ...production, SERVICES: "api,products" })).not.toThrow();
+    expect(() => loadConfig({ AUDIT_ANCHOR_KEY: "short" })).toThrow(/AUDIT_ANCHOR_KEY must be at least 32/);
+    expect(loadConfig({}).audit.anchorKey).toBeNull();
+  });
+
   it("requires a collector endpoint for the zipkin exporter", () => {
     expect(() => loadConfig({ TRACING_EXPORTER: "zipkin" })).toThrow(/needs TRACING_ENDPOINT/);
     expect(loadConfig({ TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "http://zipkin:9411" }).tracing).toEqual({

@@ -58,3 +58,12 @@ describe("durable delivery rules", () => {
     expect(deterministicId("probe", "order.created", "seq:8")).not.toBe(id);
   });
 });
+
+describe("consumer groups of dead letters", () => {
+  it("must keep what they give up on themselves: a dead letter about a dead letter would come back to them", async () => {
+    const { consumerMixin } = await import("../../mixins/consumer.mixin");
+    const handlers = { "message.deadLettered": async () => undefined };
+    expect(() => consumerMixin({ group: "watcher", handlers })).toThrow(/must keep what it gives up on itself/);
+    expect(() => consumerMixin({ group: "dlq", handlers, keepUnprocessable: async () => undefined })).not.toThrow();
+  });
+});

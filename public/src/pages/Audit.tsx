@@ -21,7 +21,7 @@ interface AuditRecord {
 
 type Verdict =
   | { valid: true; checked: number }
-  | { valid: false; checked: number; brokenAt: { seq: number; id: string; reason: string } };
+  | { valid: false; checked: number; brokenAt: { seq: number | null; id: string | null; reason: string } };
 
 const FILTERS = ["actorId", "entityType", "entityId", "name", "requestId", "from", "to", "page"];
 
@@ -69,7 +69,11 @@ export function AuditPage() {
         )}
         {verdict?.valid === false && (
           <p role="alert" className="rounded border border-red-300 bg-red-50 p-3 text-sm text-red-800">
-            The chain is broken at record {verdict.brokenAt.seq} ({verdict.brokenAt.id}): {verdict.brokenAt.reason}.{" "}
+            {verdict.brokenAt.reason === "record missing"
+              ? `Record ${verdict.brokenAt.id} is missing: the audit service gave up on it.`
+              : verdict.brokenAt.reason === "records removed"
+                ? `The records from ${verdict.brokenAt.seq} on were removed.`
+                : `The chain is broken at record ${verdict.brokenAt.seq} (${verdict.brokenAt.id}): ${verdict.brokenAt.reason}.`}{" "}
             {verdict.checked} records before it are intact.
           </p>
         )}

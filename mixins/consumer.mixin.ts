@@ -19,6 +19,7 @@ import { randomUUID } from "node:crypto";
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { JsMsg } from "nats";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
+import { requestContext } from "../lib/request-context";
 import { config } from "../lib/config";
 import {
   MAX_MESSAGE_BYTES,
@@ -266,7 +267,10 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
     for (;;) {
       try {
         const envelope = await checkMessage(delivery);
-        const processed = await processOnce(svc, envelope, handler);
+        // The work a message causes belongs to the request that caused it: its log lines name that request's id.
+        const processed = await requestContext.run({ requestId: envelope.correlationId }, () =>
+          processOnce(svc, envelope, handler),
+        );
         if (!processed) svc.logger.debug(`${name} ${envelope.id} already processed by ${group}`);
         if (delivery.headers[REPLAY_HEADER]) await reportRecovered(svc, delivery, envelope);
         return;

@@ -221,6 +221,8 @@ const runStep: EventHandler = async function (this: ConsumerThis, envelope: Even
     const result = await svc.broker.call(call.action, call.params(row.context, state.reason), {
       timeout: timeoutAt(definition, state.cursor),
       meta: { caller: SYSTEM_CALLER, idempotencyKey: `${row.id}:${name}` },
+      // The participant's logs and audit records name the request that placed the order, not a new one.
+      requestID: envelope.correlationId,
       parentSpan: span,
     });
     outcome = { kind: "ok", result };

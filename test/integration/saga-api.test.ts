@@ -23,6 +23,7 @@ import {
   waitFor,
   type ErrorBody,
 } from "../support/nodes";
+import { CaptureLogger } from "../support/capture-logger";
 import { freePort } from "../support/servers";
 
 const scope = isolation();
@@ -32,6 +33,7 @@ let admin: string;
 let customer: string;
 let product: Product;
 let paymentsDb: Client;
+const logs = new CaptureLogger();
 
 const send = (method: string, path: string, body?: unknown, token = admin) =>
   apiRequest(base, token, method, path, body);
@@ -65,7 +67,7 @@ beforeAll(async () => {
     SAGA_COMPENSATION_ATTEMPTS: "2",
     PAYMENTS_SLOW_MS: "1500",
   });
-  broker = await startInProcessNode(cfg);
+  broker = await startInProcessNode(cfg, [], { logger: logs });
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   customer = await registerCustomer(base, "cust@saga.example");
@@ -160,6 +162,21 @@ it("rides out a carrier outage with step retries, and counts the saga and its st
     .getMetric("aicunet.sagas.step.duration")
     ?.get({ definition: "order", step: "shipping", outcome: "transient" }) as { count: number } | undefined;
   expect(transient?.count).toBeGreaterThanOrEqual(1);
+});
+
+it("handles a saga's steps under the request id of the order's request, so its retry warnings name it", async () => {
+  expect((await send("POST", "/api/shipping/outage", { durationMs: 400 })).status).toBe(200);
+  const linesBefore = logs.records.length;
+  const res = await send("POST", "/api/orders", orderBody(product.id, "REQUEST-ID"));
+  expect(res.status).toBe(201);
+  const requestId = res.headers.get("x-request-id")!;
+  const order = await settledOrder((await json<Order>(res)).id);
+  expect(order.status).toBe("COMPLETED");
+  const retries = logs.records
+    .slice(linesBefore)
+    .filter((record) => record.message.startsWith("Retry to call 'shipping.create'"));
+  expect(retries.length).toBeGreaterThan(0);
+  expect(retries.map((record) => record.requestId)).toEqual(retries.map(() => requestId));
 });
 
 it("parks a saga whose refund keeps failing, and resumes it with the REPL's saga retry", async () => {

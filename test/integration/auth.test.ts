@@ -139,6 +139,23 @@ describe("accounts and sessions", () => {
     expect(revoked.status).toBe(401);
   });
 
+  it("lets one of many concurrent refreshes with one token win, and the detected reuse ends the winner's successor", async () => {
+    await register("race@example.com");
+    for (let round = 0; round < 6; round++) {
+      const { refreshToken } = await tokensFor("race@example.com");
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => call("POST", "/api/auth/refresh", { body: { refreshToken } })),
+      );
+      const statuses = answers.map((res) => res.status);
+      expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+      const bodies = await Promise.all(answers.map((res) => res.json() as Promise<TokenPair & ErrorBody>));
+      const winner = bodies[statuses.indexOf(200)];
+      expect(bodies.filter((body) => body.type === "TOKEN_REUSED")).toHaveLength(7);
+      const successor = await call("POST", "/api/auth/refresh", { body: { refreshToken: winner.refreshToken } });
+      expect(successor.status).toBe(401);
+    }
+  });
+
   it("logs out: the refresh token stops working", async () => {
     await register("leave@example.com");
     const tokens = await tokensFor("leave@example.com");

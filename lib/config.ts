@@ -146,7 +146,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "ADMIN_PASSWORD",
     default: "(generated in development)",
     description:
-      "Password of the first admin. Required in production when no admin exists; in development a random one is printed once.",
+      "Password of the first admin. Required in production when no admin exists; in development a random one is printed once on the terminal (never logged), and must be changed at the first sign-in.",
   },
   {
     key: "PASSWORD_HASH_COST",

@@ -188,7 +188,7 @@ interface AuthMethods {
   issueTokens(user: UserRow, familyId?: string, transaction?: Transaction): Promise<TokenPair>;
   checkAccountInput(input: { email?: string; displayName?: string; password?: string }, passwordField?: string): void;
   broadcastRevocation(ctx: Context, revocation: Revocation | undefined): void;
-  dbReadinessChecks(): Promise<ReadinessCheck[]>;
+  readinessChecks(): Promise<ReadinessCheck[]>;
   ensureSigningKey(): Promise<void>;
   ensureFirstAdmin(): Promise<void>;
   createUser(account: { email: string; password: string; displayName: string; roles: string[] }): Promise<User>;
@@ -229,6 +229,9 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     this.decoyHash = await hashPassword(newSecret(), cfg.auth.passwordHashCost);
     await this.ensureSigningKey();
     await this.ensureFirstAdmin();
+    // The node starts (other services may be fine), but says at once why it cannot sign; readiness fails meanwhile.
+    const signing = (await this.readinessChecks()).find((check) => check.name === "auth:signing-key");
+    if (signing && !signing.ok) this.logger.error(`Not ready: ${signing.error}; logins will fail until it is fixed`);
   },
 
   events: {

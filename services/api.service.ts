@@ -254,6 +254,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     // The access log below replaces moleculer-web's own per-request lines.
     log4XXResponses: false,
     logRequest: "debug",
+    // Never log request parameters, at any level: they hold passwords and refresh tokens, and logs are shipped to the
+    // log store that operators read.
+    logRequestParams: null,
     // A live log tail is one request that lasts: no request timeout for it (its calls to the log store have theirs).
     // moleculer-web takes a function here too; its typings know only the object form.
     rootCallOptions: ((options: CallingOptions, req: IncomingMessage) => {

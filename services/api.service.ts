@@ -217,11 +217,12 @@ function sendOAuthError(req: GatewayRequest, res: ServerResponse, error: Error) 
 
 /**
  * Health probes and the JWKS are public and cost the node work (every database pinged, the key set assembled): each
- * client address gets the per-IP limit for them, counted in this gateway's memory so a probe costs no round trip.
+ * client address gets RATE_LIMIT_PROBE of them a minute, counted in this gateway's memory so a probe costs no round
+ * trip.
  */
 async function limitProbe(this: ApiThis, _ctx: Context, _route: unknown, req: GatewayRequest) {
   const count = await this.fallbackLimits.hit(`probe:ip:${this.clientOf(req)}`, MINUTE);
-  if (count.count > cfg.rateLimits.perIp) {
+  if (count.count > cfg.rateLimits.probe) {
     throw new RateLimitedError("probe", Math.max(1, Math.ceil(count.resetInMs / 1000)));
   }
 }

@@ -774,7 +774,7 @@ describe("signing keys and the JWKS", () => {
   });
 });
 
-describe("the last admin", () => {
+describe("on a node of its own", () => {
   const adminScope = isolation();
   let adminNode: ServiceBroker;
   let adminBase: string;
@@ -787,7 +787,9 @@ describe("the last admin", () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    adminNode = await startInProcessNode(testConfig(adminScope, { SERVICES: "api,auth", PORT: String(port) }));
+    adminNode = await startInProcessNode(
+      testConfig(adminScope, { SERVICES: "api,auth", PORT: String(port), RATE_LIMIT_PROBE: "4" }),
+    );
     adminBase = `http://127.0.0.1:${port}`;
   });
 
@@ -796,7 +798,19 @@ describe("the last admin", () => {
     await dropScopeDatabases(adminScope.prefix);
   });
 
-  it("cannot be disabled or demoted, not even by itself; two concurrent demotions do not both pass", async () => {
+  it("limits the JWKS and health probes per client address", async () => {
+    const statuses = [];
+    for (const path of ["/.well-known/jwks.json", "/health/ready", "/.well-known/jwks.json", "/health/live"]) {
+      statuses.push((await fetch(`${adminBase}${path}`)).status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    const limited = await fetch(`${adminBase}/.well-known/jwks.json`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await fetch(`${adminBase}/health/ready`)).status).toBe(429);
+  });
+
+  it("keeps the last admin: it cannot be disabled or demoted, not even by itself; two concurrent demotions do not both pass", async () => {
     const token = await login(adminBase);
     const users = await json<User[]>(
       await fetch(`${adminBase}/api/auth/users`, { headers: { authorization: `Bearer ${token}` } }),

@@ -10,7 +10,7 @@
  *   these make a name display as something else in the console, the logs and the audit trail.
  * - Passwords may not be only white space nor have fewer than `MIN_DISTINCT_PASSWORD_CHARS` different characters.
  */
-import { domainToASCII } from "node:url";
+import { domainToASCII, domainToUnicode } from "node:url";
 import type { FieldProblem } from "./errors";
 
 export const MIN_DISTINCT_PASSWORD_CHARS = 5;
@@ -31,7 +31,12 @@ export function emailProblem(field: string, email: string): FieldProblem | undef
     return problem(`'${field}' must be ASCII; write an internationalised domain in its xn-- form`);
   }
   const domain = email.slice(email.lastIndexOf("@") + 1);
-  if (domainToASCII(domain) !== domain) return problem(`'${field}' has a domain that is not valid IDNA`);
+  // An A-label must decode, and encode back to itself (Node's domainToASCII alone lets a broken xn-- label through;
+  // depending on the Node version a label that does not decode comes back empty or unchanged).
+  const decoded = domainToUnicode(domain);
+  if (decoded.split(".").some((label) => label.startsWith("xn--")) || domainToASCII(decoded) !== domain) {
+    return problem(`'${field}' has a domain that is not valid IDNA`);
+  }
   return undefined;
 }
 

@@ -159,7 +159,7 @@ interface ApiState {
   trustedProxies: BlockList;
   jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
   roles: { table?: Record<string, string[]>; fetchedAt: number };
-  revocations: { list: RevocationList; syncedAt: number; pending?: Promise<void> };
+  revocations: { list: RevocationList; syncedAt: number; attemptedAt: number; pending?: Promise<void> };
   /** Open event streams (log tails, order progress), ended when the node stops taking requests. */
   tails: Set<() => void>;
 }
@@ -435,7 +435,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     this.routesGenerated = false;
     this.jwks = { keys: new Map(), fetchedAt: 0 };
     this.roles = { fetchedAt: 0 };
-    this.revocations = { list: new RevocationList(cfg.auth.accessTokenTtl * 1000), syncedAt: 0 };
+    this.revocations = { list: new RevocationList(cfg.auth.accessTokenTtl * 1000), syncedAt: 0, attemptedAt: 0 };
     this.tails = new Set();
     this.rateLimits = cfg.redisUrl
       ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
@@ -569,19 +569,30 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      */
     async syncRevocations(ctx: Context): Promise<void> {
       const revocations = this.revocations;
-      if (Date.now() - revocations.syncedAt < REVOCATIONS_RESYNC_MS) return;
-      revocations.pending ??= this.broker
-        .call<Revocation[], Record<string, never>>("auth.revocations", {}, asSystem(ctx))
-        .then((list) => {
-          for (const revocation of list) revocations.list.apply(revocation);
-          revocations.list.prune();
-          revocations.syncedAt = Date.now();
-        })
-        .finally(() => {
-          revocations.pending = undefined;
-        });
-      if (revocations.syncedAt === 0) return revocations.pending;
-      revocations.pending.catch((err: Error) => this.logger.warn(`Could not reload token revocations: ${err.message}`));
+      const loaded = revocations.syncedAt > 0;
+      // Once loaded, a failed reload is tried again after the same interval, not on every request.
+      if (Date.now() - Math.max(revocations.syncedAt, loaded ? revocations.attemptedAt : 0) < REVOCATIONS_RESYNC_MS) {
+        return;
+      }
+      if (!revocations.pending) {
+        revocations.attemptedAt = Date.now();
+        revocations.pending = this.broker
+          .call<Revocation[], Record<string, never>>("auth.revocations", {}, asSystem(ctx))
+          .then((list) => {
+            for (const revocation of list) revocations.list.apply(revocation);
+            revocations.list.prune();
+            revocations.syncedAt = Date.now();
+          })
+          .finally(() => {
+            revocations.pending = undefined;
+          });
+        if (loaded) {
+          revocations.pending.catch((err: Error) =>
+            this.logger.warn(`Could not reload token revocations, keeping the list: ${err.message}`),
+          );
+        }
+      }
+      if (!loaded) await revocations.pending;
     },
 
     /** A verification key by id from the auth service's JWKS, cached; an unknown id refreshes the cache (throttled). */

@@ -233,6 +233,33 @@ describe("live tail", () => {
     expect(Math.abs(Date.now() - exp)).toBeLessThan(1500);
   });
 
+  it("ends when its token is revoked (the operator is disabled)", async () => {
+    const operator = { email: "tail-operator@example.com", password: "a-long-enough-password" };
+    const created = await fetch(`${base}/api/auth/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ ...operator, displayName: "Tail operator", roles: ["operator"] }),
+    });
+    const { id } = await json<{ id: string }>(created);
+    const res = await stream("service=revocation-test", {}, await login(base, operator));
+    expect(res.status).toBe(200);
+    const disabled = await fetch(`${base}/api/auth/users/${id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ status: "disabled" }),
+    });
+    expect(disabled.status).toBe(200);
+    const revokedAt = Date.now();
+    const reader = res.body!.getReader();
+    const giveUp = setTimeout(() => void reader.cancel(), 15_000);
+    try {
+      while (!(await reader.read()).done);
+    } finally {
+      clearTimeout(giveUp);
+    }
+    expect(Date.now() - revokedAt).toBeLessThan(5000);
+  });
+
   it("refuses before streaming: no token 401, a customer 403, a bad filter 422 naming it", async () => {
     expect((await fetch(`${base}/api/logs/stream`)).status).toBe(401);
     const customer = await registerCustomer(base, "tail-customer@example.com");

@@ -235,6 +235,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
   },
 
   events: {
+    /** A replica rotated the signing key: the cached JWKS answer lacks the new key. */
     "auth.keys.rotated"(this: AuthThis) {
       this.jwksCache = undefined;
     },
@@ -458,15 +459,19 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
      */
     revocations: {
       async handler(this: AuthThis): Promise<Revocation[]> {
-        const rows = await this.query<{ subject: string; minGeneration: number; revokedAt: Date }>(
-          `SELECT 'user:' || id AS subject, token_generation AS "minGeneration", tokens_revoked_at AS "revokedAt"
+        const rows = await this.query<{ type: "user" | "client"; id: string; generation: number; revokedAt: Date }>(
+          `SELECT 'user' AS type, id::text AS id, token_generation AS generation, tokens_revoked_at AS "revokedAt"
              FROM users WHERE tokens_revoked_at > now() - make_interval(secs => $1)
            UNION ALL
-           SELECT 'client:' || client_id, token_generation, tokens_revoked_at
+           SELECT 'client', client_id, token_generation, tokens_revoked_at
              FROM oauth_clients WHERE tokens_revoked_at > now() - make_interval(secs => $1)`,
           [cfg.auth.accessTokenTtl + 60],
         );
-        return rows.map((row) => ({ ...row, revokedAt: row.revokedAt.toISOString() }));
+        return rows.map((row) => ({
+          subject: subjectOf(row.type, row.id),
+          minGeneration: row.generation,
+          revokedAt: row.revokedAt.toISOString(),
+        }));
       },
     },
 

@@ -167,6 +167,7 @@ interface ApiState {
 interface ApiMethods {
   httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void): unknown;
   sendError(req: GatewayRequest, res: ServerResponse, err: Error): void;
+  errorHandler(req: GatewayRequest, res: ServerResponse, err: Error): void;
   send404(req: GatewayRequest, res: ServerResponse): void;
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
@@ -764,30 +765,38 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     },
 
     /**
-     * One error shape, `{ name, message, code, type, data }`. A fault of ours (5xx without a known type) tells the
-     * client only that it happened and the request id to quote; the details go to the log, not the response.
+     * Every error answer passes here (the token endpoint's too): a 5xx is logged with its cause under the request id
+     * the client gets, since the answer says little (`reformatError`); and the headers some errors owe the client are
+     * set before moleculer-web writes the status line.
      */
-    /** The headers some errors owe the client, set before moleculer-web writes the status line. */
     sendError(req: GatewayRequest, res: ServerResponse, err: Error) {
-      const { code, data } = err as Errors.MoleculerError;
+      const { code, data, type } = err as Errors.MoleculerError;
+      if (!(Number.isInteger(code) && code >= 400 && code < 500)) {
+        this.logger.error(
+          { requestId: req.$requestId, error: { name: err.name, message: err.message, type, stack: err.stack } },
+          `${req.method} ${req.url} failed: ${err.name}: ${err.message}`,
+        );
+      }
       if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
       if (!res.headersSent && code === 429)
         res.setHeader("Retry-After", String((data as { retryAfter: number }).retryAfter));
       return gateway.sendError.call(this, req, res, err);
     },
 
+    /**
+     * moleculer-web's own handler logs a 5xx as one line whose cause the structured logger drops; `sendError` logs it
+     * instead.
+     */
+    errorHandler(req: GatewayRequest, res: ServerResponse, err: Error) {
+      this.sendError(req, res, err);
+    },
+
+    /**
+     * One error shape, `{ name, message, code, type, data }`. A fault of ours (5xx without a known type) tells the
+     * client only that it happened and the request id to quote; the details go to the log (`sendError`).
+     */
     reformatError(err: Errors.MoleculerError, req: GatewayRequest): ErrorBody {
       const code = Number.isInteger(err.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
-      if (code >= 500) {
-        // The response says little (below); the log must say what happened, under the id the client can quote.
-        this.logger.error(
-          {
-            requestId: req.$requestId,
-            error: { name: err.name, message: err.message, type: err.type, stack: err.stack },
-          },
-          `${req.method} ${req.url} failed: ${err.name}: ${err.message}`,
-        );
-      }
       if (code >= 500 && !err.type && cfg.isProduction) {
         return {
           name: "InternalServerError",

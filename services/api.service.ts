@@ -19,6 +19,7 @@ import {
   type Service,
   type ServiceSchema,
 } from "moleculer";
+import { parseBasicCredentials } from "../lib/basic-credentials";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
@@ -225,24 +226,6 @@ async function limitProbe(this: ApiThis, _ctx: Context, _route: unknown, req: Ga
   const count = await this.fallbackLimits.hit(`probe:ip:${this.clientOf(req)}`, MINUTE);
   if (count.count > cfg.rateLimits.probe) {
     throw new RateLimitedError("probe", Math.max(1, Math.ceil(count.resetInMs / 1000)));
-  }
-}
-
-/**
- * The client id and secret of an `Authorization: Basic` header. RFC 6749 §2.3.1 has them form-urlencoded before the
- * Basic encoding; credentials that do not decode are the client's mistake (`invalid_client`), never a 500.
- */
-function parseBasicCredentials(encoded: string): { id: string; secret: string } {
-  const decoded = Buffer.from(encoded, "base64").toString("utf8");
-  const separator = decoded.indexOf(":");
-  if (separator < 0) throw new OAuthError("invalid_client", "malformed Basic credentials");
-  try {
-    return {
-      id: decodeURIComponent(decoded.slice(0, separator)),
-      secret: decodeURIComponent(decoded.slice(separator + 1)),
-    };
-  } catch {
-    throw new OAuthError("invalid_client", "malformed Basic credentials: not form-urlencoded");
   }
 }
 

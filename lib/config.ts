@@ -160,7 +160,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "ADMIN_PASSWORD",
     default: "(generated in development)",
     description:
-      "Password of the first admin. Required in production when no admin exists; in development a random one is printed once.",
+      "Password of the first admin. Required in production when no admin exists; in development a random one is printed once on the terminal (never logged), and must be changed at the first sign-in.",
   },
   {
     key: "PASSWORD_HASH_COST",
@@ -178,7 +178,13 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   {
     key: "RATE_LIMIT_AUTH",
     default: "10",
-    description: "Login, refresh and token requests per minute per client IP.",
+    description: "Login, refresh, change-password and token requests per minute per client IP.",
+  },
+  {
+    key: "RATE_LIMIT_PROBE",
+    default: "600",
+    description:
+      "Requests per minute per client IP to `/health/*` and `/.well-known/jwks.json`, counted in each gateway's memory.",
   },
   {
     key: "JETSTREAM_REPLICAS",
@@ -353,7 +359,7 @@ export interface Config {
     passwordHashCost: number;
   };
   redisUrl: string | null;
-  rateLimits: { perIp: number; perUser: number; auth: number };
+  rateLimits: { perIp: number; perUser: number; auth: number; probe: number };
   corsOrigins: string[];
   trustedProxies: string[];
   jetstreamReplicas: number;
@@ -536,6 +542,7 @@ export function loadConfig(env: Env = process.env): Config {
       perIp: number("RATE_LIMIT_IP", 600, { min: 1 }),
       perUser: number("RATE_LIMIT_USER", 1200, { min: 1 }),
       auth: number("RATE_LIMIT_AUTH", 10, { min: 1 }),
+      probe: number("RATE_LIMIT_PROBE", 600, { min: 1 }),
     },
     trustedProxies: trustedProxiesOf(text("TRUSTED_PROXIES"), problems),
     jetstreamReplicas: number("JETSTREAM_REPLICAS", 1, { min: 1, max: 5 }),

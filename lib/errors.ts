@@ -27,7 +27,7 @@ export class NotFoundError extends Errors.MoleculerClientError {
 export class ConflictError extends Errors.MoleculerClientError {
   constructor(
     message: string,
-    type: "DUPLICATE" | "STALE_VERSION" | "CONFLICT" | "INCOMPATIBLE_SCHEMA" | "SCHEMA_VERSION_CONFLICT",
+    type: "DUPLICATE" | "STALE_VERSION" | "CONFLICT" | "INCOMPATIBLE_SCHEMA" | "SCHEMA_VERSION_CONFLICT" | "LAST_ADMIN",
     data: Record<string, unknown>,
   ) {
     super(message, 409, type, data);
@@ -110,6 +110,35 @@ export class ForbiddenError extends Errors.MoleculerClientError {
   constructor(message: string, data: Record<string, unknown>) {
     super(message, 403, "FORBIDDEN", data);
     this.name = "ForbiddenError";
+  }
+}
+
+/**
+ * 403: the password is right but must be changed before the account may sign in (a generated one); `data` names the
+ * endpoint that changes it.
+ */
+export class PasswordChangeRequiredError extends Errors.MoleculerClientError {
+  constructor() {
+    super("The password must be changed before signing in", 403, "PASSWORD_CHANGE_REQUIRED", {
+      changePassword: "POST /api/auth/password",
+    });
+    this.name = "PasswordChangeRequiredError";
+  }
+}
+
+/**
+ * 503, not retried: this node cannot sign tokens, because AUTH_KEY_SECRET does not open the signing keys stored in
+ * the auth database (a changed or mistyped secret). Retrying on another node with the right secret helps; here not.
+ */
+export class SigningKeyUnavailableError extends Errors.MoleculerError {
+  constructor(kid: string) {
+    super(
+      `AUTH_KEY_SECRET does not open signing key ${kid} stored in the auth database`,
+      503,
+      "SIGNING_KEY_UNAVAILABLE",
+      { kid },
+    );
+    this.name = "SigningKeyUnavailableError";
   }
 }
 

@@ -74,6 +74,8 @@ export interface AccessClaims {
   typ: "user" | "client";
   roles?: string[];
   scope?: string;
+  /** The subject's token generation when the token was issued (lib/revocation.ts); absent counts as 0. */
+  gen?: number;
 }
 
 export type VerifiedClaims = AccessClaims & { iss: string; aud: string; exp: number; iat: number; jti: string };
@@ -99,12 +101,19 @@ export function tokenKeyId(token: string): string | undefined {
   return decoded && typeof decoded === "object" ? decoded.header.kid : undefined;
 }
 
-/** Verifies signature (ES256 only), issuer, audience and expiry against the given public key; throws otherwise. */
+/**
+ * Verifies signature (ES256 only), issuer, audience and expiry against the given public key; throws otherwise. A token
+ * without `exp` is refused: jsonwebtoken checks `exp` only when it is present, and such a token would never end.
+ */
 export function verifyAccessToken(token: string, publicJwk: PublicJwk, settings: TokenSettings): VerifiedClaims {
   const key = createPublicKey({ key: { ...publicJwk }, format: "jwk" });
-  return jwt.verify(token, key, {
+  const claims = jwt.verify(token, key, {
     algorithms: [ALGORITHM],
     issuer: settings.issuer,
     audience: settings.audience,
-  }) as VerifiedClaims;
+  });
+  if (typeof claims !== "object" || typeof claims.exp !== "number" || typeof claims.iat !== "number") {
+    throw new jwt.JsonWebTokenError("the token has no exp or iat");
+  }
+  return claims as VerifiedClaims;
 }

@@ -19,6 +19,7 @@ import {
   type Service,
   type ServiceSchema,
 } from "moleculer";
+import { parseBasicCredentials } from "../lib/basic-credentials";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
@@ -36,6 +37,7 @@ import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
 import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
 import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from "../lib/rate-limit";
+import { RevocationList, subjectOf, type Revocation } from "../lib/revocation";
 import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -58,7 +60,15 @@ type GatewayRequest = IncomingMessage & {
   $clientRequestId?: string;
   /** The client's address, worked out once per request (`clientOf`). */
   $client?: string;
+  /** The verified access token's subject, generation and expiry (ms), for streams that outlive the request. */
+  $token?: AccessTokenInfo;
 };
+
+interface AccessTokenInfo {
+  subject: string;
+  generation: number;
+  expiresAt: number;
+}
 
 interface ErrorBody {
   name: string;
@@ -75,11 +85,24 @@ const gateway = (
 ).methods;
 const MINUTE = 60_000;
 /** Endpoints that take credentials get the stricter per-IP limit. */
-const CREDENTIAL_ACTIONS = new Set(["auth.login", "auth.refresh", "auth.register", "auth.oauthToken"]);
+const CREDENTIAL_ACTIONS = new Set([
+  "auth.login",
+  "auth.refresh",
+  "auth.register",
+  "auth.changePassword",
+  "auth.oauthToken",
+]);
+/** Their answers carry tokens: no cache may keep them (RFC 6749 §5.1). */
+const TOKEN_ACTIONS = new Set(["auth.login", "auth.refresh", "auth.changePassword"]);
 const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
 const JWKS_TTL_MS = 5 * MINUTE;
 const JWKS_MIN_REFRESH_MS = 5_000;
 const ROLES_TTL_MS = 30_000;
+/**
+ * Revocations arrive as `auth.tokens.revoked` events; the gateway also reloads the list this often, in case it missed
+ * one (it was reconnecting), and before its first verified token.
+ */
+const REVOCATIONS_RESYNC_MS = 10_000;
 /** The live log tail asks the log store for new records this often; an order's stream asks for the order this often. */
 const TAIL_POLL_MS = 1000;
 const ORDER_POLL_MS = 1000;
@@ -152,6 +175,7 @@ interface ApiState {
   trustedProxies: BlockList;
   jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
   roles: { table?: Record<string, string[]>; fetchedAt: number };
+  revocations: { list: RevocationList; syncedAt: number; attemptedAt: number; pending?: Promise<void> };
   /** Open event streams (log tails, order progress), ended when the node stops taking requests. */
   tails: Set<() => void>;
 }
@@ -159,6 +183,7 @@ interface ApiState {
 interface ApiMethods {
   httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void): unknown;
   sendError(req: GatewayRequest, res: ServerResponse, err: Error): void;
+  errorHandler(req: GatewayRequest, res: ServerResponse, err: Error): void;
   send404(req: GatewayRequest, res: ServerResponse): void;
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
@@ -166,7 +191,8 @@ interface ApiMethods {
   clientOf(req: GatewayRequest): string;
   publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
-  callerFromToken(token: string, ctx: Context): Promise<Caller>;
+  callerFromToken(token: string, ctx: Context): Promise<{ caller: Caller; token: AccessTokenInfo }>;
+  syncRevocations(ctx: Context): Promise<void>;
   tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void>;
   streamOrder(req: GatewayRequest, res: ServerResponse): Promise<void>;
   openStream(
@@ -227,6 +253,18 @@ function sendOAuthError(req: GatewayRequest, res: ServerResponse, error: Error) 
   res.end(JSON.stringify(body));
 }
 
+/**
+ * Health probes and the JWKS are public and cost the node work (every database pinged, the key set assembled): each
+ * client address gets RATE_LIMIT_PROBE of them a minute, counted in this gateway's memory so a probe costs no round
+ * trip.
+ */
+async function limitProbe(this: ApiThis, _ctx: Context, _route: unknown, req: GatewayRequest) {
+  const count = await this.fallbackLimits.hit(`probe:ip:${this.clientOf(req)}`, MINUTE);
+  if (count.count > cfg.rateLimits.probe) {
+    throw new RateLimitedError("probe", Math.max(1, Math.ceil(count.resetInMs / 1000)));
+  }
+}
+
 const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods, ApiState> = {
   name: "api",
   mixins: [ApiGateway as unknown as Partial<ServiceSchema>, dashboardMixin()],
@@ -239,6 +277,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     log4XXResponses: false,
     logRouteRegistration: "debug",
     logRequest: "debug",
+    // Never log request parameters, at any level: they hold passwords and refresh tokens, and logs are shipped to the
+    // log store that operators read.
+    logRequestParams: null,
     // A live log tail is one request that lasts: no request timeout for it (its calls to the log store have theirs).
     // moleculer-web takes a function here too; its typings know only the object form.
     rootCallOptions: ((options: CallingOptions, req: IncomingMessage) => {
@@ -252,12 +293,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         mappingPolicy: "restrict",
         bodyParsers: false,
         aliases: { "GET /live": "health.live", "GET /ready": "health.ready" },
+        onBeforeCall: limitProbe,
       },
       {
         path: "/.well-known",
         mappingPolicy: "restrict",
         bodyParsers: false,
         aliases: { "GET /jwks.json": "auth.jwks" },
+        onBeforeCall: limitProbe,
       },
       {
         path: "/oauth",
@@ -276,16 +319,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           await this.limit("auth", `ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
           res.setHeader("Cache-Control", "no-store");
           const header = req.headers.authorization;
-          if (header?.startsWith("Basic ")) {
-            const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
-            const separator = decoded.indexOf(":");
-            if (separator < 0) throw new OAuthError("invalid_client", "malformed Basic credentials");
-            // RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
-            ctx.meta.basicAuth = {
-              id: decodeURIComponent(decoded.slice(0, separator)),
-              secret: decodeURIComponent(decoded.slice(separator + 1)),
-            };
-          }
+          if (header?.startsWith("Basic ")) ctx.meta.basicAuth = parseBasicCredentials(header.slice(6));
         },
         onError: sendOAuthError,
       },
@@ -325,8 +359,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
          * Refuses input no service could store (lib/client-input.ts), then hands the headers that carry request
          * semantics to the action; the action decides what they mean.
          */
-        onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest) {
+        onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse) {
           refuseUnstorableInput(req);
+          if (req.$alias?.action && TOKEN_ACTIONS.has(req.$alias.action)) res.setHeader("Cache-Control", "no-store");
           const ifMatch = req.headers["if-match"];
           const idempotencyKey = req.headers["idempotency-key"];
           if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
@@ -419,6 +454,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     "auth.keys.rotated"() {
       this.jwks.fetchedAt = 0;
     },
+    "auth.tokens.revoked"(ctx: Context<Revocation>) {
+      this.revocations.list.apply(ctx.params);
+    },
   },
 
   created() {
@@ -426,6 +464,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     this.routesGenerated = false;
     this.jwks = { keys: new Map(), fetchedAt: 0 };
     this.roles = { fetchedAt: 0 };
+    this.revocations = { list: new RevocationList(cfg.auth.accessTokenTtl * 1000), syncedAt: 0, attemptedAt: 0 };
     this.tails = new Set();
     this.rateLimits = cfg.redisUrl
       ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
@@ -510,13 +549,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       }
       const bearer = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(header);
       if (!bearer) throw new UnauthorizedError("The Authorization header must be 'Bearer <token>'", "INVALID_TOKEN");
-      const caller = await this.callerFromToken(bearer[1], ctx);
+      const { caller, token } = await this.callerFromToken(bearer[1], ctx);
+      req.$token = token;
       ctx.meta.caller = caller;
       if ("id" in caller) await this.limit("user", `caller:${caller.id}`, cfg.rateLimits.perUser);
       return caller;
     },
 
-    async callerFromToken(token: string, ctx: Context): Promise<Caller> {
+    /**
+     * The caller a token stands for, and the token's subject, generation and expiry. 401 for a token that does not
+     * verify, has no expiry, or was revoked (its subject was disabled or changed after it was issued: lib/revocation.ts).
+     */
+    async callerFromToken(token: string, ctx: Context): Promise<{ caller: Caller; token: AccessTokenInfo }> {
       const kid = tokenKeyId(token);
       const key = kid ? await this.publicKey(kid, ctx) : undefined;
       if (!key) throw new UnauthorizedError("The token is not signed by a known key", "INVALID_TOKEN");
@@ -533,16 +577,55 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           },
         );
       }
+      const info = {
+        subject: subjectOf(claims.typ === "client" ? "client" : "user", claims.sub),
+        generation: claims.gen ?? 0,
+        expiresAt: claims.exp * 1000,
+      };
+      await this.syncRevocations(ctx);
+      if (this.revocations.list.refuses(info.subject, info.generation)) {
+        throw new UnauthorizedError("The token has been revoked", "INVALID_TOKEN", { reason: "revoked" });
+      }
       if (claims.typ === "client") {
-        return { type: "client", id: claims.sub, permissions: (claims.scope ?? "").split(" ").filter(Boolean) };
+        const permissions = (claims.scope ?? "").split(" ").filter(Boolean);
+        return { caller: { type: "client", id: claims.sub, permissions }, token: info };
       }
       const roles = claims.roles ?? [];
-      return {
-        type: "user",
-        id: claims.sub,
-        roles,
-        permissions: permissionsOfRoles(roles, await this.rolePermissions(ctx)),
-      };
+      const permissions = permissionsOfRoles(roles, await this.rolePermissions(ctx));
+      return { caller: { type: "user", id: claims.sub, roles, permissions }, token: info };
+    },
+
+    /**
+     * Reloads the revocation list from the auth service when it is older than `REVOCATIONS_RESYNC_MS`: waited for when
+     * the gateway has never loaded it (a fresh gateway knows nothing of earlier revocations), in the background after
+     * that (events keep it current; a failed reload keeps the list it has and says so).
+     */
+    async syncRevocations(ctx: Context): Promise<void> {
+      const revocations = this.revocations;
+      const loaded = revocations.syncedAt > 0;
+      // Once loaded, a failed reload is tried again after the same interval, not on every request.
+      if (Date.now() - Math.max(revocations.syncedAt, loaded ? revocations.attemptedAt : 0) < REVOCATIONS_RESYNC_MS) {
+        return;
+      }
+      if (!revocations.pending) {
+        revocations.attemptedAt = Date.now();
+        revocations.pending = this.broker
+          .call<Revocation[], Record<string, never>>("auth.revocations", {}, asSystem(ctx))
+          .then((list) => {
+            for (const revocation of list) revocations.list.apply(revocation);
+            revocations.list.prune();
+            revocations.syncedAt = Date.now();
+          })
+          .finally(() => {
+            revocations.pending = undefined;
+          });
+        if (loaded) {
+          revocations.pending.catch((err: Error) =>
+            this.logger.warn(`Could not reload token revocations, keeping the list: ${err.message}`),
+          );
+        }
+      }
+      if (!loaded) await revocations.pending;
     },
 
     /** A verification key by id from the auth service's JWKS, cached; an unknown id refreshes the cache (throttled). */
@@ -580,7 +663,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * `GET /api/logs/stream`: the log store's new records as server-sent events (`event: log`, `id:` the record id),
      * with the filters of `GET /api/logs`. The first query runs before the stream starts, so a caller without
      * `logs:read` or a bad filter gets its 401/403/422. A client that reconnects with `Last-Event-ID` continues after
-     * that record; a stream ends after the access token's lifetime, so a revoked caller does not keep reading.
+     * that record; a stream ends when the access token expires or is revoked, so a revoked caller does not keep reading.
      */
     async tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void> {
       const ctx = req.$ctx!;
@@ -637,12 +720,20 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       });
     },
 
-    /** A server-sent event stream that ends with the access token's lifetime or when the node stops taking requests. */
+    /**
+     * A server-sent event stream that ends when the access token it was opened with expires (at its `exp`, not a
+     * token lifetime after the stream opened) or is revoked, or when the node stops taking requests. The client
+     * reconnects with a fresh token.
+     */
     openStream(req: GatewayRequest, res: ServerResponse, pollMs: number, poll: (stream: EventStream) => Promise<void>) {
+      const token = req.$token;
       const stream = openEventStream(req, res, {
         pollMs,
-        maxMs: cfg.auth.accessTokenTtl * 1000,
-        poll,
+        maxMs: token ? token.expiresAt - Date.now() : cfg.auth.accessTokenTtl * 1000,
+        poll: async (events) => {
+          if (token && this.revocations.list.refuses(token.subject, token.generation)) return events.end();
+          return poll(events);
+        },
         onEnd: () => this.tails.delete(stream.end),
       });
       this.tails.add(stream.end);
@@ -706,19 +797,39 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     },
 
     /**
-     * One error shape, `{ name, message, code, type, data }`. A fault of ours (5xx without a known type) tells the
-     * client only that it happened and the request id to quote; the details go to the log, not the response.
+     * Every error answer passes here (the token endpoint's too): a 5xx is logged with its cause under the request id
+     * the client gets, since the answer says little (`reformatError`); and the headers some errors owe the client are
+     * set before moleculer-web writes the status line.
      */
-    /** The headers some errors owe the client, set before moleculer-web writes the status line. */
     sendError(req: GatewayRequest, res: ServerResponse, error: Error) {
       const err = errorForClient(error, req);
       const { code, data } = err as Errors.MoleculerError;
+      if (!(Number.isInteger(code) && code >= 400 && code < 500)) {
+        // The cause as it happened, before errorForClient shaped what the client is told.
+        const { name, message, stack, type } = error as Errors.MoleculerError;
+        this.logger.error(
+          { requestId: req.$requestId, error: { name, message, type, stack } },
+          `${req.method} ${req.url} failed: ${name}: ${message}`,
+        );
+      }
       if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
       if (!res.headersSent && code === 429)
         res.setHeader("Retry-After", String((data as { retryAfter: number }).retryAfter));
       return gateway.sendError.call(this, req, res, err);
     },
 
+    /**
+     * moleculer-web's own handler logs a 5xx as one line whose cause the structured logger drops; `sendError` logs it
+     * instead.
+     */
+    errorHandler(req: GatewayRequest, res: ServerResponse, err: Error) {
+      this.sendError(req, res, err);
+    },
+
+    /**
+     * One error shape, `{ name, message, code, type, data }`. A fault of ours (5xx without a known type) tells the
+     * client only that it happened and the request id to quote; the details go to the log (`sendError`).
+     */
     reformatError(err: Errors.MoleculerError, req: GatewayRequest): ErrorBody {
       const code = Number.isInteger(err.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
       if (code >= 500 && !err.type && cfg.isProduction) {

@@ -5,12 +5,31 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes, UniqueConstraintError } from "sequelize";
+import { DataTypes, QueryTypes, UniqueConstraintError, type Transaction } from "sequelize";
+import {
+  displayNameProblem,
+  emailProblem,
+  normalizeDisplayName,
+  normalizeEmail,
+  passwordProblem,
+} from "../lib/account-input";
 import { config } from "../lib/config";
-import { ConflictError, ForbiddenError, NotFoundError, OAuthError, UnauthorizedError } from "../lib/errors";
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  OAuthError,
+  PasswordChangeRequiredError,
+  SigningKeyUnavailableError,
+  UnauthorizedError,
+  invalidFields,
+  type FieldProblem,
+} from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { timedCheck, type ReadinessCheck } from "../lib/health";
 import { hashPassword, verifyPassword } from "../lib/passwords";
 import { ownerScope } from "../lib/permissions";
+import { subjectOf, type Revocation } from "../lib/revocation";
 import { developmentSecret } from "../lib/secrets";
 import {
   ALGORITHM,
@@ -66,6 +85,9 @@ interface UserRow {
   password_hash: string;
   roles: string[];
   status: UserStatus;
+  must_change_password: boolean;
+  token_generation: number;
+  tokens_revoked_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -84,6 +106,8 @@ interface ClientRow {
   secret_hash: string;
   scopes: string[];
   status: UserStatus;
+  token_generation: number;
+  tokens_revoked_at: Date | null;
   created_at: Date;
 }
 
@@ -93,6 +117,12 @@ const EMAIL = { type: "email", normalize: true, max: 320 } as const;
 const ROLE_NAME = { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ } as const;
 /** An arbitrary constant: the advisory lock replicas take to create the first admin once. */
 const FIRST_ADMIN_LOCK = 7_426_201;
+/** Taken by every change to a user, so two changes cannot each leave the other as the last admin and both pass. */
+const USER_CHANGE_LOCK = 7_426_202;
+/** With a refresh token family's hash as second key: a family's spend, revocation and successor run one at a time. */
+const REFRESH_FAMILY_LOCK = 7_426_203;
+/** How long the JWKS answer is reused; a rotation on any replica clears it at once (`auth.keys.rotated`). */
+const JWKS_CACHE_MS = 60_000;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const newSecret = () => randomBytes(32).toString("base64url");
@@ -107,6 +137,25 @@ function toUser(row: UserRow): User {
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
+}
+
+function revocationOf(type: "user" | "client", row: UserRow | ClientRow): Revocation {
+  return {
+    subject: subjectOf(type, "id" in row ? row.id : row.client_id),
+    minGeneration: row.token_generation,
+    revokedAt: (row.tokens_revoked_at ?? new Date()).toISOString(),
+  };
+}
+
+const sameRoles = (a: string[], b: string[]) => a.length === b.length && a.every((role) => b.includes(role));
+
+/** The signing key's private half; `SigningKeyUnavailableError` when this node's AUTH_KEY_SECRET cannot open it. */
+function openSigningKey(row: Pick<KeyRow, "kid" | "private_key">, secret: string) {
+  try {
+    return { kid: row.kid, privateKeyPem: decryptPrivateKey(row.private_key, secret) };
+  } catch {
+    throw new SigningKeyUnavailableError(row.kid);
+  }
 }
 
 function toClient(row: ClientRow): OAuthClient {
@@ -126,15 +175,20 @@ export interface OAuthMeta {
 
 interface AuthState {
   keySecret: string;
+  /** The last JWKS answer, so `/.well-known/jwks.json` is not a database query per request. */
+  jwksCache?: { keys: PublicJwk[]; at: number };
   /** Password hash compared against when an email is unknown, so a login takes as long either way. */
   decoyHash: string;
 }
 
 interface AuthMethods {
-  query<T extends object>(sql: string, bind?: unknown[]): Promise<T[]>;
-  signToken(claims: AccessClaims): Promise<string>;
+  query<T extends object>(sql: string, bind?: unknown[], transaction?: Transaction): Promise<T[]>;
+  signToken(claims: AccessClaims, transaction?: Transaction): Promise<string>;
   createSigningKey(options: { retireCurrent: boolean }): Promise<string>;
-  issueTokens(user: UserRow, familyId?: string): Promise<TokenPair>;
+  issueTokens(user: UserRow, familyId?: string, transaction?: Transaction): Promise<TokenPair>;
+  checkAccountInput(input: { email?: string; displayName?: string; password?: string }, passwordField?: string): void;
+  broadcastRevocation(ctx: Context, revocation: Revocation | undefined): void;
+  readinessChecks(): Promise<ReadinessCheck[]>;
   ensureSigningKey(): Promise<void>;
   ensureFirstAdmin(): Promise<void>;
   createUser(account: { email: string; password: string; displayName: string; roles: string[] }): Promise<User>;
@@ -143,23 +197,25 @@ interface AuthMethods {
 
 type AuthThis = Service<DbSettings> & DbServiceThis & AuthState & AuthMethods;
 
+const db = dbMixin({
+  service: "auth",
+  migrations: authMigrations,
+  model: {
+    name: "user",
+    define: {
+      id: { type: DataTypes.UUID, primaryKey: true },
+      email: { type: DataTypes.STRING(320), allowNull: false },
+      displayName: { type: DataTypes.STRING(200), allowNull: false },
+    },
+    options: { tableName: "users", underscored: true, timestamps: true },
+  },
+});
+/** The mixin's own checks, which this service's `readinessChecks` extends (a service's method replaces a mixin's). */
+const databaseReadinessChecks = (db.methods as Pick<DbMethods, "readinessChecks">).readinessChecks;
+
 const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceThis & AuthState> = {
   name: "auth",
-  mixins: [
-    dbMixin({
-      service: "auth",
-      migrations: authMigrations,
-      model: {
-        name: "user",
-        define: {
-          id: { type: DataTypes.UUID, primaryKey: true },
-          email: { type: DataTypes.STRING(320), allowNull: false },
-          displayName: { type: DataTypes.STRING(200), allowNull: false },
-        },
-        options: { tableName: "users", underscored: true, timestamps: true },
-      },
-    }),
-  ],
+  mixins: [db],
 
   async started(this: AuthThis) {
     if (cfg.auth.keySecret) {
@@ -173,6 +229,16 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     this.decoyHash = await hashPassword(newSecret(), cfg.auth.passwordHashCost);
     await this.ensureSigningKey();
     await this.ensureFirstAdmin();
+    // The node starts (other services may be fine), but says at once why it cannot sign; readiness fails meanwhile.
+    const signing = (await this.readinessChecks()).find((check) => check.name === "auth:signing-key");
+    if (signing && !signing.ok) this.logger.error(`Not ready: ${signing.error}; logins will fail until it is fixed`);
+  },
+
+  events: {
+    /** A replica rotated the signing key: the cached JWKS answer lacks the new key. */
+    "auth.keys.rotated"(this: AuthThis) {
+      this.jwksCache = undefined;
+    },
   },
 
   actions: {
@@ -194,26 +260,90 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       ): Promise<User> {
         if (!cfg.auth.selfRegistration)
           throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
+        this.checkAccountInput(ctx.params);
         const user = await this.createUser({ ...ctx.params, roles: ["customer"] });
         return user;
       },
     },
 
-    /** Exchanges email and password for an access and a refresh token. Public; 401 for any wrong detail. */
+    /**
+     * Exchanges email and password for an access and a refresh token. Public; 401 for any wrong detail; 403
+     * `PASSWORD_CHANGE_REQUIRED` (and no tokens) for a right password that must be changed first (`auth.changePassword`).
+     */
     login: {
       audit: { entity: "session", idParam: "email" },
       rest: "POST /login",
       permissions: "public",
       params: { email: EMAIL, password: { type: "string", max: 128 }, $$strict: true },
       async handler(this: AuthThis, ctx: Context<{ email: string; password: string }>): Promise<TokenPair> {
-        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = lower($1)", [
-          ctx.params.email,
+        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
+          normalizeEmail(ctx.params.email),
         ]);
         const matches = await verifyPassword(ctx.params.password, user?.password_hash ?? this.decoyHash);
         if (!user || !matches || user.status !== "active") {
           throw new UnauthorizedError("Wrong email or password", "INVALID_CREDENTIALS");
         }
+        if (user.must_change_password) throw new PasswordChangeRequiredError();
         return this.issueTokens(user);
+      },
+    },
+
+    /**
+     * Changes a user's password, proven by the current one; answers new tokens, so it also completes a sign-in whose
+     * password had to be changed. Every other session of the user ends: its refresh tokens are revoked and its access
+     * tokens refused by every gateway (`auth.tokens.revoked`). Public: the current password is the authority (and the
+     * gateway applies the credential endpoints' rate limit).
+     */
+    changePassword: {
+      audit: { entity: "session", idParam: "email" },
+      rest: "POST /password",
+      permissions: "public",
+      params: {
+        email: EMAIL,
+        currentPassword: { type: "string", max: 128 },
+        newPassword: PASSWORD,
+        $$strict: true,
+      },
+      async handler(
+        this: AuthThis,
+        ctx: Context<{ email: string; currentPassword: string; newPassword: string }>,
+      ): Promise<TokenPair> {
+        const { currentPassword, newPassword } = ctx.params;
+        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
+          normalizeEmail(ctx.params.email),
+        ]);
+        const matches = await verifyPassword(currentPassword, user?.password_hash ?? this.decoyHash);
+        if (!user || !matches || user.status !== "active") {
+          throw new UnauthorizedError("Wrong email or password", "INVALID_CREDENTIALS");
+        }
+        this.checkAccountInput({ password: newPassword }, "newPassword");
+        if (newPassword.normalize("NFKC") === currentPassword.normalize("NFKC")) {
+          throw invalidFields("The new password must differ from the current one", [
+            {
+              field: "newPassword",
+              message: "'newPassword' must differ from 'currentPassword'",
+              type: "passwordReused",
+            },
+          ]);
+        }
+        const passwordHash = await hashPassword(newPassword, cfg.auth.passwordHashCost);
+        const { pair, revocation } = await this.sequelize.transaction(async (transaction) => {
+          const [row] = await this.query<UserRow>(
+            `UPDATE users SET password_hash = $2, must_change_password = false, token_generation = token_generation + 1,
+               tokens_revoked_at = now(), version = version + 1, updated_at = now()
+             WHERE id = $1 RETURNING *`,
+            [user.id, passwordHash],
+            transaction,
+          );
+          await this.query(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            [user.id],
+            transaction,
+          );
+          return { pair: await this.issueTokens(row, undefined, transaction), revocation: revocationOf("user", row) };
+        });
+        this.broadcastRevocation(ctx, revocation);
+        return pair;
       },
     },
 
@@ -228,36 +358,53 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
       async handler(this: AuthThis, ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
         const hash = sha256(ctx.params.refreshToken);
-        const [spent] = await this.query<{ family_id: string; user_id: string }>(
-          `UPDATE refresh_tokens SET used_at = now()
-           WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-           RETURNING family_id, user_id`,
-          [hash],
-        );
-        if (!spent) {
-          const [known] = await this.query<{ family_id: string }>(
+        // Spend, reuse revocation and the successor's insert run in one transaction under the family's lock. Without
+        // it, a concurrent refresh with the same token could revoke the family between the winner's spend and its
+        // successor's insert, and the successor would stay valid after a reuse was detected.
+        const outcome = await this.sequelize.transaction(async (transaction) => {
+          const [token] = await this.query<{ family_id: string }>(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
             [hash],
+            transaction,
           );
-          if (known) {
-            await this.query(
+          if (!token) return { refused: "UNKNOWN" } as const;
+          await this.query(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            [REFRESH_FAMILY_LOCK, token.family_id],
+            transaction,
+          );
+          const [spent] = await this.query<{ user_id: string }>(
+            `UPDATE refresh_tokens SET used_at = now()
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+             RETURNING user_id`,
+            [hash],
+            transaction,
+          );
+          const revokeFamily = () =>
+            this.query(
               "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
-              [known.family_id],
+              [token.family_id],
+              transaction,
             );
-            this.logger.warn(`Refresh token reused: revoked token family ${known.family_id}`);
-            throw new UnauthorizedError(
-              "Refresh token already used or revoked: the session is revoked",
-              "TOKEN_REUSED",
-            );
+          if (!spent) {
+            await revokeFamily();
+            return { refused: "REUSED", familyId: token.family_id } as const;
           }
-          throw new UnauthorizedError("Unknown or expired refresh token", "INVALID_TOKEN");
+          const [user] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [spent.user_id], transaction);
+          if (!user || user.status !== "active") {
+            await revokeFamily();
+            return { refused: "DISABLED" } as const;
+          }
+          return { pair: await this.issueTokens(user, token.family_id, transaction) } as const;
+        });
+        // Thrown after the commit: the revocation must stay.
+        if (outcome.pair) return outcome.pair;
+        if (outcome.refused === "REUSED") {
+          this.logger.warn(`Refresh token reused: revoked token family ${outcome.familyId}`);
+          throw new UnauthorizedError("Refresh token already used or revoked: the session is revoked", "TOKEN_REUSED");
         }
-        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [spent.user_id]);
-        if (!user || user.status !== "active") {
-          await this.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1", [spent.family_id]);
-          throw new UnauthorizedError("The account is disabled", "INVALID_TOKEN");
-        }
-        return this.issueTokens(user, spent.family_id);
+        if (outcome.refused === "DISABLED") throw new UnauthorizedError("The account is disabled", "INVALID_TOKEN");
+        throw new UnauthorizedError("Unknown or expired refresh token", "INVALID_TOKEN");
       },
     },
 
@@ -294,13 +441,37 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     jwks: {
       permissions: "public",
       async handler(this: AuthThis): Promise<{ keys: PublicJwk[] }> {
+        if (this.jwksCache && Date.now() - this.jwksCache.at < JWKS_CACHE_MS) return { keys: this.jwksCache.keys };
         const rows = await this.query<KeyRow>(
           `SELECT public_jwk FROM signing_keys
            WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
            ORDER BY created_at DESC`,
           [cfg.auth.accessTokenTtl + 60],
         );
-        return { keys: rows.map((row) => row.public_jwk) };
+        this.jwksCache = { keys: rows.map((row) => row.public_jwk), at: Date.now() };
+        return { keys: this.jwksCache.keys };
+      },
+    },
+
+    /**
+     * The users and clients whose access tokens below a generation are refused, for as long as such tokens can be
+     * valid; gateways load it at start and now and then, besides the `auth.tokens.revoked` events. Internal (system).
+     */
+    revocations: {
+      async handler(this: AuthThis): Promise<Revocation[]> {
+        const rows = await this.query<{ type: "user" | "client"; id: string; generation: number; revokedAt: Date }>(
+          `SELECT 'user' AS type, id::text AS id, token_generation AS generation, tokens_revoked_at AS "revokedAt"
+             FROM users WHERE tokens_revoked_at > now() - make_interval(secs => $1)
+           UNION ALL
+           SELECT 'client', client_id, token_generation, tokens_revoked_at
+             FROM oauth_clients WHERE tokens_revoked_at > now() - make_interval(secs => $1)`,
+          [cfg.auth.accessTokenTtl + 60],
+        );
+        return rows.map((row) => ({
+          subject: subjectOf(row.type, row.id),
+          minGeneration: row.generation,
+          revokedAt: row.revokedAt.toISOString(),
+        }));
       },
     },
 
@@ -344,6 +515,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         this: AuthThis,
         ctx: Context<{ email: string; password: string; displayName: string; roles: string[] }, GatewayMeta>,
       ): Promise<User> {
+        this.checkAccountInput(ctx.params);
         await this.assertRolesExist(ctx.params.roles);
         const user = await this.createUser(ctx.params);
         return user;
@@ -367,7 +539,11 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** Changes a user's roles, status or name; takes effect at their next token refresh. `users:admin`. */
+    /**
+     * Changes a user's roles, status or name. A change of roles or status ends the user's access tokens on every
+     * gateway within seconds (`auth.tokens.revoked`); the user's next refresh gets the new roles, a disabled user's
+     * refresh tokens are revoked. 409 `LAST_ADMIN` for a change that would leave no active admin. `users:admin`.
+     */
     "users.update": {
       audit: { entity: "user" },
       rest: "PATCH /users/:id",
@@ -388,20 +564,48 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         this: AuthThis,
         ctx: Context<{ id: string; roles?: string[]; status?: UserStatus; displayName?: string }>,
       ): Promise<User> {
-        const { id, roles, status, displayName } = ctx.params;
+        const { id, roles, status } = ctx.params;
+        const displayName = ctx.params.displayName === undefined ? null : normalizeDisplayName(ctx.params.displayName);
+        if (displayName !== null) this.checkAccountInput({ displayName });
         if (roles) await this.assertRolesExist(roles);
-        const [row] = await this.query<UserRow>(
-          `UPDATE users SET roles = COALESCE($2, roles), status = COALESCE($3, status),
-             display_name = COALESCE($4, display_name), version = version + 1, updated_at = now()
-           WHERE id = $1 RETURNING *`,
-          [id, roles ?? null, status ?? null, displayName ?? null],
-        );
-        if (!row) throw new NotFoundError("User", id);
-        if (status === "disabled") {
-          await this.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [
-            id,
-          ]);
-        }
+        const { row, revocation } = await this.sequelize.transaction(async (transaction) => {
+          await this.query("SELECT pg_advisory_xact_lock($1)", [USER_CHANGE_LOCK], transaction);
+          const [current] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [id], transaction);
+          if (!current) throw new NotFoundError("User", id);
+          const isAdmin = (user: { roles: string[]; status: UserStatus }) =>
+            user.status === "active" && user.roles.includes("admin");
+          if (isAdmin(current) && !isAdmin({ roles: roles ?? current.roles, status: status ?? current.status })) {
+            const [other] = await this.query(
+              "SELECT 1 FROM users WHERE id <> $1 AND status = 'active' AND 'admin' = ANY(roles) LIMIT 1",
+              [id],
+              transaction,
+            );
+            if (!other) {
+              throw new ConflictError("This change would leave no active admin", "LAST_ADMIN", { id });
+            }
+          }
+          const revokes =
+            (roles !== undefined && !sameRoles(roles, current.roles)) ||
+            (status !== undefined && status !== current.status);
+          const [updated] = await this.query<UserRow>(
+            `UPDATE users SET roles = COALESCE($2, roles), status = COALESCE($3, status),
+               display_name = COALESCE($4, display_name), version = version + 1, updated_at = now(),
+               token_generation = token_generation + $5::int,
+               tokens_revoked_at = CASE WHEN $5::int > 0 THEN now() ELSE tokens_revoked_at END
+             WHERE id = $1 RETURNING *`,
+            [id, roles ?? null, status ?? null, displayName, revokes ? 1 : 0],
+            transaction,
+          );
+          if (status === "disabled") {
+            await this.query(
+              "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+              [id],
+              transaction,
+            );
+          }
+          return { row: updated, revocation: revokes ? revocationOf("user", updated) : undefined };
+        });
+        this.broadcastRevocation(ctx, revocation);
         return toUser(row);
       },
     },
@@ -492,7 +696,10 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** Replaces a client's secret (the old one stops working at once); the new one is shown once. `users:admin`. */
+    /**
+     * Replaces a client's secret (the old one stops working at once, and so do the access tokens it got:
+     * `auth.tokens.revoked`); the new one is shown once. `users:admin`.
+     */
     "clients.rotateSecret": {
       audit: { entity: "client", idParam: "clientId" },
       rest: "POST /clients/:clientId/rotate-secret",
@@ -504,15 +711,21 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       ): Promise<OAuthClient & { clientSecret: string }> {
         const clientSecret = newSecret();
         const [row] = await this.query<ClientRow>(
-          "UPDATE oauth_clients SET secret_hash = $2, updated_at = now() WHERE client_id = $1 RETURNING *",
+          `UPDATE oauth_clients SET secret_hash = $2, updated_at = now(), token_generation = token_generation + 1,
+             tokens_revoked_at = now()
+           WHERE client_id = $1 RETURNING *`,
           [ctx.params.clientId, sha256(clientSecret)],
         );
         if (!row) throw new NotFoundError("Client", ctx.params.clientId);
+        this.broadcastRevocation(ctx, revocationOf("client", row));
         return { ...toClient(row), clientSecret };
       },
     },
 
-    /** Enables or disables a client; a disabled client gets no new tokens. `users:admin`. */
+    /**
+     * Enables or disables a client; a disabled client gets no new tokens, and the ones it has are refused by every
+     * gateway within seconds (`auth.tokens.revoked`). `users:admin`.
+     */
     "clients.update": {
       audit: { entity: "client", idParam: "clientId" },
       rest: "PATCH /clients/:clientId",
@@ -523,11 +736,15 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         $$strict: true,
       },
       async handler(this: AuthThis, ctx: Context<{ clientId: string; status: UserStatus }>): Promise<OAuthClient> {
+        const revokes = ctx.params.status === "disabled" ? 1 : 0;
         const [row] = await this.query<ClientRow>(
-          "UPDATE oauth_clients SET status = $2, updated_at = now() WHERE client_id = $1 RETURNING *",
-          [ctx.params.clientId, ctx.params.status],
+          `UPDATE oauth_clients SET status = $2, updated_at = now(), token_generation = token_generation + $3::int,
+             tokens_revoked_at = CASE WHEN $3::int > 0 THEN now() ELSE tokens_revoked_at END
+           WHERE client_id = $1 RETURNING *`,
+          [ctx.params.clientId, ctx.params.status, revokes],
         );
         if (!row) throw new NotFoundError("Client", ctx.params.clientId);
+        if (revokes) this.broadcastRevocation(ctx, revocationOf("client", row));
         return toClient(row);
       },
     },
@@ -579,7 +796,12 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
           throw new OAuthError("invalid_scope", `scope not granted to this client: ${refused.join(" ")}`);
         const grantedScope = requested.join(" ");
         return {
-          access_token: await this.signToken({ sub: client.client_id, typ: "client", scope: grantedScope }),
+          access_token: await this.signToken({
+            sub: client.client_id,
+            typ: "client",
+            scope: grantedScope,
+            gen: client.token_generation,
+          }),
           token_type: "Bearer",
           expires_in: cfg.auth.accessTokenTtl,
           scope: grantedScope,
@@ -589,18 +811,59 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
   },
 
   methods: {
-    async query<T extends object>(this: AuthThis, sql: string, bind: unknown[] = []): Promise<T[]> {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT });
+    async query<T extends object>(
+      this: AuthThis,
+      sql: string,
+      bind: unknown[] = [],
+      transaction?: Transaction,
+    ): Promise<T[]> {
+      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
     },
 
-    /** Opens an account (self-registered or by an admin); 409 `DUPLICATE` when the email has one. */
+    /** 422 naming every field that breaks the account rules (lib/account-input.ts). */
+    checkAccountInput(this: AuthThis, { email, displayName, password }, passwordField = "password"): void {
+      const problems = [
+        email === undefined ? undefined : emailProblem("email", normalizeEmail(email)),
+        displayName === undefined ? undefined : displayNameProblem("displayName", normalizeDisplayName(displayName)),
+        password === undefined ? undefined : passwordProblem(passwordField, password),
+      ].filter((problem): problem is FieldProblem => problem !== undefined);
+      if (problems.length > 0) throw invalidFields("Parameters validation error!", problems);
+    },
+
+    /** Tells every gateway (after the change has committed) to refuse the subject's older access tokens. */
+    broadcastRevocation(this: AuthThis, ctx: Context, revocation: Revocation | undefined): void {
+      if (revocation) ctx.broadcast("auth.tokens.revoked", revocation);
+    },
+
+    /**
+     * The database, and whether this node can sign: a node whose AUTH_KEY_SECRET does not open the current signing
+     * key (a changed or mistyped secret, or a database first used with another one) would answer every login 500.
+     */
+    async readinessChecks(this: AuthThis): Promise<ReadinessCheck[]> {
+      const signing = timedCheck("auth:signing-key", async () => {
+        const rows = await this.query<KeyRow>(
+          "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+        ).catch(() => undefined);
+        // An unreachable database is database:auth's failure; this check reports only what it can tell.
+        if (!rows) return;
+        if (!rows[0]) throw new Error("no active signing key");
+        openSigningKey(rows[0], this.keySecret);
+      });
+      const checks = await Promise.all([databaseReadinessChecks.call(this), signing]);
+      return checks.flat();
+    },
+
+    /**
+     * Opens an account (self-registered or by an admin), e-mail and name in their normal forms; 409 `DUPLICATE` when
+     * the email has one.
+     */
     async createUser(this: AuthThis, { email, password, displayName, roles }): Promise<User> {
       const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
       try {
         const [row] = await this.query<UserRow>(
           `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
            RETURNING *`,
-          [randomUUID(), email, displayName, passwordHash, roles],
+          [randomUUID(), normalizeEmail(email), normalizeDisplayName(displayName), passwordHash, roles],
         );
         return toUser(row);
       } catch (err) {
@@ -619,12 +882,20 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     },
 
     /** An access token signed with the newest key that is not retired (read each time: another replica may rotate). */
-    async signToken(this: AuthThis, claims: AccessClaims): Promise<string> {
+    async signToken(this: AuthThis, claims: AccessClaims, transaction?: Transaction): Promise<string> {
       const [row] = await this.query<KeyRow>(
         "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+        [],
+        transaction,
       );
       if (!row) throw new Error("No active signing key");
-      const key = { kid: row.kid, privateKeyPem: decryptPrivateKey(row.private_key, this.keySecret) };
+      let key;
+      try {
+        key = openSigningKey(row, this.keySecret);
+      } catch (err) {
+        this.logger.error(`${(err as Error).message}: this node cannot sign tokens until AUTH_KEY_SECRET is corrected`);
+        throw err;
+      }
       return signAccessToken(claims, key, {
         issuer: cfg.auth.issuer,
         audience: cfg.auth.audience,
@@ -635,6 +906,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     /** Stores a new key pair, its private key encrypted; optionally retires the current key in the same statement. */
     async createSigningKey(this: AuthThis, { retireCurrent }: { retireCurrent: boolean }): Promise<string> {
       const key = generateSigningKey();
+      this.jwksCache = undefined;
       const retire = retireCurrent
         ? "WITH retired AS (UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL) "
         : "";
@@ -645,13 +917,22 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       return key.kid;
     },
 
-    async issueTokens(this: AuthThis, user: UserRow, familyId = randomUUID()): Promise<TokenPair> {
-      const accessToken = await this.signToken({ sub: user.id, typ: "user", roles: user.roles });
+    async issueTokens(
+      this: AuthThis,
+      user: UserRow,
+      familyId = randomUUID(),
+      transaction?: Transaction,
+    ): Promise<TokenPair> {
+      const accessToken = await this.signToken(
+        { sub: user.id, typ: "user", roles: user.roles, gen: user.token_generation },
+        transaction,
+      );
       const refreshToken = newSecret();
       await this.query(
         `INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
         [randomUUID(), familyId, user.id, sha256(refreshToken), cfg.auth.refreshTokenTtl],
+        transaction,
       );
       return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: cfg.auth.accessTokenTtl };
     },
@@ -665,7 +946,9 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     /**
      * The first admin, from ADMIN_EMAIL / ADMIN_PASSWORD; never a fixed default password. Under a lock, so replicas
      * that start together create one. An existing account with that email is not promoted: its password is someone
-     * else's choice, so the node refuses to start and says why.
+     * else's choice, so the node refuses to start and says why. A generated password (development, no ADMIN_PASSWORD)
+     * is written to the terminal once, never through the logger (whose records reach the log store, readable by
+     * operators), and must be changed at the first sign-in.
      */
     async ensureFirstAdmin(this: AuthThis) {
       let password = cfg.auth.adminPassword;
@@ -689,15 +972,29 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
           );
         }
         await run(
-          `INSERT INTO users (id, email, display_name, password_hash, roles)
-           VALUES ($1, $2, 'Administrator', $3, '{admin}')`,
-          [randomUUID(), email, await hashPassword(password, cfg.auth.passwordHashCost)],
+          `INSERT INTO users (id, email, display_name, password_hash, roles, must_change_password)
+           VALUES ($1, $2, 'Administrator', $3, '{admin}', $4)`,
+          [
+            randomUUID(),
+            normalizeEmail(email),
+            await hashPassword(password, cfg.auth.passwordHashCost),
+            !cfg.auth.adminPassword,
+          ],
         );
         return true;
       });
       if (!created) return;
-      if (cfg.auth.adminPassword) this.logger.info(`Created the first admin ${email}`);
-      else this.logger.warn(`Created the first admin ${email} with the generated password ${password} (shown once)`);
+      if (cfg.auth.adminPassword) {
+        this.logger.info(`Created the first admin ${email}`);
+        return;
+      }
+      process.stdout.write(
+        `\nFirst admin: ${email}\nGenerated password (shown once, change it at the first sign-in): ${password}\n\n`,
+      );
+      this.logger.warn(
+        `Created the first admin ${email} with a generated password, written to this node's terminal only; ` +
+          "it must be changed at the first sign-in",
+      );
     },
   },
 };

@@ -3,9 +3,10 @@
  * README starts it (`npm start`, one process): sign in; the dashboard; an order that completes and one whose card is
  * declined, each with its saga timeline, audit entries and log lines; a dead letter replayed; the audit chain verified;
  * the live log tail paused; a customer who sees only their orders and gets 403 from the API for the rest; a session
- * that ends when the account is disabled. Every page is checked with axe-core and saved as a screenshot.
+ * that ends when the account is disabled; a password that must be changed at sign-in. Every page is checked with axe-core and saved as a screenshot.
  */
 import type { Browser, Page } from "playwright-core";
+import { Client } from "pg";
 import type { Product } from "../../services/products.service";
 import type { DeadLetterPage } from "../../services/dlq.service";
 import { launchBrowser, newPage, screenshot, seriousViolations, signIn } from "../support/browser";
@@ -17,6 +18,7 @@ import {
   killLeftoverNodes,
   login,
   nodeEnv,
+  scopedDatabaseUrl,
   startNodeProcess,
   waitFor,
   type NodeProcess,
@@ -269,6 +271,36 @@ describe("as a customer", () => {
       expect((await send("GET", path, undefined, token)).status).toBe(403);
     }
     expect(await seriousViolations(customerPage)).toEqual([]);
+  });
+
+  it("chooses a new password when the account's must be changed, and is then signed in", async () => {
+    const changer = { email: "ui-changer@example.com", password: "a-long-enough-password" };
+    const registered = await fetch(`${base}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...changer, displayName: "UI Changer" }),
+    });
+    expect(registered.status).toBe(201);
+    // As a generated first-admin password is marked.
+    const authDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "auth") });
+    await authDb.connect();
+    await authDb.query("UPDATE users SET must_change_password = true WHERE email = $1", [changer.email]);
+    await authDb.end();
+
+    const changerPage = await newPage(browser, { width: 800, height: 900 });
+    await changerPage.goto(`${base}/login`);
+    await changerPage.getByLabel("Email").fill(changer.email);
+    await changerPage.getByLabel("Password").fill(changer.password);
+    await changerPage.getByRole("button", { name: "Sign in" }).click();
+    await changerPage.getByRole("heading", { name: "Choose a new password" }).waitFor();
+    expect(await seriousViolations(changerPage)).toEqual([]);
+    await screenshot(changerPage, "password-change");
+    await changerPage.getByLabel("New password", { exact: true }).fill("a-chosen-new-password");
+    await changerPage.getByLabel("Confirm new password").fill("a-chosen-new-password");
+    await changerPage.getByRole("button", { name: "Change password and sign in" }).click();
+    await changerPage.getByRole("button", { name: "Sign out" }).waitFor();
+    await login(base, { email: changer.email, password: "a-chosen-new-password" });
+    await changerPage.close();
   });
 
   it("is sent back to sign-in with a notice when the session ends", async () => {

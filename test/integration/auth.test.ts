@@ -9,7 +9,13 @@ import { ServiceBroker } from "moleculer";
 import { validateOpenApi } from "../support/openapi";
 import { databaseUrlFor } from "../../lib/database";
 import { SYSTEM_CALLER } from "../../lib/permissions";
-import { decryptPrivateKey, generateSigningKey, signAccessToken, type PublicJwk } from "../../lib/signing-keys";
+import {
+  decryptPrivateKey,
+  encryptPrivateKey,
+  generateSigningKey,
+  signAccessToken,
+  type PublicJwk,
+} from "../../lib/signing-keys";
 import type { OAuthClient, TokenPair, User } from "../../services/auth.service";
 import type { Product } from "../../services/products.service";
 import { freePort } from "../support/servers";
@@ -21,7 +27,9 @@ import {
   startInProcessNode,
   testConfig,
   testNatsUrl,
+  TEST_ADMIN,
   TEST_KEY_SECRET,
+  waitFor,
   type ErrorBody,
 } from "../support/nodes";
 
@@ -139,6 +147,77 @@ describe("accounts and sessions", () => {
     expect(revoked.status).toBe(401);
   });
 
+  it("lets one of many concurrent refreshes with one token win, and the detected reuse ends the winner's successor", async () => {
+    await register("race@example.com");
+    for (let round = 0; round < 6; round++) {
+      const { refreshToken } = await tokensFor("race@example.com");
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, () => call("POST", "/api/auth/refresh", { body: { refreshToken } })),
+      );
+      const statuses = answers.map((res) => res.status);
+      expect(statuses.filter((status) => status === 200)).toHaveLength(1);
+      const bodies = await Promise.all(answers.map((res) => res.json() as Promise<TokenPair & ErrorBody>));
+      const winner = bodies[statuses.indexOf(200)];
+      expect(bodies.filter((body) => body.type === "TOKEN_REUSED")).toHaveLength(7);
+      const successor = await call("POST", "/api/auth/refresh", { body: { refreshToken: winner.refreshToken } });
+      expect(successor.status).toBe(401);
+    }
+  });
+
+  it("answers login and refresh with Cache-Control: no-store", async () => {
+    await register("nostore@example.com");
+    const login = await call("POST", "/api/auth/login", {
+      body: { email: "nostore@example.com", password: "a-long-enough-password" },
+    });
+    expect(login.headers.get("cache-control")).toBe("no-store");
+    const { refreshToken } = await json<TokenPair>(login);
+    const refreshed = await call("POST", "/api/auth/refresh", { body: { refreshToken } });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("changes a password with the current one: new tokens, the old password and the other sessions end", async () => {
+    await register("changer@example.com");
+    const other = await tokensFor("changer@example.com");
+    const wrong = await call("POST", "/api/auth/password", {
+      body: { email: "changer@example.com", currentPassword: "not-the-password", newPassword: "a-brand-new-secret" },
+    });
+    expect(wrong.status).toBe(401);
+    expect(await json<ErrorBody>(wrong)).toMatchObject({ type: "INVALID_CREDENTIALS" });
+    const weak = await call("POST", "/api/auth/password", {
+      body: { email: "changer@example.com", currentPassword: "a-long-enough-password", newPassword: " ".repeat(10) },
+    });
+    expect(weak.status).toBe(422);
+    expect((await json<ErrorBody>(weak)).data).toMatchObject([{ field: "newPassword", type: "passwordWeak" }]);
+
+    const changed = await call("POST", "/api/auth/password", {
+      body: {
+        email: "changer@example.com",
+        currentPassword: "a-long-enough-password",
+        newPassword: "a-brand-new-secret",
+      },
+    });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get("cache-control")).toBe("no-store");
+    const fresh = await json<TokenPair>(changed);
+    expect((await call("GET", "/api/auth/me", { token: fresh.accessToken })).status).toBe(200);
+    expect(
+      (
+        await call("POST", "/api/auth/login", {
+          body: { email: "changer@example.com", password: "a-long-enough-password" },
+        })
+      ).status,
+    ).toBe(401);
+    await tokensFor("changer@example.com", "a-brand-new-secret");
+    // The session from before the change: its refresh token is revoked and its access token refused.
+    expect((await call("POST", "/api/auth/refresh", { body: { refreshToken: other.refreshToken } })).status).toBe(401);
+    await waitFor(
+      async () => ((await call("GET", "/api/auth/me", { token: other.accessToken })).status === 401 ? true : undefined),
+      5000,
+      "the old access token to be refused",
+    );
+  });
+
   it("logs out: the refresh token stops working", async () => {
     await register("leave@example.com");
     const tokens = await tokensFor("leave@example.com");
@@ -211,6 +290,18 @@ describe("access token verification", () => {
           audience: "aicunet-api",
           ttlSeconds: 60,
         }),
+    ],
+    [
+      "a token without exp",
+      async () => {
+        const key = await currentKey();
+        return jwt.sign({ ...(await adminClaims()) }, key.privateKeyPem, {
+          algorithm: "ES256",
+          keyid: key.kid,
+          issuer: "aicunet",
+          audience: "aicunet-api",
+        });
+      },
     ],
     ["garbage", async () => "not.a.token"],
   ])("answers 401 INVALID_TOKEN for %s", async (_case, makeToken) => {
@@ -298,7 +389,8 @@ describe("RBAC", () => {
       body: { roles: ["operator"] },
     });
     expect(update.status).toBe(200);
-    expect((await call("GET", "/api/auth/users", { token: tokens.accessToken })).status).toBe(403);
+    // The change ends the token from before it (refused once the gateway has the revocation); a refresh gets the roles.
+    expect([401, 403]).toContain((await call("GET", "/api/auth/users", { token: tokens.accessToken })).status);
     const refreshed = await json<TokenPair>(
       await call("POST", "/api/auth/refresh", { body: { refreshToken: tokens.refreshToken } }),
     );
@@ -334,6 +426,101 @@ describe("RBAC", () => {
       token: adminToken,
       body: { permissions: customerRole.permissions },
     });
+  });
+});
+
+describe("revocation before expiry", () => {
+  const refused = (token: string, path = "/api/auth/me") =>
+    waitFor(
+      async () => {
+        const res = await call("GET", path, { token });
+        if (res.status !== 401) return undefined;
+        return json<ErrorBody>(res);
+      },
+      5000,
+      `${path} to refuse the token`,
+    );
+
+  it("refuses a disabled user's access token within seconds", async () => {
+    const user = await register("revoked@example.com");
+    const { accessToken } = await tokensFor("revoked@example.com");
+    expect((await call("GET", "/api/auth/me", { token: accessToken })).status).toBe(200);
+    await call("PATCH", `/api/auth/users/${user.id}`, { token: adminToken, body: { status: "disabled" } });
+    expect(await refused(accessToken)).toMatchObject({ type: "INVALID_TOKEN", data: { reason: "revoked" } });
+  });
+
+  it("takes a demoted operator's rights within seconds; a refresh then carries the new roles", async () => {
+    const created = await call("POST", "/api/auth/users", {
+      token: adminToken,
+      body: {
+        email: "demoted@example.com",
+        password: "a-long-enough-password",
+        displayName: "Demoted",
+        roles: ["operator"],
+      },
+    });
+    const operator = await json<User>(created);
+    const tokens = await tokensFor("demoted@example.com");
+    const product = (sku: string) => ({ sku, name: sku, price: { amount: 1, currency: "EUR" } });
+    const write = (token: string, sku: string) => call("POST", "/api/products", { token, body: product(sku) });
+    expect((await write(tokens.accessToken, "DEMOTE-1")).status).toBe(201);
+    await call("PATCH", `/api/auth/users/${operator.id}`, { token: adminToken, body: { roles: ["customer"] } });
+    await waitFor(
+      async () => ((await write(tokens.accessToken, "DEMOTE-2")).status === 401 ? true : undefined),
+      5000,
+      "the demoted operator's token to be refused",
+    );
+    const refreshed = await json<TokenPair>(
+      await call("POST", "/api/auth/refresh", { body: { refreshToken: tokens.refreshToken } }),
+    );
+    expect((await write(refreshed.accessToken, "DEMOTE-3")).status).toBe(403);
+  });
+
+  it("refuses a disabled OAuth client's access token within seconds", async () => {
+    const created = await json<OAuthClient & { clientSecret: string }>(
+      await call("POST", "/api/auth/clients", {
+        token: adminToken,
+        body: { name: "revoked", scopes: ["products:write"] },
+      }),
+    );
+    const issued = await fetch(`${base}/oauth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: created.clientId,
+        client_secret: created.clientSecret,
+      }).toString(),
+    });
+    const { access_token: token } = await json<{ access_token: string }>(issued);
+    const write = (sku: string) =>
+      call("POST", "/api/products", { token, body: { sku, name: sku, price: { amount: 1, currency: "EUR" } } });
+    expect((await write("CLIENT-REVOKE-1")).status).toBe(201);
+    await call("PATCH", `/api/auth/clients/${created.clientId}`, { token: adminToken, body: { status: "disabled" } });
+    await waitFor(
+      async () => ((await write("CLIENT-REVOKE-2")).status === 401 ? true : undefined),
+      5000,
+      "the disabled client's token to be refused",
+    );
+  });
+
+  it("is known to a gateway that starts after the revocation", async () => {
+    const user = await register("before-start@example.com");
+    const { accessToken } = await tokensFor("before-start@example.com");
+    await call("PATCH", `/api/auth/users/${user.id}`, { token: adminToken, body: { status: "disabled" } });
+    const port = await freePort();
+    const late = await startInProcessNode(
+      testConfig(scope, { SERVICES: "api", PORT: String(port), TRANSPORTER: testNatsUrl(), NODE_ID: "late-gateway" }),
+    );
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/api/auth/me`, {
+        headers: { authorization: `Bearer ${accessToken}` },
+      });
+      expect(res.status).toBe(401);
+      expect(await json<ErrorBody>(res)).toMatchObject({ data: { reason: "revoked" } });
+    } finally {
+      await late.stop();
+    }
   });
 });
 
@@ -412,6 +599,12 @@ describe("OAuth2 client credentials", () => {
     if (status === 401 && basic) expect(res.headers.get("www-authenticate")).toMatch(/^Basic/);
   });
 
+  it("answers Basic credentials that are not form-urlencoded with invalid_client, not 500", async () => {
+    const res = await token({ grant_type: "client_credentials" }, "%E0%A4%A:x");
+    expect(res.status).toBe(401);
+    expect(await json<{ error: string }>(res)).toMatchObject({ error: "invalid_client" });
+  });
+
   it("rotates a client's secret and disables clients", async () => {
     const rotated = await json<{ clientSecret: string }>(
       await call("POST", `/api/auth/clients/${client.clientId}/rotate-secret`, { token: adminToken }),
@@ -487,6 +680,172 @@ describe("gateway hygiene", () => {
       body: { sku: "BIG", name: "x".repeat(2_000_000) },
     });
     expect(huge.status).toBe(413);
+  });
+});
+
+describe("account input", () => {
+  const registration = (body: Record<string, string>) =>
+    call("POST", "/api/auth/register", {
+      body: { email: "input@example.com", password: "a-long-enough-password", displayName: "Input", ...body },
+    });
+
+  it.each([
+    ["a right-to-left override", "\u202Egnp.exe"],
+    ["a control character", "bell\u0007"],
+    ["a zero-width space", "ad\u200Bmin"],
+    ["a bidirectional isolate", "\u2067admin\u2069"],
+    ["a stack of combining marks", "Z\u0301\u0302\u0303\u0304\u0305\u0306"],
+  ])("refuses a display name with %s", async (_case, displayName) => {
+    const res = await registration({ displayName });
+    expect(res.status).toBe(422);
+    expect((await json<ErrorBody>(res)).data).toMatchObject([{ field: "displayName", type: "displayNameCharacters" }]);
+  });
+
+  it.each([
+    ["a Cyrillic look-alike", "\u0430dmin@example.com"],
+    ["a Greek look-alike domain", "ada@ex\u03B1mple.com"],
+    ["a non-ASCII local part", "j\u00FCrgen@example.com"],
+  ])("refuses an e-mail address with %s", async (_case, email) => {
+    const res = await registration({ email });
+    expect(res.status).toBe(422);
+    expect((await json<ErrorBody>(res)).data).toMatchObject([{ field: "email", type: "emailCharacters" }]);
+  });
+
+  it("stores an address in its normal form: full-width letters are the ASCII account", async () => {
+    const res = await registration({ email: "\uFF26\uFF35\uFF2C\uFF2C@example.com" });
+    expect(res.status).toBe(201);
+    expect(await json<User>(res)).toMatchObject({ email: "full@example.com" });
+    await tokensFor("full@example.com");
+    expect((await registration({ email: "FULL@example.com" })).status).toBe(409);
+  });
+
+  it.each([
+    ["ten spaces", " ".repeat(10)],
+    ["one repeated character", "aaaaaaaaaaaa"],
+    ["four distinct characters", "abcdabcdabcd"],
+  ])("refuses a password of %s", async (_case, password) => {
+    const res = await registration({ password });
+    expect(res.status).toBe(422);
+    const body = await json<ErrorBody>(res);
+    expect(body.data).toMatchObject([{ field: "password", type: "passwordWeak" }]);
+    expect(JSON.stringify(body)).not.toContain(password);
+  });
+});
+
+describe("signing keys and the JWKS", () => {
+  it("answers the JWKS from a cache, not a database query per request", async () => {
+    const jwks = async () =>
+      (await json<{ keys: PublicJwk[] }>(await call("GET", "/.well-known/jwks.json"))).keys.map((key) => key.kid);
+    await jwks();
+    const stray = generateSigningKey();
+    await authDb.query(
+      `INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, retired_at) VALUES ($1, 'ES256', $2, $3, now())`,
+      [stray.kid, encryptPrivateKey(stray.privateKeyPem, TEST_KEY_SECRET), JSON.stringify(stray.publicJwk)],
+    );
+    try {
+      expect(await jwks()).not.toContain(stray.kid);
+    } finally {
+      await authDb.query("DELETE FROM signing_keys WHERE kid = $1", [stray.kid]);
+    }
+  });
+
+  it("is not ready, and says why, while AUTH_KEY_SECRET cannot open the stored signing key", async () => {
+    const { kid } = await currentKey();
+    const foreign = generateSigningKey();
+    await authDb.query(
+      `WITH retired AS (UPDATE signing_keys SET retired_at = now() WHERE kid = $1)
+       INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($2, 'ES256', $3, $4)`,
+      [kid, foreign.kid, encryptPrivateKey(foreign.privateKeyPem, "another-secret"), JSON.stringify(foreign.publicJwk)],
+    );
+    try {
+      const ready = await call("GET", "/health/ready");
+      expect(ready.status).toBe(503);
+      const report = await ready.text();
+      expect(report).toContain("auth:signing-key");
+      expect(report).toContain(`AUTH_KEY_SECRET does not open signing key ${foreign.kid}`);
+      const refused = await call("POST", "/api/auth/login", { body: TEST_ADMIN });
+      expect(refused.status).toBe(503);
+      expect(await json<ErrorBody>(refused)).toMatchObject({ type: "SIGNING_KEY_UNAVAILABLE" });
+    } finally {
+      await authDb.query("DELETE FROM signing_keys WHERE kid = $1", [foreign.kid]);
+      await authDb.query("UPDATE signing_keys SET retired_at = NULL WHERE kid = $1", [kid]);
+    }
+    expect((await call("GET", "/health/ready")).status).toBe(200);
+  });
+});
+
+describe("on a node of its own", () => {
+  const adminScope = isolation();
+  let adminNode: ServiceBroker;
+  let adminBase: string;
+  const patch = (token: string, id: string, body: unknown) =>
+    fetch(`${adminBase}/api/auth/users/${id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    const port = await freePort();
+    adminNode = await startInProcessNode(
+      testConfig(adminScope, { SERVICES: "api,auth", PORT: String(port), RATE_LIMIT_PROBE: "4" }),
+    );
+    adminBase = `http://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    await adminNode?.stop();
+    await dropScopeDatabases(adminScope.prefix);
+  });
+
+  it("limits the JWKS and health probes per client address", async () => {
+    const statuses = [];
+    for (const path of ["/.well-known/jwks.json", "/health/ready", "/.well-known/jwks.json", "/health/live"]) {
+      statuses.push((await fetch(`${adminBase}${path}`)).status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    const limited = await fetch(`${adminBase}/.well-known/jwks.json`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await fetch(`${adminBase}/health/ready`)).status).toBe(429);
+  });
+
+  it("keeps the last admin: it cannot be disabled or demoted, not even by itself; two concurrent demotions do not both pass", async () => {
+    const token = await login(adminBase);
+    const users = await json<User[]>(
+      await fetch(`${adminBase}/api/auth/users`, { headers: { authorization: `Bearer ${token}` } }),
+    );
+    const first = users.find((user) => user.roles.includes("admin"))!;
+    for (const change of [{ status: "disabled" }, { roles: ["customer"] }]) {
+      const res = await patch(token, first.id, change);
+      expect(res.status).toBe(409);
+      expect(await json<ErrorBody>(res)).toMatchObject({ type: "LAST_ADMIN" });
+    }
+
+    const created = await fetch(`${adminBase}/api/auth/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        email: "second-admin@example.com",
+        password: "a-long-enough-password",
+        displayName: "Second",
+        roles: ["admin"],
+      }),
+    });
+    const second = await json<User>(created);
+    const outcomes = await Promise.all([
+      patch(token, first.id, { roles: ["customer"] }),
+      patch(token, second.id, { status: "disabled" }),
+    ]);
+    expect(outcomes.map((res) => res.status).sort()).toEqual([200, 409]);
+    const after = await json<User[]>(
+      await fetch(`${adminBase}/api/auth/users`, {
+        headers: {
+          authorization: `Bearer ${await login(adminBase, outcomes[0].status === 200 ? { email: "second-admin@example.com", password: "a-long-enough-password" } : TEST_ADMIN)}`,
+        },
+      }),
+    );
+    expect(after.filter((user) => user.status === "active" && user.roles.includes("admin"))).toHaveLength(1);
   });
 });
 

@@ -93,6 +93,7 @@ it("lists both nodes, their services and their checks in the cluster health", as
     "broker",
     "transporter",
     "database:auth",
+    "auth:signing-key",
     "database:products",
   ]);
   expect(byId["gateway-node"]).toMatchObject({ available: true, ready: true, services: ["health", "api", "alerts"] });

@@ -3,11 +3,13 @@
  * node's log shipper on: records arrive with their request id, error records become `log.error` events, searches and
  * the incremental tail, the live tail as server-sent events through the gateway, retention, and who may read.
  */
-import type { BrokerOptions, ServiceBroker } from "moleculer";
+import jwt from "jsonwebtoken";
+import { Loggers, type BrokerOptions, type ServiceBroker, type ServiceSchema } from "moleculer";
 import { Client } from "pg";
 import { databaseUrlFor } from "../../lib/database";
 import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import { LogShipper } from "../../lib/log-shipper";
+import { decryptPrivateKey, signAccessToken } from "../../lib/signing-keys";
 import type { LogPage } from "../../services/logs.service";
 import {
   dropScopeDatabases,
@@ -17,7 +19,10 @@ import {
   registerCustomer,
   startInProcessNode,
   testConfig,
+  TEST_ADMIN,
+  TEST_KEY_SECRET,
   waitFor,
+  type ErrorBody,
 } from "../support/nodes";
 import { freePort } from "../support/servers";
 import { createEnvelope } from "../../lib/events";
@@ -27,6 +32,7 @@ let broker: ServiceBroker;
 let base: string;
 let admin: string;
 let logsDb: Client;
+let authDb: Client;
 
 const get = (path: string, token = admin) =>
   fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}`, "x-request-id": "logs-reader" } });
@@ -42,19 +48,37 @@ async function found(query: string, what: string): Promise<LogPage> {
   );
 }
 
+/** A service whose action fails with a fault of ours (a bare Error, so a 500). */
+const faulty: ServiceSchema = {
+  name: "faulty",
+  actions: {
+    fail: {
+      rest: "GET /fail",
+      permissions: "public",
+      handler() {
+        throw new Error("the disk is on fire");
+      },
+    },
+  },
+};
+
+/** Records are shipped (every 200 ms), not printed. */
+const shippingLogger = () => [new LogShipper({ level: "info", intervalMs: 200 })] as unknown as BrokerOptions["logger"];
+
 beforeAll(async () => {
   const port = await freePort();
   const cfg = testConfig(scope, { SERVICES: "api,auth,logs", PORT: String(port) });
-  // Records are shipped (every 200 ms), not printed.
-  const logger = [new LogShipper({ level: "info", intervalMs: 200 })] as unknown as BrokerOptions["logger"];
-  broker = await startInProcessNode(cfg, [], { logger });
+  broker = await startInProcessNode(cfg, [faulty], { logger: shippingLogger() });
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
   await logsDb.connect();
+  authDb = new Client({ connectionString: databaseUrlFor("auth", cfg) });
+  await authDb.connect();
 });
 
 afterAll(async () => {
+  await authDb?.end();
   await logsDb?.end();
   await broker?.stop();
   await dropScopeDatabases(scope.prefix);
@@ -103,6 +127,13 @@ it("turns error records into log.error events on the bus, and the tail returns o
   expect(tail.rows.length).toBeGreaterThan(0);
   expect(tail.rows.every((row) => row.id > before.rows[0].id)).toBe(true);
   expect(tail.rows.map((row) => row.id)).toEqual([...tail.rows.map((row) => row.id)].sort((a, b) => a - b));
+});
+
+it("logs the cause of a 5xx under the request id the client got", async () => {
+  const res = await fetch(`${base}/api/faulty/fail`, { headers: { "x-request-id": "logs-fault-1" } });
+  expect(res.status).toBe(500);
+  const page = await found("requestId=logs-fault-1&level=error", "the error record of the failed request");
+  expect(JSON.stringify(page.rows)).toContain("the disk is on fire");
 });
 
 it("counts the records a node reports it dropped, per node, as a metric", async () => {
@@ -189,6 +220,57 @@ describe("live tail", () => {
     expect(logEvents(rest).map((record) => record.message)).toEqual(["tail two", "tail three"]);
   });
 
+  it("ends at the access token's exp, not a token lifetime after it opened", async () => {
+    const { id } = await json<{ id: string }>(await get("/api/auth/me"));
+    const { rows } = await authDb.query<{ kid: string; private_key: string }>(
+      "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+    );
+    const key = { kid: rows[0].kid, privateKeyPem: decryptPrivateKey(rows[0].private_key, TEST_KEY_SECRET) };
+    const shortLived = signAccessToken({ sub: id, typ: "user", roles: ["admin"] }, key, {
+      issuer: "aicunet",
+      audience: "aicunet-api",
+      ttlSeconds: 3,
+    });
+    const exp = (jwt.decode(shortLived) as { exp: number }).exp * 1000;
+    const res = await stream("service=expiry-test", {}, shortLived);
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const giveUp = setTimeout(() => void reader.cancel(), 15_000);
+    try {
+      while (!(await reader.read()).done);
+    } finally {
+      clearTimeout(giveUp);
+    }
+    expect(Math.abs(Date.now() - exp)).toBeLessThan(1500);
+  });
+
+  it("ends when its token is revoked (the operator is disabled)", async () => {
+    const operator = { email: "tail-operator@example.com", password: "a-long-enough-password" };
+    const created = await fetch(`${base}/api/auth/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ ...operator, displayName: "Tail operator", roles: ["operator"] }),
+    });
+    const { id } = await json<{ id: string }>(created);
+    const res = await stream("service=revocation-test", {}, await login(base, operator));
+    expect(res.status).toBe(200);
+    const disabled = await fetch(`${base}/api/auth/users/${id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ status: "disabled" }),
+    });
+    expect(disabled.status).toBe(200);
+    const revokedAt = Date.now();
+    const reader = res.body!.getReader();
+    const giveUp = setTimeout(() => void reader.cancel(), 15_000);
+    try {
+      while (!(await reader.read()).done);
+    } finally {
+      clearTimeout(giveUp);
+    }
+    expect(Date.now() - revokedAt).toBeLessThan(5000);
+  });
+
   it("refuses before streaming: no token 401, a customer 403, a bad filter 422 naming it", async () => {
     expect((await fetch(`${base}/api/logs/stream`)).status).toBe(401);
     const customer = await registerCustomer(base, "tail-customer@example.com");
@@ -198,5 +280,85 @@ describe("live tail", () => {
     const body = await json<{ type: string; data: { field: string }[] }>(bad);
     expect(body.type).toBe("VALIDATION_ERROR");
     expect(body.data.map((problem) => problem.field)).toEqual(["level"]);
+  });
+});
+
+/** Every record a node logs, as text: what the log store would get (the shipper may lose what precedes its channel). */
+class CapturingLogger extends Loggers.Base<Record<string, never>> {
+  readonly records: string[] = [];
+
+  override getLogHandler() {
+    return (_type: string, args: unknown[]) => {
+      this.records.push(args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" "));
+    };
+  }
+}
+
+describe("a generated first-admin password", () => {
+  const generatedScope = isolation();
+  const captured = new CapturingLogger({});
+  let node: ServiceBroker;
+  let nodeBase: string;
+  let terminal = "";
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const write = jest.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+      terminal += chunk.toString();
+      return true;
+    });
+    try {
+      node = await startInProcessNode(
+        testConfig(generatedScope, { SERVICES: "api,auth,logs", PORT: String(port), ADMIN_PASSWORD: "" }),
+        [],
+        { logger: [...(shippingLogger() as unknown[]), captured] as unknown as BrokerOptions["logger"] },
+      );
+    } finally {
+      write.mockRestore();
+    }
+    nodeBase = `http://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+    await dropScopeDatabases(generatedScope.prefix);
+  });
+
+  const post = (path: string, body: unknown) =>
+    fetch(`${nodeBase}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+
+  it("is shown on the terminal only, never in the log store, and must be changed at the first sign-in", async () => {
+    const password = /Generated password[^:]*: (\S+)/.exec(terminal)?.[1];
+    expect(password).toBeDefined();
+    const credentials = { email: TEST_ADMIN.email, password: password! };
+
+    const first = await post("/api/auth/login", credentials);
+    expect(first.status).toBe(403);
+    expect(await json<ErrorBody>(first)).toMatchObject({
+      type: "PASSWORD_CHANGE_REQUIRED",
+      data: { changePassword: "POST /api/auth/password" },
+    });
+    const changed = await post("/api/auth/password", {
+      email: TEST_ADMIN.email,
+      currentPassword: password,
+      newPassword: "the-admin-chose-this-one",
+    });
+    expect(changed.status).toBe(200);
+    const { accessToken } = await json<{ accessToken: string }>(changed);
+    expect((await post("/api/auth/login", credentials)).status).toBe(401);
+    expect((await post("/api/auth/login", { ...credentials, password: "the-admin-chose-this-one" })).status).toBe(200);
+
+    // The logger (which feeds the log store) says the admin was created, never with the password.
+    const creation = captured.records.filter((record) => record.startsWith("Created the first admin"));
+    expect(creation).toEqual([expect.stringContaining("written to this node's terminal only")]);
+    expect(captured.records.filter((record) => record.includes(password!))).toEqual([]);
+    const search = await fetch(`${nodeBase}/api/logs?search=${encodeURIComponent(password!)}`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+    expect((await json<LogPage>(search)).total).toBe(0);
   });
 });

@@ -208,7 +208,7 @@ describe("products through the gateway", () => {
     const ready = await fetch(`${base}/health/ready`);
     expect(ready.status).toBe(200);
     const checks = (await json<NodeReadiness>(ready)).checks.map((check) => check.name);
-    expect(checks).toEqual(["broker", "gateway:routes", "database:auth", "database:products"]);
+    expect(checks).toEqual(["broker", "gateway:routes", "database:auth", "auth:signing-key", "database:products"]);
     const cluster = await json<ClusterHealth>(await fetch(`${base}/api/health`));
     expect(cluster).toMatchObject({ status: "ok", nodes: [{ nodeID: broker.nodeID, ready: true }] });
   });

@@ -62,6 +62,15 @@ describe("signing keys and access tokens", () => {
     const expired = signAccessToken({ sub: "u1", typ: "user" }, key, { ...settings, ttlSeconds: -10 });
     expect(() => verifyAccessToken(expired, key.publicJwk, settings)).toThrow(/expired/);
   });
+
+  it("rejects a token without exp, which would never end", () => {
+    const endless = jwt.sign({ sub: "u1", typ: "user" }, key.privateKeyPem, {
+      algorithm: "ES256",
+      keyid: key.kid,
+      ...settings,
+    });
+    expect(() => verifyAccessToken(endless, key.publicJwk, settings)).toThrow(/no exp/);
+  });
 });
 
 describe("memory rate-limit store", () => {

@@ -90,4 +90,24 @@ describe("session store", () => {
     });
     expect(sessionStore.getState().user).toBeNull();
   });
+
+  it("signs in by changing a password that must be changed, with the current one", async () => {
+    fetchMock
+      .mockResolvedValueOnce(reply(403, { type: "PASSWORD_CHANGE_REQUIRED", message: "The password must be changed" }))
+      .mockResolvedValueOnce(reply(200, { accessToken: "a1", refreshToken: "r1", expiresIn: 900 }))
+      .mockResolvedValueOnce(reply(200, me));
+    await expect(sessionStore.getState().signIn("op@example.com", "generated")).rejects.toMatchObject({
+      status: 403,
+      type: "PASSWORD_CHANGE_REQUIRED",
+    });
+    expect(sessionStore.getState().user).toBeNull();
+    await sessionStore.getState().changePassword("op@example.com", "generated", "a-new-password");
+    expect(fetchMock.mock.calls[1][0]).toBe("/api/auth/password");
+    expect(JSON.parse(fetchMock.mock.calls[1][1].body as string)).toEqual({
+      email: "op@example.com",
+      currentPassword: "generated",
+      newPassword: "a-new-password",
+    });
+    expect(sessionStore.getState()).toMatchObject({ accessToken: "a1", refreshToken: "r1", user: me });
+  });
 });

@@ -32,6 +32,11 @@ export interface SessionState {
   restoring: boolean;
   restore(): Promise<void>;
   signIn(email: string, password: string): Promise<void>;
+  /**
+   * Changes the password with the current one and signs in with the tokens the answer carries (the way in for an
+   * account whose sign-in answered `PASSWORD_CHANGE_REQUIRED`).
+   */
+  changePassword(email: string, currentPassword: string, newPassword: string): Promise<void>;
   signOut(): Promise<void>;
   /** Exchanges the refresh token for new tokens; false (and the session ended) when that fails. */
   refresh(): Promise<boolean>;
@@ -77,11 +82,13 @@ export const sessionStore = createStore<SessionState>()((set, get) => ({
   },
 
   async signIn(email, password) {
-    const tokens = await publicApi<TokenPair>("POST", "/api/auth/login", { email, password });
-    const user = await fetchMe(tokens.accessToken);
-    set({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, user, notice: null });
-    keepRefreshToken(tokens.refreshToken);
-    scheduleRefresh(tokens.expiresIn);
+    await startSession(await publicApi<TokenPair>("POST", "/api/auth/login", { email, password }));
+  },
+
+  async changePassword(email, currentPassword, newPassword) {
+    await startSession(
+      await publicApi<TokenPair>("POST", "/api/auth/password", { email, currentPassword, newPassword }),
+    );
   },
 
   async signOut() {
@@ -130,3 +137,10 @@ export const sessionStore = createStore<SessionState>()((set, get) => ({
 }));
 
 export const useSession = <T>(select: (state: SessionState) => T): T => useStore(sessionStore, select);
+
+async function startSession(tokens: TokenPair): Promise<void> {
+  const user = await fetchMe(tokens.accessToken);
+  sessionStore.setState({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, user, notice: null });
+  keepRefreshToken(tokens.refreshToken);
+  scheduleRefresh(tokens.expiresIn);
+}

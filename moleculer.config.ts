@@ -13,6 +13,7 @@ import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
+import { BusIdentityMiddleware } from "./middlewares/bus-identity.middleware";
 import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
 import { RequestContextMiddleware } from "./middlewares/request-context.middleware";
 import { StopIntakeMiddleware } from "./middlewares/stop-intake.middleware";
@@ -66,6 +67,23 @@ function redactedTags(ctx: Context, response?: unknown): Record<string, unknown>
   return response === undefined ? { params: redact(ctx.params) } : {};
 }
 
+/** This role's NATS credentials and TLS, for the transporter and the channels' connection alike (nats.js options). */
+function natsConnection(config: Config) {
+  const { user, password, tlsCa } = config.nats;
+  return {
+    ...(user && password ? { user, pass: password } : {}),
+    ...(tlsCa ? { tls: { caFile: tlsCa } } : {}),
+  };
+}
+
+function transporter(config: Config): BrokerOptions["transporter"] {
+  if (!config.transporter?.startsWith("nats://")) {
+    // A connection string such as redis://host, which Moleculer resolves; its typings list only type names.
+    return config.transporter as BrokerOptions["transporter"];
+  }
+  return { type: "NATS", options: { url: config.transporter, ...natsConnection(config) } };
+}
+
 /**
  * Durable channels for messages that must not be lost: NATS JetStream in a cluster, in memory (Moleculer events) in
  * the single-process default, where the outbox is what keeps unsent events across restarts. Streams and consumer
@@ -82,7 +100,7 @@ function channels(config: Config) {
           nats: {
             url: config.transporter,
             // Reconnect for as long as it takes: the outbox holds what could not be published meanwhile.
-            connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 },
+            connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsConnection(config) },
             // Copies of each stream across the JetStream cluster: 3 on the k8s NATS cluster, so a lost node loses nothing.
             streamConfig: { num_replicas: config.jetstreamReplicas },
             consumerOptions: {
@@ -104,8 +122,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     namespace: config.namespace,
     nodeID: config.nodeID,
     logger: logger(config),
-    // A connection string such as nats://host:4222, which Moleculer resolves; its typings list only type names.
-    transporter: config.transporter as BrokerOptions["transporter"],
+    transporter: transporter(config),
     serializer: "JSON",
 
     requestTimeout: config.requestTimeout,
@@ -131,6 +148,7 @@ export function brokerOptions(config: Config): BrokerOptions {
 
     middlewares: [
       StopIntakeMiddleware(),
+      BusIdentityMiddleware(config),
       RequestContextMiddleware(),
       PermissionsMiddleware(),
       AuditMiddleware({ spoolDir: path.join(config.dataDir, "audit-spool", config.namespace) }),

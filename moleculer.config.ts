@@ -81,7 +81,10 @@ function transporter(config: Config): BrokerOptions["transporter"] {
     // A connection string such as redis://host, which Moleculer resolves; its typings list only type names.
     return config.transporter as BrokerOptions["transporter"];
   }
-  return { type: "NATS", options: { url: config.transporter, ...natsConnection(config) } };
+  // The servers, not the URL: given a URL, Moleculer's NATS transporter overwrites `user` and `pass` with the URL's
+  // (empty) ones.
+  const servers = config.transporter.split(",").map((url) => new URL(url.trim()).host);
+  return { type: "NATS", options: { servers, ...natsConnection(config) } };
 }
 
 /**

@@ -4,7 +4,7 @@
  * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
  * the embedded database stops. A second signal stops waiting for the broker, but still stops the embedded database.
  */
-import { ConfigError, config, type Config } from "../lib/config";
+import { ConfigError, config, hasDatabase, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   let embedded: EmbeddedPostgres | undefined;
   const log = (message: string) => console.info(`[aicunet] ${message}`);
   if (cfg.services.includes("api")) await ensureUiBuilt(log);
-  if (!cfg.database.url) {
+  if (!cfg.database.url && cfg.services.some(hasDatabase)) {
     embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log });
     cfg = { ...cfg, database: { ...cfg.database, url: embedded.url } };
   }
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   broker.logger.info(
     `Starting node ${cfg.nodeID} (${cfg.env}): services [${cfg.services.join(", ")}], transporter ${
       cfg.transporter ?? "none"
-    }, database ${redactUrl(cfg.database.url!)}${embedded ? " (embedded)" : ""}`,
+    }, database ${cfg.database.url ? redactUrl(cfg.database.url) : "none"}${embedded ? " (embedded)" : ""}`,
   );
 
   // One Ctrl-C often arrives twice (from the terminal and relayed by npm), so only a signal more than a second after

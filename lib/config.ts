@@ -23,6 +23,9 @@ export const SERVICE_NAMES = [
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
+/** Whether a service keeps a database of its own: all but the gateway, so a gateway-only node needs no database URL. */
+export const hasDatabase = (name: ServiceName): boolean => name !== "api";
+
 export type NodeEnv = "development" | "production" | "test";
 export type LogFormat = "pretty" | "json";
 export type TracingExporterName = "console" | "event" | "zipkin";
@@ -458,7 +461,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const databaseUrl = url("DATABASE_URL", postgres) ?? null;
   if (isProduction && !databaseUrl) {
-    const missing = services.filter((name) => !overrides[name]);
+    const missing = services.filter((name) => hasDatabase(name) && !overrides[name]);
     if (missing.length > 0) problems.push("DATABASE_URL is required in production (the embedded PostgreSQL is not)");
   }
 

@@ -102,6 +102,8 @@ describe("loadConfig", () => {
 
   it("refuses production without a database URL instead of starting the embedded one", () => {
     expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/DATABASE_URL is required in production/);
+    // The gateway keeps no data: its role is given no database URL at all.
+    expect(() => loadConfig({ NODE_ENV: "production", SERVICES: "api" })).not.toThrow();
     expect(() =>
       loadConfig({ NODE_ENV: "production", SERVICES: "products", PRODUCTS_DATABASE_URL: "postgres://db/p" }),
     ).not.toThrow();

@@ -201,6 +201,23 @@ describe("on the secured bus (NATS users with subject permissions, TLS, per-role
     }
   });
 
+  it("does not let the gateway's credentials publish domain events, which other roles act on", async () => {
+    const connectAs = (role: Role) => connect({ servers: natsUrl, user: role, pass: passwords[role], tls: { caFile } });
+    const [commerce, edge] = await Promise.all([connectAs("commerce"), connectAs("gateway")]);
+    try {
+      const subject = `${NAMESPACE}.order.created`;
+      await (await commerce.jetstreamManager()).streams.add({ name: "bus_trust_orders", subjects: [subject] });
+      await expect(commerce.jetstream().publish(subject, new Uint8Array([1]))).resolves.toHaveProperty("seq", 1);
+      await expect(edge.jetstream().publish(subject, new Uint8Array([2]), { timeout: 2000 })).rejects.toMatchObject({
+        code: "PERMISSIONS_VIOLATION",
+      });
+      // What the gateway does publish, its log records, it still may.
+      await expect(edge.jetstream().publish(`${NAMESPACE}.log.batch`, new Uint8Array([3]))).resolves.toBeDefined();
+    } finally {
+      await Promise.all([commerce.close(), edge.close()]);
+    }
+  });
+
   it("refuses every privileged call of a broker with another role's credentials that claims to be the system or an admin", async () => {
     const victim = await customer("bus-victim-1@test.example");
     const rogue = await startRogue(secured("providers"));

@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import path from "node:path";
+import { publicKeyOfSeed } from "./bus-claims";
 import { parseTrustedProxies } from "./client-address";
 import type { DeliveryPolicy } from "./delivery";
 
@@ -626,6 +627,12 @@ function busOf(role: string, signingKey: string | undefined, trusted: string | u
     if (!name || !key || rest.length > 0 || !is32Bytes(key)) {
       problems.push(`BUS_TRUSTED_KEYS entry ${entry} is not role:publicKey (a 32-byte Ed25519 key in base64url)`);
     } else trustedKeys[name] = key;
+  }
+  // A node receives its own balanced events too: a list that does not vouch for its own key would drop their callers.
+  if (signingKey && is32Bytes(signingKey) && Object.keys(trustedKeys).length > 0) {
+    if (trustedKeys[role] !== publicKeyOfSeed(signingKey)) {
+      problems.push(`BUS_TRUSTED_KEYS must list this node's role ${role} with the public key of BUS_SIGNING_KEY`);
+    }
   }
   return { role, signingKey: signingKey ?? null, trustedKeys };
 }

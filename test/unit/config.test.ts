@@ -79,6 +79,10 @@ describe("loadConfig", () => {
       signingKey: null,
       trustedKeys: {},
     });
+    const otherKey = publicKeyOfSeed(Buffer.alloc(32, 9).toString("base64url"));
+    expect(() =>
+      loadConfig({ BUS_ROLE: "gateway", BUS_SIGNING_KEY: SEED, BUS_TRUSTED_KEYS: `gateway:${otherKey}` }),
+    ).toThrow(/BUS_TRUSTED_KEYS must list this node's role gateway with the public key of BUS_SIGNING_KEY/);
     expect(() => loadConfig({ BUS_SIGNING_KEY: "short", BUS_TRUSTED_KEYS: "gateway" })).toThrow(
       /BUS_SIGNING_KEY must be a 32-byte Ed25519 seed[\s\S]*BUS_TRUSTED_KEYS entry gateway is not role:publicKey/,
     );

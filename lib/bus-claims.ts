@@ -19,11 +19,13 @@ export const CLAIM_TTL_MS = 60_000;
 export const EDGE_ROLE = "gateway";
 
 /**
- * The system calls the gateway makes on its own behalf: token verification keys, the role table, the dashboard's
- * counters, its peers' traffic and event schemas. Reads only; anything else it asserts as the system is dropped.
+ * The system calls the gateway makes on its own behalf: token verification keys and revocations, the role table, the
+ * dashboard's counters, its peers' traffic and event schemas. Reads only; anything else it asserts as the system is
+ * dropped. A new system call from the gateway belongs here, or it is refused wherever the gateway runs as its role.
  */
 export const EDGE_SYSTEM_ACTIONS: ReadonlySet<string> = new Set([
   "auth.jwks",
+  "auth.revocations",
   "auth.rolePermissions",
   "sagas.list",
   "dlq.stats",

@@ -20,6 +20,7 @@ import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
+import { BusIdentityMiddleware } from "./middlewares/bus-identity.middleware";
 import { ChannelsReadyMiddleware } from "./middlewares/channels-ready.middleware";
 import { DatabaseErrorsMiddleware } from "./middlewares/database-errors.middleware";
 import { PermissionsMiddleware } from "./middlewares/permissions.middleware";
@@ -85,6 +86,26 @@ function redactedTags(ctx: Context, response?: unknown): Record<string, unknown>
   return response === undefined ? { params: redact(ctx.params) } : {};
 }
 
+/** This role's NATS credentials and TLS, for the transporter and the channels' connection alike (nats.js options). */
+function natsConnection(config: Config) {
+  const { user, password, tlsCa } = config.nats;
+  return {
+    ...(user && password ? { user, pass: password } : {}),
+    ...(tlsCa ? { tls: { caFile: tlsCa } } : {}),
+  };
+}
+
+function transporter(config: Config): BrokerOptions["transporter"] {
+  if (!config.transporter?.startsWith("nats://")) {
+    // A connection string such as redis://host, which Moleculer resolves; its typings list only type names.
+    return config.transporter as BrokerOptions["transporter"];
+  }
+  // The servers, not the URL: given a URL, Moleculer's NATS transporter overwrites `user` and `pass` with the URL's
+  // (empty) ones.
+  const servers = config.transporter.split(",").map((url) => new URL(url.trim()).host);
+  return { type: "NATS", options: { servers, ...natsConnection(config) } };
+}
+
 /**
  * Durable channels for messages that must not be lost: NATS JetStream in a cluster, in memory (Moleculer events) in
  * the single-process default, where the outbox is what keeps unsent events across restarts. Streams and consumer
@@ -101,7 +122,7 @@ function channels(config: Config) {
           nats: {
             url: config.transporter,
             // Reconnect for as long as it takes: the outbox holds what could not be published meanwhile.
-            connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 },
+            connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000, ...natsConnection(config) },
             // Copies of each stream across the JetStream cluster: 3 on the k8s NATS cluster, so a lost node loses nothing.
             streamConfig: { num_replicas: config.jetstreamReplicas },
             consumerOptions: {
@@ -123,8 +144,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     namespace: config.namespace,
     nodeID: config.nodeID,
     logger: logger(config),
-    // A connection string such as nats://host:4222, which Moleculer resolves; its typings list only type names.
-    transporter: config.transporter as BrokerOptions["transporter"],
+    transporter: transporter(config),
     serializer: "JSON",
 
     requestTimeout: config.requestTimeout,
@@ -155,6 +175,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     middlewares: [
       DatabaseErrorsMiddleware(),
       StopIntakeMiddleware(),
+      BusIdentityMiddleware(config),
       RequestContextMiddleware(),
       PermissionsMiddleware(),
       AuditMiddleware({ spoolDir: path.join(config.dataDir, "audit-spool", config.namespace) }),

@@ -4,7 +4,7 @@
  * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
  * the embedded database stops. A second signal stops waiting for the broker, but still stops the embedded database.
  */
-import { ConfigError, DEFAULT_ADMIN_EMAIL, config, type Config } from "../lib/config";
+import { ConfigError, DEFAULT_ADMIN_EMAIL, config, hasDatabase, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   let embedded: EmbeddedPostgres | undefined;
   const log = (message: string) => console.info(`[aicunet] ${message}`);
   if (cfg.services.includes("api")) await ensureUiBuilt(log);
-  if (!cfg.database.url) {
+  if (!cfg.database.url && cfg.services.some(hasDatabase)) {
     embedded = await startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPostgresPort, log }).catch(
       (err: Error) => {
         // A cause the user can fix is told as such; anything else keeps its stack for a bug report.
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   broker.logger.info(
     `Starting node ${cfg.nodeID} (${cfg.env}): services [${cfg.services.join(", ")}], transporter ${
       cfg.transporter ?? "none"
-    }, database ${redactUrl(cfg.database.url!)}${embedded ? " (embedded)" : ""}`,
+    }, database ${cfg.database.url ? redactUrl(cfg.database.url) : "none"}${embedded ? " (embedded)" : ""}`,
   );
 
   // One Ctrl-C often arrives twice (from the terminal and relayed by npm), so only a signal more than a second after
@@ -121,7 +121,7 @@ function startBanner(cfg: Config, broker: ServiceBroker, embedded: boolean): str
       "Data",
       embedded
         ? `${cfg.dataDir} (embedded PostgreSQL on 127.0.0.1:${cfg.embeddedPostgresPort})`
-        : redactUrl(cfg.database.url!),
+        : (cfg.database.url && redactUrl(cfg.database.url)) || "none",
     ],
     ["Services", cfg.services.join(", ")],
     ["Nodes", nodes],

@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import path from "node:path";
+import { publicKeyOfSeed } from "./bus-claims";
 import { parseTrustedProxies } from "./client-address";
 import type { DeliveryPolicy } from "./delivery";
 
@@ -22,6 +23,9 @@ export const SERVICE_NAMES = [
   "alerts",
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+/** Whether a service keeps a database of its own: all but the gateway, so a gateway-only node needs no database URL. */
+export const hasDatabase = (name: ServiceName): boolean => name !== "api";
 
 export type NodeEnv = "development" | "production" | "test";
 export type LogFormat = "pretty" | "json";
@@ -55,6 +59,37 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "TRANSPORTER",
     default: "(none)",
     description: "Moleculer transporter, e.g. `nats://127.0.0.1:4222`. Unset: a single process with no transporter.",
+  },
+  {
+    key: "NATS_USER",
+    default: "(none; required in production)",
+    description:
+      "This role's NATS user (its publish/subscribe allow-lists are in the NATS server's authorization config); used by the transporter and the durable channels. With `NATS_PASSWORD`.",
+  },
+  { key: "NATS_PASSWORD", default: "(none; required in production)", description: "Password of `NATS_USER`." },
+  {
+    key: "NATS_TLS_CA",
+    default: "(none; required in production)",
+    description:
+      "PEM file of the CA that signed the NATS server's certificate; set, the connection to NATS is TLS and the server is verified.",
+  },
+  {
+    key: "BUS_ROLE",
+    default: "dev",
+    description:
+      "Name of this node's role (`gateway`, `identity`, ...): which public key in `BUS_TRUSTED_KEYS` verifies the caller claims it signs. The `gateway` role may only assert users, clients and a few system reads (docs/security.md).",
+  },
+  {
+    key: "BUS_SIGNING_KEY",
+    default: "(required in production with a transporter)",
+    description:
+      "This role's Ed25519 seed (32 bytes, base64url) that signs the caller identity of every call and event it sends over the bus. Development without it: generated once into `DATA_DIR/secrets/` and trusted as role `dev`.",
+  },
+  {
+    key: "BUS_TRUSTED_KEYS",
+    default: "(required in production with a transporter)",
+    description:
+      "Comma list of `role:publicKey` (base64url Ed25519) whose caller claims this node accepts; a claim from any other key is dropped. `npm run bus-keys` makes a set.",
   },
   {
     key: "SERVICES",
@@ -314,6 +349,10 @@ export interface Config {
   port: number;
   metricsPort: number;
   transporter: string | null;
+  /** NATS credentials and TLS, for the transporter and the durable channels alike. */
+  nats: { user: string | null; password: string | null; tlsCa: string | null };
+  /** Caller claims on the bus (lib/bus-claims.ts); a null key in development is generated at start. */
+  bus: { role: string; signingKey: string | null; trustedKeys: Record<string, string> };
   services: ServiceName[];
   database: {
     /** Server URL shared by the services; null means the embedded PostgreSQL is used. */
@@ -454,7 +493,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const databaseUrl = url("DATABASE_URL", postgres) ?? null;
   if (isProduction && !databaseUrl) {
-    const missing = services.filter((name) => !overrides[name]);
+    const missing = services.filter((name) => hasDatabase(name) && !overrides[name]);
     if (missing.length > 0) problems.push("DATABASE_URL is required in production (the embedded PostgreSQL is not)");
   }
 
@@ -480,6 +519,22 @@ export function loadConfig(env: Env = process.env): Config {
   if (anchorKey && anchorKey.length < 32) problems.push("AUDIT_ANCHOR_KEY must be at least 32 characters");
 
   const transporter = text("TRANSPORTER") ?? null;
+  const nats = {
+    user: text("NATS_USER") ?? null,
+    password: text("NATS_PASSWORD") ?? null,
+    tlsCa: text("NATS_TLS_CA") ?? null,
+  };
+  if (Boolean(nats.user) !== Boolean(nats.password)) problems.push("NATS_USER and NATS_PASSWORD go together");
+  const bus = busOf(text("BUS_ROLE") ?? "dev", text("BUS_SIGNING_KEY"), text("BUS_TRUSTED_KEYS"), problems);
+  if (isProduction && transporter) {
+    // A production bus is a trust boundary: who joins it, and which identities the nodes on it may vouch for.
+    if (!nats.user) problems.push("NATS_USER and NATS_PASSWORD are required in production with a transporter");
+    if (!nats.tlsCa) problems.push("NATS_TLS_CA is required in production with a transporter (NATS over TLS)");
+    if (!bus.signingKey) problems.push("BUS_SIGNING_KEY is required in production with a transporter");
+    if (Object.keys(bus.trustedKeys).length === 0) {
+      problems.push("BUS_TRUSTED_KEYS is required in production with a transporter");
+    }
+  }
   const tracingExporters = tracingExportersOf(text("TRACING_EXPORTER"), nodeEnv, problems);
   const tracingEndpoint = url("TRACING_ENDPOINT", ["http:", "https:"]) ?? null;
   if (tracingExporters.includes("zipkin") && !tracingEndpoint) {
@@ -493,6 +548,8 @@ export function loadConfig(env: Env = process.env): Config {
     port: number("PORT", 3000, { max: 65535 }),
     metricsPort: number("METRICS_PORT", 3030, { max: 65535 }),
     transporter,
+    nats,
+    bus,
     services,
     database: {
       url: databaseUrl,
@@ -594,6 +651,31 @@ export function loadConfig(env: Env = process.env): Config {
   if (isProduction && config.failpoints.length > 0) problems.push("FAILPOINTS are for fault tests, not production");
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** `BUS_SIGNING_KEY` must be a 32-byte seed; `BUS_TRUSTED_KEYS` entries `role:publicKey` with 32-byte keys. */
+function busOf(role: string, signingKey: string | undefined, trusted: string | undefined, problems: string[]) {
+  const is32Bytes = (value: string) => /^[A-Za-z0-9_-]{43}$/.test(value);
+  if (signingKey !== undefined && !is32Bytes(signingKey)) {
+    problems.push("BUS_SIGNING_KEY must be a 32-byte Ed25519 seed in base64url (43 characters)");
+  }
+  const trustedKeys: Record<string, string> = {};
+  for (const entry of (trusted ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean)) {
+    const [name, key, ...rest] = entry.split(":");
+    if (!name || !key || rest.length > 0 || !is32Bytes(key)) {
+      problems.push(`BUS_TRUSTED_KEYS entry ${entry} is not role:publicKey (a 32-byte Ed25519 key in base64url)`);
+    } else trustedKeys[name] = key;
+  }
+  // A node receives its own balanced events too: a list that does not vouch for its own key would drop their callers.
+  if (signingKey && is32Bytes(signingKey) && Object.keys(trustedKeys).length > 0) {
+    if (trustedKeys[role] !== publicKeyOfSeed(signingKey)) {
+      problems.push(`BUS_TRUSTED_KEYS must list this node's role ${role} with the public key of BUS_SIGNING_KEY`);
+    }
+  }
+  return { role, signingKey: signingKey ?? null, trustedKeys };
 }
 
 function trustedProxiesOf(value: string | undefined, problems: string[]): string[] {

@@ -9,6 +9,7 @@ import { ServiceBroker } from "moleculer";
 import { validateOpenApi } from "../support/openapi";
 import { databaseUrlFor } from "../../lib/database";
 import { SYSTEM_CALLER } from "../../lib/permissions";
+import { BusIdentityMiddleware } from "../../middlewares/bus-identity.middleware";
 import {
   decryptPrivateKey,
   encryptPrivateKey,
@@ -78,11 +79,13 @@ beforeAll(async () => {
   adminToken = await login(base);
   authDb = new Client({ connectionString: databaseUrlFor("auth", cfg) });
   await authDb.connect();
+  // Another node of ours (it signs the callers it sends, as every node does); a rogue one is in bus-trust.test.ts.
   otherNode = new ServiceBroker({
     logger: false,
     namespace: scope.namespace,
     transporter: { type: "NATS", options: { url: testNatsUrl() } },
     nodeID: "other",
+    middlewares: [BusIdentityMiddleware(cfg)],
   });
   await otherNode.start();
   await otherNode.waitForServices(["auth"], 10_000);

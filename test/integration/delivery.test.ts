@@ -23,12 +23,32 @@ interface K8sObject {
 }
 
 interface Container {
-  env?: { name: string; value?: string }[];
+  name: string;
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string } } }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   ports: { name: string; containerPort: number }[];
   startupProbe: { httpGet: { path: string; port: string } };
   livenessProbe: { httpGet: { path: string; port: string } };
   readinessProbe: { httpGet: { path: string; port: string } };
+  securityContext?: { runAsNonRoot?: boolean };
+  volumeMounts?: { name: string; mountPath: string }[];
 }
+
+interface PodSpec {
+  securityContext?: { runAsNonRoot?: boolean };
+  containers: Container[];
+  volumes?: { name: string; secret?: { secretName: string; items?: { key: string }[] } }[];
+}
+
+interface PeerRule {
+  podSelector?: {
+    matchLabels?: Record<string, string>;
+    matchExpressions?: { key: string; operator: string; values: string[] }[];
+  };
+}
+
+/** The app roles, by the component label of their Deployments; every one but the gateway keeps data. */
+const ROLES = ["gateway", "identity", "commerce", "workflow", "providers", "operations"];
 
 const OVERLAYS = ["k8s/overlays/staging", "k8s/overlays/production", "k8s/base/migrate"];
 const scope = isolation();
@@ -136,6 +156,129 @@ describeWithTool(KUBECTL)("Kubernetes manifests", () => {
     }
   });
 
+  it("gives every container a liveness probe and runs every pod as non-root", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const workloads = rendered[overlay].filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+      expect(workloads.map((o) => o.metadata.name)).toEqual(expect.arrayContaining(["nats", "redis"]));
+      for (const workload of workloads) {
+        const pod = (workload.spec as { template: { spec: PodSpec } }).template.spec;
+        for (const container of pod.containers) {
+          const where = `${overlay} ${workload.metadata.name}/${container.name}`;
+          expect([where, Boolean(container.livenessProbe)]).toEqual([where, true]);
+          const nonRoot = container.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
+          expect([where, nonRoot]).toEqual([where, true]);
+        }
+      }
+    }
+  });
+
+  it("gives each role a Secret of its own, and the gateway no database, signing-key or admin secret", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const deployments = rendered[overlay].filter((o) => o.kind === "Deployment" && servicesOf(o));
+      expect(deployments.length).toBeGreaterThanOrEqual(ROLES.length);
+      for (const deployment of deployments) {
+        const role = deployment.metadata.labels!["app.kubernetes.io/component"];
+        const container = containerOf(deployment);
+        const secrets = [
+          ...(container.envFrom ?? []).flatMap((source) => (source.secretRef ? [source.secretRef.name] : [])),
+          ...(container.env ?? []).flatMap((entry) => entry.valueFrom?.secretKeyRef?.name ?? []),
+        ];
+        expect([deployment.metadata.name, secrets]).toEqual([deployment.metadata.name, [`aicunet-${role}`]]);
+        if (role === "gateway") {
+          const named = (container.env ?? []).map((entry) => entry.name);
+          for (const key of ["DATABASE_URL", "DATABASE_REPLICA_URL", "AUTH_KEY_SECRET", "ADMIN_PASSWORD"]) {
+            expect(named).not.toContain(key);
+          }
+        }
+      }
+      const migrate = render("k8s/base/migrate")[0];
+      const job = (migrate.spec as { template: { spec: PodSpec } }).template.spec.containers[0];
+      expect(job.envFrom).toContainEqual({ secretRef: { name: "aicunet-migrate" } });
+    }
+  });
+
+  it("joins every role to NATS over TLS as its own user and claim role, and NATS requires both", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const objects = rendered[overlay];
+      const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "aicunet-config")!;
+      expect(config.data!.NATS_TLS_CA).toBe("/etc/nats-ca/ca.crt");
+      for (const deployment of objects.filter((o) => o.kind === "Deployment" && servicesOf(o))) {
+        const role = deployment.metadata.labels!["app.kubernetes.io/component"];
+        const container = containerOf(deployment);
+        expect(container.env).toEqual(
+          expect.arrayContaining([
+            { name: "NATS_USER", value: role },
+            { name: "BUS_ROLE", value: role },
+          ]),
+        );
+        expect(container.envFrom).toContainEqual({ configMapRef: { name: "aicunet-bus-trust" } });
+        expect(container.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: "/etc/nats-ca" }));
+        const pod = (deployment.spec as { template: { spec: PodSpec } }).template.spec;
+        // Only the CA: no role holds the NATS server's private key.
+        expect(pod.volumes).toContainEqual({
+          name: "nats-ca",
+          secret: { secretName: "nats-tls", items: [{ key: "ca.crt", path: "ca.crt" }] },
+        });
+      }
+      const natsConfig = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "nats-config")!;
+      expect(natsConfig.data!["nats.conf"]).toMatch(/include \.\/authorization\.conf/);
+      expect(natsConfig.data!["nats.conf"]).toMatch(/^tls \{/m);
+      const authorization = objects.find(
+        (o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("nats-authorization-"),
+      )!;
+      const file = readFileSync(path.join(ROOT, "k8s/base/platform/nats-authorization.conf"), "utf8");
+      expect(authorization.data!["authorization.conf"]).toBe(file);
+      for (const role of ROLES) expect(file).toContain(`user: ${role}, password: $NATS_${role.toUpperCase()}_PASSWORD`);
+    }
+  });
+
+  it("has an authorization config that nats-server accepts", () => {
+    const env = Object.fromEntries(ROLES.map((role) => [`NATS_${role.toUpperCase()}_PASSWORD`, "checked"]));
+    const result = spawnSync("nats-server", ["-t", "-c", "k8s/base/platform/nats-authorization.conf"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+    });
+    expect([result.status, result.stdout + result.stderr]).toEqual([0, expect.stringContaining("is valid")]);
+  });
+
+  it("lets only the bus roles reach NATS, and keeps the gateway away from PostgreSQL", () => {
+    for (const overlay of ["k8s/overlays/staging", "k8s/overlays/production"]) {
+      const policies = rendered[overlay].filter((object) => object.kind === "NetworkPolicy");
+      /**
+       * Who a policy admits on `port`: the components it names; a peer in another namespace as "(namespace)"; a pod
+       * selector without a component by its label keys ("app.kubernetes.io/part-of" alone: any of the app's pods).
+       */
+      const admitted = (name: string, port: number) => {
+        const policy = policies.find((candidate) => candidate.metadata.name === name)!;
+        const rules = policy.spec!.ingress as {
+          from: (PeerRule & { namespaceSelector?: object })[];
+          ports?: { port: number }[];
+        }[];
+        return rules
+          .filter((rule) => !rule.ports || rule.ports.some((allowed) => allowed.port === port))
+          .flatMap((rule) =>
+            rule.from.flatMap((peer) => {
+              if (peer.namespaceSelector) return ["(namespace)"];
+              const named = peer.podSelector?.matchExpressions?.find((e) => e.key === "app.kubernetes.io/component");
+              const labels = peer.podSelector?.matchLabels ?? {};
+              if (named) return named.values;
+              return [labels["app.kubernetes.io/component"] ?? Object.keys(labels).join(",")];
+            }),
+          );
+      };
+      expect(admitted("nats-from-roles", 4222)).toEqual(ROLES);
+      // The roles that keep data and the migration job; the operator and the instances themselves.
+      expect(admitted("postgres-from-roles", 5432)).toEqual([
+        ...ROLES.filter((role) => role !== "gateway"),
+        "migrate",
+        "(namespace)",
+        "cnpg.io/cluster",
+      ]);
+      expect(admitted("redis-from-gateway", 6379)).toEqual(["gateway"]);
+    }
+  });
+
   it("probes paths and a port that a real node of each role serves", async () => {
     const objects = rendered["k8s/overlays/staging"];
     const config = objects.find((object) => object.kind === "ConfigMap" && object.metadata.name === "aicunet-config")!;
@@ -201,6 +344,13 @@ describe("pipeline, image and compose files", () => {
         AUTH_KEY_SECRET: "x".repeat(32),
         AUDIT_ANCHOR_KEY: "y".repeat(32),
         ADMIN_PASSWORD: "a-long-enough-password",
+        BUS_TRUSTED_KEYS: "checked",
+        ...Object.fromEntries(
+          ROLES.flatMap((role) => [
+            [`NATS_${role.toUpperCase()}_PASSWORD`, "checked"],
+            [`BUS_${role.toUpperCase()}_KEY`, "checked"],
+          ]),
+        ),
       },
     });
     expect(given.status).toBe(0);
@@ -221,6 +371,45 @@ describe("pipeline, image and compose files", () => {
     const nginx = readFileSync(path.join(ROOT, "deploy/nginx/gateway.conf"), "utf8");
     expect(nginx).toMatch(/server gateway:3000;/);
     expect(nginx).toMatch(/proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;/);
+  });
+});
+
+describe("compose file's bus", () => {
+  // Read as written (anchors merged), so it is checked without docker-compose too.
+  const compose = parse(readFileSync(path.join(ROOT, "docker-compose.yml"), "utf8"), { merge: true }) as {
+    services: Record<string, { environment?: Record<string, string>; command?: string[]; volumes?: string[] }>;
+  };
+
+  it("gives each role only its own secrets: the gateway no database, signing-key or admin secret", () => {
+    for (const role of ROLES) {
+      const env = compose.services[role].environment!;
+      expect([role, env.NATS_USER, env.BUS_ROLE]).toEqual([role, role, role]);
+      expect(env.NATS_PASSWORD).toBe(`\${NATS_${role.toUpperCase()}_PASSWORD:?}`);
+      expect(env.BUS_SIGNING_KEY).toBe(`\${BUS_${role.toUpperCase()}_KEY:?}`);
+      expect(env.NATS_TLS_CA).toBe("/etc/nats-ca/ca.crt");
+      const holds = (key: string) => Object.prototype.hasOwnProperty.call(env, key);
+      expect([role, holds("AUTH_KEY_SECRET"), holds("ADMIN_PASSWORD")]).toEqual([
+        role,
+        role === "identity",
+        role === "identity",
+      ]);
+      expect([role, holds("DATABASE_URL")]).toEqual([role, role !== "gateway"]);
+    }
+  });
+
+  it("runs NATS with the deployments' users, permissions and TLS", () => {
+    const nats = compose.services.nats;
+    expect(nats.command).toEqual(expect.arrayContaining(["-c", "/etc/nats/nats.conf"]));
+    expect(nats.volumes).toEqual(
+      expect.arrayContaining([
+        "./k8s/base/platform/nats-authorization.conf:/etc/nats/authorization.conf:ro",
+        "./deploy/nats/nats.conf:/etc/nats/nats.conf:ro",
+      ]),
+    );
+    const conf = readFileSync(path.join(ROOT, "deploy/nats/nats.conf"), "utf8");
+    expect(conf).toMatch(/include \.\/authorization\.conf/);
+    expect(conf).toMatch(/^tls \{/m);
+    for (const role of ROLES) expect(Object.keys(nats.environment!)).toContain(`NATS_${role.toUpperCase()}_PASSWORD`);
   });
 });
 

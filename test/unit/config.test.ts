@@ -1,4 +1,8 @@
+import { publicKeyOfSeed } from "../../lib/bus-claims";
 import { CONFIG_KEYS, ConfigError, SERVICE_NAMES, loadConfig } from "../../lib/config";
+
+const SEED = Buffer.alloc(32, 7).toString("base64url");
+const PUBLIC_KEY = publicKeyOfSeed(SEED);
 
 describe("loadConfig", () => {
   it("gives the documented defaults for an empty environment", () => {
@@ -25,6 +29,12 @@ describe("loadConfig", () => {
       PORT: "8080",
       METRICS_PORT: "0",
       TRANSPORTER: "nats://127.0.0.1:4222",
+      NATS_USER: "gateway",
+      NATS_PASSWORD: "nats-password",
+      NATS_TLS_CA: "/etc/nats-ca/ca.crt",
+      BUS_ROLE: "gateway",
+      BUS_SIGNING_KEY: SEED,
+      BUS_TRUSTED_KEYS: `gateway:${PUBLIC_KEY},identity:${PUBLIC_KEY}`,
       SERVICES: "api, Products",
       DATABASE_URL: "postgres://u:p@db:5432/postgres",
       ORDERS_DATABASE_URL: "postgres://u:p@replica:5432/orders_db",
@@ -47,6 +57,41 @@ describe("loadConfig", () => {
     });
     expect(cfg.tracing.exporters).toEqual([]);
     expect(cfg.requestTimeout).toBe(2500);
+    expect(cfg.nats).toEqual({ user: "gateway", password: "nats-password", tlsCa: "/etc/nats-ca/ca.crt" });
+    expect(cfg.bus).toEqual({
+      role: "gateway",
+      signingKey: SEED,
+      trustedKeys: { gateway: PUBLIC_KEY, identity: PUBLIC_KEY },
+    });
+  });
+
+  it("refuses production on a bus without NATS credentials, TLS and caller-claim keys; development needs none", () => {
+    const production = { NODE_ENV: "production", DATABASE_URL: "postgres://db/postgres", SERVICES: "products" };
+    expect(() => loadConfig(production)).not.toThrow();
+    let error: unknown;
+    try {
+      loadConfig({ ...production, TRANSPORTER: "nats://nats:4222" });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      "NATS_USER and NATS_PASSWORD are required in production with a transporter",
+      "NATS_TLS_CA is required in production with a transporter (NATS over TLS)",
+      "BUS_SIGNING_KEY is required in production with a transporter",
+      "BUS_TRUSTED_KEYS is required in production with a transporter",
+    ]);
+    expect(loadConfig({ TRANSPORTER: "nats://127.0.0.1:4222" }).bus).toEqual({
+      role: "dev",
+      signingKey: null,
+      trustedKeys: {},
+    });
+    const otherKey = publicKeyOfSeed(Buffer.alloc(32, 9).toString("base64url"));
+    expect(() =>
+      loadConfig({ BUS_ROLE: "gateway", BUS_SIGNING_KEY: SEED, BUS_TRUSTED_KEYS: `gateway:${otherKey}` }),
+    ).toThrow(/BUS_TRUSTED_KEYS must list this node's role gateway with the public key of BUS_SIGNING_KEY/);
+    expect(() => loadConfig({ BUS_SIGNING_KEY: "short", BUS_TRUSTED_KEYS: "gateway" })).toThrow(
+      /BUS_SIGNING_KEY must be a 32-byte Ed25519 seed[\s\S]*BUS_TRUSTED_KEYS entry gateway is not role:publicKey/,
+    );
   });
 
   it("collects every problem into one ConfigError", () => {
@@ -67,6 +112,8 @@ describe("loadConfig", () => {
 
   it("refuses production without a database URL instead of starting the embedded one", () => {
     expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/DATABASE_URL is required in production/);
+    // The gateway keeps no data: its role is given no database URL at all.
+    expect(() => loadConfig({ NODE_ENV: "production", SERVICES: "api" })).not.toThrow();
     expect(() =>
       loadConfig({ NODE_ENV: "production", SERVICES: "products", PRODUCTS_DATABASE_URL: "postgres://db/p" }),
     ).not.toThrow();

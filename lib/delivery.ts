@@ -97,17 +97,21 @@ export function deterministicId(...parts: (string | number)[]): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-const brokersWithChannels = new WeakSet<object>();
+/**
+ * Kept on the broker itself under a registry-wide symbol, not in a module-level set: a node's modules may be loaded
+ * more than once in a process (tests load each node's in a registry of its own), and every copy must agree.
+ */
+const CHANNELS_READY = Symbol.for("aicunet.channelsReady");
+type Markable = { [CHANNELS_READY]?: boolean };
 
 /** Set by the ChannelsReady middleware once every consumer group of the node has subscribed, cleared on stop. */
 export function setChannelsReady(broker: object, ready: boolean): void {
-  if (ready) brokersWithChannels.add(broker);
-  else brokersWithChannels.delete(broker);
+  (broker as Markable)[CHANNELS_READY] = ready;
 }
 
 /** Publishers hold their messages (in the outbox, the audit spool, the log buffer) until this is true. */
 export function channelsReady(broker: object): boolean {
-  return brokersWithChannels.has(broker);
+  return (broker as Markable)[CHANNELS_READY] === true;
 }
 
 /** The part of the channels adapter that streams are made with (NATS only; the in-memory adapter has none). */

@@ -213,7 +213,14 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   {
     key: "RATE_LIMIT_AUTH",
     default: "10",
-    description: "Login, refresh, change-password and token requests per minute per client IP.",
+    description:
+      "Refresh, change-password, register and token requests per minute per client IP and endpoint; failed sign-ins per minute per client IP.",
+  },
+  {
+    key: "RATE_LIMIT_LOGIN_ACCOUNT",
+    default: "10",
+    description:
+      "Failed sign-ins per account in 15 minutes, from any address, before that account's sign-ins answer 429 until the window ends.",
   },
   {
     key: "RATE_LIMIT_PROBE",
@@ -398,7 +405,7 @@ export interface Config {
     passwordHashCost: number;
   };
   redisUrl: string | null;
-  rateLimits: { perIp: number; perUser: number; auth: number; probe: number };
+  rateLimits: { perIp: number; perUser: number; auth: number; loginAccount: number; probe: number };
   corsOrigins: string[];
   trustedProxies: string[];
   jetstreamReplicas: number;
@@ -599,6 +606,7 @@ export function loadConfig(env: Env = process.env): Config {
       perIp: number("RATE_LIMIT_IP", 600, { min: 1 }),
       perUser: number("RATE_LIMIT_USER", 1200, { min: 1 }),
       auth: number("RATE_LIMIT_AUTH", 10, { min: 1 }),
+      loginAccount: number("RATE_LIMIT_LOGIN_ACCOUNT", 10, { min: 1 }),
       probe: number("RATE_LIMIT_PROBE", 600, { min: 1 }),
     },
     trustedProxies: trustedProxiesOf(text("TRUSTED_PROXIES"), problems),

@@ -13,6 +13,8 @@ export interface WindowCount {
 
 export interface RateLimitStore {
   hit(key: string, windowMs: number): Promise<WindowCount>;
+  /** The window's count without adding to it (0 when no window is open). */
+  peek(key: string): Promise<WindowCount>;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,14 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     window.count += 1;
     return { count: window.count, resetInMs: window.resetAt - now };
+  }
+
+  async peek(key: string): Promise<WindowCount> {
+    const now = Date.now();
+    const window = this.windows.get(key);
+    return window && window.resetAt > now
+      ? { count: window.count, resetInMs: window.resetAt - now }
+      : { count: 0, resetInMs: 0 };
   }
 
   private evictExpired(now: number) {
@@ -58,6 +68,14 @@ export class RedisRateLimitStore implements RateLimitStore {
   async hit(key: string, windowMs: number): Promise<WindowCount> {
     const [count, ttl] = (await this.redis.eval(HIT_SCRIPT, 1, `${this.prefix}${key}`, windowMs)) as [number, number];
     return { count, resetInMs: ttl > 0 ? ttl : windowMs };
+  }
+
+  async peek(key: string): Promise<WindowCount> {
+    const [count, ttl] = await Promise.all([
+      this.redis.get(`${this.prefix}${key}`),
+      this.redis.pttl(`${this.prefix}${key}`),
+    ]);
+    return count === null ? { count: 0, resetInMs: 0 } : { count: Number(count), resetInMs: Math.max(ttl, 0) };
   }
 
   async close(): Promise<void> {

@@ -36,7 +36,7 @@ import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
 import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
-import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from "../lib/rate-limit";
+import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore, type WindowCount } from "../lib/rate-limit";
 import { RevocationList, subjectOf, type Revocation } from "../lib/revocation";
 import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
@@ -92,6 +92,15 @@ const CREDENTIAL_ACTIONS = new Set([
   "auth.changePassword",
   "auth.oauthToken",
 ]);
+/** How long an account's failed sign-ins count against it. */
+const ACCOUNT_WINDOW_MS = 15 * MINUTE;
+
+/** The account a sign-in is for, in the form auth compares e-mail addresses in. */
+function loginAccountOf(req: GatewayRequest): string {
+  const email = (req.$params as { email?: unknown } | undefined)?.email;
+  return typeof email === "string" ? email.normalize("NFKC").trim().toLowerCase() : "";
+}
+
 /** Their answers carry tokens: no cache may keep them (RFC 6749 §5.1). */
 const TOKEN_ACTIONS = new Set(["auth.login", "auth.refresh", "auth.changePassword"]);
 const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
@@ -188,6 +197,9 @@ interface ApiMethods {
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
   limit(name: string, key: string, perMinute: number): Promise<void>;
+  limitWindow(read: (store: RateLimitStore) => Promise<WindowCount>): Promise<WindowCount>;
+  refuseLockedOutLogin(req: GatewayRequest): Promise<void>;
+  countLoginFailure(req: GatewayRequest): Promise<void>;
   clientOf(req: GatewayRequest): string;
   publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
@@ -316,7 +328,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         ) {
           ctx.meta.caller = ANONYMOUS;
           refuseUnstorableInput(req);
-          await this.limit("auth", `ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
+          await this.limit("auth", `auth.oauthToken:ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
           res.setHeader("Cache-Control", "no-store");
           const header = req.headers.authorization;
           if (header?.startsWith("Basic ")) ctx.meta.basicAuth = parseBasicCredentials(header.slice(6));
@@ -538,10 +550,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      */
     async authenticate(ctx: Context<unknown, CallerMeta>, _route: unknown, req: GatewayRequest) {
       const ip = this.clientOf(req);
+      const action = req.$alias?.action;
       await this.limit("ip", `ip:${ip}`, cfg.rateLimits.perIp);
-      if (req.$alias?.action && CREDENTIAL_ACTIONS.has(req.$alias.action)) {
-        await this.limit("auth", `ip:${ip}`, cfg.rateLimits.auth);
-      }
+      if (action === "auth.login") await this.refuseLockedOutLogin(req);
+      else if (action && CREDENTIAL_ACTIONS.has(action))
+        await this.limit("auth", `${action}:ip:${ip}`, cfg.rateLimits.auth);
       const header = req.headers.authorization;
       if (!header) {
         ctx.meta.caller = ANONYMOUS;
@@ -750,17 +763,47 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * each gateway counts in its own memory: the limit then holds per replica rather than not at all.
      */
     async limit(name: string, key: string, perMinute: number): Promise<void> {
-      let count;
+      const count = await this.limitWindow((store) => store.hit(`${name}:${key}`, MINUTE));
+      if (count.count > perMinute) throw new RateLimitedError(name, Math.max(1, Math.ceil(count.resetInMs / 1000)));
+    },
+
+    /** A window from the shared store, or from this gateway's own while the shared one is out. */
+    async limitWindow(read: (store: RateLimitStore) => Promise<WindowCount>): Promise<WindowCount> {
       try {
-        count = await this.rateLimits.hit(`${name}:${key}`, MINUTE);
+        return await read(this.rateLimits);
       } catch (err) {
         if (Date.now() - (this.fallbackWarnedAt ?? 0) > MINUTE) {
           this.fallbackWarnedAt = Date.now();
           this.logger.warn(`Rate limit store unavailable, counting per gateway meanwhile: ${(err as Error).message}`);
         }
-        count = await this.fallbackLimits.hit(`${name}:${key}`, MINUTE);
+        return read(this.fallbackLimits);
       }
-      if (count.count > perMinute) throw new RateLimitedError(name, Math.max(1, Math.ceil(count.resetInMs / 1000)));
+    },
+
+    /**
+     * Sign-ins are limited by their failures, not their number: per account from any address (a slow guess spread
+     * over many addresses), and per address (one address guessing many accounts). A right password from an address
+     * others share is not refused for their mistakes until that address's failures pass the limit.
+     */
+    async refuseLockedOutLogin(req: GatewayRequest) {
+      const checks: [string, string, number][] = [
+        ["auth", `login-failures:ip:${this.clientOf(req)}`, cfg.rateLimits.auth],
+        ["account", `login-failures:account:${loginAccountOf(req)}`, cfg.rateLimits.loginAccount],
+      ];
+      for (const [name, key, limit] of checks) {
+        const window = await this.limitWindow((store) => store.peek(key));
+        if (window.count >= limit) {
+          throw new RateLimitedError(name, Math.max(1, Math.ceil(window.resetInMs / 1000)));
+        }
+      }
+    },
+
+    /** Counts a failed sign-in against its address and its account. */
+    async countLoginFailure(req: GatewayRequest) {
+      await Promise.all([
+        this.limitWindow((store) => store.hit(`login-failures:ip:${this.clientOf(req)}`, MINUTE)),
+        this.limitWindow((store) => store.hit(`login-failures:account:${loginAccountOf(req)}`, ACCOUNT_WINDOW_MS)),
+      ]);
     },
 
     /**
@@ -803,7 +846,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      */
     sendError(req: GatewayRequest, res: ServerResponse, error: Error) {
       const err = errorForClient(error, req);
-      const { code, data } = err as Errors.MoleculerError;
+      const { code, data, type } = err as Errors.MoleculerError;
+      if (req.$alias?.action === "auth.login" && type === "INVALID_CREDENTIALS") {
+        this.countLoginFailure(req).catch((failure: Error) =>
+          this.logger.warn(`Could not count a failed sign-in: ${failure.message}`),
+        );
+      }
       if (!(Number.isInteger(code) && code >= 400 && code < 500)) {
         // The cause as it happened, before errorForClient shaped what the client is told.
         const { name, message, stack, type } = error as Errors.MoleculerError;

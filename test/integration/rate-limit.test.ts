@@ -55,7 +55,6 @@ it("limits each caller across both gateways, whatever address they come from", a
       "auth routes",
     );
   }
-  // This login is the first of the 5 credential calls the next test counts on.
   const token = await login(gateways[0]);
   const statuses: number[] = [];
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -79,8 +78,8 @@ it("counts login attempts over both gateways and answers 429 with Retry-After pa
   }
   const statuses: number[] = [];
   let limited: Response | undefined;
-  // One of the 5 allowed credential calls went to the login above.
-  for (let attempt = 0; attempt < 5; attempt++) {
+  // Failed sign-ins count, from this address over both gateways; the right one above did not.
+  for (let attempt = 0; attempt < 6; attempt++) {
     const res = await fetch(`${gateways[attempt % 2]}/api/auth/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -90,15 +89,20 @@ it("counts login attempts over both gateways and answers 429 with Retry-After pa
     if (res.status === 429) limited ??= res;
     else await res.body?.cancel();
   }
-  expect(statuses).toEqual([401, 401, 401, 401, 429]);
+  expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
   const retryAfter = Number(limited!.headers.get("retry-after"));
   expect(retryAfter).toBeGreaterThanOrEqual(1);
   expect(retryAfter).toBeLessThanOrEqual(60);
   expect(await json<ErrorBody>(limited!)).toMatchObject({ code: 429, type: "RATE_LIMITED", data: { limit: "auth" } });
 });
 
-/** Five wrong logins from `forwardedFor` (when given) through `gateway`; their statuses. */
-async function wrongLogins(gateway: string, count: number, forwardedFor?: string): Promise<number[]> {
+/** `count` sign-ins with a wrong password from `forwardedFor` (when given) through `gateway`; their statuses. */
+async function wrongLogins(
+  gateway: string,
+  count: number,
+  forwardedFor?: string,
+  email = "someone@example.com",
+): Promise<number[]> {
   const statuses: number[] = [];
   for (let attempt = 0; attempt < count; attempt++) {
     const res = await fetch(`${gateway}/api/auth/login`, {
@@ -107,7 +111,7 @@ async function wrongLogins(gateway: string, count: number, forwardedFor?: string
         "content-type": "application/json",
         ...(forwardedFor ? { "x-forwarded-for": forwardedFor } : {}),
       },
-      body: JSON.stringify({ email: "someone@example.com", password: "not-the-password" }),
+      body: JSON.stringify({ email, password: "not-the-password" }),
     });
     statuses.push(res.status);
     await res.body?.cancel();
@@ -143,4 +147,36 @@ it("counts each client behind a trusted proxy on its own, and believes no hop a 
 it("still limits, per gateway, while the shared store is unreachable", async () => {
   const withoutRedis = await startGateway({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
   expect(await wrongLogins(withoutRedis, 6)).toEqual([401, 401, 401, 401, 401, 429]);
+});
+
+/** A sign-in or registration from `address` (behind the trusted proxy this test plays). */
+function credentialsCall(gateway: string, route: string, address: string, body: object): Promise<Response> {
+  return fetch(`${gateway}/api/auth/${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-forwarded-for": address },
+    body: JSON.stringify(body),
+  });
+}
+
+it("limits failed sign-ins per account from any address, and spares others behind an address that failed", async () => {
+  const gateway = await startGateway({ TRUSTED_PROXIES: "127.0.0.1", RATE_LIMIT_LOGIN_ACCOUNT: "3" });
+  const victim = { email: "victim@example.com", password: "the-victims-password" };
+  const neighbour = { email: "neighbour@example.com", password: "the-neighbours-password" };
+  expect((await credentialsCall(gateway, "register", "192.0.2.1", { ...victim, displayName: "Victim" })).status).toBe(
+    201,
+  );
+  // A slow guess spread over three addresses: each address fails once, the account three times.
+  for (const address of ["192.0.2.10", "192.0.2.11", "192.0.2.12"]) {
+    expect(await wrongLogins(gateway, 1, address, victim.email)).toEqual([401]);
+  }
+  const locked = await credentialsCall(gateway, "login", "192.0.2.13", victim);
+  expect(locked.status).toBe(429);
+  expect(await json<ErrorBody>(locked)).toMatchObject({ type: "RATE_LIMITED", data: { limit: "account" } });
+  const retryAfter = Number(locked.headers.get("retry-after"));
+  expect(retryAfter).toBeGreaterThan(60);
+  expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+  // Someone else behind an address that failed registers and signs in: another's mistakes are not theirs.
+  const registered = await credentialsCall(gateway, "register", "192.0.2.10", { ...neighbour, displayName: "N" });
+  expect(registered.status).toBe(201);
+  expect((await credentialsCall(gateway, "login", "192.0.2.10", neighbour)).status).toBe(200);
 });

@@ -87,6 +87,7 @@ export function nodeEnv(scope: { prefix: string; namespace: string }, env: Recor
     AUDIT_ANCHOR_KEY: TEST_ANCHOR_KEY,
     // Suites log in often from one address; the rate-limit suite sets its own limits.
     RATE_LIMIT_AUTH: "100000",
+    RATE_LIMIT_LOGIN_ACCOUNT: "100000",
     RATE_LIMIT_IP: "100000",
     RATE_LIMIT_PROBE: "100000",
     ...env,

@@ -6,7 +6,8 @@
  * DLQ depth (pending entries) is exported per channel as the `aicunet.dlq.depth` gauge.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import { onePage, type Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
@@ -53,6 +54,14 @@ export interface DeadLetter {
 }
 
 export type DeadLetterPage = Page<DeadLetter>;
+
+/** One row of `GET /api/dlq/stats`. */
+export interface DeadLetterCount {
+  channel: string;
+  group: string;
+  status: DeadLetterStatus;
+  count: number;
+}
 
 interface DeadLetteredPayload {
   channel: string;
@@ -300,6 +309,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     /** A page of dead letters, newest failure first, filtered and searched (message and error text). `dlq:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["dlq:read"],
       params: {
         status: { type: "enum", values: [...DEAD_LETTER_STATUSES], optional: true },
@@ -319,17 +329,19 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** Pending entries per channel and consumer group, for dashboards. `dlq:read`. */
+    /** Entries per channel, consumer group and status (answered whole, as one page), for dashboards. `dlq:read`. */
     stats: {
       rest: "GET /stats",
+      list: "page",
       permissions: ["dlq:read"],
       params: { $$strict: true },
-      async handler(this: DlqThis) {
-        return this.sequelize.query(
+      async handler(this: DlqThis): Promise<Page<DeadLetterCount>> {
+        const counts = await this.sequelize.query<DeadLetterCount>(
           `SELECT channel, consumer_group AS "group", status, count(*)::int AS count FROM dead_letters
            GROUP BY channel, consumer_group, status ORDER BY channel, consumer_group, status`,
           { type: QueryTypes.SELECT },
         );
+        return onePage(counts);
       },
     },
 

@@ -37,6 +37,7 @@ import { clientInputProblem } from "../lib/client-input";
 import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
+import type { ListShape } from "../lib/paging";
 import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
 import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from "../lib/rate-limit";
 import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
@@ -131,6 +132,7 @@ interface RouteAction {
   params?: Record<string, unknown>;
   permissions?: PermissionDeclaration;
   status?: number;
+  list?: ListShape;
 }
 
 interface ApiState {
@@ -398,6 +400,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
               params: action?.params,
               permissions: action?.permissions,
               status: action?.status,
+              list: action?.list,
               // The token endpoint's route parses form bodies (RFC 6749), the others JSON.
               bodyType: alias.route?.opts?.bodyParsers?.urlencoded ? "form" : "json",
             };

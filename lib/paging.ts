@@ -5,8 +5,8 @@
 
 /**
  * Offset paging (`page` from 1, `pageSize`), for lists whose rows change in place (orders, dead letters, users): one
- * page and the count of every match. A list short enough to answer whole (roles, rules, an order's payments) is one
- * page holding all of it, so clients read it the same way.
+ * page and the count of every match. Every such list takes `page` and `pageSize`, short ones (roles, rules, an order's
+ * payments) too, so clients page them all the same way.
  */
 export interface Page<T> {
   rows: T[];
@@ -32,9 +32,31 @@ export interface CursorPage<T> {
 /** Which of the two shapes a list action answers with: its `list` key, which the OpenAPI document shows. */
 export type ListShape = "page" | "cursor";
 
-/** A list answered whole: all its rows as page 1 of 1 (0 pages when empty, as a paged query counts them). */
-export function onePage<T>(rows: T[]): Page<T> {
-  return { rows, total: rows.length, page: 1, pageSize: rows.length, totalPages: rows.length > 0 ? 1 : 0 };
+/** What an offset list is asked for (after validation, with the defaults applied). */
+export interface PageQuery {
+  page: number;
+  pageSize: number;
+}
+
+/** The paging parameters of an offset list; short lists default to their whole length (`pageSize` = the maximum). */
+export function pageParams(maxPageSize: number, defaultPageSize = maxPageSize) {
+  return {
+    page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+    pageSize: {
+      type: "number",
+      integer: true,
+      positive: true,
+      max: maxPageSize,
+      convert: true,
+      default: defaultPageSize,
+    },
+  } as const;
+}
+
+/** One page of a short list read whole (roles, rules, an order's payments): cheaper than counting in SQL. */
+export function pageOf<T>(all: T[], { page, pageSize }: PageQuery): Page<T> {
+  const rows = all.slice((page - 1) * pageSize, page * pageSize);
+  return { rows, total: all.length, page, pageSize, totalPages: Math.ceil(all.length / pageSize) };
 }
 
 /**

@@ -16,7 +16,15 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { KV, KvEntry } from "nats";
 import { selectPage } from "../lib/database";
-import { CURSOR_PARAM, cursorPage, onePage, type CursorPage, type Page } from "../lib/paging";
+import {
+  CURSOR_PARAM,
+  cursorPage,
+  pageOf,
+  pageParams,
+  type CursorPage,
+  type Page,
+  type PageQuery,
+} from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import {
   GENESIS_HASH,
@@ -508,18 +516,22 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       },
     },
 
-    /** The schema registry: every event type's versions (or one type's), in order, as one page. `audit:read`. */
+    /** The schema registry: every event type's versions (or one type's), in order (all of them unless paged). `audit:read`. */
     schemas: {
       rest: "GET /schemas",
       list: "page",
       permissions: ["audit:read"],
-      params: { type: { type: "string", min: 1, max: 200, optional: true }, $$strict: true },
-      async handler(this: AuditThis, ctx: Context<{ type?: string }>): Promise<Page<RegisteredSchema>> {
+      params: {
+        type: { type: "string", min: 1, max: 200, optional: true },
+        ...pageParams(MAX_EVENTS_PAGE),
+        $$strict: true,
+      },
+      async handler(this: AuditThis, ctx: Context<{ type?: string } & PageQuery>): Promise<Page<RegisteredSchema>> {
         const rows = await this.sequelize.query<SchemaRow>(
           "SELECT * FROM event_schemas WHERE ($1::text IS NULL OR type = $1) ORDER BY type, version",
           { bind: [ctx.params.type ?? null], type: QueryTypes.SELECT },
         );
-        return onePage(rows.map(toSchema));
+        return pageOf(rows.map(toSchema), ctx.params);
       },
     },
 

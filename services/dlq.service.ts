@@ -7,7 +7,7 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
-import { onePage, type Page } from "../lib/paging";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
@@ -116,6 +116,8 @@ export interface DeadLetterFilter {
 }
 
 const MAX_PAGE_SIZE = 100;
+/** Channels × groups × statuses: a few dozen rows, which the dashboards and alerts read whole. */
+const MAX_STATS_PAGE = 1000;
 /** Most entries one batch replay acts on; a larger selection is refused so the operator narrows it. */
 const MAX_BATCH = 1000;
 const DEPTH_METRIC = "aicunet.dlq.depth";
@@ -329,19 +331,19 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** Entries per channel, consumer group and status (answered whole, as one page), for dashboards. `dlq:read`. */
+    /** Entries per channel, consumer group and status (all of them unless paged), for dashboards. `dlq:read`. */
     stats: {
       rest: "GET /stats",
       list: "page",
       permissions: ["dlq:read"],
-      params: { $$strict: true },
-      async handler(this: DlqThis): Promise<Page<DeadLetterCount>> {
+      params: { ...pageParams(MAX_STATS_PAGE), $$strict: true },
+      async handler(this: DlqThis, ctx: Context<PageQuery>): Promise<Page<DeadLetterCount>> {
         const counts = await this.sequelize.query<DeadLetterCount>(
           `SELECT channel, consumer_group AS "group", status, count(*)::int AS count FROM dead_letters
            GROUP BY channel, consumer_group, status ORDER BY channel, consumer_group, status`,
           { type: QueryTypes.SELECT },
         );
-        return onePage(counts);
+        return pageOf(counts, ctx.params);
       },
     },
 

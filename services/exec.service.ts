@@ -14,7 +14,7 @@ import { ConflictError, NotFoundError, invalidFields, type FieldProblem } from "
 import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { onePage, type Page } from "../lib/paging";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { selectPage } from "../lib/database";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches, type Condition } from "../lib/rules";
@@ -203,15 +203,15 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
   ],
 
   actions: {
-    /** Every rule, built-in ones first (a few dozen at most: answered whole, as one page). `exec:admin`. */
+    /** The rules, built-in ones first (a few dozen: all of them unless paged). `exec:admin`. */
     "rules.list": {
       rest: "GET /rules",
       list: "page",
       permissions: ADMIN,
-      params: { $$strict: true },
-      async handler(this: ExecThis): Promise<Page<Rule>> {
+      params: { ...pageParams(MAX_PAGE_SIZE), $$strict: true },
+      async handler(this: ExecThis, ctx: Context<PageQuery>): Promise<Page<Rule>> {
         const rows = await this.rows<RuleRow>("SELECT * FROM rules ORDER BY built_in DESC, name", []);
-        return onePage(rows.map(toRule));
+        return pageOf(rows.map(toRule), ctx.params);
       },
     },
 
@@ -290,8 +290,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       params: {
         kind: { type: "string", max: 64, optional: true },
         subject: { type: "string", max: 200, optional: true },
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+        ...pageParams(MAX_PAGE_SIZE, 20),
         $$strict: true,
       },
       async handler(

@@ -147,7 +147,7 @@ it("redacts secrets, and records domain events beside the actions that caused th
     await send(
       "POST",
       "/api/products",
-      { sku: "AUD-2", name: "Ordered", price: { amount: 300, currency: "EUR" } },
+      { sku: "AUD-2", name: "Ordered", price: { amount: 300, currency: "EUR" }, stock: 10 },
       "p2",
     ),
   );

@@ -85,6 +85,7 @@ beforeAll(async () => {
       sku: "EXEC-1",
       name: "Exec widget",
       price: { amount: 500, currency: "EUR" },
+      stock: 1000,
     }),
   );
   execDb = new Client({ connectionString: databaseUrlFor("exec", cfg) });

@@ -5,6 +5,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import type { Config } from "../../lib/config";
+import { databaseUrlFor } from "../../lib/database";
+import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import type { CursorPage, Page } from "../../lib/paging";
 import { apiRequest } from "../support/api";
 import {
@@ -40,6 +44,7 @@ interface Walked {
 
 const scope = isolation();
 let broker: ServiceBroker;
+let cfg: Config;
 let base: string;
 let admin: string;
 let walked: Walked[];
@@ -71,7 +76,8 @@ const get = (url: string) => apiRequest(base, admin, "GET", url);
 
 beforeAll(async () => {
   const port = await freePort();
-  broker = await startInProcessNode(testConfig(scope, { PORT: String(port), RATE_LIMIT_USER: "1000000" }));
+  cfg = testConfig(scope, { PORT: String(port), RATE_LIMIT_USER: "1000000" });
+  broker = await startInProcessNode(cfg);
   base = `http://127.0.0.1:${port}`;
   admin = await login(base);
   const doc = await json<{ paths: Record<string, Record<string, GetOperation>> }>(
@@ -163,7 +169,79 @@ describe("lists", () => {
     }
   });
 
-  it("walk a cursor list to its end: each nextCursor leads on, and past the end it stays put", async () => {
+  it("walk a stream by cursor: each nextCursor leads on, hasMore until the end, and past the end it stays put", async () => {
+    const logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
+    await logsDb.connect();
+    const { rows: inserted } = await logsDb
+      .query<{ id: string }>(
+        `INSERT INTO log_records (time, level, node_id, module, message)
+         SELECT now(), 'info', 'shape-node', 'shape-walk', 'record ' || n FROM generate_series(1, 5) AS n RETURNING id`,
+      )
+      .finally(() => logsDb.end());
+    const ids = inserted.map((row) => Number(row.id));
+    const pages: CursorPage<{ id: number }>[] = [];
+    let after = "0";
+    for (let guard = 0; guard < 10; guard += 1) {
+      const page = await json<CursorPage<{ id: number }>>(
+        await get(`/api/logs/tail?service=shape-walk&after=${after}&pageSize=2`),
+      );
+      pages.push(page);
+      after = page.nextCursor;
+      if (!page.hasMore) break;
+    }
+    expect(pages.map((page) => page.rows.map((row) => row.id))).toEqual([
+      ids.slice(0, 2),
+      ids.slice(2, 4),
+      ids.slice(4),
+    ]);
+    expect(pages.map((page) => [page.nextCursor, page.hasMore])).toEqual([
+      [String(ids[1]), true],
+      [String(ids[3]), true],
+      [String(ids[4]), false],
+    ]);
+    expect(await json(await get(`/api/logs/tail?service=shape-walk&after=${after}&pageSize=2`))).toEqual({
+      rows: [],
+      pageSize: 2,
+      nextCursor: String(ids[4]),
+      hasMore: false,
+    });
+  });
+
+  it("are what the live tail reads: records stored after it opened arrive as events, in order", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}/api/logs/stream?service=shape-sse`, {
+      headers: { authorization: `Bearer ${admin}` },
+      signal: controller.signal,
+    });
+    expect(res.status).toBe(200);
+    const logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
+    await logsDb.connect();
+    const { rows: inserted } = await logsDb
+      .query<{ id: string }>(
+        `INSERT INTO log_records (time, level, node_id, module, message)
+         SELECT now(), 'info', 'shape-node', 'shape-sse', 'tailed ' || n FROM generate_series(1, 3) AS n RETURNING id`,
+      )
+      .finally(() => logsDb.end());
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const received: StreamEvent[] = [];
+    let buffer = "";
+    try {
+      while (received.filter((event) => event.event === "log").length < 3) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const parsed = parseEvents(buffer + value);
+        received.push(...parsed.events);
+        buffer = parsed.rest;
+      }
+    } finally {
+      controller.abort();
+    }
+    expect(received.filter((event) => event.event === "log").map((event) => event.id)).toEqual(
+      inserted.map((row) => row.id),
+    );
+  });
+
+  it("walk the event store to its end the same way", async () => {
     const seen: number[] = [];
     let after = "0";
     for (let guard = 0; guard < 1000; guard += 1) {

@@ -120,7 +120,7 @@ const PAGE_SCHEMA = {
     rows: { type: "array", items: {} },
     total: { type: "integer", minimum: 0 },
     page: { type: "integer", minimum: 1 },
-    pageSize: { type: "integer", minimum: 0 },
+    pageSize: { type: "integer", minimum: 1 },
     totalPages: { type: "integer", minimum: 0 },
   },
   additionalProperties: false,

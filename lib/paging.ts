@@ -1,6 +1,6 @@
 /**
  * The two shapes every list of the API answers with (docs/api.md), in one place for the services, the OpenAPI
- * document, the UI, the tests and the bench. A client reads `rows` from either; the other fields say how to go on.
+ * document, the UI and the tests. A client reads `rows` from either; the other fields say how to go on.
  */
 
 /**

@@ -6,6 +6,7 @@ import { ServiceBroker, type BrokerOptions } from "moleculer";
 import { setConfig, type Config } from "../lib/config";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventSchema } from "../lib/events";
+import type { Page } from "../lib/paging";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { brokerOptions } from "../moleculer.config";
 import { SERVICE_LOADERS, loadHealthService } from "../services";
@@ -21,9 +22,14 @@ export async function createNode(cfg: Config, options: NodeOptions = {}): Promis
   const broker = new ServiceBroker({ ...brokerOptions(cfg), ...options.broker });
   // The schema registry (audit) is the authority on event types beyond the built-in catalogue: what this node
   // publishes or consumes of a type it does not know is checked against the registered versions, or refused.
-  eventCatalogue.useSource((type) =>
-    broker.call<EventSchema[], { type: string }>("audit.schemas", { type }, { meta: { caller: SYSTEM_CALLER } }),
-  );
+  eventCatalogue.useSource(async (type) => {
+    const schemas = await broker.call<Page<EventSchema>, { type: string }>(
+      "audit.schemas",
+      { type },
+      { meta: { caller: SYSTEM_CALLER } },
+    );
+    return schemas.rows;
+  });
   broker.createService(await loadHealthService());
   for (const name of cfg.services) broker.createService(await SERVICE_LOADERS[name]());
   return broker;

@@ -7,6 +7,7 @@ import type { BrokerOptions, ServiceBroker } from "moleculer";
 type ReplCustomCommand = NonNullable<NonNullable<BrokerOptions["replOptions"]>["customCommands"]>[number];
 import { describeBreak } from "../lib/audit";
 import { asSystem } from "../lib/permissions";
+import type { Page } from "../lib/paging";
 import type { DeadLetter, DeadLetterPage } from "../services/dlq.service";
 import type { Saga, SagaPage } from "../services/sagas.service";
 import type { ChainVerdict } from "../services/audit.service";
@@ -129,9 +130,9 @@ export async function ruleCommand(broker: ServiceBroker, verb: string, id: strin
     `${rule.builtIn ? "  (built-in)" : ""}`;
   switch (verb) {
     case "list": {
-      const rules = await broker.call<Rule[], object>("exec.rules.list", {}, asSystem());
-      print(`${rules.length} rule(s)`);
-      for (const rule of rules) print(describe(rule));
+      const rules = await broker.call<Page<Rule>, object>("exec.rules.list", {}, asSystem());
+      print(`${rules.total} rule(s)`);
+      for (const rule of rules.rows) print(describe(rule));
       return;
     }
     case "show":

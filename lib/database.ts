@@ -8,6 +8,7 @@ import { SequelizeStorage, Umzug } from "umzug";
 import type { Config, ServiceName } from "./config";
 import { invalidFields } from "./errors";
 import { isUnstorableText } from "./storable";
+import type { Page } from "./paging";
 
 /** What a migration receives: run DDL through `queryInterface`, or raw SQL through `sequelize.query`. */
 export interface MigrationContext {
@@ -210,15 +211,6 @@ export function actAsRole(sequelize: Sequelize, role: string): void {
   sequelize.addHook("afterConnect", async (connection) => {
     await (connection as Client).query(`SET ROLE ${quoteIdentifier(role)}`);
   });
-}
-
-/** One page of a list, as every list action answers. */
-export interface Page<T> {
-  rows: T[];
-  total: number;
-  page: number;
-  pageSize: number;
-  totalPages: number;
 }
 
 /**

@@ -196,6 +196,33 @@ export class PayloadTooLargeError extends Errors.MoleculerClientError {
   }
 }
 
+/** 400: a request body that is not well-formed JSON; `data.reason` is what the parser found. */
+export class MalformedJsonError extends Errors.MoleculerClientError {
+  constructor(reason: string) {
+    super("The request body is not valid JSON", 400, "MALFORMED_JSON", { reason });
+    this.name = "MalformedJsonError";
+  }
+}
+
+/** 415: a request body on `/api` that is not JSON, or in a charset or encoding the gateway does not read. */
+export class UnsupportedMediaTypeError extends Errors.MoleculerClientError {
+  constructor(message: string, data: Record<string, unknown>) {
+    super(message, 415, "UNSUPPORTED_MEDIA_TYPE", data);
+    this.name = "UnsupportedMediaTypeError";
+  }
+}
+
+/**
+ * 400: a request body the gateway could not read for another reason (an aborted upload, a length that does not
+ * match); `type` is the body parser's own, in UPPER_SNAKE (`REQUEST_ABORTED`, `REQUEST_SIZE_INVALID`).
+ */
+export class UnreadableBodyError extends Errors.MoleculerClientError {
+  constructor(message: string, type: string) {
+    super(message, 400, type, {});
+    this.name = "UnreadableBodyError";
+  }
+}
+
 /** 503: the addressed service has no endpoint that can take calls right now (none running, or its breaker open). */
 export class ServiceUnavailableError extends Errors.MoleculerError {
   constructor(action: string | undefined) {

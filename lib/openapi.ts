@@ -2,6 +2,7 @@
  * Builds the OpenAPI 3.1 document from what the gateway really serves: its routes (method, path, action) and each
  * action's fastest-validator `params` and `permissions`. Nothing is written by hand, so the document cannot drift.
  */
+import type { ListShape } from "./paging";
 import type { PermissionDeclaration } from "./permissions";
 
 export interface RouteInfo {
@@ -15,6 +16,8 @@ export interface RouteInfo {
   status?: number;
   /** What the route's body parser takes. */
   bodyType?: "json" | "form";
+  /** The list shape the action answers with, if it answers a list. */
+  list?: ListShape;
 }
 
 type JsonSchema = Record<string, unknown>;
@@ -103,10 +106,40 @@ const ERROR_SCHEMA = {
     name: { type: "string" },
     message: { type: "string" },
     code: { type: "integer" },
-    type: { type: "string", examples: ["VALIDATION_ERROR", "NOT_FOUND", "FORBIDDEN"] },
+    type: { type: "string", examples: ["VALIDATION_ERROR", "NOT_FOUND", "FORBIDDEN", "MALFORMED_JSON"] },
     data: {},
   },
 };
+
+/** The two list shapes of lib/paging.ts; `rows` holds the action's items. */
+const PAGE_SCHEMA = {
+  type: "object",
+  description: "Offset paging: one page of the rows (`page` from 1, `pageSize`) and the count of every match.",
+  required: ["rows", "total", "page", "pageSize", "totalPages"],
+  properties: {
+    rows: { type: "array", items: {} },
+    total: { type: "integer", minimum: 0 },
+    page: { type: "integer", minimum: 1 },
+    pageSize: { type: "integer", minimum: 1 },
+    totalPages: { type: "integer", minimum: 0 },
+  },
+  additionalProperties: false,
+};
+const CURSOR_PAGE_SCHEMA = {
+  type: "object",
+  description:
+    "Cursor paging of an append-only stream: the rows after `after`, in order; pass `nextCursor` as `after` to read " +
+    "on (`hasMore`: more are there already; otherwise poll later).",
+  required: ["rows", "pageSize", "nextCursor", "hasMore"],
+  properties: {
+    rows: { type: "array", items: {} },
+    pageSize: { type: "integer", minimum: 1 },
+    nextCursor: { type: "string" },
+    hasMore: { type: "boolean" },
+  },
+  additionalProperties: false,
+};
+const LIST_SCHEMAS: Record<ListShape, string> = { page: "Page", cursor: "CursorPage" };
 
 function operation(route: RouteInfo): JsonSchema {
   const params = route.params ?? {};
@@ -153,7 +186,16 @@ function operation(route: RouteInfo): JsonSchema {
       [String(status)]:
         status === 204
           ? { description: "Success, no content" }
-          : { description: "Success", content: { "application/json": { schema: {} } } },
+          : {
+              description: route.list ? `Success: a ${LIST_SCHEMAS[route.list]}` : "Success",
+              content: {
+                "application/json": {
+                  schema: route.list ? { $ref: `#/components/schemas/${LIST_SCHEMAS[route.list]}` } : {},
+                },
+              },
+            },
+      // Every JSON body can be malformed (400), too large (413) or not JSON at all (415).
+      ...errors(hasBody && route.bodyType !== "form" ? [400, 413, 415] : []),
       ...errors(isPublic ? [422, 429] : [401, 403, 422, 429]),
       default: { $ref: "#/components/responses/Error" },
     },
@@ -175,7 +217,7 @@ export function buildOpenApi(routes: RouteInfo[], info: { title: string; version
     info: { ...info, description: "Generated from the routes the gateway serves and the actions' parameter schemas." },
     paths,
     components: {
-      schemas: { Error: ERROR_SCHEMA },
+      schemas: { Error: ERROR_SCHEMA, Page: PAGE_SCHEMA, CursorPage: CURSOR_PAGE_SCHEMA },
       responses: {
         Error: {
           description: "Error",

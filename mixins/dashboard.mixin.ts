@@ -16,7 +16,7 @@ import {
   type Sample,
   type StatusClass,
 } from "../lib/dashboard";
-import type { Page } from "../lib/database";
+import type { Page } from "../lib/paging";
 import { asSystem } from "../lib/permissions";
 import type { ClusterHealth } from "../services/health.service";
 
@@ -159,7 +159,7 @@ export function dashboardMixin(): Partial<ServiceSchema> {
         const rates = trafficSample(previous?.byNode ?? new Map(), traffic, previous ? now - previous.at : 0);
         this.lastTraffic = { at: now, byNode: new Map(traffic.map((item) => [item.nodeID, item])) };
         const stats = await this.broker
-          .call<{ status: string; count: number }[], object>("dlq.stats", {}, options())
+          .call<Page<{ status: string; count: number }>, object>("dlq.stats", {}, options())
           .catch(() => null);
         const [running, compensating, failed] = await Promise.all(
           ["RUNNING", "COMPENSATING", "FAILED"].map((status) => sagaCount(this, status)),
@@ -168,7 +168,7 @@ export function dashboardMixin(): Partial<ServiceSchema> {
           time: new Date(now).toISOString(),
           ...rates,
           deadLetters: stats
-            ? stats.filter((row) => row.status === "PENDING").reduce((sum, row) => sum + row.count, 0)
+            ? stats.rows.filter((row) => row.status === "PENDING").reduce((sum, row) => sum + row.count, 0)
             : null,
           sagasInFlight: running === null || compensating === null ? null : running + compensating,
           sagasFailed: failed,

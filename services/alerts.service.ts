@@ -27,7 +27,8 @@ import {
   type OpenIncident,
 } from "../lib/alerts";
 import { config } from "../lib/config";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import type { Page } from "../lib/paging";
 import type { EventEnvelope } from "../lib/events";
 import type { ShippedLogRecord } from "../lib/log-shipper";
 import { asSystem } from "../lib/permissions";
@@ -198,6 +199,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
     /** Incidents, newest first, by status and rule. `alerts:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["alerts:read"],
       params: {
         status: { type: "enum", values: ["FIRING", "RESOLVED"], optional: true },
@@ -291,12 +293,12 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         ask(
           "dlq-depth",
           () =>
-            this.broker.call<{ channel: string; group: string; status: string; count: number }[], object>(
+            this.broker.call<Page<{ channel: string; group: string; status: string; count: number }>, object>(
               "dlq.stats",
               {},
               options,
             ),
-          (stats) => deepDeadLetterQueues(stats, cfg.dlqDepth),
+          (stats) => deepDeadLetterQueues(stats.rows, cfg.dlqDepth),
         ),
         // The health service (on every node) already tells a node that crashed from one that stopped.
         ask(

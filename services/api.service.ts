@@ -24,9 +24,12 @@ import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import {
+  MalformedJsonError,
   OAuthError,
   RateLimitedError,
   PayloadTooLargeError,
+  UnreadableBodyError,
+  UnsupportedMediaTypeError,
   ServiceUnavailableError,
   UnauthorizedError,
   nameUnknownFields,
@@ -35,6 +38,7 @@ import { clientInputProblem } from "../lib/client-input";
 import { readFile } from "node:fs/promises";
 import type { ReadinessCheck } from "../lib/health";
 import { buildOpenApi, type RouteInfo } from "../lib/openapi";
+import type { ListShape } from "../lib/paging";
 import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
 import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore, type WindowCount } from "../lib/rate-limit";
 import { RevocationList, subjectOf, type Revocation } from "../lib/revocation";
@@ -43,7 +47,7 @@ import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import type { OAuthMeta } from "./auth.service";
 import { dashboardMixin, type DashboardMethods } from "../mixins/dashboard.mixin";
-import type { LogPage } from "./logs.service";
+import type { LogPage, LogTailPage } from "./logs.service";
 import type { OrderWithSaga } from "./orders.service";
 import { openEventStream, type EventStream } from "../lib/event-stream";
 
@@ -160,6 +164,7 @@ interface RouteAction {
   params?: Record<string, unknown>;
   permissions?: PermissionDeclaration;
   status?: number;
+  list?: ListShape;
 }
 
 interface ApiState {
@@ -226,8 +231,11 @@ function errorForClient(error: Error, req: GatewayRequest): Error {
   const { code, type } = error as Errors.MoleculerError;
   if (type === "SERVICE_NOT_AVAILABLE") return new ServiceUnavailableError(req.$alias?.action);
   if (code === 413) return new PayloadTooLargeError(BODY_LIMIT);
+  // The body parser's own errors (dotted types such as `entity.parse.failed`) become ours, in the one error shape.
   if (typeof type === "string" && type.includes(".") && code >= 400 && code < 500) {
-    return new Errors.MoleculerClientError(error.message, code, type.replace(/\./g, "_").toUpperCase(), {});
+    if (type === "entity.parse.failed") return new MalformedJsonError(error.message);
+    if (code === 415) return new UnsupportedMediaTypeError(error.message, {});
+    return new UnreadableBodyError(error.message, type.replace(/\./g, "_").toUpperCase());
   }
   return error;
 }
@@ -439,6 +447,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
               params: action?.params,
               permissions: action?.permissions,
               status: action?.status,
+              list: action?.list,
               // The token endpoint's route parses form bodies (RFC 6749), the others JSON.
               bodyType: alias.route?.opts?.bodyParsers?.urlencoded ? "form" : "json",
             };
@@ -536,9 +545,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         return this.sendError(
           req,
           res,
-          new Errors.MoleculerClientError("Request bodies must be application/json", 415, "UNSUPPORTED_MEDIA_TYPE", {
-            contentType,
-          }),
+          new UnsupportedMediaTypeError("Request bodies must be application/json", { contentType }),
         );
       }
       return gateway.httpHandler.call(this, req, res, next);
@@ -685,24 +692,23 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         TAIL_FILTERS.filter((name) => query.has(name)).map((name) => [name, query.get(name)]),
       );
       const resumeFrom = req.headers["last-event-id"];
-      const list = (params: object) => ctx.call<LogPage, object>("logs.list", { ...filters, ...params });
-      let afterId: number;
+      const tail = (params: object) => ctx.call<LogTailPage, object>("logs.tail", { ...filters, ...params });
+      let after: string;
       if (typeof resumeFrom === "string" && /^\d{1,15}$/.test(resumeFrom)) {
-        afterId = Number(resumeFrom);
-        await list({ afterId, pageSize: 1 });
+        after = resumeFrom;
+        await tail({ after, pageSize: 1 });
       } else {
-        afterId = (await list({ pageSize: 1 })).rows[0]?.id ?? 0;
+        const newest = await ctx.call<LogPage, object>("logs.list", { ...filters, pageSize: 1 });
+        after = String(newest.rows[0]?.id ?? 0);
       }
 
       this.openStream(req, res, TAIL_POLL_MS, async (stream) => {
         // While the log store is away the stream says so and tries again; the client keeps its place.
         for (;;) {
-          const page = await list({ afterId, pageSize: TAIL_PAGE });
-          for (const record of page.rows) {
-            stream.send("log", record, record.id);
-            afterId = record.id;
-          }
-          if (page.rows.length < TAIL_PAGE) break;
+          const page = await tail({ after, pageSize: TAIL_PAGE });
+          for (const record of page.rows) stream.send("log", record, record.id);
+          after = page.nextCursor;
+          if (!page.hasMore) break;
         }
       });
     },

@@ -15,7 +15,16 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { KV, KvEntry } from "nats";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import {
+  CURSOR_PARAM,
+  cursorPage,
+  pageOf,
+  pageParams,
+  type CursorPage,
+  type Page,
+  type PageQuery,
+} from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import {
   GENESIS_HASH,
@@ -145,6 +154,9 @@ interface AuditRow {
 /** An arbitrary constant; advisory locks are scoped to the audit database. */
 const CHAIN_LOCK = 7_426_101;
 const MAX_PAGE_SIZE = 100;
+/** Event store pages: a replaying reader takes many events per request. */
+const DEFAULT_EVENTS_PAGE = 100;
+const MAX_EVENTS_PAGE = 1000;
 const VERIFY_BATCH = 1000;
 
 function contentOf(row: AuditRow): AuditContent {
@@ -387,6 +399,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     /** Audit records, newest first, by actor, entity, action or event name, request and time. `audit:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["audit:read"],
       params: {
         actorId: { type: "string", max: 200, optional: true },
@@ -431,59 +444,94 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       },
     },
 
-    /** The event store, globally: events stored after `after` (a position), in order, at most `limit`. `audit:read`. */
+    /**
+     * The event store, globally, in order: a cursor page of the events stored after `after` (a cursor: the position
+     * of the last event read). `limit` is the deprecated name of `pageSize`, documented before lists had one
+     * vocabulary; `pageSize` wins when both are given. `audit:read`.
+     */
     events: {
       rest: "GET /events",
+      list: "cursor",
       permissions: ["audit:read"],
       params: {
-        after: { type: "number", integer: true, min: 0, convert: true, default: 0 },
-        limit: { type: "number", integer: true, positive: true, max: 1000, convert: true, default: 100 },
-        $$strict: true,
-      },
-      async handler(this: AuditThis, ctx: Context<{ after: number; limit: number }>): Promise<StoredEvent[]> {
-        const rows = await this.sequelize.query<EventRow>(
-          "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-          { bind: [ctx.params.after, ctx.params.limit], type: QueryTypes.SELECT },
-        );
-        return rows.map(toStoredEvent);
-      },
-    },
-
-    /** One stream of the event store (an entity's events), in order, from `fromVersion`. `audit:read`. */
-    stream: {
-      rest: "GET /streams/:streamType/:streamId",
-      permissions: ["audit:read"],
-      params: {
-        streamType: { type: "string", min: 1, max: 100 },
-        streamId: { type: "string", min: 1, max: 200 },
-        fromVersion: { type: "number", integer: true, min: 1, convert: true, default: 1 },
+        after: CURSOR_PARAM,
+        pageSize: {
+          type: "number",
+          integer: true,
+          positive: true,
+          max: MAX_EVENTS_PAGE,
+          convert: true,
+          optional: true,
+        },
+        limit: { type: "number", integer: true, positive: true, max: MAX_EVENTS_PAGE, convert: true, optional: true },
         $$strict: true,
       },
       async handler(
         this: AuditThis,
-        ctx: Context<{ streamType: string; streamId: string; fromVersion: number }>,
-      ): Promise<StoredEvent[]> {
-        const { streamType, streamId, fromVersion } = ctx.params;
+        ctx: Context<{ after: string; pageSize?: number; limit?: number }>,
+      ): Promise<CursorPage<StoredEvent>> {
+        const { after } = ctx.params;
+        const pageSize = ctx.params.pageSize ?? ctx.params.limit ?? DEFAULT_EVENTS_PAGE;
         const rows = await this.sequelize.query<EventRow>(
-          `SELECT * FROM events WHERE stream_type = $1 AND stream_id = $2 AND stream_version >= $3
-           ORDER BY stream_version LIMIT 1000`,
-          { bind: [streamType, streamId, fromVersion], type: QueryTypes.SELECT },
+          "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+          { bind: [after, pageSize + 1], type: QueryTypes.SELECT },
         );
-        return rows.map(toStoredEvent);
+        return cursorPage(rows.map(toStoredEvent), pageSize, after, (event) => event.position);
       },
     },
 
-    /** The schema registry: every event type's versions (or one type's), in order. `audit:read`. */
+    /**
+     * One stream of the event store (an entity's events), in order: a cursor page of the events after `after` (a
+     * cursor: the stream version of the last event read). `audit:read`.
+     */
+    stream: {
+      rest: "GET /streams/:streamType/:streamId",
+      list: "cursor",
+      permissions: ["audit:read"],
+      params: {
+        streamType: { type: "string", min: 1, max: 100 },
+        streamId: { type: "string", min: 1, max: 200 },
+        after: CURSOR_PARAM,
+        pageSize: {
+          type: "number",
+          integer: true,
+          positive: true,
+          max: MAX_EVENTS_PAGE,
+          convert: true,
+          default: DEFAULT_EVENTS_PAGE,
+        },
+        $$strict: true,
+      },
+      async handler(
+        this: AuditThis,
+        ctx: Context<{ streamType: string; streamId: string; after: string; pageSize: number }>,
+      ): Promise<CursorPage<StoredEvent>> {
+        const { streamType, streamId, after, pageSize } = ctx.params;
+        const rows = await this.sequelize.query<EventRow>(
+          `SELECT * FROM events WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
+           ORDER BY stream_version LIMIT $4`,
+          { bind: [streamType, streamId, after, pageSize + 1], type: QueryTypes.SELECT },
+        );
+        return cursorPage(rows.map(toStoredEvent), pageSize, after, (event) => event.streamVersion);
+      },
+    },
+
+    /** The schema registry: every event type's versions (or one type's), in order (all of them unless paged). `audit:read`. */
     schemas: {
       rest: "GET /schemas",
+      list: "page",
       permissions: ["audit:read"],
-      params: { type: { type: "string", min: 1, max: 200, optional: true }, $$strict: true },
-      async handler(this: AuditThis, ctx: Context<{ type?: string }>): Promise<RegisteredSchema[]> {
+      params: {
+        type: { type: "string", min: 1, max: 200, optional: true },
+        ...pageParams(MAX_EVENTS_PAGE),
+        $$strict: true,
+      },
+      async handler(this: AuditThis, ctx: Context<{ type?: string } & PageQuery>): Promise<Page<RegisteredSchema>> {
         const rows = await this.sequelize.query<SchemaRow>(
           "SELECT * FROM event_schemas WHERE ($1::text IS NULL OR type = $1) ORDER BY type, version",
           { bind: [ctx.params.type ?? null], type: QueryTypes.SELECT },
         );
-        return rows.map(toSchema);
+        return pageOf(rows.map(toSchema), ctx.params);
       },
     },
 

@@ -25,8 +25,10 @@ import {
   invalidFields,
   type FieldProblem,
 } from "../lib/errors";
+import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { timedCheck, type ReadinessCheck } from "../lib/health";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { hashPassword, verifyPassword } from "../lib/passwords";
 import { ownerScope } from "../lib/permissions";
 import { subjectOf, type Revocation } from "../lib/revocation";
@@ -483,12 +485,15 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** All users. `users:admin`. */
+    /** Users, oldest first, a page at a time. `users:admin`. */
     "users.list": {
       rest: "GET /users",
+      list: "page",
       permissions: ["users:admin"],
-      async handler(this: AuthThis): Promise<User[]> {
-        return (await this.query<UserRow>("SELECT * FROM users ORDER BY created_at")).map(toUser);
+      params: { ...pageParams(100, 50), $$strict: true },
+      async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<User>> {
+        const query = { table: "users", where: "true", order: "created_at, id", bind: [] };
+        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toUser);
       },
     },
 
@@ -610,14 +615,17 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** Roles and their permissions. `users:admin`. */
+    /** Roles and their permissions (a few: all of them unless paged). `users:admin`. */
     "roles.list": {
       rest: "GET /roles",
+      list: "page",
       permissions: ["users:admin"],
-      async handler(this: AuthThis): Promise<Role[]> {
-        return this.query<Role>(
+      params: { ...pageParams(100), $$strict: true },
+      async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<Role>> {
+        const roles = await this.query<Role>(
           `SELECT name, description, permissions, built_in AS "builtIn" FROM roles ORDER BY name`,
         );
+        return pageOf(roles, ctx.params);
       },
     },
 
@@ -687,12 +695,15 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
     },
 
-    /** Machine clients, without secrets. `users:admin`. */
+    /** Machine clients, without secrets, oldest first, a page at a time. `users:admin`. */
     "clients.list": {
       rest: "GET /clients",
+      list: "page",
       permissions: ["users:admin"],
-      async handler(this: AuthThis): Promise<OAuthClient[]> {
-        return (await this.query<ClientRow>("SELECT * FROM oauth_clients ORDER BY created_at")).map(toClient);
+      params: { ...pageParams(100, 50), $$strict: true },
+      async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<OAuthClient>> {
+        const query = { table: "oauth_clients", where: "true", order: "created_at, client_id", bind: [] };
+        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toClient);
       },
     },
 

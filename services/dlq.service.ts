@@ -6,7 +6,8 @@
  * DLQ depth (pending entries) is exported per channel as the `aicunet.dlq.depth` gauge.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
@@ -53,6 +54,14 @@ export interface DeadLetter {
 }
 
 export type DeadLetterPage = Page<DeadLetter>;
+
+/** One row of `GET /api/dlq/stats`. */
+export interface DeadLetterCount {
+  channel: string;
+  group: string;
+  status: DeadLetterStatus;
+  count: number;
+}
 
 interface DeadLetteredPayload {
   channel: string;
@@ -107,6 +116,8 @@ export interface DeadLetterFilter {
 }
 
 const MAX_PAGE_SIZE = 100;
+/** Channels × groups × statuses: a few dozen rows, which the dashboards and alerts read whole. */
+const MAX_STATS_PAGE = 1000;
 /** Most entries one batch replay acts on; a larger selection is refused so the operator narrows it. */
 const MAX_BATCH = 1000;
 const DEPTH_METRIC = "aicunet.dlq.depth";
@@ -300,6 +311,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     /** A page of dead letters, newest failure first, filtered and searched (message and error text). `dlq:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["dlq:read"],
       params: {
         status: { type: "enum", values: [...DEAD_LETTER_STATUSES], optional: true },
@@ -319,17 +331,19 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** Pending entries per channel and consumer group, for dashboards. `dlq:read`. */
+    /** Entries per channel, consumer group and status (all of them unless paged), for dashboards. `dlq:read`. */
     stats: {
       rest: "GET /stats",
+      list: "page",
       permissions: ["dlq:read"],
-      params: { $$strict: true },
-      async handler(this: DlqThis) {
-        return this.sequelize.query(
+      params: { ...pageParams(MAX_STATS_PAGE), $$strict: true },
+      async handler(this: DlqThis, ctx: Context<PageQuery>): Promise<Page<DeadLetterCount>> {
+        const counts = await this.sequelize.query<DeadLetterCount>(
           `SELECT channel, consumer_group AS "group", status, count(*)::int AS count FROM dead_letters
            GROUP BY channel, consumer_group, status ORDER BY channel, consumer_group, status`,
           { type: QueryTypes.SELECT },
         );
+        return pageOf(counts, ctx.params);
       },
     },
 

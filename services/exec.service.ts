@@ -14,6 +14,8 @@ import { ConflictError, NotFoundError, invalidFields, type FieldProblem } from "
 import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { selectPage } from "../lib/database";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches, type Condition } from "../lib/rules";
 import execMigrations from "../migrations/exec";
@@ -104,6 +106,7 @@ function toTask(row: TaskRow): Task {
 }
 
 const ADMIN = ["exec:admin"];
+const MAX_PAGE_SIZE = 100;
 
 const ruleParams = {
   name: { type: "string", min: 1, max: 200, trim: true },
@@ -200,14 +203,15 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
   ],
 
   actions: {
-    /** Every rule, built-in ones first. `exec:admin`. */
+    /** The rules, built-in ones first (a few dozen: all of them unless paged). `exec:admin`. */
     "rules.list": {
       rest: "GET /rules",
+      list: "page",
       permissions: ADMIN,
-      params: { $$strict: true },
-      async handler(this: ExecThis): Promise<Rule[]> {
+      params: { ...pageParams(MAX_PAGE_SIZE), $$strict: true },
+      async handler(this: ExecThis, ctx: Context<PageQuery>): Promise<Page<Rule>> {
         const rows = await this.rows<RuleRow>("SELECT * FROM rules ORDER BY built_in DESC, name", []);
-        return rows.map(toRule);
+        return pageOf(rows.map(toRule), ctx.params);
       },
     },
 
@@ -281,19 +285,22 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
     /** Operator tasks the rules created, newest first. `exec:admin`. */
     "tasks.list": {
       rest: "GET /tasks",
+      list: "page",
       permissions: ADMIN,
       params: {
         kind: { type: "string", max: 64, optional: true },
         subject: { type: "string", max: 200, optional: true },
+        ...pageParams(MAX_PAGE_SIZE, 20),
         $$strict: true,
       },
-      async handler(this: ExecThis, ctx: Context<{ kind?: string; subject?: string }>): Promise<Task[]> {
-        const rows = await this.rows<TaskRow>(
-          `SELECT * FROM tasks WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR subject = $2)
-           ORDER BY created_at DESC, id LIMIT 500`,
-          [ctx.params.kind ?? null, ctx.params.subject ?? null],
-        );
-        return rows.map(toTask);
+      async handler(
+        this: ExecThis,
+        ctx: Context<{ kind?: string; subject?: string; page: number; pageSize: number }>,
+      ): Promise<Page<Task>> {
+        const { kind, subject, page, pageSize } = ctx.params;
+        const where = "($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR subject = $2)";
+        const query = { table: "tasks", where, order: "created_at DESC, id", bind: [kind ?? null, subject ?? null] };
+        return selectPage<TaskRow, Task>(this.sequelize, query, page, pageSize, toTask);
       },
     },
 

@@ -6,7 +6,8 @@
  * spans arrive as `$tracing.spans` events and a whole trace can be read back by its id (the request id).
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import { CURSOR_PARAM, cursorPage, type CursorPage, type Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
 import { config } from "../lib/config";
@@ -25,6 +26,7 @@ export interface LogRecord extends ShippedLogRecord {
 }
 
 export type LogPage = Page<LogRecord>;
+export type LogTailPage = CursorPage<LogRecord>;
 
 interface LogRow {
   id: string;
@@ -37,6 +39,8 @@ interface LogRow {
   fields: Record<string, unknown> | null;
 }
 
+const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"];
+
 interface LogFilter {
   level?: string;
   service?: string;
@@ -45,12 +49,30 @@ interface LogFilter {
   search?: string;
   from?: Date;
   to?: Date;
-  afterId?: number;
-  page: number;
-  pageSize: number;
 }
 
-const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"];
+/** The filters of both `logs.list` and `logs.tail`. */
+const filterParams = {
+  level: { type: "enum", values: LEVELS, optional: true },
+  service: { type: "string", max: 200, optional: true },
+  node: { type: "string", max: 200, optional: true },
+  requestId: { type: "string", max: 200, optional: true },
+  search: { type: "string", min: 1, max: 200, optional: true },
+  from: { type: "date", convert: true, optional: true },
+  to: { type: "date", convert: true, optional: true },
+} as const;
+
+/** The WHERE clause of the filters, binding `$1…$7`. */
+function whereOf(p: LogFilter): { sql: string; bind: unknown[] } {
+  const levels = p.level ? LEVELS.slice(0, LEVELS.indexOf(p.level) + 1) : null;
+  const search = p.search ? `%${p.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+  const sql = `($1::text[] IS NULL OR level = ANY($1)) AND ($2::text IS NULL OR module = $2)
+    AND ($3::text IS NULL OR node_id = $3) AND ($4::text IS NULL OR request_id = $4)
+    AND ($5::text IS NULL OR message ILIKE $5 OR fields::text ILIKE $5)
+    AND ($6::timestamptz IS NULL OR time >= $6) AND ($7::timestamptz IS NULL OR time <= $7)`;
+  return { sql, bind: [levels, p.service, p.node, p.requestId, search, p.from, p.to].map((v) => v ?? null) };
+}
+
 const ALARMING = new Set(["fatal", "error"]);
 const MAX_PAGE_SIZE = 200;
 const RETENTION_EVERY_MS = 60 * 60_000;
@@ -221,38 +243,49 @@ const LogsService: ServiceSchema<
   },
 
   actions: {
-    /**
-     * Log records, newest first: by level (and above), service (module), node, request id, text and time; with
-     * `afterId`, only records stored after that one (oldest first), for a live tail that polls. `logs:read`.
-     */
+    /** Log records, newest first: by level (and above), service (module), node, request id, text and time. `logs:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["logs:read"],
       params: {
-        level: { type: "enum", values: LEVELS, optional: true },
-        service: { type: "string", max: 200, optional: true },
-        node: { type: "string", max: 200, optional: true },
-        requestId: { type: "string", max: 200, optional: true },
-        search: { type: "string", min: 1, max: 200, optional: true },
-        from: { type: "date", convert: true, optional: true },
-        to: { type: "date", convert: true, optional: true },
-        afterId: { type: "number", integer: true, min: 0, convert: true, optional: true },
+        ...filterParams,
         page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
         pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
         $$strict: true,
       },
-      async handler(this: LogsThis, ctx: Context<LogFilter>): Promise<LogPage> {
-        const p = ctx.params;
-        const levels = p.level ? LEVELS.slice(0, LEVELS.indexOf(p.level) + 1) : null;
-        const search = p.search ? `%${p.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-        const bind = [levels, p.service, p.node, p.requestId, search, p.from, p.to, p.afterId].map((v) => v ?? null);
-        const where = `($1::text[] IS NULL OR level = ANY($1)) AND ($2::text IS NULL OR module = $2)
-          AND ($3::text IS NULL OR node_id = $3) AND ($4::text IS NULL OR request_id = $4)
-          AND ($5::text IS NULL OR message ILIKE $5 OR fields::text ILIKE $5)
-          AND ($6::timestamptz IS NULL OR time >= $6) AND ($7::timestamptz IS NULL OR time <= $7)
-          AND ($8::bigint IS NULL OR id > $8)`;
-        const order = p.afterId === undefined ? "id DESC" : "id ASC";
-        return selectPage(this.sequelize, { table: "log_records", where, order, bind }, p.page, p.pageSize, toRecord);
+      async handler(this: LogsThis, ctx: Context<LogFilter & { page: number; pageSize: number }>): Promise<LogPage> {
+        const { sql, bind } = whereOf(ctx.params);
+        const query = { table: "log_records", where: sql, order: "id DESC", bind };
+        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toRecord);
+      },
+    },
+
+    /**
+     * The records stored after `after` (a cursor: the last record's id), oldest first, with the filters of `list`:
+     * for a live tail that polls (the gateway's `GET /api/logs/stream` is one). `logs:read`.
+     */
+    tail: {
+      rest: "GET /tail",
+      list: "cursor",
+      permissions: ["logs:read"],
+      params: {
+        ...filterParams,
+        after: CURSOR_PARAM,
+        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
+        $$strict: true,
+      },
+      async handler(
+        this: LogsThis,
+        ctx: Context<LogFilter & { after: string; pageSize: number }>,
+      ): Promise<LogTailPage> {
+        const { after, pageSize } = ctx.params;
+        const { sql, bind } = whereOf(ctx.params);
+        const rows = await this.sequelize.query<LogRow>(
+          `SELECT * FROM log_records WHERE ${sql} AND id > $8 ORDER BY id LIMIT $9`,
+          { bind: [...bind, after, pageSize + 1], type: QueryTypes.SELECT },
+        );
+        return cursorPage(rows.map(toRecord), pageSize, after, (record) => record.id);
       },
     },
 

@@ -9,6 +9,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { selectPage } from "../lib/database";
+import type { Page } from "../lib/paging";
 import { ForbiddenError, NotFoundError, invalidFields, type FieldProblem, MoleculerClientError } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { ORDER_STATUSES, transition, type OrderStatus } from "../lib/order-status";
@@ -58,13 +59,7 @@ export interface Order {
 /** An order as `GET /api/orders/:id` answers: with its saga, if there is one. */
 export type OrderWithSaga = Order & { saga: Saga | null };
 
-export interface OrderPage {
-  rows: Order[];
-  total: number;
-  page: number;
-  pageSize: number;
-  totalPages: number;
-}
+export type OrderPage = Page<Order>;
 
 export interface CreateOrderParams {
   items: { productId: string; quantity: number }[];
@@ -310,6 +305,7 @@ const OrdersService: ServiceSchema<
     /** A page of orders, newest first: a customer's own, or everyone's with `orders:read:any`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: READ,
       params: {
         page: { type: "number", integer: true, positive: true, convert: true, default: 1 },

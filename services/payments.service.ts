@@ -15,6 +15,7 @@ import { DataTypes, QueryTypes } from "sequelize";
 import { config } from "../lib/config";
 import { ConflictError, DependencyUnavailableError, PaymentDeclinedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
@@ -228,16 +229,17 @@ const PaymentsService: ServiceSchema<
       },
     },
 
-    /** The payments of an order. `payments:read` (operators). */
+    /** The payments of an order (a few: all of them unless paged). `payments:read` (operators). */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["payments:read"],
-      params: { orderId: { type: "uuid" }, $$strict: true },
-      async handler(this: PaymentsThis, ctx: Context<{ orderId: string }>): Promise<Payment[]> {
+      params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
+      async handler(this: PaymentsThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Payment>> {
         const rows = await this.rows("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [
           ctx.params.orderId,
         ]);
-        return rows.map(toPayment);
+        return pageOf(rows.map(toPayment), ctx.params);
       },
     },
   },

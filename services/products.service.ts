@@ -6,6 +6,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { DataTypes, Op, UniqueConstraintError, type Model, type WhereOptions } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { ConflictError, NotFoundError, PreconditionRequiredError, invalidFields } from "../lib/errors";
+import type { Page } from "../lib/paging";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import productMigrations from "../migrations/products";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -32,13 +33,7 @@ export interface Product {
   updatedAt: string;
 }
 
-export interface ProductPage {
-  rows: Product[];
-  total: number;
-  page: number;
-  pageSize: number;
-  totalPages: number;
-}
+export type ProductPage = Page<Product>;
 
 export interface ListProductsParams {
   page: number;
@@ -196,6 +191,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
      */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: "public",
       params: {
         page: { type: "number", integer: true, positive: true, convert: true, default: 1 },

@@ -11,7 +11,8 @@
  * when replayed; `POST /api/sagas/:id/retry` does the same at once.
  */
 import type { Context, Errors, Service, ServiceSchema } from "moleculer";
-import { selectPage, type Page } from "../lib/database";
+import { selectPage } from "../lib/database";
+import type { Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { deadLetterEnvelope, deterministicId, isRetryable } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
@@ -358,6 +359,7 @@ const SagasService: ServiceSchema<
     /** Sagas, most recently changed first, by status and definition. `sagas:read`. */
     list: {
       rest: "GET /",
+      list: "page",
       permissions: ["sagas:read"],
       params: {
         status: { type: "enum", values: [...SAGA_STATUSES], optional: true },

@@ -9,6 +9,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { DataTypes, QueryTypes } from "sequelize";
 import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import shippingMigrations from "../migrations/shipping";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import type { ShippingAddress } from "./orders.service";
@@ -164,16 +165,17 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
         },
       },
 
-      /** The shipments of an order. `shipping:read` (operators). */
+      /** The shipments of an order (a few: all of them unless paged). `shipping:read` (operators). */
       list: {
         rest: "GET /",
+        list: "page",
         permissions: ["shipping:read"],
-        params: { orderId: { type: "uuid" }, $$strict: true },
-        async handler(this: ShippingThis, ctx: Context<{ orderId: string }>): Promise<Shipment[]> {
+        params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Shipment>> {
           const rows = await this.rows("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
             ctx.params.orderId,
           ]);
-          return rows.map(toShipment);
+          return pageOf(rows.map(toShipment), ctx.params);
         },
       },
     },

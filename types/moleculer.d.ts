@@ -1,6 +1,7 @@
 /** Custom schema keys of this project, typed so no `any` is needed to use them. */
 import "moleculer";
 import type { JetStreamClient } from "nats";
+import type { ListShape } from "../lib/paging";
 import type { PermissionDeclaration } from "../lib/permissions";
 
 declare module "moleculer" {
@@ -47,6 +48,11 @@ declare module "moleculer" {
      * `ctx.meta.$statusCode` itself (a replayed request's 200), and given by the OpenAPI document.
      */
     status?: number;
+    /**
+     * The list shape the action answers with (lib/paging.ts): `"page"` (offset paging) or `"cursor"` (an append-only
+     * stream). The OpenAPI document gives it as the response schema, and a test checks every such route answers it.
+     */
+    list?: ListShape;
   }
 
   interface EventSchema {

@@ -10,6 +10,7 @@ import path from "node:path";
 import type { Order, OrderWithSaga } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
+import type { Page } from "../../lib/paging";
 import { apiRequest, orderBody } from "../support/api";
 import { freePort } from "../support/servers";
 import {
@@ -101,8 +102,8 @@ it("resumes a compensating saga after the single process is stopped and started 
       "the saga to end compensated after the restart",
     );
     expect(settled.status).toBe("COMPENSATED");
-    const payments = await json<{ status: string }[]>(await asAdmin("GET", `/api/payments?orderId=${order.id}`));
-    expect(payments.map((payment) => payment.status)).toEqual(["REFUNDED"]);
+    const payments = await json<Page<{ status: string }>>(await asAdmin("GET", `/api/payments?orderId=${order.id}`));
+    expect(payments.rows.map((payment) => payment.status)).toEqual(["REFUNDED"]);
   } finally {
     await node.stop("SIGTERM");
   }

@@ -10,6 +10,7 @@ import { QueryTypes, type Sequelize } from "sequelize";
 import type { Config } from "../../lib/config";
 import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
+import type { CursorPage, Page } from "../../lib/paging";
 import type { OutboxMethods } from "../../mixins/outbox.mixin";
 import type { AuditPage, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
 import type { Order } from "../../services/orders.service";
@@ -165,16 +166,20 @@ it("redacts secrets, and records domain events beside the actions that caused th
 });
 
 it("keeps domain events as an event store: in order globally, and per stream", async () => {
-  const first = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"));
-  const created = first.find((event) => event.envelope.type === "order.created")!;
+  // `limit`, the deprecated name of `pageSize`, still works.
+  const first = await json<CursorPage<StoredEvent>>(
+    await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"),
+  );
+  expect(first).toMatchObject({ pageSize: 1000, hasMore: false });
+  const created = first.rows.find((event) => event.envelope.type === "order.created")!;
   // A second event of the same order's stream: its cancellation.
   expect((await send("POST", `/api/orders/${created.streamId}/cancel`, {}, "es-cancel")).status).toBe(200);
   const stream = await waitFor(
     async () => {
-      const events = await json<StoredEvent[]>(
+      const events = await json<CursorPage<StoredEvent>>(
         await send("GET", `/api/audit/streams/order/${created.streamId}`, undefined, "es2"),
       );
-      return events.length === 2 ? events : undefined;
+      return events.rows.length === 2 ? events.rows : undefined;
     },
     10_000,
     "the order's second event",
@@ -186,7 +191,9 @@ it("keeps domain events as an event store: in order globally, and per stream", a
   expect(stream[0].position).toBe(created.position);
   expect(stream[1].envelope.payload).toMatchObject({ order: { previousStatus: "PENDING", status: "CANCELLED" } });
 
-  const all = await json<StoredEvent[]>(await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es3"));
+  const all = (
+    await json<CursorPage<StoredEvent>>(await send("GET", "/api/audit/events?after=0&pageSize=1000", undefined, "es3"))
+  ).rows;
   expect(all.map((event) => event.envelope.type).sort()).toEqual([
     "order.created",
     "order.statusChanged",
@@ -194,10 +201,25 @@ it("keeps domain events as an event store: in order globally, and per stream", a
   ]);
   const positions = all.map((event) => event.position);
   expect(positions).toEqual([...positions].sort((a, b) => a - b));
-  const later = await json<StoredEvent[]>(
+  // Read one at a time, each page's cursor leads to the next; past the end the cursor stays where it was.
+  const walked: number[] = [];
+  let cursor = "0";
+  for (;;) {
+    const page = await json<CursorPage<StoredEvent>>(
+      await send("GET", `/api/audit/events?after=${cursor}&pageSize=1`, undefined, "es4"),
+    );
+    walked.push(...page.rows.map((event) => event.position));
+    if (!page.hasMore) {
+      expect(page.nextCursor).toBe(String(positions.at(-1)));
+      break;
+    }
+    cursor = page.nextCursor;
+  }
+  expect(walked).toEqual(positions);
+  const later = await json<CursorPage<StoredEvent>>(
     await send("GET", `/api/audit/events?after=${positions.at(-1)}`, undefined, "es4"),
   );
-  expect(later).toEqual([]);
+  expect(later).toEqual({ rows: [], pageSize: 100, nextCursor: String(positions.at(-1)), hasMore: false });
   await expect(auditDb.query("DELETE FROM events")).rejects.toThrow(/append-only/);
 });
 
@@ -260,7 +282,9 @@ describe("schema registry", () => {
   it("holds the platform's own catalogue, registered at start", async () => {
     const res = await send("GET", "/api/audit/schemas?type=order.created", undefined, "schemas");
     expect(res.status).toBe(200);
-    const [schema] = await json<RegisteredSchema[]>(res);
+    const {
+      rows: [schema],
+    } = await json<Page<RegisteredSchema>>(res);
     expect(schema).toMatchObject({ type: "order.created", version: 1, registeredBy: "system:catalogue" });
     expect(schema.payload).toHaveProperty("order.props.total.props.currency.pattern", "^[A-Z]{3}$");
   });
@@ -276,7 +300,7 @@ describe("schema registry", () => {
       payload: { ...counted.payload, location: { type: "string", optional: true } },
     };
     expect((await register(v2)).status).toBe(201);
-    const versions = await json<RegisteredSchema[]>(
+    const { rows: versions } = await json<Page<RegisteredSchema>>(
       await send("GET", "/api/audit/schemas?type=inventory.counted", undefined, "schemas"),
     );
     expect(versions.map((schema) => schema.version)).toEqual([1, 2]);

@@ -8,6 +8,7 @@ import { Client } from "pg";
 import { ServiceBroker } from "moleculer";
 import { validateOpenApi } from "../support/openapi";
 import { databaseUrlFor } from "../../lib/database";
+import type { Page } from "../../lib/paging";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import { BusIdentityMiddleware } from "../../middlewares/bus-identity.middleware";
 import {
@@ -376,12 +377,12 @@ describe("RBAC", () => {
     await expect(otherNode.call("auth.rolePermissions", {}, { meta: { caller: customer } })).rejects.toMatchObject({
       code: 403,
     });
-    const users = await otherNode.call<User[], Record<string, never>>(
+    const users = await otherNode.call<Page<User>, Record<string, never>>(
       "auth.users.list",
       {},
       { meta: { caller: SYSTEM_CALLER } },
     );
-    expect(users.length).toBeGreaterThan(0);
+    expect(users.rows.length).toBeGreaterThan(0);
   });
 
   it("applies role changes at the next refresh, and a disabled user can neither refresh nor log in", async () => {
@@ -414,7 +415,7 @@ describe("RBAC", () => {
     const { accessToken } = await tokensFor("buyer@example.com");
     const product = { sku: "ROLE-1", name: "Granted", price: { amount: 1, currency: "EUR" } };
     expect((await call("POST", "/api/products", { token: accessToken, body: product })).status).toBe(403);
-    const roles = await json<{ name: string; permissions: string[] }[]>(
+    const { rows: roles } = await json<Page<{ name: string; permissions: string[] }>>(
       await call("GET", "/api/auth/roles", { token: adminToken }),
     );
     const customerRole = roles.find((role) => role.name === "customer")!;
@@ -621,7 +622,9 @@ describe("OAuth2 client credentials", () => {
     await call("PATCH", `/api/auth/clients/${client.clientId}`, { token: adminToken, body: { status: "disabled" } });
     const disabled = await token({ grant_type: "client_credentials" }, `${client.clientId}:${rotated.clientSecret}`);
     expect(disabled.status).toBe(401);
-    const listed = await json<OAuthClient[]>(await call("GET", "/api/auth/clients", { token: adminToken }));
+    const { rows: listed } = await json<Page<OAuthClient>>(
+      await call("GET", "/api/auth/clients", { token: adminToken }),
+    );
     expect(listed.find((entry) => entry.clientId === client.clientId)).toMatchObject({ status: "disabled" });
     expect(JSON.stringify(listed)).not.toMatch(/secret/i);
   });
@@ -878,7 +881,7 @@ describe("closed self-registration", () => {
     });
     expect(res.status).toBe(403);
     expect(await json<ErrorBody>(res)).toMatchObject({ type: "FORBIDDEN", data: { reason: "REGISTRATION_CLOSED" } });
-    const users = await json<User[]>(
+    const { rows: users } = await json<Page<User>>(
       await fetch(`${closedBase}/api/auth/users`, { headers: { authorization: `Bearer ${await login(closedBase)}` } }),
     );
     expect(users.map((user) => user.email)).toEqual(["admin@test.example"]);

@@ -6,6 +6,7 @@
 import { connect, type NatsConnection } from "nats";
 import { Client } from "pg";
 import { createEnvelope } from "../../lib/events";
+import type { Page } from "../../lib/paging";
 import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
 import type { Task } from "../../services/exec.service";
 import type { Order } from "../../services/orders.service";
@@ -127,7 +128,7 @@ it("processes an event committed while its consumer was down, once the consumer 
 
   const task = await waitFor(
     async () => {
-      const tasks = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${order.id}`));
+      const tasks = (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${order.id}`))).rows;
       return tasks[0];
     },
     15_000,
@@ -240,7 +241,7 @@ it("parks a poison message after its attempts, replays it once fixed, and leaves
 
 it("parks bad payloads (not JSON, too large, wrong schema) with a validation error and touches nothing else", async () => {
   const effectsBefore = await count(probeDb, "SELECT count(*) FROM effects");
-  const tasksBefore = (await json<Task[]>(await send("GET", "/api/exec/tasks"))).length;
+  const tasksBefore = (await json<Page<Task>>(await send("GET", "/api/exec/tasks"))).total;
   const wrongSchema = createEnvelope(
     "order.created",
     { order: { id: "not-a-uuid" } },
@@ -285,7 +286,7 @@ it("parks bad payloads (not JSON, too large, wrong schema) with a validation err
 
   expect(await count(probeDb, "SELECT count(*) FROM effects")).toBe(effectsBefore);
   expect(await count(probeDb, "SELECT count(*) FROM inbox WHERE message_id = $1", [wrongSchema.id])).toBe(0);
-  expect((await json<Task[]>(await send("GET", "/api/exec/tasks"))).length).toBe(tasksBefore);
+  expect((await json<Page<Task>>(await send("GET", "/api/exec/tasks"))).total).toBe(tasksBefore);
 
   // Not replayable: they never were envelopes. A batch replay that expects another count replays nothing.
   const notReplayable = parked.find((entry) => !entry.replayable)!;

@@ -8,6 +8,7 @@ import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "mo
 import { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
+import type { Page } from "../../lib/paging";
 import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
 import type { Order } from "../../services/orders.service";
@@ -99,7 +100,7 @@ afterAll(async () => {
 });
 
 it("ships a built-in rule that opens a review task for a large order, once", async () => {
-  const rules = await json<Rule[]>(await send("GET", "/api/exec/rules"));
+  const rules = (await json<Page<Rule>>(await send("GET", "/api/exec/rules"))).rows;
   expect(rules).toEqual([
     expect.objectContaining({ name: "Restock low stock", event: "product.stockChanged", builtIn: true }),
     expect.objectContaining({ name: "Review large orders", event: "order.created", builtIn: true, enabled: true }),
@@ -108,7 +109,7 @@ it("ships a built-in rule that opens a review task for a large order, once", asy
   const large = await placeOrder("LARGE", 200);
   const tasks = await waitFor(
     async () => {
-      const found = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${large.id}`));
+      const found = (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${large.id}`))).rows;
       return found.length > 0 ? found : undefined;
     },
     10_000,
@@ -118,7 +119,7 @@ it("ships a built-in rule that opens a review task for a large order, once", asy
     expect.objectContaining({ kind: "order-review", title: "Review a large order", details: expect.any(Object) }),
   ]);
   expect(tasks[0].details).toEqual({ total: { amount: 100_000, currency: "EUR" }, customerId: large.customerId });
-  expect(await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${small.id}`))).toEqual([]);
+  expect((await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${small.id}`))).rows).toEqual([]);
 });
 
 it("ships a built-in rule that opens a restock task when a product's stock drops under 5", async () => {
@@ -127,7 +128,8 @@ it("ships a built-in rule that opens a restock task when a product's stock drops
   product = await json<Product>(lowStock);
   const tasks = await waitFor(
     async () => {
-      const found = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`));
+      const found = (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`)))
+        .rows;
       return found.length > 0 ? found : undefined;
     },
     10_000,
@@ -142,7 +144,9 @@ it("ships a built-in rule that opens a restock task when a product's stock drops
     await send("PATCH", `/api/products/${product.id}`, { name: "Renamed", version: product.version }),
   );
   await new Promise((resolve) => setTimeout(resolve, 500));
-  expect(await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`))).toHaveLength(1);
+  expect(
+    (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`))).rows,
+  ).toHaveLength(1);
 });
 
 describe("rules API", () => {
@@ -222,7 +226,7 @@ describe("rules API", () => {
   });
 
   it("answers 409 for a duplicate name and for deleting a built-in rule, 404 for an unknown id", async () => {
-    const [builtIn] = await json<Rule[]>(await send("GET", "/api/exec/rules"));
+    const [builtIn] = (await json<Page<Rule>>(await send("GET", "/api/exec/rules"))).rows;
     expect(builtIn.builtIn).toBe(true);
     const duplicate = await send("POST", "/api/exec/rules", { ...rule, name: builtIn.name });
     expect(duplicate.status).toBe(409);
@@ -288,7 +292,7 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
   expect(printed.at(-1)).toBe(`Replayed ${entry.id} to order.created (replay 1)`);
   await waitFor(
     async () => {
-      const tasks = await json<Task[]>(await send("GET", `/api/exec/tasks?subject=${order.id}&kind=broken`));
+      const tasks = (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${order.id}&kind=broken`))).rows;
       return tasks.length === 1 ? tasks : undefined;
     },
     10_000,

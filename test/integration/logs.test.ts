@@ -10,7 +10,7 @@ import { databaseUrlFor } from "../../lib/database";
 import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import { LogShipper } from "../../lib/log-shipper";
 import { decryptPrivateKey, signAccessToken } from "../../lib/signing-keys";
-import type { LogPage } from "../../services/logs.service";
+import type { LogPage, LogTailPage } from "../../services/logs.service";
 import {
   dropScopeDatabases,
   isolation,
@@ -123,8 +123,9 @@ it("turns error records into log.error events on the bus, and the tail returns o
   );
   expect(rows.map((row) => row.envelope.payload.record.message)).toContain("Synthetic failure for the log store test");
 
-  const tail = await json<LogPage>(await get(`/api/logs?afterId=${before.rows[0].id}&pageSize=200`));
+  const tail = await json<LogTailPage>(await get(`/api/logs/tail?after=${before.rows[0].id}&pageSize=200`));
   expect(tail.rows.length).toBeGreaterThan(0);
+  expect(tail.nextCursor).toBe(String(tail.rows.at(-1)!.id));
   expect(tail.rows.every((row) => row.id > before.rows[0].id)).toBe(true);
   expect(tail.rows.map((row) => row.id)).toEqual([...tail.rows.map((row) => row.id)].sort((a, b) => a - b));
 });

@@ -5,6 +5,7 @@ import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
+import type { Page } from "../../../lib/paging";
 
 interface AuditRecord {
   seq: number;
@@ -32,9 +33,7 @@ export function AuditPage() {
     const value = params.get(key);
     if (value) query.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
   }
-  const loaded = useApi<{ rows: AuditRecord[]; total: number; page: number; totalPages: number }>(
-    `/api/audit?${query}`,
-  );
+  const loaded = useApi<Page<AuditRecord>>(`/api/audit?${query}`);
   const [verdict, setVerdict] = useState<Verdict | null>(null);
   const [verifying, setVerifying] = useState(false);
   const [error, setError] = useState<string | null>(null);

@@ -4,6 +4,7 @@ import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatMoney } from "../components/ui";
+import type { Page } from "../../../lib/paging";
 
 interface Product {
   id: string;
@@ -14,13 +15,6 @@ interface Product {
   stock: number;
   active: boolean;
   version: number;
-}
-
-interface Page<T> {
-  rows: T[];
-  total: number;
-  page: number;
-  totalPages: number;
 }
 
 /** "12.50" → 1250 minor units, or null when it is not an amount. */

@@ -9,6 +9,7 @@ import { useFilters } from "../components/useFilters";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
+import type { Page } from "../../../lib/paging";
 
 interface DeadLetter {
   id: string;
@@ -24,13 +25,6 @@ interface DeadLetter {
   discardedBy: string | null;
   discardReason: string | null;
   failedAt: string;
-}
-
-interface Page<T> {
-  rows: T[];
-  total: number;
-  page: number;
-  totalPages: number;
 }
 
 const FILTERS = ["status", "channel", "errorType", "search", "page"];

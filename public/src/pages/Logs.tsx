@@ -6,6 +6,7 @@ import { useFilters } from "../components/useFilters";
 import { ErrorNotice, Guarded, Notice } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { logTailStore, useLogTail, type TailRecord } from "../stores/logTail";
+import type { Page } from "../../../lib/paging";
 
 const LEVELS = ["", "fatal", "error", "warn", "info", "debug", "trace"];
 const FILTERS = ["level", "service", "requestId", "search"];
@@ -78,7 +79,7 @@ function SearchResults({
 }) {
   const query = new URLSearchParams(filters);
   if (page) query.set("page", page);
-  const loaded = useApi<{ rows: TailRecord[]; total: number; page: number; totalPages: number }>(`/api/logs?${query}`);
+  const loaded = useApi<Page<TailRecord>>(`/api/logs?${query}`);
   return (
     <Guarded loaded={loaded} what="log records" empty={(result) => (result.total === 0 ? "No records match." : null)}>
       {(result) => (

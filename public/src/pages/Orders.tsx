@@ -18,6 +18,7 @@ import {
   formatTime,
 } from "../components/ui";
 import { useSession } from "../stores/session";
+import type { Page } from "../../../lib/paging";
 
 export interface Money {
   amount: number;
@@ -36,13 +37,6 @@ export interface Order {
   version: number;
   createdAt: string;
   updatedAt: string;
-}
-
-interface Page<T> {
-  rows: T[];
-  total: number;
-  page: number;
-  totalPages: number;
 }
 
 interface Product {

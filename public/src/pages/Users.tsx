@@ -3,7 +3,8 @@ import { useState, type FormEvent } from "react";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
-import { Badge, Button, Field, PageTitle, Section, Table, formatTime } from "../components/ui";
+import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
+import type { Page } from "../../../lib/paging";
 
 interface User {
   id: string;
@@ -21,8 +22,10 @@ interface Role {
 }
 
 export function UsersPage() {
-  const users = useApi<User[]>("/api/auth/users");
-  const roles = useApi<Role[]>("/api/auth/roles");
+  const [page, setPage] = useState(1);
+  const users = useApi<Page<User>>(`/api/auth/users?page=${page}&pageSize=50`);
+  // Roles are few: the list's default page holds them all.
+  const roles = useApi<Page<Role>>("/api/auth/roles");
   const [message, setMessage] = useState<string | null>(null);
   const changed = (text: string) => {
     setMessage(text);
@@ -34,17 +37,20 @@ export function UsersPage() {
       <div className="space-y-4">
         {message && <Notice tone="success">{message}</Notice>}
         <Guarded loaded={roles} what="roles">
-          {(roleList) => (
+          {({ rows: roleList }) => (
             <>
               <NewUser roles={roleList} onCreated={(email) => changed(`Created ${email}.`)} />
               <Section title="Users">
-                <Guarded loaded={users} what="users" empty={(list) => (list.length === 0 ? "No users." : null)}>
+                <Guarded loaded={users} what="users" empty={(list) => (list.total === 0 ? "No users." : null)}>
                   {(list) => (
-                    <Table caption="Users" head={["Name", "Email", "Roles", "Status", "Since", ""]}>
-                      {list.map((user) => (
-                        <UserRow key={user.id} user={user} roles={roleList} onChanged={changed} />
-                      ))}
-                    </Table>
+                    <>
+                      <Table caption="Users" head={["Name", "Email", "Roles", "Status", "Since", ""]}>
+                        {list.rows.map((user) => (
+                          <UserRow key={user.id} user={user} roles={roleList} onChanged={changed} />
+                        ))}
+                      </Table>
+                      <Pager page={list.page} totalPages={list.totalPages} onPage={setPage} />
+                    </>
                   )}
                 </Guarded>
               </Section>

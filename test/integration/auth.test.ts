@@ -818,7 +818,7 @@ describe("on a node of its own", () => {
 
   it("keeps the last admin: it cannot be disabled or demoted, not even by itself; two concurrent demotions do not both pass", async () => {
     const token = await login(adminBase);
-    const users = await json<User[]>(
+    const { rows: users } = await json<Page<User>>(
       await fetch(`${adminBase}/api/auth/users`, { headers: { authorization: `Bearer ${token}` } }),
     );
     const first = users.find((user) => user.roles.includes("admin"))!;
@@ -844,7 +844,7 @@ describe("on a node of its own", () => {
       patch(token, second.id, { status: "disabled" }),
     ]);
     expect(outcomes.map((res) => res.status).sort()).toEqual([200, 409]);
-    const after = await json<User[]>(
+    const { rows: after } = await json<Page<User>>(
       await fetch(`${adminBase}/api/auth/users`, {
         headers: {
           authorization: `Bearer ${await login(adminBase, outcomes[0].status === 200 ? { email: "second-admin@example.com", password: "a-long-enough-password" } : TEST_ADMIN)}`,

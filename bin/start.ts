@@ -108,6 +108,14 @@ async function main(): Promise<void> {
   if (withRepl) await broker.repl();
 }
 
+/** The admin's e-mail and where its password comes from. */
+function adminLine(cfg: Config): string {
+  const email = cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL;
+  return cfg.auth.adminPassword
+    ? `${email} (password from ADMIN_PASSWORD)`
+    : `${email} (the start that created it printed its generated password above, once)`;
+}
+
 /** What a person at the terminal needs once the node is ready: where it is, who signs in, where its data lives. */
 function startBanner(cfg: Config, broker: ServiceBroker, embedded: boolean): string {
   const nodes = broker.registry.nodes
@@ -116,7 +124,7 @@ function startBanner(cfg: Config, broker: ServiceBroker, embedded: boolean): str
     .join(", ");
   const lines: [string, string][] = [
     ["Gateway", cfg.services.includes("api") ? `http://localhost:${cfg.port} (console at /, API docs at /docs)` : "—"],
-    ["Admin", cfg.services.includes("auth") ? (cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL) : "—"],
+    ["Admin", cfg.services.includes("auth") ? adminLine(cfg) : "—"],
     [
       "Data",
       embedded

@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmod, chown, cp, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { portFree } from "./ports";
 import { arch, platform, tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -124,12 +124,7 @@ async function reachableBy(user: ServerUser, dir: string): Promise<boolean> {
 
 /** Fails with what to do when the port is taken: pg_ctl itself says only "could not start server". */
 async function ensurePortFree(port: number): Promise<void> {
-  const taken = await new Promise<boolean>((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(true));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(false)));
-  });
-  if (taken) {
+  if (!(await portFree(port))) {
     throw new EmbeddedPostgresError(
       `Port ${port} on 127.0.0.1, which the embedded PostgreSQL uses, is taken (by another embedded PostgreSQL, ` +
         `perhaps of another checkout, or another server). Stop that one, or choose another port: ` +

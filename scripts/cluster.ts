@@ -7,12 +7,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { ensureUiBuilt } from "../bin/ui";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { PROJECT_ROOT } from "../lib/paths";
+import { freePort, portFree } from "../lib/ports";
 
 /** The compose file's roles, in start order (the gateway last, so it finds the others). */
 const ROLES = [
@@ -37,24 +37,6 @@ interface Role {
   name: string;
   child: ChildProcess;
   exited: Promise<void>;
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** Prefixes every line of a child's output with its name. */

@@ -5,28 +5,19 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Order, OrderWithSaga } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
 import { apiRequest, orderBody } from "../support/api";
-import { freePort } from "../support/servers";
+import { freePort, portFree } from "../../lib/ports";
 import { ROOT, TEST_ADMIN, json, login, registerCustomer, waitFor } from "../support/nodes";
 
 const ROLES = 6;
 let dataDir: string;
 let cluster: ChildProcess;
 let output = "";
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
-}
 
 /** The first of `count` consecutive free ports. */
 async function freePortRange(count: number): Promise<number> {

@@ -79,10 +79,21 @@ it("runs the whole system on the embedded default, stops on Ctrl-C, and keeps it
   expect(metrics.status).toBe(200);
   expect(await metrics.text()).toMatch(/moleculer_request_total/);
 
-  // No ADMIN_PASSWORD in development: the first admin gets a generated password, printed once.
-  const generated = /first admin admin@aicunet.local with the generated password (\S+)/.exec(first.output());
+  // No ADMIN_PASSWORD in development: the first admin gets a generated password, printed once on the terminal, which
+  // must be changed at the first sign-in.
+  const generated = /Generated password \(shown once[^)]*\): (\S+)/.exec(first.output());
   expect(generated).not.toBeNull();
-  const token = await login(base, { email: "admin@aicunet.local", password: generated![1] });
+  const changed = await fetch(`${base}/api/auth/password`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      email: "admin@aicunet.local",
+      currentPassword: generated![1],
+      newPassword: "the-admins-own-password",
+    }),
+  });
+  expect(changed.status).toBe(200);
+  const token = await login(base, { email: "admin@aicunet.local", password: "the-admins-own-password" });
   const created = await fetch(`${base}/api/products`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -103,7 +114,7 @@ it("runs the whole system on the embedded default, stops on Ctrl-C, and keeps it
   const second = await startNodeProcess(env, { viaNpmStart: true });
   try {
     expect(second.output()).not.toContain("Creating the embedded PostgreSQL cluster");
-    expect(second.output()).not.toContain("generated password");
+    expect(second.output()).not.toContain("Generated password");
     const page = await json<ProductPage>(await fetch(`http://127.0.0.1:${second.port}/api/products`));
     expect(page.rows).toEqual([product]);
   } finally {

@@ -8,6 +8,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
+import { sagaCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
 import type { Order, OrderWithSaga } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
@@ -95,6 +96,9 @@ it("sends a lost step command again once its saga stalls, shows the saga stalled
     const stalled = await json<Saga>(await send("GET", `/api/sagas/${started.id}`));
     expect(stalled).toMatchObject({ status: "RUNNING", step: firstStep, stalled: true });
     expect(steps(stalled)).toEqual(["start:started"]);
+    const printed: string[] = [];
+    await sagaCommand(broker, "list", undefined, { stalled: true }, (text) => printed.push(text));
+    expect(printed.find((line) => line.startsWith(started.id))).toContain(`STALLED since ${stalled.dueAt}`);
   } finally {
     await sagasDb.query("ROLLBACK");
   }

@@ -8,7 +8,7 @@
  *
  * A command whose cursor is not the saga's current one (a late duplicate, a retry an operator overtook) is ignored.
  * That makes the sweeper safe: a command can still be lost after the outbox marked it sent (JetStream acknowledges
- * before it writes to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for each saga
+ * a publish before it syncs it to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for each saga
  * that has not moved for SAGA_STALL_AFTER past its due time, that no running step holds and whose command is not
  * waiting in the outbox; it says so in the timeline (`swept`).
  * A parked saga (FAILED, a compensation that kept failing) sends a command to the dead-letter queue that resumes it
@@ -631,7 +631,12 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
           await this.rows("UPDATE sagas SET due_at = now() WHERE id = $1", [row.id], transaction);
           await this.rows(
             "INSERT INTO saga_events (saga_id, step, attempt, outcome, message) VALUES ($1, $2, $3, 'swept', $4)",
-            [row.id, cursorName(definition, row.cursor), row.cursor.attempt, `no progress for ${idle} s: sent again`],
+            [
+              row.id,
+              cursorName(definition, row.cursor),
+              row.cursor.attempt,
+              `not moved ${idle} s after its command was due: sent again`,
+            ],
             transaction,
           );
           // The trace of the order's request is not known here any more; the saga's id names the sweep's.

@@ -129,7 +129,7 @@ describe.each([
     expect(steps(ended).slice(0, 3)).toEqual(["start:started", `${firstStep}:swept`, `${firstStep}:ok`]);
     expect(steps(ended).filter((step) => step.endsWith(":swept"))).toHaveLength(1);
     expect(steps(ended).at(-1)).toBe("finish:completed:ok");
-    expect(ended.timeline![1].message).toMatch(/^no progress for \d+ s: sent again$/);
+    expect(ended.timeline![1].message).toMatch(/^not moved \d+ s after its command was due: sent again$/);
     expect(ended.stalled).toBe(false);
     expect(sweptCount() - sweptBefore).toBe(1);
     expect(await stalledIds()).not.toContain(ended.id);

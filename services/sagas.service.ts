@@ -8,9 +8,9 @@
  *
  * A command whose cursor is not the saga's current one (a late duplicate, a retry an operator overtook) is ignored.
  * That makes the sweeper safe: a command can still be lost after the outbox marked it sent (JetStream acknowledges
- * a publish before it syncs it to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for each saga
- * that has not moved for SAGA_STALL_AFTER past its due time, that no running step holds and whose command is not
- * waiting in the outbox; it says so in the timeline (`swept`).
+ * a publish before it syncs it to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for
+ * each saga that has not moved for SAGA_STALL_AFTER past its due time, that no running step holds and whose command
+ * is not waiting in the outbox; it says so in the timeline (`swept`).
  * A parked saga (FAILED, a compensation that kept failing) sends a command to the dead-letter queue that resumes it
  * when replayed; `POST /api/sagas/:id/retry` does the same at once.
  */

@@ -77,7 +77,7 @@ export async function sagaCommand(
   broker: ServiceBroker,
   verb: string,
   id: string | undefined,
-  options: { status?: string },
+  options: { status?: string; stalled?: boolean },
   print: Print,
 ): Promise<void> {
   const needId = () => {
@@ -86,13 +86,17 @@ export async function sagaCommand(
   };
   switch (verb) {
     case "list": {
-      const filter = options.status ? { status: options.status } : {};
+      const filter = {
+        ...(options.status ? { status: options.status } : {}),
+        ...(options.stalled ? { stalled: true } : {}),
+      };
       const page = await broker.call<SagaPage, object>("sagas.list", { ...filter, pageSize: 100 }, asSystem());
       print(`${page.total} saga(s)${page.total > page.rows.length ? `, the latest ${page.rows.length}` : ""}`);
       for (const saga of page.rows) {
         print(
           `${saga.id}  ${saga.updatedAt}  ${saga.status.padEnd(12)} ${saga.definition} ${saga.subjectId}  ` +
-            `at ${saga.step} (attempt ${saga.attempt})${saga.reason ? `  ${saga.reason}` : ""}`,
+            `at ${saga.step} (attempt ${saga.attempt})${saga.stalled ? `  STALLED since ${saga.dueAt}` : ""}` +
+            `${saga.reason ? `  ${saga.reason}` : ""}`,
         );
       }
       return;
@@ -200,8 +204,11 @@ export const REPL_COMMANDS: ReplCustomCommand[] = [
   },
   {
     command: "saga <verb> [id]",
-    description: "Sagas: saga list [--status S], saga show|retry|compensate <id>",
-    options: [{ option: "--status <status>", description: "RUNNING, COMPENSATING, COMPLETED, COMPENSATED or FAILED" }],
+    description: "Sagas: saga list [--status S] [--stalled], saga show|retry|compensate <id>",
+    options: [
+      { option: "--status <status>", description: "RUNNING, COMPENSATING, COMPLETED, COMPENSATED or FAILED" },
+      { option: "--stalled", description: "only sagas that have not moved for SAGA_STALL_AFTER (list)" },
+    ],
     action: printingErrors((broker, args) =>
       sagaCommand(broker, String(args.verb), idOf(args), args.options, console.log),
     ),

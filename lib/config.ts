@@ -292,6 +292,17 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
       "Waits for an unavailable participant before the attempt counts as failed (so a breaker that keeps opening ends in compensation).",
   },
   {
+    key: "SAGA_STALL_AFTER",
+    default: "120000",
+    description:
+      "How long a RUNNING or COMPENSATING saga may go without moving, past the time its command was due and with no command of its waiting in the outbox, before it counts as stalled and the sweeper sends its command again, in ms. Keep it above SAGA_STEP_TIMEOUT and DELIVERY_ACK_WAIT.",
+  },
+  {
+    key: "SAGA_SWEEP_INTERVAL",
+    default: "30000",
+    description: "How often the saga engine looks for stalled sagas (a command lost after it left the outbox), in ms.",
+  },
+  {
     key: "LOG_SHIP_LEVEL",
     default: "info",
     description:
@@ -346,7 +357,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "FAILPOINTS",
     default: "(none)",
     description:
-      "Fault tests only: comma list of crash points (`outbox.published:<channel>`, `saga.committed:<step>`) where the process kills itself (lib/failpoints.ts). Refused in production.",
+      "Fault tests only: comma list of crash points (`outbox.published:<channel>`, `saga.committed:<step>`) where the process kills itself, and of drop points (`outbox.drop:<channel>`: the first message of that channel is marked sent and never published) (lib/failpoints.ts). Refused in production.",
   },
 ];
 
@@ -417,9 +428,12 @@ export interface Config {
     compensationAttempts: number;
     waitUnavailableMs: number;
     maxWaits: number;
+    /** A saga not moved this long past its command's due time, with no command waiting, is stalled. */
+    stallAfterMs: number;
+    sweepIntervalMs: number;
   };
   payments: { slowMs: number; flakyFailures: number };
-  /** Crash points armed for a fault test (lib/failpoints.ts); always empty in production. */
+  /** Crash and drop points armed for a fault test (lib/failpoints.ts); always empty in production. */
   failpoints: string[];
   alerts: {
     intervalMs: number;
@@ -628,6 +642,8 @@ export function loadConfig(env: Env = process.env): Config {
       compensationAttempts: number("SAGA_COMPENSATION_ATTEMPTS", 10, { min: 1, max: 1000 }),
       waitUnavailableMs: number("SAGA_WAIT_UNAVAILABLE", 10_000, { min: 10, max: 600_000 }),
       maxWaits: number("SAGA_MAX_WAITS", 30, { min: 0, max: 100_000 }),
+      stallAfterMs: number("SAGA_STALL_AFTER", 120_000, { min: 100, max: 86_400_000 }),
+      sweepIntervalMs: number("SAGA_SWEEP_INTERVAL", 30_000, { min: 50, max: 3_600_000 }),
     },
     payments: {
       slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),

@@ -33,6 +33,8 @@ export interface Sample {
   /** Sagas running or compensating, and parked as FAILED; null when the sagas service did not answer. */
   sagasInFlight: number | null;
   sagasFailed: number | null;
+  /** Of those in flight, the ones not moved for SAGA_STALL_AFTER (the sweeper sends their command again). */
+  sagasStalled: number | null;
 }
 
 export const SAMPLE_EVERY_MS = 15_000;

@@ -51,13 +51,13 @@ const SOURCES: Record<string, string> = {
   health: "GET /api/health: every node's readiness checks (health.report on each node)",
   traffic: `every gateway's ${REQUESTS_METRIC} counter and ${DURATION_METRIC} histogram (last minute's quantiles)`,
   deadLetters: "dlq.stats: PENDING dead letters of every channel",
-  sagas: "sagas.list: sagas RUNNING or COMPENSATING, and FAILED",
+  sagas: "sagas.list: sagas RUNNING or COMPENSATING (and of those the stalled ones), and FAILED",
 };
 
-/** How many sagas with a status there are, or null if the sagas service does not answer. */
-async function sagaCount(svc: DashboardThis, status: string): Promise<number | null> {
+/** How many sagas `sagas.list` finds with `filter`, or null if the sagas service does not answer. */
+async function sagaCount(svc: DashboardThis, filter: { status: string } | { stalled: true }): Promise<number | null> {
   try {
-    const page = await svc.broker.call<Page<unknown>, object>("sagas.list", { status, pageSize: 1 }, options());
+    const page = await svc.broker.call<Page<unknown>, object>("sagas.list", { ...filter, pageSize: 1 }, options());
     return page.total;
   } catch {
     return null;
@@ -161,9 +161,10 @@ export function dashboardMixin(): Partial<ServiceSchema> {
         const stats = await this.broker
           .call<Page<{ status: string; count: number }>, object>("dlq.stats", {}, options())
           .catch(() => null);
-        const [running, compensating, failed] = await Promise.all(
-          ["RUNNING", "COMPENSATING", "FAILED"].map((status) => sagaCount(this, status)),
-        );
+        const [running, compensating, failed, stalled] = await Promise.all([
+          ...["RUNNING", "COMPENSATING", "FAILED"].map((status) => sagaCount(this, { status })),
+          sagaCount(this, { stalled: true }),
+        ]);
         const sample: Sample = {
           time: new Date(now).toISOString(),
           ...rates,
@@ -172,6 +173,7 @@ export function dashboardMixin(): Partial<ServiceSchema> {
             : null,
           sagasInFlight: running === null || compensating === null ? null : running + compensating,
           sagasFailed: failed,
+          sagasStalled: stalled,
         };
         this.samples = withSample(this.samples, sample);
       },

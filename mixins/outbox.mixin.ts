@@ -13,7 +13,7 @@ import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery"
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
-import { crashAt } from "../lib/failpoints";
+import { crashAt, dropAt } from "../lib/failpoints";
 import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
@@ -95,7 +95,10 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
           for (const channel of new Set(rows.map((row) => row.channel))) await this.ensureStream(channel);
           const results = await Promise.allSettled(
             rows.map((row) =>
-              this.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
+              // A fault test's lost message: marked sent below like the others, never published.
+              dropAt(`outbox.drop:${row.channel}`)
+                ? Promise.resolve()
+                : this.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
             ),
           );
           const published = rows.filter((_, index) => results[index].status === "fulfilled");

@@ -7,6 +7,10 @@
  * idempotency keys make the repeat harmless) or the next command committed in the outbox.
  *
  * A command whose cursor is not the saga's current one (a late duplicate, a retry an operator overtook) is ignored.
+ * That makes the sweeper safe: a command can still be lost after the outbox marked it sent (JetStream acknowledges
+ * a publish before it syncs it to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for
+ * each saga that has not moved for SAGA_STALL_AFTER past its due time, that no running step holds and whose command
+ * is not waiting in the outbox; it says so in the timeline (`swept`).
  * A parked saga (FAILED, a compensation that kept failing) sends a command to the dead-letter queue that resumes it
  * when replayed; `POST /api/sagas/:id/retry` does the same at once.
  */
@@ -17,6 +21,7 @@ import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { deadLetterEnvelope, deterministicId, isRetryable } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { config } from "../lib/config";
 import { crashAt } from "../lib/failpoints";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import {
@@ -46,7 +51,10 @@ export interface SagaTimelineEntry {
   at: string;
   step: string;
   attempt: number;
-  /** `ok`, `rejected`, `transient`, `unavailable`, or what happened to the saga: `started`, `resumed`, `abandoned`. */
+  /**
+   * `ok`, `rejected`, `transient`, `unavailable`, or what happened to the saga: `started`, `resumed`, `abandoned`,
+   * `swept` (its command sent again after it stalled).
+   */
   outcome: string;
   message: string | null;
   durationMs: number | null;
@@ -65,6 +73,10 @@ export interface Saga {
   context: StoredContext;
   createdAt: string;
   updatedAt: string;
+  /** When its current command was, or will be, due (a retry's backoff puts it in the future). */
+  dueAt: string;
+  /** RUNNING or COMPENSATING and not moved for SAGA_STALL_AFTER past `dueAt`: its command may be lost. */
+  stalled: boolean;
   finishedAt: string | null;
   timeline?: SagaTimelineEntry[];
 }
@@ -82,6 +94,7 @@ interface SagaRow {
   reason: string | null;
   created_at: Date;
   updated_at: Date;
+  due_at: Date;
   finished_at: Date | null;
 }
 
@@ -101,7 +114,10 @@ interface StepDue {
 }
 
 const FINAL: readonly SagaStatus[] = ["COMPLETED", "COMPENSATED"];
+const MOVING: readonly SagaStatus[] = ["RUNNING", "COMPENSATING"];
 const MAX_PAGE_SIZE = 100;
+/** Stalled sagas one sweep sends again; the next sweep takes the rest. */
+const SWEEP_BATCH = 100;
 
 const sameCursor = (a: Cursor, b: Cursor) =>
   a.phase === b.phase &&
@@ -145,12 +161,19 @@ interface SagasMethods {
     outcome: string,
   ): Promise<Saga>;
   refreshInflight(): Promise<void>;
+  sweepStalled(): Promise<number>;
 }
 
-type SagasThis = Service<DbSettings> &
-  DbServiceThis &
-  SagasMethods &
-  OutboxMethods & { definitions: Record<string, SagaDefinition<StoredContext>>; inflightTimer?: NodeJS.Timeout };
+interface SagasState {
+  definitions: Record<string, SagaDefinition<StoredContext>>;
+  inflightTimer?: NodeJS.Timeout;
+  sweepTimer?: NodeJS.Timeout;
+  /** The sweep in progress, which stopping waits for: the database closes right after. */
+  sweepRound?: Promise<void>;
+  sweepStopping: boolean;
+}
+
+type SagasThis = Service<DbSettings> & DbServiceThis & SagasMethods & OutboxMethods & SagasState;
 
 /** A definition's start event: one saga per subject (a repeated event finds it and starts nothing). */
 function startHandler(definitionName: string): EventHandler {
@@ -291,11 +314,7 @@ const runStep: EventHandler = async function (this: ConsumerThis, envelope: Even
   });
 };
 
-const SagasService: ServiceSchema<
-  DbSettings,
-  DbMethods & SagasMethods & OutboxMethods,
-  DbServiceThis & { definitions: Record<string, SagaDefinition<StoredContext>>; inflightTimer?: NodeJS.Timeout }
-> = {
+const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxMethods, DbServiceThis & SagasState> = {
   name: "sagas",
   mixins: [
     outboxMixin(),
@@ -339,6 +358,12 @@ const SagasService: ServiceSchema<
       description: "Duration of saga step actions",
     });
     metrics.register({
+      type: "counter",
+      name: "aicunet.sagas.swept",
+      labelNames: ["definition"],
+      description: "Stalled sagas whose command the sweeper sent again (a command lost after it left the outbox)",
+    });
+    metrics.register({
       type: "gauge",
       name: "aicunet.sagas.inflight",
       labelNames: ["definition", "status"],
@@ -349,14 +374,36 @@ const SagasService: ServiceSchema<
   async started(this: SagasThis) {
     await this.refreshInflight();
     this.inflightTimer = setInterval(() => this.refreshInflight().catch(() => undefined), 5000);
+    this.sweepStopping = false;
+    const { sweepIntervalMs } = config().saga;
+    const sweep = async () => {
+      try {
+        let swept = SWEEP_BATCH;
+        // A full batch: more may be waiting, so the next one follows at once.
+        while (swept === SWEEP_BATCH && !this.sweepStopping) swept = await this.sweepStalled();
+      } catch (err) {
+        this.logger.warn(`Saga sweep: ${(err as Error).message}; trying again in ${sweepIntervalMs} ms`);
+      }
+      if (!this.sweepStopping) this.sweepTimer = setTimeout(schedule, sweepIntervalMs);
+    };
+    const schedule = () => {
+      this.sweepRound = sweep();
+    };
+    this.sweepTimer = setTimeout(schedule, sweepIntervalMs);
   },
 
   async stopped(this: SagasThis) {
     clearInterval(this.inflightTimer);
+    this.sweepStopping = true;
+    clearTimeout(this.sweepTimer);
+    await this.sweepRound;
   },
 
   actions: {
-    /** Sagas, most recently changed first, by status and definition. `sagas:read`. */
+    /**
+     * Sagas, most recently changed first, by status and definition; `stalled=true`: only those that have not moved
+     * for SAGA_STALL_AFTER past their due time (the sweeper sends their command again). `sagas:read`.
+     */
     list: {
       rest: "GET /",
       list: "page",
@@ -364,17 +411,20 @@ const SagasService: ServiceSchema<
       params: {
         status: { type: "enum", values: [...SAGA_STATUSES], optional: true },
         definition: { type: "string", max: 100, optional: true },
+        stalled: { type: "boolean", convert: true, optional: true },
         page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
         pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
         $$strict: true,
       },
       async handler(
         this: SagasThis,
-        ctx: Context<{ status?: SagaStatus; definition?: string; page: number; pageSize: number }>,
+        ctx: Context<{ status?: SagaStatus; definition?: string; stalled?: boolean; page: number; pageSize: number }>,
       ): Promise<SagaPage> {
-        const { status, definition, page, pageSize } = ctx.params;
-        const where = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR definition = $2)";
-        const bind = [status ?? null, definition ?? null];
+        const { status, definition, stalled, page, pageSize } = ctx.params;
+        const where = `($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR definition = $2)
+          AND ($3::boolean IS NOT TRUE OR (status IN ('RUNNING', 'COMPENSATING')
+            AND due_at < now() - make_interval(secs => $4 / 1000.0)))`;
+        const bind = [status ?? null, definition ?? null, stalled ?? null, config().saga.stallAfterMs];
         const query = { table: "sagas", where, order: "updated_at DESC, id", bind };
         return selectPage<SagaRow, Saga>(this.sequelize, query, page, pageSize, (row) => this.toSaga(row));
       },
@@ -475,6 +525,8 @@ const SagasService: ServiceSchema<
         context: row.context,
         createdAt: row.created_at.toISOString(),
         updatedAt: row.updated_at.toISOString(),
+        dueAt: row.due_at.toISOString(),
+        stalled: MOVING.includes(row.status) && Date.now() - row.due_at.getTime() > config().saga.stallAfterMs,
         finishedAt: row.finished_at?.toISOString() ?? null,
       };
     },
@@ -487,11 +539,23 @@ const SagasService: ServiceSchema<
     async record(this: SagasThis, row, decision, entry, transaction, context) {
       const { status, cursor, completed, reason } = decision.state;
       const finished = !decision.next && status !== "FAILED";
+      // The sweeper's clock starts when the next command is due, not when it was scheduled: a backoff is no stall.
+      const dueInMs = decision.next?.delayMs ?? 0;
       await this.rows(
         `UPDATE sagas SET status = $2, cursor = $3, completed = $4, reason = $5, context = coalesce($6::jsonb, context),
-           version = version + 1, updated_at = now(), finished_at = CASE WHEN $7 THEN now() ELSE finished_at END
+           version = version + 1, updated_at = now(), finished_at = CASE WHEN $7 THEN now() ELSE finished_at END,
+           due_at = now() + make_interval(secs => $8 / 1000.0)
          WHERE id = $1`,
-        [row.id, status, storableJson(cursor), completed, reason, context ? storableJson(context) : null, finished],
+        [
+          row.id,
+          status,
+          storableJson(cursor),
+          completed,
+          reason,
+          context ? storableJson(context) : null,
+          finished,
+          dueInMs,
+        ],
         transaction,
       );
       await this.rows(
@@ -538,6 +602,58 @@ const SagasService: ServiceSchema<
       this.logger.warn(`Saga ${id} ${outcome} by an operator`);
       const [row] = await this.rows<SagaRow>("SELECT * FROM sagas WHERE id = $1", [id]);
       return this.toSaga(row);
+    },
+
+    /**
+     * One sweep: sends the current command again for the sagas that have not moved for SAGA_STALL_AFTER past their
+     * due time, whose row no running step holds (SKIP LOCKED: a step in flight, or another replica's sweep, keeps
+     * its saga) and whose command is not waiting in the outbox (the relay is behind, or a retry is scheduled: sending
+     * more would not help). Restarts their clock, so a saga is swept again only if this command is lost too.
+     * Returns how many it swept.
+     */
+    async sweepStalled(this: SagasThis) {
+      const swept = await this.sequelize.transaction(async (transaction) => {
+        const rows = await this.rows<SagaRow>(
+          `SELECT * FROM sagas s
+           WHERE s.status IN ('RUNNING', 'COMPENSATING') AND s.due_at < now() - make_interval(secs => $1 / 1000.0)
+             AND s.definition = ANY($3::text[])
+             AND NOT EXISTS (
+               SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.channel = 'saga.stepDue'
+                 AND o.envelope->'payload'->>'sagaId' = s.id::text AND o.envelope->'payload'->'cursor' = s.cursor)
+           ORDER BY s.due_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+          // Only the definitions this node knows: an older node leaves a newer definition's sagas to a newer one.
+          [config().saga.stallAfterMs, SWEEP_BATCH, Object.keys(this.definitions)],
+          transaction,
+        );
+        for (const row of rows) {
+          const definition = this.definition(row.definition);
+          const idle = Math.round((Date.now() - row.due_at.getTime()) / 1000);
+          await this.rows("UPDATE sagas SET due_at = now() WHERE id = $1", [row.id], transaction);
+          await this.rows(
+            "INSERT INTO saga_events (saga_id, step, attempt, outcome, message) VALUES ($1, $2, $3, 'swept', $4)",
+            [
+              row.id,
+              cursorName(definition, row.cursor),
+              row.cursor.attempt,
+              `not moved ${idle} s after its command was due: sent again`,
+            ],
+            transaction,
+          );
+          // The trace of the order's request is not known here any more; the saga's id names the sweep's.
+          await this.sendStepDue(
+            { id: row.id, correlationId: row.id },
+            { sagaId: row.id, cursor: row.cursor },
+            0,
+            transaction,
+          );
+        }
+        return rows;
+      });
+      for (const row of swept) {
+        this.broker.metrics.increment("aicunet.sagas.swept", { definition: row.definition });
+        this.logger.warn(`Saga ${row.id} stalled at ${this.toSaga(row).step}: its command was sent again`);
+      }
+      return swept.length;
     },
 
     async refreshInflight(this: SagasThis) {

@@ -1,5 +1,6 @@
 /** The sagas database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createSagas from "./0001-create-sagas";
 import createInboxAndOutbox from "./0002-create-inbox-and-outbox";
+import addDueAt from "./0003-add-due-at";
 
-export default [createSagas, createInboxAndOutbox];
+export default [createSagas, createInboxAndOutbox, addDueAt];

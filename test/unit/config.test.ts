@@ -192,3 +192,15 @@ describe("loadConfig", () => {
     }
   });
 });
+
+describe("the sweeper's settings", () => {
+  it("default to a 2 min stall threshold looked for every 30 s, and refuse nonsense", () => {
+    expect(loadConfig({}).saga).toMatchObject({ stallAfterMs: 120_000, sweepIntervalMs: 30_000 });
+    expect(loadConfig({ SAGA_STALL_AFTER: "5000", SAGA_SWEEP_INTERVAL: "1000" }).saga).toMatchObject({
+      stallAfterMs: 5000,
+      sweepIntervalMs: 1000,
+    });
+    expect(() => loadConfig({ SAGA_STALL_AFTER: "0" })).toThrow(/SAGA_STALL_AFTER/);
+    expect(() => loadConfig({ SAGA_SWEEP_INTERVAL: "soon" })).toThrow(/SAGA_SWEEP_INTERVAL/);
+  });
+});

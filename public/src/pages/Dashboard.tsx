@@ -59,6 +59,7 @@ const TILES: Tile[] = [
   { label: "Dead letters pending", value: (s) => s.deadLetters, format: (v) => String(v), source: "deadLetters" },
   { label: "Sagas in flight", value: (s) => s.sagasInFlight, format: (v) => String(v), source: "sagas" },
   { label: "Sagas failed (parked)", value: (s) => s.sagasFailed, format: (v) => String(v), source: "sagas" },
+  { label: "Sagas stalled (being swept)", value: (s) => s.sagasStalled, format: (v) => String(v), source: "sagas" },
 ];
 
 export function DashboardPage() {

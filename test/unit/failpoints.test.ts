@@ -1,0 +1,23 @@
+import { loadConfig, setConfig } from "../../lib/config";
+import { dropAt } from "../../lib/failpoints";
+
+describe("drop points", () => {
+  it("lose the first message of an armed channel only, and nothing on a channel not armed", () => {
+    setConfig(loadConfig({ FAILPOINTS: "outbox.drop:saga.stepDue" }));
+    expect(dropAt("outbox.drop:order.created")).toBe(false);
+    expect(dropAt("outbox.drop:saga.stepDue")).toBe(true);
+    expect(dropAt("outbox.drop:saga.stepDue")).toBe(false);
+  });
+
+  it("are refused in production like the crash points", () => {
+    expect(() =>
+      loadConfig({
+        NODE_ENV: "production",
+        DATABASE_URL: "postgres://u:p@db:5432/postgres",
+        AUTH_KEY_SECRET: "x".repeat(32),
+        ADMIN_PASSWORD: "a-long-admin-password",
+        FAILPOINTS: "outbox.drop:saga.stepDue",
+      }),
+    ).toThrow(/FAILPOINTS are for fault tests/);
+  });
+});

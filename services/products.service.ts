@@ -438,8 +438,9 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         const existing = await this.reservation(key);
         if (existing) return this.answerReserve(existing);
         const lines = perProduct(ctx.params.lines);
+        let refusal: InsufficientStockError | undefined;
         try {
-          await this.sequelize.transaction(async (transaction) => {
+          const taken = await this.sequelize.transaction(async (transaction) => {
             const [claimed] = await this.rows<{ reservation_key: string }>(
               `INSERT INTO stock_reservations (reservation_key, order_id, lines, status) VALUES ($1, $2, $3, 'RESERVED')
                ON CONFLICT (reservation_key) DO NOTHING RETURNING reservation_key`,
@@ -447,9 +448,9 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
               transaction,
             );
             // A concurrent duplicate (or a release that voided the key) got there first: its row is the answer.
-            if (!claimed) return;
+            if (!claimed) return false;
             const short = await this.moveStock(ctx, lines, -1, transaction);
-            if (!short) return;
+            if (!short) return true;
             const [product] = await this.rows<StockRow>(
               "SELECT stock FROM products WHERE id = $1",
               [short.productId],
@@ -463,8 +464,10 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
               available: product?.stock ?? null,
             });
           });
+          if (taken) this.logger.info(`Reserved stock for order ${ctx.params.orderId} (${key})`);
         } catch (err) {
           if (!(err instanceof InsufficientStockError)) throw err;
+          refusal = err;
           // Kept so a repeat answers the same refusal, even if stock came back meanwhile.
           await this.rows(
             `INSERT INTO stock_reservations (reservation_key, order_id, lines, status, reason)
@@ -473,7 +476,8 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
           );
         }
         const row = await this.reservation(key);
-        if (row?.status === "RESERVED") this.logger.info(`Reserved stock for order ${row.order_id} (${key})`);
+        // The refusal as it happened names the product and what was left; a repeat gets it from the row.
+        if (refusal && row?.status === "REJECTED") throw refusal;
         return this.answerReserve(row!);
       },
     },
@@ -490,15 +494,15 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         const { reservationKey } = ctx.params;
         const released = await this.sequelize.transaction(async (transaction) => {
           // The conditional UPDATE is the once: a concurrent repeat waits for this row, then matches nothing.
-          const [released] = await this.rows<ReservationRow>(
+          const [releasing] = await this.rows<ReservationRow>(
             `UPDATE stock_reservations SET status = 'RELEASED', updated_at = now()
              WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
             [reservationKey, reservationSources("RELEASED")],
             transaction,
           );
-          if (released) {
-            await this.moveStock(ctx, released.lines, 1, transaction);
-            return released;
+          if (releasing) {
+            await this.moveStock(ctx, releasing.lines, 1, transaction);
+            return releasing;
           }
           await this.rows(
             `INSERT INTO stock_reservations (reservation_key, status, reason)

@@ -188,7 +188,11 @@ it("lets one of many concurrent reservations of the last units through per unit,
   expect(outcomes.filter((outcome) => outcome.status === "fulfilled")).toHaveLength(5);
   expect(refused).toHaveLength(15);
   for (const outcome of refused) {
-    expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 422, type: "INSUFFICIENT_STOCK" });
+    expect((outcome as PromiseRejectedResult).reason).toMatchObject({
+      code: 422,
+      type: "INSUFFICIENT_STOCK",
+      data: { productId: hot.id, wanted: 1, available: 0 },
+    });
   }
   expect(await stockOf(hot)).toBe(0);
   // The refused reservations took nothing of their other line either.

@@ -56,6 +56,16 @@ async function reservationOf(sagaId: string) {
   return rows[0];
 }
 
+/** The stock levels `product.stockChanged` announced for a product, in the order its outbox holds them. */
+async function announcedStock(product: Product) {
+  const { rows } = await productsDb.query<{ stock: number }>(
+    `SELECT (envelope->'payload'->'product'->>'stock')::int AS stock FROM outbox
+     WHERE channel = 'product.stockChanged' AND envelope->'payload'->'product'->>'id' = $1 ORDER BY seq`,
+    [product.id],
+  );
+  return rows.map((row) => row.stock);
+}
+
 const steps = (order: OrderWithSaga) => order.saga!.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
 
 /** A saga participant's call, as the saga engine makes it. */
@@ -106,6 +116,7 @@ it("takes an order's stock at once and keeps it taken once the order completes",
     lines: [{ productId: product.id, quantity: 3 }],
   });
   expect(await stockOf(product)).toBe(7);
+  expect(await announcedStock(product)).toEqual([7]);
 });
 
 it("puts the stock back when the card is declined: the order is CANCELLED", async () => {
@@ -123,6 +134,7 @@ it("puts the stock back when the card is declined: the order is CANCELLED", asyn
   ]);
   expect((await reservationOf(order.saga!.id)).status).toBe("RELEASED");
   expect(await stockOf(product)).toBe(10);
+  expect(await announcedStock(product)).toEqual([6, 10]);
 });
 
 it("puts the stock back when the carrier does not ship there: the order is COMPENSATED", async () => {

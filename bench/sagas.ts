@@ -8,8 +8,10 @@
  * named with a random `bench_sg_<hex>_` prefix that are dropped at the end.
  *
  * The bench logs in as the admin, creates one product and places happy-path orders (`pm_card_ok`, shipped to DE)
- * with `POST /api/orders`; each order's saga charges the payment, marks the order PAID, creates the shipment, marks
- * it SHIPPED, then COMPLETED, every step a `saga.stepDue` command through the sagas outbox and JetStream.
+ * with `POST /api/orders`; each order's saga reserves its stock, charges the payment, marks the order PAID, creates the
+ * shipment, makes the reservation final, marks it SHIPPED, then COMPLETED, every step a `saga.stepDue` command
+ * through the sagas outbox and JetStream. Every order takes from the one product's stock: its row is as hot as a row
+ * gets.
  * 1. warm-up: 40 orders at once, not measured;
  * 2. saturation: `BENCH_SAGA_INFLIGHT` (128) closed loops, each placing an order and waiting until its saga has ended
  *    (one query on the sagas database every 100 ms for all of them), for `BENCH_SAGA_SATURATION_SECONDS` (15);
@@ -381,9 +383,12 @@ export interface PhaseResult {
   post: Percentiles;
   /** POST sent → the saga's first timeline entry (the POST, the orders outbox, JetStream, the sagas consumer). */
   toStart: Percentiles;
-  /** The saga's first → last timeline entry (five step commands through the sagas outbox and JetStream). */
+  /** The saga's first → last timeline entry (seven step commands through the sagas outbox and JetStream). */
   steps: Percentiles;
-  /** Of `steps`, the time spent in the five actions (payments.charge, orders.transition ×3, shipping.create). */
+  /**
+   * Of `steps`, the time spent in the seven actions (products.reserve, payments.charge, orders.transition ×3,
+   * shipping.create, products.commitReservation).
+   */
   actions: Percentiles;
   /** Of `steps`, the rest per step command: outbox row → relay round → JetStream → consumer transaction. */
   hop: Percentiles;
@@ -712,7 +717,7 @@ export function reportSagas(result: SagaBench): void {
   console.log(`fixed rate: ${fixed.load} (${result.rateChosen}), latest send ${fixed.sendLagMs} ms after its time`);
   console.log("\nWhere the end-to-end time goes (p50 / p99 ms):");
   console.log(
-    "| phase | POST sent → saga started | saga started → completed | of which in the five actions | per step command, beside its action |",
+    "| phase | POST sent → saga started | saga started → completed | of which in the seven actions | per step command, beside its action |",
   );
   console.log("|---|---|---|---|---|");
   for (const r of [saturation, fixed]) {

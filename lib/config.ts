@@ -261,7 +261,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   {
     key: "SAGA_STEP_TIMEOUT",
     default: "5000",
-    description: "How long a saga step (payment, shipping) may take, in ms.",
+    description: "How long a saga step (stock, payment, shipping) may take, in ms.",
   },
   {
     key: "SAGA_STEP_ATTEMPTS",
@@ -277,7 +277,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "SAGA_COMPENSATION_ATTEMPTS",
     default: "10",
     description:
-      "Tries of a compensation (refund, cancel shipment) before the saga is parked as FAILED for an operator.",
+      "Tries of a compensation (release stock, refund, cancel shipment) before the saga is parked as FAILED for an operator.",
   },
   {
     key: "SAGA_WAIT_UNAVAILABLE",

@@ -51,6 +51,14 @@ export class UnsupportedDestinationError extends Errors.MoleculerClientError {
   }
 }
 
+/** 422: the stock cannot fill an order's line (a business outcome: the order is cancelled, nothing was taken). */
+export class InsufficientStockError extends Errors.MoleculerClientError {
+  constructor(reason: string, data: Record<string, unknown>) {
+    super(`Not enough stock: ${reason}`, 422, "INSUFFICIENT_STOCK", { reason, ...data });
+    this.name = "InsufficientStockError";
+  }
+}
+
 /** 428: a write that must say which version it is based on did not. */
 export class PreconditionRequiredError extends Errors.MoleculerClientError {
   constructor(message: string) {

@@ -1,12 +1,14 @@
 /**
- * The order saga: started by `order.created`, it charges the payment, marks the order PAID, creates the shipment and
- * marks it SHIPPED, then COMPLETED. A declined payment cancels the order (nothing to undo); a shipment that fails
- * after the payment refunds it and the order ends COMPENSATED. Timeouts, attempts and delays come from the
- * configuration (`SAGA_*`).
+ * The order saga: started by `order.created`, it reserves the order's stock, charges the payment, marks the order
+ * PAID, creates the shipment, makes the reservation final, marks the order SHIPPED, then COMPLETED.
+ * Not enough stock cancels the order (nothing to undo); a declined payment releases the stock and cancels it; a
+ * shipment that fails after the payment refunds it, releases the stock, and the order ends COMPENSATED. Timeouts,
+ * attempts and delays come from the configuration (`SAGA_*`).
  */
 import { config } from "../lib/config";
 import type { SagaDefinition } from "../lib/saga";
 import type { Order, ShippingAddress } from "../services/orders.service";
+import type { ReservationLine } from "../lib/stock-reservation";
 import type { Payment } from "../services/payments.service";
 import type { Shipment } from "../services/shipping.service";
 
@@ -17,11 +19,16 @@ export interface OrderSagaContext {
   currency: string;
   paymentMethod: string;
   shippingAddress: ShippingAddress;
+  /** What the order takes from stock. */
+  lines: ReservationLine[];
   /** Set once the order is PAID: compensating it then ends COMPENSATED rather than CANCELLED. */
   paid?: boolean;
   paymentId?: string;
   shipmentId?: string;
 }
+
+/** The key the stock step reserved under: the engine's idempotency key of that step. */
+const reservationKey = (context: OrderSagaContext) => `${context.sagaId}:stock`;
 
 export function orderSaga(): SagaDefinition<OrderSagaContext> {
   const { stepTimeoutMs, stepAttempts, retryDelayMs, compensationAttempts, waitUnavailableMs, maxWaits } =
@@ -45,10 +52,20 @@ export function orderSaga(): SagaDefinition<OrderSagaContext> {
           currency: order.total.currency,
           paymentMethod: order.paymentMethod,
           shippingAddress: order.shippingAddress,
+          lines: order.lines.map(({ productId, quantity }) => ({ productId, quantity })),
         };
       },
     },
     steps: [
+      {
+        // First, so an order the stock cannot fill is cancelled before anyone is charged.
+        name: "stock",
+        action: "products.reserve",
+        params: (c) => ({ orderId: c.orderId, lines: c.lines }),
+        compensation: { action: "products.release", params: (c) => ({ reservationKey: reservationKey(c) }) },
+        timeoutMs: stepTimeoutMs,
+        retry,
+      },
       {
         name: "payment",
         action: "payments.charge",
@@ -65,6 +82,15 @@ export function orderSaga(): SagaDefinition<OrderSagaContext> {
         params: (c) => ({ orderId: c.orderId, address: c.shippingAddress }),
         result: (_, shipment) => ({ shipmentId: (shipment as Shipment).id }),
         compensation: { action: "shipping.cancel", params: (c) => ({ shipmentKey: `${c.sagaId}:shipping` }) },
+        timeoutMs: stepTimeoutMs,
+        retry,
+      },
+      {
+        // The stock left with the shipment. Before markShipped, not after: a step failing after it compensates while
+        // the order is still PAID (a SHIPPED order cannot end COMPENSATED); a commit compensated so is released.
+        name: "commitStock",
+        action: "products.commitReservation",
+        params: (c) => ({ reservationKey: reservationKey(c) }),
         timeoutMs: stepTimeoutMs,
         retry,
       },

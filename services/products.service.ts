@@ -1,17 +1,38 @@
 /**
  * products (Service 1, DB 1): the product catalog in its own PostgreSQL database. A stock change publishes
  * `product.stockChanged` through the outbox.
+ *
+ * Stock is reserved by the order saga (`reserve`, then `release` as its compensation or `commitReservation` when the
+ * order completes), once per reservation key (`meta.idempotencyKey`, the saga step's key) like payments: a repeat
+ * answers the first outcome. Popular products make these rows hot, so every change is a short transaction of
+ * conditional UPDATEs (`stock >= quantity`), rows locked in product id order, with nothing held across calls.
  */
-import type { Context, ServiceSchema } from "moleculer";
-import { DataTypes, Op, UniqueConstraintError, type Model, type WhereOptions } from "sequelize";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import {
+  DataTypes,
+  Op,
+  QueryTypes,
+  UniqueConstraintError,
+  type Model,
+  type Transaction,
+  type WhereOptions,
+} from "sequelize";
 import type { AuditLocals } from "../lib/audit";
-import { ConflictError, NotFoundError, PreconditionRequiredError, invalidFields } from "../lib/errors";
+import {
+  ConflictError,
+  InsufficientStockError,
+  NotFoundError,
+  PreconditionRequiredError,
+  invalidFields,
+} from "../lib/errors";
 import type { Page } from "../lib/paging";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import productMigrations from "../migrations/products";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { createEnvelope } from "../lib/events";
+import { perProduct, reservationSources, type ReservationLine, type ReservationStatus } from "../lib/stock-reservation";
+import { storableJson } from "../lib/storable";
 
 export interface Price {
   /** Integer amount in the currency's minor unit (cents). */
@@ -56,6 +77,40 @@ export interface CreateProductParams {
   price: Price;
   stock: number;
   active: boolean;
+}
+
+export interface StockReservation {
+  /** The saga step key it was made under: `<sagaId>:stock`. */
+  key: string;
+  orderId: string | null;
+  /** One line per product, in product id order. */
+  lines: ReservationLine[];
+  status: ReservationStatus;
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ReserveParams {
+  orderId: string;
+  lines: ReservationLine[];
+}
+
+interface ReservationRow {
+  reservation_key: string;
+  order_id: string | null;
+  lines: ReservationLine[];
+  status: ReservationStatus;
+  reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface StockRow {
+  id: string;
+  sku: string;
+  name: string;
+  stock: number;
 }
 
 interface ProductRow {
@@ -155,9 +210,46 @@ function toProduct(model: Model): Product {
   };
 }
 
+function toReservation(row: ReservationRow): StockReservation {
+  return {
+    key: row.reservation_key,
+    orderId: row.order_id,
+    lines: row.lines,
+    status: row.status,
+    reason: row.reason,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/**
+ * Per-action fault tolerance of the saga's stock actions. Each is idempotent under its key, so Moleculer may retry
+ * a transient database fault before the saga sees it; the bulkhead keeps a burst of orders for one popular product
+ * from queueing every database connection behind its row lock.
+ */
+const STOCK_CALL = {
+  // A caller that sets no timeout of its own waits this long (the saga sets its step timeout on every call).
+  timeout: 10_000,
+  retryPolicy: { enabled: true, retries: 1, delay: 100, maxDelay: 500, factor: 2 },
+  bulkhead: { enabled: true, concurrency: 20, maxQueueSize: 500 },
+};
+
+const RESERVATION_KEY = { type: "string", min: 1, max: 300 } as const;
+
+type ProductsThis = Service<DbSettings> & DbServiceThis & ProductsMethods & OutboxMethods;
+
 interface ProductsMethods {
   updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product>;
   explainMissedWrite(id: string): Promise<never>;
+  rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
+  reservation(key: string): Promise<ReservationRow | undefined>;
+  moveStock(
+    ctx: Context,
+    lines: ReservationLine[],
+    sign: 1 | -1,
+    transaction: Transaction,
+  ): Promise<ReservationLine | null>;
+  answerReserve(row: ReservationRow): StockReservation;
 }
 
 const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & OutboxMethods, DbServiceThis> = {
@@ -310,9 +402,204 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         if (deleted === 0) await this.explainMissedWrite(ctx.params.id);
       },
     },
+
+    /**
+     * Takes an order's quantities from stock, all lines or none, once per `meta.idempotencyKey`: a repeat answers
+     * the first outcome. 422 `INSUFFICIENT_STOCK` when a line cannot be filled (every repeat too), 409 when the key
+     * was voided by a release that came first. Emits `product.stockChanged` per product. System only (order saga).
+     */
+    reserve: {
+      audit: { entity: "stockReservation", idParam: "orderId" },
+      ...STOCK_CALL,
+      params: {
+        orderId: { type: "uuid" },
+        lines: {
+          type: "array",
+          min: 1,
+          max: 100,
+          items: {
+            type: "object",
+            strict: true,
+            props: {
+              productId: { type: "uuid" },
+              quantity: { type: "number", integer: true, positive: true, max: 2_147_483_647 },
+            },
+          },
+        },
+        $$strict: true,
+      },
+      async handler(this: ProductsThis, ctx: Context<ReserveParams, GatewayMeta>): Promise<StockReservation> {
+        const key = ctx.meta.idempotencyKey;
+        if (!key) {
+          throw invalidFields("A reservation needs an idempotency key", [
+            { field: "idempotencyKey", message: "required in meta", type: "required" },
+          ]);
+        }
+        const existing = await this.reservation(key);
+        if (existing) return this.answerReserve(existing);
+        const lines = perProduct(ctx.params.lines);
+        let refusal: InsufficientStockError | undefined;
+        try {
+          const taken = await this.sequelize.transaction(async (transaction) => {
+            const [claimed] = await this.rows<{ reservation_key: string }>(
+              `INSERT INTO stock_reservations (reservation_key, order_id, lines, status) VALUES ($1, $2, $3, 'RESERVED')
+               ON CONFLICT (reservation_key) DO NOTHING RETURNING reservation_key`,
+              [key, ctx.params.orderId, storableJson(lines)],
+              transaction,
+            );
+            // A concurrent duplicate (or a release that voided the key) got there first: its row is the answer.
+            if (!claimed) return false;
+            const short = await this.moveStock(ctx, lines, -1, transaction);
+            if (!short) return true;
+            const [product] = await this.rows<StockRow>(
+              "SELECT stock FROM products WHERE id = $1",
+              [short.productId],
+              transaction,
+            );
+            const left = product ? `only ${product.stock} in stock` : "the product is gone";
+            // Thrown to roll the claim and the lines already taken back: all lines or none.
+            throw new InsufficientStockError(`product ${short.productId}: ${short.quantity} wanted, ${left}`, {
+              productId: short.productId,
+              wanted: short.quantity,
+              available: product?.stock ?? null,
+            });
+          });
+          if (taken) this.logger.info(`Reserved stock for order ${ctx.params.orderId} (${key})`);
+        } catch (err) {
+          if (!(err instanceof InsufficientStockError)) throw err;
+          refusal = err;
+          // Kept so a repeat answers the same refusal, even if stock came back meanwhile.
+          await this.rows(
+            `INSERT INTO stock_reservations (reservation_key, order_id, lines, status, reason)
+             VALUES ($1, $2, $3, 'REJECTED', $4) ON CONFLICT (reservation_key) DO NOTHING`,
+            [key, ctx.params.orderId, storableJson(lines), (err.data as { reason: string }).reason],
+          );
+        }
+        const row = await this.reservation(key);
+        // The refusal as it happened names the product and what was left; a repeat gets it from the row.
+        if (refusal && row?.status === "REJECTED") throw refusal;
+        return this.answerReserve(row!);
+      },
+    },
+
+    /**
+     * Puts a reservation's stock back, once; with no reservation yet, voids the key so a late reserve is refused.
+     * Idempotent: a repeat answers the same. Emits `product.stockChanged` per product. System only (compensation).
+     */
+    release: {
+      audit: { entity: "stockReservation", idParam: "reservationKey" },
+      ...STOCK_CALL,
+      params: { reservationKey: RESERVATION_KEY, $$strict: true },
+      async handler(this: ProductsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
+        const { reservationKey } = ctx.params;
+        const released = await this.sequelize.transaction(async (transaction) => {
+          // The conditional UPDATE is the once: a concurrent repeat waits for this row, then matches nothing.
+          const [releasing] = await this.rows<ReservationRow>(
+            `UPDATE stock_reservations SET status = 'RELEASED', updated_at = now()
+             WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
+            [reservationKey, reservationSources("RELEASED")],
+            transaction,
+          );
+          if (releasing) {
+            await this.moveStock(ctx, releasing.lines, 1, transaction);
+            return releasing;
+          }
+          await this.rows(
+            `INSERT INTO stock_reservations (reservation_key, status, reason)
+             VALUES ($1, 'VOIDED', 'released before any reserve') ON CONFLICT (reservation_key) DO NOTHING`,
+            [reservationKey],
+            transaction,
+          );
+          return undefined;
+        });
+        if (released) this.logger.info(`Released the stock of order ${released.order_id} (${reservationKey})`);
+        const row = await this.reservation(reservationKey);
+        return toReservation(row!);
+      },
+    },
+
+    /**
+     * Makes a reservation final once its order completed: the stock stays taken. Idempotent; 409 when it was
+     * released or refused, 404 when there is none. System only (order saga).
+     */
+    commitReservation: {
+      audit: { entity: "stockReservation", idParam: "reservationKey" },
+      ...STOCK_CALL,
+      params: { reservationKey: RESERVATION_KEY, $$strict: true },
+      async handler(this: ProductsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
+        const { reservationKey } = ctx.params;
+        await this.rows(
+          `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()
+           WHERE reservation_key = $1 AND status = ANY($2::text[])`,
+          [reservationKey, reservationSources("COMMITTED")],
+        );
+        const row = await this.reservation(reservationKey);
+        if (!row) throw new NotFoundError("Stock reservation", reservationKey);
+        if (row.status !== "COMMITTED") {
+          throw new ConflictError(`The reservation is ${row.status} and cannot be committed`, "CONFLICT", {
+            reservationKey,
+            status: row.status,
+          });
+        }
+        return toReservation(row);
+      },
+    },
   },
 
   methods: {
+    async rows<T extends object>(this: ProductsThis, sql: string, bind: unknown[], transaction?: Transaction) {
+      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
+    },
+
+    async reservation(this: ProductsThis, key: string) {
+      const [row] = await this.rows<ReservationRow>("SELECT * FROM stock_reservations WHERE reservation_key = $1", [
+        key,
+      ]);
+      return row;
+    },
+
+    /**
+     * Moves each line's quantity out of stock (-1) or back (+1), one short conditional UPDATE per product in id order,
+     * with its `product.stockChanged` in the same transaction. Taking stops at the first line stock cannot fill and
+     * returns it (the caller rolls back); giving back skips a product deleted since.
+     */
+    async moveStock(this: ProductsThis, ctx, lines, sign, transaction) {
+      for (const line of perProduct(lines)) {
+        const [product] = await this.rows<StockRow>(
+          `UPDATE products SET stock = stock + $2, version = version + 1, updated_at = now()
+           WHERE id = $1 AND stock + $2 >= 0 RETURNING id, sku, name, stock`,
+          [line.productId, sign * line.quantity],
+          transaction,
+        );
+        if (!product) {
+          if (sign < 0) return line;
+          continue;
+        }
+        await this.enqueueEvent(
+          transaction,
+          createEnvelope(
+            "product.stockChanged",
+            { product },
+            { source: "products", correlationId: ctx.requestID ?? product.id },
+          ),
+        );
+      }
+      return null;
+    },
+
+    /** The result a reservation key stands for: the reservation, or the refusal it recorded. */
+    answerReserve(row: ReservationRow): StockReservation {
+      if (row.status === "REJECTED") {
+        throw new InsufficientStockError(row.reason ?? "refused", { reservationKey: row.reservation_key });
+      }
+      if (row.status === "VOIDED") {
+        throw new ConflictError("This reservation was voided by a release before it was made", "CONFLICT", {
+          reservationKey: row.reservation_key,
+        });
+      }
+      return toReservation(row);
+    },
+
     /** One conditional UPDATE: it changes the row only if its version is the expected one, and bumps the version. */
     async updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
       const version = expectedVersion(ctx);

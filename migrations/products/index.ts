@@ -1,5 +1,6 @@
 /** The products database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createProducts from "./0001-create-products";
 import createOutbox from "./0002-create-outbox";
+import createStockReservations from "./0003-create-stock-reservations";
 
-export default [createProducts, createOutbox];
+export default [createProducts, createOutbox, createStockReservations];

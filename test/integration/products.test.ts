@@ -65,7 +65,11 @@ afterAll(async () => {
 describe("products through the gateway", () => {
   it("created the service's own database and recorded its migrations", async () => {
     const { rows } = await productsDb.query("SELECT name FROM schema_migrations");
-    expect(rows).toEqual([{ name: "0001-create-products" }, { name: "0002-create-outbox" }]);
+    expect(rows).toEqual([
+      { name: "0001-create-products" },
+      { name: "0002-create-outbox" },
+      { name: "0003-create-stock-reservations" },
+    ]);
     expect(productsDb.database).toBe(`${scope.prefix}products`);
   });
 
@@ -311,7 +315,7 @@ describe("restarting on an existing database", () => {
     broker = await startInProcessNode(testConfig(scope, { SERVICES: "api,auth,products", PORT: String(port) }));
     base = `http://127.0.0.1:${port}`;
     const { rows } = await productsDb.query("SELECT name FROM schema_migrations");
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(3);
     const page = await json<ProductPage>(await fetch(`${base}/api/products?search=W-1`));
     expect(page.rows.map((row) => row.sku)).toContain("W-1");
   });

@@ -98,9 +98,11 @@ it("shows a customer's order with its saga, and operators every saga with its ti
   const saga = await json<Saga>(await send("GET", `/api/sagas/${order.saga!.id}`));
   expect(saga.timeline!.map((entry) => entry.step)).toEqual([
     "start",
+    "stock",
     "payment",
     "markPaid",
     "shipping",
+    "commitStock",
     "markShipped",
     "finish:completed",
   ]);
@@ -109,7 +111,7 @@ it("shows a customer's order with its saga, and operators every saga with its ti
   const printed: string[] = [];
   await sagaCommand(broker, "show", saga.id, {}, (text) => printed.push(text));
   expect(printed[0]).toBe(`${saga.id} order ${order.id}: COMPLETED`);
-  expect(printed).toHaveLength(7);
+  expect(printed).toHaveLength(9);
   await sagaCommand(broker, "list", undefined, { status: "COMPLETED" }, (text) => printed.push(text));
   expect(printed.some((line) => line.startsWith(saga.id) && line.includes("at finish:completed"))).toBe(true);
 

@@ -2,7 +2,8 @@
  * The order saga over a real NATS JetStream (this file's own nats-server, so it can restart it) and the real
  * PostgreSQL, with the saga engine, the participants and the gateway in three processes: every outcome of the test
  * payment methods and destinations, a parked saga resumed from the dead-letter queue, and kills of the saga node and
- * of a participant, and a NATS restart, under load, after which every saga has ended and the payments balance.
+ * of a participant, and a NATS restart, under load, after which every saga has ended, the payments balance and only
+ * the completed orders' stock stays taken.
  */
 import { Client } from "pg";
 import type { DeadLetterPage } from "../../services/dlq.service";
@@ -36,7 +37,7 @@ let gatewayPort: number;
 let base: string;
 let token: string;
 let product: Product;
-const db: Record<"payments" | "shipping" | "sagas" | "orders", Client> = {} as never;
+const db: Record<"payments" | "shipping" | "sagas" | "orders" | "products", Client> = {} as never;
 
 const FINAL = ["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"];
 const orderSaga = sagaDefinitions().order;
@@ -89,11 +90,14 @@ async function paymentsOf(orderId: string) {
   return (await db.payments.query("SELECT status, amount FROM payments WHERE order_id = $1", [orderId])).rows;
 }
 
-/** The invariants of every run: one saga per order, all ended, no double charge, no refund without a charge. */
+/**
+ * The invariants of every run: one saga per order, all ended, no double charge, no refund without a charge, and the
+ * stock of exactly the completed orders taken for good (every other reservation released, refused or voided).
+ */
 async function expectBalanced(orders: Order[]) {
   const ids = orders.map((order) => order.id);
-  const { rows: statuses } = await db.orders.query<{ status: string; total_amount: string }>(
-    "SELECT status, total_amount FROM orders WHERE id = ANY($1)",
+  const { rows: statuses } = await db.orders.query<{ id: string; status: string; total_amount: string }>(
+    "SELECT id, status, total_amount FROM orders WHERE id = ANY($1)",
     [ids],
   );
   expect(statuses.filter((row) => FINAL.includes(row.status))).toHaveLength(orders.length);
@@ -116,6 +120,17 @@ async function expectBalanced(orders: Order[]) {
     .filter((row) => row.status === "COMPLETED")
     .reduce((sum, row) => sum + Number(row.total_amount), 0);
   expect(charged - refunded).toBe(completed);
+  const { rows: taken } = await db.products.query<{ order_id: string; status: string }>(
+    "SELECT order_id, status FROM stock_reservations WHERE order_id = ANY($1) AND status IN ('RESERVED', 'COMMITTED')",
+    [ids],
+  );
+  const byOrder = (a: { order_id: string }, b: { order_id: string }) => a.order_id.localeCompare(b.order_id);
+  expect(taken.sort(byOrder)).toEqual(
+    statuses
+      .filter((row) => row.status === "COMPLETED")
+      .map((row) => ({ order_id: row.id, status: "COMMITTED" }))
+      .sort(byOrder),
+  );
   return statuses;
 }
 
@@ -147,7 +162,7 @@ beforeAll(async () => {
   });
   expect(res.status).toBe(201);
   product = await json<Product>(res);
-  for (const name of ["payments", "shipping", "sagas", "orders"] as const) {
+  for (const name of ["payments", "shipping", "sagas", "orders", "products"] as const) {
     db[name] = new Client({ connectionString: scopedUrl(name) });
     await db[name].connect();
   }
@@ -164,12 +179,14 @@ describe("outcomes", () => {
   it("completes a paid and shipped order", async () => {
     const order = await settled((await placeOrder("HAPPY")).id);
     expect(order.status).toBe("COMPLETED");
-    expect(order.saga).toMatchObject({ status: "COMPLETED", completedSteps: 4, reason: null });
+    expect(order.saga).toMatchObject({ status: "COMPLETED", completedSteps: 6, reason: null });
     expect(outcomes(order.saga!)).toEqual([
       "start:started",
+      "stock:ok",
       "payment:ok",
       "markPaid:ok",
       "shipping:ok",
+      "commitStock:ok",
       "markShipped:ok",
       "finish:completed:ok",
     ]);
@@ -178,11 +195,17 @@ describe("outcomes", () => {
     expect(rows).toEqual([{ status: "CREATED" }]);
   });
 
-  it("cancels an order whose payment is declined, with the reason, and refunds nothing", async () => {
+  it("cancels an order whose payment is declined, with the reason, releases its stock and refunds nothing", async () => {
     const order = await settled((await placeOrder("DECLINED", { paymentMethod: "pm_card_declined" })).id);
     expect(order).toMatchObject({ status: "CANCELLED", statusReason: "Payment declined: card declined" });
     expect(order.saga!.status).toBe("COMPENSATED");
-    expect(outcomes(order.saga!)).toEqual(["start:started", "payment:rejected", "finish:compensated:ok"]);
+    expect(outcomes(order.saga!)).toEqual([
+      "start:started",
+      "stock:ok",
+      "payment:rejected",
+      "stock:compensate:ok",
+      "finish:compensated:ok",
+    ]);
     expect(await paymentsOf(order.id)).toEqual([{ status: "DECLINED", amount: "700" }]);
   });
 
@@ -191,10 +214,12 @@ describe("outcomes", () => {
     expect(order).toMatchObject({ status: "COMPENSATED", statusReason: "No shipping to ZZ" });
     expect(outcomes(order.saga!)).toEqual([
       "start:started",
+      "stock:ok",
       "payment:ok",
       "markPaid:ok",
       "shipping:rejected",
       "payment:compensate:ok",
+      "stock:compensate:ok",
       "finish:compensated:ok",
     ]);
     expect(await paymentsOf(order.id)).toEqual([{ status: "REFUNDED", amount: "700" }]);
@@ -206,10 +231,12 @@ describe("outcomes", () => {
     expect(order.statusReason).toMatch(/^payment failed after 3 attempt\(s\): Request is timed out/);
     expect(outcomes(order.saga!)).toEqual([
       "start:started",
+      "stock:ok",
       "payment:transient",
       "payment:transient",
       "payment:transient",
       "payment:compensate:ok",
+      "stock:compensate:ok",
       "finish:compensated:ok",
     ]);
     // The provider answers every call late; once the late calls are done, no charge stands.
@@ -254,9 +281,10 @@ describe("outcomes", () => {
     expect((await send("POST", `/api/dlq/${entry.id}/replay`)).status).toBe(200);
     const resumed = await settled(placed.id);
     expect(resumed).toMatchObject({ status: "COMPENSATED", saga: { status: "COMPENSATED" } });
-    expect(outcomes(resumed.saga!).slice(-3)).toEqual([
+    expect(outcomes(resumed.saga!).slice(-4)).toEqual([
       "payment:compensate:resumed",
       "payment:compensate:ok",
+      "stock:compensate:ok",
       "finish:compensated:ok",
     ]);
     expect(await paymentsOf(placed.id)).toEqual([{ status: "REFUNDED", amount: "700" }]);
@@ -287,15 +315,22 @@ describe("crashes", () => {
     // node kills itself there (lib/failpoints.ts), since a kill timed from outside misses a window of milliseconds.
     const completed = { status: "COMPLETED", saga: { status: "COMPLETED" } };
     const boundaries: { step: string; options?: OrderOptions; ends: object }[] = [
+      { step: "stock", ends: completed },
       { step: "payment", ends: completed },
       { step: "markPaid", ends: completed },
       { step: "shipping", ends: completed },
+      { step: "commitStock", ends: completed },
       { step: "markShipped", ends: completed },
       { step: "finish:completed", ends: completed },
       {
         step: "payment:compensate",
         options: { country: "ZZ" },
         ends: { status: "COMPENSATED", saga: { status: "COMPENSATED" } },
+      },
+      {
+        step: "stock:compensate",
+        options: { paymentMethod: "pm_card_declined" },
+        ends: { status: "CANCELLED", saga: { status: "COMPENSATED" } },
       },
       {
         step: "finish:compensated",
@@ -333,7 +368,7 @@ describe("crashes", () => {
     // Mid-step: the provider is still working on the charge when the node dies.
     const slow = await placeOrder("MID-STEP", { paymentMethod: "pm_card_slow" });
     orders.push(slow);
-    await sagaReaches(slow.id, { phase: "forward", step: 0 });
+    await sagaReaches(slow.id, { phase: "forward", step: 1 });
     await new Promise((resolve) => setTimeout(resolve, 400));
     await sagaNode.stop("SIGKILL");
     sagaNode = await startSagaNode();

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { publicKeyOfSeed } from "../../lib/bus-claims";
 import { CONFIG_KEYS, ConfigError, SERVICE_NAMES, loadConfig } from "../../lib/config";
 
@@ -202,5 +204,15 @@ describe("the sweeper's settings", () => {
     });
     expect(() => loadConfig({ SAGA_STALL_AFTER: "0" })).toThrow(/SAGA_STALL_AFTER/);
     expect(() => loadConfig({ SAGA_SWEEP_INTERVAL: "soon" })).toThrow(/SAGA_SWEEP_INTERVAL/);
+  });
+});
+
+describe("the README's configuration table", () => {
+  it("lists every key with the default and description lib/config.ts documents", () => {
+    const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+    const missing = CONFIG_KEYS.map((key) => `| \`${key.key}\` | ${key.default} | ${key.description} |`).filter(
+      (row) => !readme.includes(row),
+    );
+    expect(missing).toEqual([]);
   });
 });

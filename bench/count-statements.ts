@@ -16,7 +16,9 @@ import { STATEMENT_COUNT_REQUEST, type StatementCounts } from "./statement-count
 
 const TRANSACTION_CONTROL = /^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i;
 
-const counts: StatementCounts = { statements: 0, transactionControl: 0 };
+const COMMIT = /^\s*(COMMIT|END)\b/i;
+
+const counts: StatementCounts = { statements: 0, transactionControl: 0, explicitCommits: 0 };
 
 function textOf(config: unknown): string {
   if (typeof config === "string") return config;
@@ -27,7 +29,9 @@ function textOf(config: unknown): string {
 const query = Client.prototype.query as (this: Client, ...args: unknown[]) => unknown;
 Client.prototype.query = function countedQuery(this: Client, ...args: unknown[]) {
   counts.statements += 1;
-  if (TRANSACTION_CONTROL.test(textOf(args[0]))) counts.transactionControl += 1;
+  const text = textOf(args[0]);
+  if (TRANSACTION_CONTROL.test(text)) counts.transactionControl += 1;
+  if (COMMIT.test(text)) counts.explicitCommits += 1;
   return query.apply(this, args);
 } as typeof Client.prototype.query;
 

@@ -4,6 +4,8 @@ export interface StatementCounts {
   statements: number;
   /** Of which BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE. */
   transactionControl: number;
+  /** Of which COMMIT or END: the explicit transactions the process committed (autocommit statements not among them). */
+  explicitCommits: number;
 }
 
 /** The IPC message that asks a node for its `StatementCounts`. */

@@ -25,6 +25,10 @@
  * saga). PostgreSQL runs on this machine, so both are the same clock.
  * CPU: /proc/<pid>/stat (utime + stime) of the three nodes, nats-server and every `postgres` process, this process's
  * `process.cpuUsage()`, and the whole machine from /proc/stat, sampled at the start and the end of each phase.
+ * Per saga (issue 15), over the fixed-rate phase: SQL statements (counted in each node by bench/count-statements.ts),
+ * commits (pg_stat_database over the bench's databases, the bench's own polls taken out), JetStream publishes (stream
+ * last_seq from nats-server's /jsz) and CPU ms; a quiet window before the phase measures the nodes' background, which
+ * is taken out of the per-saga row.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -255,7 +259,19 @@ class CostMeter {
     private prefix: string,
   ) {}
 
-  async sample(): Promise<CostSample> {
+  /**
+   * CPU ticks of the backends of the bench's databases. A pool closes a connection idle for 10 s and its backend's
+   * ticks go with it: read them as the phase ends, not after the wait for the statistics.
+   */
+  backends(): Map<number, number> {
+    const postgres = new Map<number, number>();
+    for (const [pid, info] of processesNamed(["postgres"])) {
+      if (info.cmdline.includes(this.prefix)) postgres.set(pid, info.ticks);
+    }
+    return postgres;
+  }
+
+  async sample(postgres = this.backends()): Promise<CostSample> {
     const counts = await Promise.all(this.nodes.map((node) => node.statements()));
     const { rows } = await this.stats.query<{ commits: string; rollbacks: string }>(
       `SELECT coalesce(sum(xact_commit), 0) AS commits, coalesce(sum(xact_rollback), 0) AS rollbacks
@@ -266,10 +282,6 @@ class CostMeter {
     const published = (jsz.account_details ?? [])
       .flatMap((account) => account.stream_detail ?? [])
       .reduce((sum, stream) => sum + stream.state.last_seq, 0);
-    const postgres = new Map<number, number>();
-    for (const [pid, info] of processesNamed(["postgres"])) {
-      if (info.cmdline.includes(this.prefix)) postgres.set(pid, info.ticks);
-    }
     const natsPid = this.natsPid();
     return {
       at: performance.now(),
@@ -832,8 +844,9 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
     before = meter.sample();
     const { placed, sendLagMs } = await openLoop(gateway, watch, rate, fixedSeconds);
     after = meter.sample();
+    const backendsAtEnd = cost.backends();
     await sleep(STATS_SETTLE_MS);
-    const busy = await cost.sample();
+    const busy = await cost.sample(backendsAtEnd);
     const fixed = await summarize(
       "fixed rate (open loop)",
       `${rate} orders/s`,

@@ -25,12 +25,17 @@
  * saga). PostgreSQL runs on this machine, so both are the same clock.
  * CPU: /proc/<pid>/stat (utime + stime) of the three nodes, nats-server and every `postgres` process, this process's
  * `process.cpuUsage()`, and the whole machine from /proc/stat, sampled at the start and the end of each phase.
+ * Per saga (issue 15), over the fixed-rate phase: SQL statements (counted in each node by bench/count-statements.ts),
+ * commits (pg_stat_database over the bench's databases, the bench's own polls taken out), JetStream publishes (stream
+ * last_seq from nats-server's /jsz) and CPU ms; a quiet window before the phase measures the nodes' background, which
+ * is taken out of the per-saga row.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { Client } from "pg";
 import type { ClusterHealth } from "../services/health.service";
 import type { Order } from "../services/orders.service";
@@ -38,6 +43,7 @@ import type { Product } from "../services/products.service";
 import { orderBody } from "../test/support/api";
 import { dropScopeDatabases } from "../test/support/nodes";
 import { freePort, startNats, type NatsServer } from "../test/support/servers";
+import { STATEMENT_COUNT_REQUEST, type StatementCounts } from "./statement-counts";
 
 const ROOT = path.resolve(__dirname, "..");
 const ADMIN = { email: "bench-sagas@aicunet.local", password: "bench-sagas-admin-password" };
@@ -47,6 +53,14 @@ const POLL_MS = 100;
 /** How long a phase's sagas may take to end after its last order was placed. */
 const DRAIN_TIMEOUT_MS = 60_000;
 const WARMUP_ORDERS = 40;
+/**
+ * A backend flushes its statistics to `pg_stat_database` at most once a second, and after a failed try (the shared
+ * entry locked) up to 10 s later (PGSTAT_IDLE_INTERVAL in PostgreSQL 15): waiting this long before reading
+ * xact_commit makes the counts include every transaction of the phase.
+ */
+const STATS_SETTLE_MS = 11_000;
+/** The quiet window in which the background work (outbox relays, sweeps, health probes) is counted per second. */
+const IDLE_WINDOW_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -129,7 +143,7 @@ class CpuMeter {
     private prefix: string,
   ) {}
 
-  private natsPid(): number | undefined {
+  natsPid(): number | undefined {
     for (const [pid, info] of processesNamed(["nats-server"])) {
       if (` ${info.cmdline} `.includes(` -p ${this.natsPort} `)) return pid;
     }
@@ -192,6 +206,138 @@ class CpuMeter {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// What a saga costs: statements, commits, JetStream publishes, CPU
+
+interface CostSample {
+  at: number;
+  statements: number;
+  transactionControl: number;
+  explicitCommits: number;
+  /** xact_commit and xact_rollback of pg_stat_database, summed over the bench's databases. */
+  commits: number;
+  rollbacks: number;
+  /** last_seq summed over every JetStream stream: the messages JetStream has stored since it started. */
+  published: number;
+  /** The bench's own queries (the saga watch), to take out of the commits. */
+  benchQueries: number;
+  nodeTicks: number;
+  natsTicks: number;
+  /** Backends connected to the bench's databases (their command line names the database), by pid. */
+  postgres: Map<number, number>;
+}
+
+export interface SagaCost {
+  sagas: number;
+  statements: number;
+  transactionControl: number;
+  explicitCommits: number;
+  commits: number;
+  rollbacks: number;
+  publishes: number;
+  nodeCpuMs: number;
+  natsCpuMs: number;
+  postgresCpuMs: number;
+}
+
+interface JetStreamInfo {
+  account_details?: { stream_detail?: { state: { last_seq: number } }[] }[];
+}
+
+/**
+ * Counts, from outside the services, what the order saga costs: statements from bench/count-statements.ts inside
+ * each node, commits from PostgreSQL's own pg_stat_database (exact, and no code in the services), publishes from the
+ * NATS server's monitoring endpoint, CPU from /proc. Per saga = (busy window − the quiet window's rate × its length)
+ * ÷ sagas completed, so that the background work of the nodes (outbox relays, sweeps, probes) is not charged to them.
+ */
+class CostMeter {
+  constructor(
+    private nodes: NodeChild[],
+    private stats: Client,
+    private natsMonitor: string,
+    private natsPid: () => number | undefined,
+    private watch: SagaWatch,
+    private prefix: string,
+  ) {}
+
+  /**
+   * CPU ticks of the backends of the bench's databases. A pool closes a connection idle for 10 s and its backend's
+   * ticks go with it: read them as the phase ends, not after the wait for the statistics.
+   */
+  backends(): Map<number, number> {
+    const postgres = new Map<number, number>();
+    for (const [pid, info] of processesNamed(["postgres"])) {
+      if (info.cmdline.includes(this.prefix)) postgres.set(pid, info.ticks);
+    }
+    return postgres;
+  }
+
+  async sample(postgres = this.backends()): Promise<CostSample> {
+    const counts = await Promise.all(this.nodes.map((node) => node.statements()));
+    const { rows } = await this.stats.query<{ commits: string; rollbacks: string }>(
+      `SELECT coalesce(sum(xact_commit), 0) AS commits, coalesce(sum(xact_rollback), 0) AS rollbacks
+         FROM pg_stat_database WHERE starts_with(datname, $1)`,
+      [this.prefix],
+    );
+    const jsz = (await (await fetch(`${this.natsMonitor}/jsz?accounts=true&streams=true`)).json()) as JetStreamInfo;
+    const published = (jsz.account_details ?? [])
+      .flatMap((account) => account.stream_detail ?? [])
+      .reduce((sum, stream) => sum + stream.state.last_seq, 0);
+    const natsPid = this.natsPid();
+    return {
+      at: performance.now(),
+      statements: counts.reduce((sum, c) => sum + c.statements, 0),
+      transactionControl: counts.reduce((sum, c) => sum + c.transactionControl, 0),
+      explicitCommits: counts.reduce((sum, c) => sum + c.explicitCommits, 0),
+      commits: Number(rows[0].commits),
+      rollbacks: Number(rows[0].rollbacks),
+      published,
+      benchQueries: this.watch.queries,
+      nodeTicks: this.nodes.reduce((sum, node) => sum + (readProc(node.child.pid!)?.ticks ?? 0), 0),
+      natsTicks: natsPid ? (readProc(natsPid)?.ticks ?? 0) : 0,
+      postgres,
+    };
+  }
+
+  /** `quiet` → `idle`: nothing placed; `idle` → `busy`: the measured orders placed and drained. */
+  perSaga(
+    quiet: CostSample,
+    idle: CostSample,
+    busy: CostSample,
+    sagas: number,
+  ): { perSaga: SagaCost; gross: SagaCost; idle: SagaCost } {
+    const idleSeconds = (idle.at - quiet.at) / 1000;
+    const busySeconds = (busy.at - idle.at) / 1000;
+    const ticksMs = 1000 / CLK_TCK;
+    const delta = (a: CostSample, b: CostSample): SagaCost => ({
+      sagas: 0,
+      statements: b.statements - a.statements,
+      transactionControl: b.transactionControl - a.transactionControl,
+      explicitCommits: b.explicitCommits - a.explicitCommits,
+      commits: b.commits - a.commits - (b.benchQueries - a.benchQueries),
+      rollbacks: b.rollbacks - a.rollbacks,
+      publishes: b.published - a.published,
+      nodeCpuMs: (b.nodeTicks - a.nodeTicks) * ticksMs,
+      natsCpuMs: (b.natsTicks - a.natsTicks) * ticksMs,
+      // A backend that ended between the samples takes its ticks with it (an undercount); one that started counts whole.
+      postgresCpuMs:
+        [...b.postgres].reduce((sum, [pid, ticks]) => sum + ticks - (a.postgres.get(pid) ?? 0), 0) * ticksMs,
+    });
+    const background = delta(quiet, idle);
+    const busyDelta = delta(idle, busy);
+    const keys = Object.keys(background).filter((key) => key !== "sagas") as (keyof Omit<SagaCost, "sagas">)[];
+    const perSaga = { ...busyDelta, sagas };
+    const gross = { ...busyDelta, sagas };
+    const idlePerSecond = { ...background };
+    for (const key of keys) {
+      idlePerSecond[key] = background[key] / idleSeconds;
+      gross[key] = busyDelta[key] / sagas;
+      perSaga[key] = (busyDelta[key] - idlePerSecond[key] * busySeconds) / sagas;
+    }
+    return { perSaga, gross, idle: idlePerSecond };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Nodes
 
 interface NodeChild {
@@ -200,14 +346,18 @@ interface NodeChild {
   child: ChildProcess;
   exited: Promise<string>;
   output: () => string;
+  /** The statements the node has sent so far, counted by bench/count-statements.ts inside it. */
+  statements: () => Promise<StatementCounts>;
 }
+
+const COUNT_STATEMENTS = pathToFileURL(path.join(__dirname, "count-statements.ts")).href;
 
 /** `bin/start.ts` as its own process, as `npm start` runs it; readiness is checked through the gateway. */
 function startNode(name: string, services: string, env: Record<string, string>): NodeChild {
-  const child = spawn(process.execPath, ["--import", "tsx", "bin/start.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "--import", COUNT_STATEMENTS, "bin/start.ts"], {
     cwd: ROOT,
     env: { ...process.env, ...env, SERVICES: services, NODE_ID: name },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   let output = "";
   const keep = (chunk: Buffer) => {
@@ -218,7 +368,16 @@ function startNode(name: string, services: string, env: Record<string, string>):
   const exited = new Promise<string>((resolve) => {
     child.once("close", (code, signal) => resolve(String(code ?? signal)));
   });
-  return { name, services, child, exited, output: () => output };
+  const statements = () =>
+    new Promise<StatementCounts>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not answer the statement count`)), 5000);
+      child.once("message", (counts) => {
+        clearTimeout(timer);
+        resolve(counts as StatementCounts);
+      });
+      child.send(STATEMENT_COUNT_REQUEST);
+    });
+  return { name, services, child, exited, output: () => output, statements };
 }
 
 async function stopNode(node: NodeChild): Promise<void> {
@@ -302,12 +461,15 @@ class SagaWatch {
   private waiting = new Map<string, () => void>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  /** Queries sent so far: each is one committed transaction in the sagas database, not the services' doing. */
+  queries = 0;
 
   constructor(private sagas: Client) {}
 
   start(): void {
     const round = async () => {
       if (this.waiting.size > 0) {
+        this.queries += 1;
         const { rows } = await this.sagas.query<{ subject_id: string }>(
           `SELECT subject_id FROM sagas WHERE definition = 'order' AND subject_id = ANY($1)
              AND status IN ('COMPLETED', 'COMPENSATED', 'FAILED')`,
@@ -553,6 +715,8 @@ export interface SagaBench {
   saturation: PhaseResult;
   fixed: PhaseResult;
   rateChosen: "BENCH_SAGA_RATE" | "half the saturation rate";
+  /** The fixed-rate phase's cost per saga completed, and the nodes' background per second before it. */
+  cost: { perSaga: SagaCost; gross: SagaCost; idle: SagaCost; idleSeconds: number };
 }
 
 /** `serverUrl`: a PostgreSQL server on which the bench may create (and drops) its own databases. */
@@ -565,7 +729,8 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const t0 = performance.now();
   const run = async (): Promise<SagaBench> => {
-    const nats: NatsServer = await startNats();
+    const natsMonitorPort = await freePort();
+    const nats: NatsServer = await startNats(["-m", String(natsMonitorPort)]);
     cleanups.push(() => nats.stop());
     cleanups.push(() => dropScopeDatabases(prefix, serverUrl));
     const port = await freePort();
@@ -633,6 +798,17 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
     watch.start();
     cleanups.push(async () => watch.stop());
     const meter = new CpuMeter(nodes, nats.port, prefix);
+    const stats = new Client({ connectionString: serverUrl });
+    await stats.connect();
+    cleanups.push(() => stats.end());
+    const cost = new CostMeter(
+      nodes,
+      stats,
+      `http://127.0.0.1:${natsMonitorPort}`,
+      () => meter.natsPid(),
+      watch,
+      prefix,
+    );
 
     // Warm-up: JIT, pools, streams and consumers, prepared caches.
     const warm = await Promise.all(Array.from({ length: WARMUP_ORDERS }, (_, i) => gateway.place(`WARMUP-${i}`)));
@@ -659,11 +835,18 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
 
     const rateFromEnv = process.env.BENCH_SAGA_RATE;
     const rate = rateFromEnv ? Number(rateFromEnv) : Math.max(1, Math.round(saturation.sagasPerSecond / 2));
-    await sleep(3000);
+    process.stdout.write(`counting the nodes' background for ${(IDLE_WINDOW_MS / 1000).toFixed(0)} s … `);
+    await sleep(STATS_SETTLE_MS);
+    const quiet = await cost.sample();
+    await sleep(IDLE_WINDOW_MS);
+    const idle = await cost.sample();
     process.stdout.write(`fixed rate: ${rate} orders/s for ${fixedSeconds} s … `);
     before = meter.sample();
     const { placed, sendLagMs } = await openLoop(gateway, watch, rate, fixedSeconds);
     after = meter.sample();
+    const backendsAtEnd = cost.backends();
+    await sleep(STATS_SETTLE_MS);
+    const busy = await cost.sample(backendsAtEnd);
     const fixed = await summarize(
       "fixed rate (open loop)",
       `${rate} orders/s`,
@@ -673,6 +856,7 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
       sendLagMs,
     );
     console.log(`${fixed.sagasPerSecond} sagas/s`);
+    const perSaga = cost.perSaga(quiet, idle, busy, fixed.completed);
 
     const version = (await db.orders.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v;
     return {
@@ -683,6 +867,7 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
       saturation,
       fixed,
       rateChosen: rateFromEnv ? "BENCH_SAGA_RATE" : "half the saturation rate",
+      cost: { ...perSaga, idleSeconds: (idle.at - quiet.at) / 1000 },
     };
   };
   try {
@@ -724,6 +909,26 @@ export function reportSagas(result: SagaBench): void {
     console.log(
       `| ${r.name} | ${r.toStart.p50} / ${r.toStart.p99} | ${r.steps.p50} / ${r.steps.p99} | ` +
         `${r.actions.p50} / ${r.actions.p99} | ${r.hop.p50} / ${r.hop.p99} |`,
+    );
+  }
+  const { perSaga, gross, idle, idleSeconds } = result.cost;
+  const f1 = (n: number) => n.toFixed(1);
+  console.log(
+    `\nPer saga (issue 15), over the fixed-rate phase's ${perSaga.sagas} completed sagas (POST → COMPLETED, all three ` +
+      `nodes), the nodes' background (${f2(idleSeconds)} s quiet before) taken out:`,
+  );
+  console.log(
+    "| | SQL statements | of which BEGIN/COMMIT/… | explicit COMMITs | commits (pg_stat_database) | rollbacks | JetStream publishes | CPU ms nodes | CPU ms nats-server | CPU ms postgres backends |\n" +
+      "|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const [what, c] of [
+    ["**per saga**", perSaga],
+    ["per saga, background left in", gross],
+    ["background per second", idle],
+  ] as const) {
+    console.log(
+      `| ${what} | ${f1(c.statements)} | ${f1(c.transactionControl)} | ${f1(c.explicitCommits)} | ${f1(c.commits)} | ${f1(c.rollbacks)} | ` +
+        `${f1(c.publishes)} | ${f1(c.nodeCpuMs)} | ${f1(c.natsCpuMs)} | ${f1(c.postgresCpuMs)} |`,
     );
   }
   console.log("\nChecks (orders placed in the phase):");

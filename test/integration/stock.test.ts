@@ -79,6 +79,9 @@ beforeAll(async () => {
     SAGA_STEP_TIMEOUT: "10000",
     SAGA_RETRY_DELAY: "200",
     PAYMENTS_SLOW_MS: "1500",
+    // Eight services' pools in one process under a burst of orders: at the default 10 each they could take most of
+    // a shared server's 100 connections, and "too many clients" is a dependency outage that opens breakers.
+    DATABASE_POOL_MAX: "4",
   });
   broker = await startInProcessNode(cfg, []);
   base = `http://127.0.0.1:${port}`;

@@ -220,8 +220,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       await chown(logFile, user.uid, user.gid);
     }
     // Loopback TCP only, no Unix socket: nothing outside this machine can reach it, and no socket directory is needed.
-    // Connections for every service's pool at once (twelve services, `DATABASE_POOL_MAX` each, and the replica-less
-    // reads): PostgreSQL's default of 100 is less than a busy single process asks for.
+    // Room for every service's pool at once (twelve services at `DATABASE_POOL_MAX` each): PostgreSQL's default of 100
+    // is less than a busy single process asks for.
     const serverOptions = `-p ${options.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300`;
     await run(
       pg_ctl,

@@ -349,6 +349,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     description: "How long the simulated provider takes for `pm_card_slow` (longer than the step timeout), in ms.",
   },
   {
+    key: "ORDERS_MAX_BACKLOG",
+    default: "1000",
+    description:
+      "Orders not yet final (PENDING, PAID or SHIPPED: their saga has not ended) above which `POST /api/orders` is refused with 503 `OVERLOADED` and `Retry-After`, before anything is written. Measured by one indexed count, at most every 250 ms.",
+  },
+  {
     key: "PAYMENTS_FLAKY_FAILURES",
     default: "2",
     description: "How many calls for one charge fail transiently with `pm_card_flaky` before it succeeds.",
@@ -433,6 +439,8 @@ export interface Config {
     sweepIntervalMs: number;
   };
   payments: { slowMs: number; flakyFailures: number };
+  /** Orders not yet final above which new orders are refused (backpressure at intake). */
+  orders: { maxBacklog: number };
   /** Crash and drop points armed for a fault test (lib/failpoints.ts); always empty in production. */
   failpoints: string[];
   alerts: {
@@ -649,6 +657,7 @@ export function loadConfig(env: Env = process.env): Config {
       slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),
       flakyFailures: number("PAYMENTS_FLAKY_FAILURES", 2, { min: 0, max: 100 }),
     },
+    orders: { maxBacklog: number("ORDERS_MAX_BACKLOG", 1000, { min: 1, max: 10_000_000 }) },
     failpoints: (text("FAILPOINTS") ?? "")
       .split(",")
       .map((point) => point.trim())

@@ -67,6 +67,18 @@ export function isRetryable(err: unknown): boolean {
   return !(typeof e.code === "number" && e.code >= 400 && e.code < 500);
 }
 
+/**
+ * A refusal by this node's own overload protection: a bulkhead whose queue is full (`QUEUE_FULL`), or a local endpoint
+ * the circuit breaker has taken out (`SERVICE_NOT_AVAILABLE` naming this node). It says nothing about the message, only
+ * that the node is busy, so it is backpressure: the delivery waits and is tried again without using up an attempt, and
+ * is never dead-lettered for it. Counting it would turn a burst into dead letters (and sagas that never end).
+ */
+export function isBackpressure(err: unknown, localNodeID: string): boolean {
+  const e = (err ?? {}) as ErrorLike;
+  if (e.type === "QUEUE_FULL") return true;
+  return e.type === "SERVICE_NOT_AVAILABLE" && (e.data as { nodeID?: unknown } | null)?.nodeID === localNodeID;
+}
+
 /** A message whose bytes are not JSON. The channel serializer returns it instead of throwing, so it can be parked. */
 export class UndecodableMessage {
   constructor(

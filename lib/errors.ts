@@ -239,6 +239,17 @@ export class ServiceUnavailableError extends Errors.MoleculerError {
   }
 }
 
+/**
+ * 503, not retried by the caller's broker: the work already accepted is more than the node takes on; `retryAfter` in
+ * seconds goes into the `Retry-After` header. Refused at intake, before anything is written, so nothing is dropped.
+ */
+export class OverloadedError extends Errors.MoleculerError {
+  constructor(backlog: number, limit: number, retryAfter: number) {
+    super("Too much work in progress: try again later", 503, "OVERLOADED", { backlog, limit, retryAfter });
+    this.name = "OverloadedError";
+  }
+}
+
 /** SQLSTATE classes that say the database is out of reach or out of resources (not what was asked of it). */
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0|58)/;
 /** Sequelize's connection errors (its ConnectionError and subclasses, and pool acquire timeouts). */

@@ -7,12 +7,13 @@
  * - A step that succeeds moves on; the last one finishes with `onCompleted`.
  * - A business failure (a 4xx: declined, unsupported) compensates at once; a transient one (a timeout, a 5xx) is
  *   retried with backoff up to the step's attempts, then compensated, that step included (it may have acted).
- * - An unavailable participant (no node, its circuit breaker open) is waited for: the same attempt again later, up
+ * - An unavailable participant (no node, its circuit breaker open, its bulkhead full) is waited for: the same attempt again later, up
  *   to `maxUnavailableWaits` times; after that the attempt counts as failed.
  * - Compensations run for the completed steps only, in reverse order, then `onCompensated`.
  * - A compensation (or a finisher) that keeps failing parks the saga as FAILED with its reason, at the action that
  *   failed, for an operator to `resume` once the cause is fixed.
  */
+import { isRetryable } from "./delivery";
 
 export interface RetryPolicy {
   /** Tries of the action, the first included. */
@@ -84,6 +85,19 @@ export type Outcome =
   | { kind: "rejected"; message: string }
   | { kind: "transient"; message: string }
   | { kind: "unavailable"; message: string };
+
+/**
+ * What a participant's error means for the step. An unreachable participant, or one whose bulkhead is full
+ * (`QUEUE_FULL`: saturated, not failing), is waited for without using up an attempt, so a burst slows sagas down
+ * instead of compensating them; retryable faults are retried; the rest (4xx) are the business's answer.
+ */
+export function classify(err: unknown): Outcome {
+  const { type, message } = (err ?? {}) as { type?: string; message?: string };
+  if (type === "SERVICE_NOT_AVAILABLE" || type === "SERVICE_NOT_FOUND" || type === "QUEUE_FULL") {
+    return { kind: "unavailable", message: message ?? String(err) };
+  }
+  return { kind: isRetryable(err) ? "transient" : "rejected", message: message ?? String(err) };
+}
 
 /** What to do next: the new state, and the next action to run after `delayMs`, or none when the saga is done. */
 export interface Decision {

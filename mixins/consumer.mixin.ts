@@ -11,6 +11,10 @@
  *    attempts, error) that the dlq service stores, and acknowledge. If even that publish fails, the message is not
  *    acknowledged, so JetStream delivers it again: nothing is dropped. A group that consumes `message.deadLettered`
  *    (the dlq) never publishes one: it keeps what it gives up on in its own store, as the raw text it received.
+ * 4. a refusal by the node's own overload protection (a full bulkhead queue, a local endpoint the circuit breaker
+ *    took out) is backpressure, not a failed attempt: the delivery waits where it is and is tried again, for as long
+ *    as it takes. It is neither NAKed (JetStream would count a redelivery) nor dead-lettered; the message keeps its
+ *    in-flight slot, so the group takes no new messages meanwhile and intake slows instead of work being dropped.
  *
  * A message replayed from the dead-letter queue carries the dead letter's id; once it is processed (or found already
  * processed) the mixin reports `message.recovered`.
@@ -28,6 +32,7 @@ import {
   UndecodableMessage,
   deterministicId,
   errorRecord,
+  isBackpressure,
   isRetryable,
   retryDelay,
   type DeliveryPolicy,
@@ -264,6 +269,8 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
     const name = delivery.channel;
     const { jetstream } = delivery;
     let attempt = firstAttempt;
+    // Waits for backpressure back off like retries do, but on a count of their own that never reaches the policy's.
+    let backpressureWaits = 0;
     for (;;) {
       try {
         const envelope = await checkMessage(delivery);
@@ -275,6 +282,15 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
         if (delivery.headers[REPLAY_HEADER]) await reportRecovered(svc, delivery, envelope);
         return;
       } catch (err) {
+        if (isBackpressure(err, svc.broker.nodeID)) {
+          backpressureWaits += 1;
+          const delay = retryDelay(policy, backpressureWaits);
+          svc.logger.info(
+            `${name} delivery to ${group} held back by backpressure (${(err as Error).message}); again in ${delay} ms`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          continue;
+        }
         if (!isRetryable(err) || attempt >= policy.maxAttempts) {
           await deadLetter(svc, delivery, err, attempt);
           return;

@@ -867,8 +867,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         );
       }
       if (!res.headersSent && code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="aicunet"');
-      if (!res.headersSent && code === 429)
-        res.setHeader("Retry-After", String((data as { retryAfter: number }).retryAfter));
+      // A 429, and a 503 that knows when to come back (OVERLOADED), say when in `data.retryAfter` (seconds).
+      const retryAfter = (data as { retryAfter?: unknown } | undefined)?.retryAfter;
+      if (!res.headersSent && (code === 429 || code === 503) && typeof retryAfter === "number")
+        res.setHeader("Retry-After", String(retryAfter));
       return gateway.sendError.call(this, req, res, err);
     },
 

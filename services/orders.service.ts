@@ -10,7 +10,15 @@ import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { selectPage } from "../lib/database";
 import type { Page } from "../lib/paging";
-import { ForbiddenError, NotFoundError, invalidFields, type FieldProblem, MoleculerClientError } from "../lib/errors";
+import { config } from "../lib/config";
+import {
+  ForbiddenError,
+  NotFoundError,
+  OverloadedError,
+  invalidFields,
+  type FieldProblem,
+  MoleculerClientError,
+} from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { ORDER_STATUSES, transition, type OrderStatus } from "../lib/order-status";
 import { asSystem, ownerScope } from "../lib/permissions";
@@ -149,14 +157,34 @@ interface OrdersMethods {
   findOrder(id: string, owner: string | undefined, from: ReadFrom): Promise<Order>;
   replayIdempotent(customerId: string, key: string, hash: string): Promise<Order | undefined>;
   priceItems(ctx: Context, items: CreateOrderParams["items"]): Promise<{ lines: OrderLine[]; currency: string }>;
+  admitOrder(): Promise<void>;
 }
 
-type OrdersThis = Service<DbSettings> & DbServiceThis & OrdersMethods & OutboxMethods & { hasReplica: boolean };
+/**
+ * How long a count of the backlog stands for it. Under a burst every request would otherwise count the same rows
+ * again; the orders this node admits meanwhile are added to the count it holds, so a burst cannot slip past the bound
+ * between two counts on one node (nodes add only their own: the cluster's bound is approximate by a few orders each).
+ */
+const BACKLOG_FRESH_MS = 250;
+/** Seconds a refused client is told to wait: a few recounts, and about the time a saga takes to move a step. */
+const BACKLOG_RETRY_AFTER_S = 1;
+
+/** The last count of orders not yet final, when it was taken, and the count being taken now (shared by callers). */
+interface Backlog {
+  count: number;
+  countedAt: number;
+  counting?: Promise<number>;
+}
+
+type OrdersThis = Service<DbSettings> &
+  DbServiceThis &
+  OrdersMethods &
+  OutboxMethods & { hasReplica: boolean; backlog: Backlog };
 
 const OrdersService: ServiceSchema<
   DbSettings,
   DbMethods & OrdersMethods & OutboxMethods,
-  DbServiceThis & { hasReplica: boolean }
+  DbServiceThis & { hasReplica: boolean; backlog: Backlog }
 > = {
   name: "orders",
   mixins: [
@@ -174,6 +202,7 @@ const OrdersService: ServiceSchema<
   ],
 
   created(this: OrdersThis) {
+    this.backlog = { count: 0, countedAt: 0 };
     // Sequelize keeps its options at run time; its typings do not declare them.
     this.hasReplica = Boolean(
       (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
@@ -241,6 +270,7 @@ const OrdersService: ServiceSchema<
           if (replayed) return replayed;
         }
 
+        await this.admitOrder();
         const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
         const total = lines.reduce((sum, line) => sum + line.quantity * line.unitPrice.amount, 0);
         const id = randomUUID();
@@ -409,6 +439,35 @@ const OrdersService: ServiceSchema<
   },
 
   methods: {
+    /**
+     * Backpressure at intake: refuses a new order (503 OVERLOADED, `Retry-After`) while more orders than
+     * ORDERS_MAX_BACKLOG are not yet final, so overload is turned away before anything is written instead of being
+     * accepted and left behind. The measure is the orders' own: those PENDING, PAID or SHIPPED are exactly the ones
+     * whose saga has not ended, one count on the (status, created_at) index of this service's database, with no call
+     * to another service that an overloaded cluster would answer late.
+     */
+    async admitOrder(this: OrdersThis): Promise<void> {
+      const limit = config().orders.maxBacklog;
+      const backlog = this.backlog;
+      if (Date.now() - backlog.countedAt > BACKLOG_FRESH_MS) {
+        backlog.counting ??= this.query<{ count: string }>(
+          "SELECT count(*) AS count FROM orders WHERE status IN ('PENDING', 'PAID', 'SHIPPED')",
+          [],
+          { useMaster: true },
+        )
+          .then(([row]) => {
+            backlog.count = Number(row.count);
+            backlog.countedAt = Date.now();
+            return backlog.count;
+          })
+          .finally(() => (backlog.counting = undefined));
+        await backlog.counting;
+      }
+      if (backlog.count >= limit) throw new OverloadedError(backlog.count, limit, BACKLOG_RETRY_AFTER_S);
+      // Counted as admitted at once, so concurrent requests see it; one that then fails is forgotten at the recount.
+      backlog.count += 1;
+    },
+
     /**
      * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
      * false (and nothing written) when the order changed meanwhile.

@@ -14,17 +14,18 @@
  * A parked saga (FAILED, a compensation that kept failing) sends a command to the dead-letter queue that resumes it
  * when replayed; `POST /api/sagas/:id/retry` does the same at once.
  */
-import type { Context, Errors, Service, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
 import type { Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
-import { deadLetterEnvelope, deterministicId, isRetryable } from "../lib/delivery";
+import { deadLetterEnvelope, deterministicId } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { config } from "../lib/config";
 import { crashAt } from "../lib/failpoints";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import {
+  classify,
   SAGA_STATUSES,
   abandon,
   callAt,
@@ -128,13 +129,6 @@ const sameCursor = (a: Cursor, b: Cursor) =>
 
 function stateOf(row: SagaRow): SagaState {
   return { status: row.status, cursor: row.cursor, completed: row.completed, reason: row.reason };
-}
-
-/** Unreachable participants are waited for; retryable faults retried; the rest (4xx) are the business's answer. */
-function classify(err: unknown): Outcome {
-  const { type, message } = err as Errors.MoleculerError;
-  if (type === "SERVICE_NOT_AVAILABLE" || type === "SERVICE_NOT_FOUND") return { kind: "unavailable", message };
-  return { kind: isRetryable(err) ? "transient" : "rejected", message: message ?? String(err) };
 }
 
 interface SagasMethods {

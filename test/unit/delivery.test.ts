@@ -4,6 +4,7 @@ import {
   UndecodableMessage,
   deterministicId,
   errorRecord,
+  isBackpressure,
   isRetryable,
   retryDelay,
 } from "../../lib/delivery";
@@ -24,6 +25,18 @@ describe("durable delivery rules", () => {
     expect(isRetryable(new Errors.MoleculerError("boom", 500, "BUG"))).toBe(true);
     expect(isRetryable(invalidFields("bad", [{ field: "a", message: "required", type: "required" }]))).toBe(false);
     expect(isRetryable(new ConflictError("stale", "STALE_VERSION", {}))).toBe(false);
+  });
+
+  it("tells the node's own overload refusals (backpressure) from failures", () => {
+    expect(isBackpressure(new Errors.QueueIsFullError({ action: "narrow.handle", nodeID: "node-1" }), "node-1")).toBe(
+      true,
+    );
+    // A local endpoint the circuit breaker took out is this node's saturation; another node's absence is a failure.
+    const unavailable = (nodeID: string) => new Errors.ServiceNotAvailableError({ action: "payments.charge", nodeID });
+    expect(isBackpressure(unavailable("node-1"), "node-1")).toBe(true);
+    expect(isBackpressure(unavailable("node-2"), "node-1")).toBe(false);
+    expect(isBackpressure(new Errors.RequestTimeoutError({ action: "a.b", nodeID: "node-1" }), "node-1")).toBe(false);
+    expect(isBackpressure(new Error("ECONNRESET"), "node-1")).toBe(false);
   });
 
   it("keeps an error as the client-facing shape", () => {

@@ -1,5 +1,7 @@
+import { Errors } from "moleculer";
 import {
   abandon,
+  classify,
   decide,
   initialState,
   resume,
@@ -119,5 +121,18 @@ describe("saga decisions", () => {
       step: 2,
       attempt: 1,
     });
+  });
+});
+
+describe("participant errors", () => {
+  it("waits for a saturated participant (bulkhead full) as for an unavailable one, instead of spending an attempt", () => {
+    const full = new Errors.QueueIsFullError({ action: "payments.charge", nodeID: "node-1" });
+    expect(classify(full)).toEqual({ kind: "unavailable", message: full.message });
+    const gone = new Errors.ServiceNotAvailableError({ action: "payments.charge", nodeID: "node-1" });
+    expect(classify(gone).kind).toBe("unavailable");
+    expect(classify(new Errors.RequestTimeoutError({ action: "payments.charge", nodeID: "node-1" })).kind).toBe(
+      "transient",
+    );
+    expect(classify(new Errors.MoleculerClientError("declined", 402, "PAYMENT_DECLINED")).kind).toBe("rejected");
   });
 });

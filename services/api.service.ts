@@ -495,6 +495,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
   },
 
   async stopped() {
+    // The requests in flight at stopIntake have finished (or outlasted SHUTDOWN_TIMEOUT): their connections, now idle,
+    // would otherwise stay open for the keep-alive timeout, holding clients (and this process) on a stopped gateway.
+    this.server?.closeAllConnections();
     await Promise.all([this.rateLimits.close(), this.fallbackLimits.close()]);
   },
 

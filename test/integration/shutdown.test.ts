@@ -1,6 +1,7 @@
 /**
  * Graceful shutdown: a stopping node stops accepting HTTP but finishes the requests it has already accepted.
  */
+import { Agent, get } from "node:http";
 import type { ServiceSchema } from "moleculer";
 import { freePort } from "../support/servers";
 import { dropScopeDatabases, isolation, json, startInProcessNode, testConfig } from "../support/nodes";
@@ -38,4 +39,26 @@ it("finishes an in-flight request, then refuses new connections", async () => {
   expect(res.status).toBe(200);
   expect(await json<{ finished: boolean }>(res)).toEqual({ finished: true });
   await stopping;
+});
+
+it("closes the connections its finished requests leave open once it has stopped", async () => {
+  const port = await freePort();
+  const broker = await startInProcessNode(testConfig(scope, { SERVICES: "api", PORT: String(port) }), [slowService]);
+  // A keep-alive client, as browsers and load balancers are: its connection outlives the request.
+  const agent = new Agent({ keepAlive: true });
+  const socketClosed = new Promise<void>((resolve, reject) => {
+    const req = get(`http://127.0.0.1:${port}/api/slow/wait`, { agent }, (res) => res.resume());
+    req.once("socket", (socket) => socket.once("close", () => resolve()));
+    req.once("error", reject);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await broker.stop();
+  // Without the server closing it, the idle connection would stay open for the keep-alive timeout (5 s).
+  await expect(
+    Promise.race([
+      socketClosed.then(() => "closed"),
+      new Promise((resolve) => setTimeout(() => resolve("still open"), 1000)),
+    ]),
+  ).resolves.toBe("closed");
+  agent.destroy();
 });

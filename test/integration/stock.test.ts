@@ -170,13 +170,20 @@ it("completes exactly as many orders as there are units of a popular product, an
   );
   const orders = await Promise.all(created.map((order) => settledOrder(order.id)));
   const completed = orders.filter((order) => order.status === "COMPLETED");
-  const cancelled = orders.filter((order) => order.status === "CANCELLED");
+  const others = orders.filter((order) => order.status !== "COMPLETED");
   expect(completed).toHaveLength(5);
-  expect(cancelled).toHaveLength(created.length - 5);
-  for (const order of cancelled) {
-    expect(order.statusReason).toMatch(/^Not enough stock/);
-    expect(steps(order)).toEqual(["start:started", "stock:rejected", "finish:compensated:ok"]);
+  // The rest end undone: refused for stock, or (on a loaded machine, a step timing out after its reservation)
+  // compensated with the reservation given back; none keeps a unit.
+  for (const order of others) {
+    expect(order.saga?.status).toBe("COMPENSATED");
+    expect(["CANCELLED", "COMPENSATED"]).toContain(order.status);
+    if (steps(order).includes("stock:ok")) {
+      expect((await reservationOf(order.saga!.id)).status).toBe("RELEASED");
+    } else {
+      expect(order.statusReason).toMatch(/^Not enough stock/);
+    }
   }
+  expect(others.filter((order) => /^Not enough stock/.test(order.statusReason ?? "")).length).toBeGreaterThan(0);
   expect(await stockOf(product)).toBe(0);
 });
 

@@ -231,10 +231,19 @@ export class UnreadableBodyError extends Errors.MoleculerClientError {
   }
 }
 
-/** 503: the addressed service has no endpoint that can take calls right now (none running, or its breaker open). */
+/** A node that left is noticed within the heartbeat timeout and a breaker half-opens after 10 s: a few seconds. */
+const SERVICE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * 503: the addressed service has no endpoint that can take calls right now (none running, or its breaker open);
+ * `data` names it and says when to try again (`Retry-After`).
+ */
 export class ServiceUnavailableError extends Errors.MoleculerError {
-  constructor(action: string | undefined) {
-    super("The service is unavailable right now", 503, "SERVICE_UNAVAILABLE", { action });
+  constructor(target: { service: string; action?: string }) {
+    super(`The ${target.service} service is unavailable right now`, 503, "SERVICE_UNAVAILABLE", {
+      ...target,
+      retryAfter: SERVICE_RETRY_AFTER_SECONDS,
+    });
     this.name = "ServiceUnavailableError";
   }
 }

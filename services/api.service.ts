@@ -21,7 +21,7 @@ import {
 } from "moleculer";
 import { parseBasicCredentials } from "../lib/basic-credentials";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
-import { config } from "../lib/config";
+import { SERVICE_NAMES, config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import {
   MalformedJsonError,
@@ -201,6 +201,7 @@ interface ApiMethods {
   send404(req: GatewayRequest, res: ServerResponse): void;
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
+  serviceRunning(service: string): boolean;
   limit(name: string, key: string, perMinute: number): Promise<void>;
   limitWindow(read: (store: RateLimitStore) => Promise<WindowCount>): Promise<WindowCount>;
   refuseLockedOutLogin(req: GatewayRequest): Promise<void>;
@@ -229,7 +230,10 @@ type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods & DashboardMet
  */
 function errorForClient(error: Error, req: GatewayRequest): Error {
   const { code, type } = error as Errors.MoleculerError;
-  if (type === "SERVICE_NOT_AVAILABLE") return new ServiceUnavailableError(req.$alias?.action);
+  if (type === "SERVICE_NOT_AVAILABLE") {
+    const action = req.$alias?.action;
+    return new ServiceUnavailableError({ service: action?.split(".")[0] ?? "addressed", action });
+  }
   if (code === 413) return new PayloadTooLargeError(BODY_LIMIT);
   // The body parser's own errors (dotted types such as `entity.parse.failed`) become ours, in the one error shape.
   if (typeof type === "string" && type.includes(".") && code >= 400 && code < 500) {
@@ -821,6 +825,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      */
     send404(req: GatewayRequest, res: ServerResponse) {
       const path = req.url?.split("?")[0] ?? "/";
+      // A service of the platform that is not running (its node killed or stopping) has no routes, not no resource:
+      // that is 503 with `Retry-After`, naming the service, as while its breaker is open.
+      const service = /^\/api\/([a-z]+)(?:\/|$)/.exec(path)?.[1];
+      if (service && (SERVICE_NAMES as readonly string[]).includes(service) && !this.serviceRunning(service)) {
+        return this.sendError(req, res, new ServiceUnavailableError({ service }));
+      }
       const wantsPage = (req.method === "GET" || req.method === "HEAD") && /text\/html/.test(req.headers.accept ?? "");
       if (!wantsPage || NOT_UI.test(path)) return gateway.send404.call(this, req, res);
       readFile(UI_INDEX).then(
@@ -833,6 +843,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           res.end("The web UI is not built: run `npm run build` (npm start builds it on first start).\n");
         },
       );
+    },
+
+    /** Whether any node of the cluster runs `service` and can take calls. */
+    serviceRunning(service: string): boolean {
+      return this.broker.registry
+        .getServiceList({ onlyAvailable: true, skipInternal: true })
+        .some((entry) => entry.name === service);
     },
 
     /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */

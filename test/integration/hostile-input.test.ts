@@ -128,9 +128,10 @@ it("answers 503, not 404, on a route whose action has no endpoint that can take 
   try {
     const res = await anonymous("/api/products");
     expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
     expect(await json<ErrorBody>(res)).toMatchObject({
       type: "SERVICE_UNAVAILABLE",
-      data: { action: "products.list" },
+      data: { service: "products", action: "products.list", retryAfter: 5 },
     });
   } finally {
     for (const endpoint of endpoints) endpoint.state = true;

@@ -4,7 +4,7 @@
 import { Agent, get } from "node:http";
 import type { ServiceSchema } from "moleculer";
 import { freePort } from "../support/servers";
-import { dropScopeDatabases, isolation, json, startInProcessNode, testConfig } from "../support/nodes";
+import { dropScopeDatabases, isolation, json, startInProcessNode, testConfig, waitFor } from "../support/nodes";
 
 const scope = isolation();
 afterAll(() => dropScopeDatabases(scope.prefix));
@@ -61,4 +61,33 @@ it("closes the connections its finished requests leave open once it has stopped"
     ]),
   ).resolves.toBe("closed");
   agent.destroy();
+});
+
+it("answers 503 naming the service, with Retry-After, for a route whose service has left", async () => {
+  const port = await freePort();
+  const broker = await startInProcessNode(testConfig(scope, { SERVICES: "api,products", PORT: String(port) }));
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    expect((await fetch(`${base}/api/products`)).status).toBe(200);
+    await broker.destroyService(broker.getLocalService("products")!);
+    // Its routes go with it (the gateway regenerates them when the registry changes): not 404, but unavailable.
+    const res = await waitFor(
+      async () => {
+        const answer = await fetch(`${base}/api/products`);
+        return answer.status === 200 ? undefined : answer;
+      },
+      10_000,
+      "the products routes to go",
+    );
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(await json<{ type: string; data: object }>(res)).toMatchObject({
+      type: "SERVICE_UNAVAILABLE",
+      data: { service: "products" },
+    });
+    // A path no service of the platform owns is still plainly not found.
+    expect((await fetch(`${base}/api/nothing-here`)).status).toBe(404);
+  } finally {
+    await broker.stop();
+  }
 });

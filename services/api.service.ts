@@ -21,6 +21,7 @@ import {
 } from "moleculer";
 import { parseBasicCredentials } from "../lib/basic-credentials";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
+import { normalizeEmail } from "../lib/account-input";
 import { SERVICE_NAMES, config } from "../lib/config";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import {
@@ -102,7 +103,7 @@ const ACCOUNT_WINDOW_MS = 15 * MINUTE;
 /** The account a sign-in is for, in the form auth compares e-mail addresses in. */
 function loginAccountOf(req: GatewayRequest): string {
   const email = (req.$params as { email?: unknown } | undefined)?.email;
-  return typeof email === "string" ? email.normalize("NFKC").trim().toLowerCase() : "";
+  return typeof email === "string" ? normalizeEmail(email) : "";
 }
 
 /** Their answers carry tokens: no cache may keep them (RFC 6749 §5.1). */

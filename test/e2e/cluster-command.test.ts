@@ -3,7 +3,7 @@
  * order placed through the gateway completes across them (saga, payment, shipping over NATS JetStream); one Ctrl-C
  * stops everything, leaving no process behind and no error in the log.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,7 +12,7 @@ import type { Product } from "../../services/products.service";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
 import { apiRequest, orderBody } from "../support/api";
 import { freePort, portFree } from "../../lib/ports";
-import { ROOT, TEST_ADMIN, json, login, registerCustomer, waitFor } from "../support/nodes";
+import { ROOT, TEST_ADMIN, json, login, processesUsing, registerCustomer, waitFor } from "../support/nodes";
 
 const ROLES = 6;
 let dataDir: string;
@@ -25,15 +25,6 @@ async function freePortRange(count: number): Promise<number> {
     const first = await freePort();
     const rest = await Promise.all(Array.from({ length: count - 1 }, (_, i) => portFree(first + 1 + i)));
     if (rest.every(Boolean)) return first;
-  }
-}
-
-/** Processes whose command line names the data directory: the roles, nats-server and the embedded server. */
-function processesUsing(dir: string): string[] {
-  try {
-    return execFileSync("pgrep", ["-af", dir], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
   }
 }
 

@@ -3,7 +3,6 @@
  * an embedded PostgreSQL under DATA_DIR; Ctrl-C stops it cleanly with nothing left running; the next start reuses
  * the data.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -11,19 +10,10 @@ import type { Product, ProductPage } from "../../services/products.service";
 import type { ClusterHealth } from "../../services/health.service";
 import { freePort } from "../support/servers";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
-import { json, killLeftoverNodes, login, startNodeProcess } from "../support/nodes";
+import { json, killLeftoverNodes, login, processesUsing, startNodeProcess } from "../support/nodes";
 
 let dataDir: string;
 let env: Record<string, string>;
-
-/** Processes whose command line names the data directory: the embedded server and its children. */
-function processesUsing(dir: string): string[] {
-  try {
-    return execFileSync("pgrep", ["-af", dir], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-}
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), "aicunet-e2e-"));

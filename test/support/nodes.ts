@@ -2,7 +2,7 @@
  * Nodes for tests: configurations isolated per test file (own database name prefix and Moleculer namespace), nodes in
  * this process, nodes as separate OS processes started the way `npm start` starts them, and cleanup of the databases.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { Client } from "pg";
@@ -130,6 +130,15 @@ export interface NodeProcess {
 }
 
 const running = new Set<NodeProcess>();
+
+/** Processes whose command line names `dir` (a data directory): a node, the embedded server and its children. */
+export function processesUsing(dir: string): string[] {
+  try {
+    return execFileSync("pgrep", ["-af", dir], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
 
 /** Kills every node process a test file started and did not stop (a failed test must not leave any behind). */
 export async function killLeftoverNodes(): Promise<void> {

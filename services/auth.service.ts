@@ -13,7 +13,7 @@ import {
   normalizeEmail,
   passwordProblem,
 } from "../lib/account-input";
-import { config } from "../lib/config";
+import { DEFAULT_ADMIN_EMAIL, config } from "../lib/config";
 import {
   ConflictError,
   ForbiddenError,
@@ -963,7 +963,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
      */
     async ensureFirstAdmin(this: AuthThis) {
       let password = cfg.auth.adminPassword;
-      const email = cfg.auth.adminEmail ?? "admin@aicunet.local";
+      const email = cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL;
       const created = await this.sequelize.transaction(async (transaction) => {
         const run = <T extends object>(sql: string, bind: unknown[] = []) =>
           this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });

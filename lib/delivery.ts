@@ -128,20 +128,17 @@ export function channelsReady(broker: object): boolean {
 
 /** The part of the channels adapter that streams are made with (NATS only; the in-memory adapter has none). */
 export interface StreamMaker {
-  /** Set once the adapter's connection (and its stream manager) is up, in the middleware's `started` hook. */
-  connected: boolean;
   addPrefixTopic(name: string): string;
   createStream?(name: string, subjects: string[], options: object): Promise<unknown>;
 }
 
 /**
- * Creates a channel's JetStream stream, named as the adapter names it when a consumer group subscribes. Before the
- * adapter is connected it refuses (the caller tries again later): the adapter would log an error and carry on as if the
- * stream existed, which counted toward the error-rate alert on every clean start.
+ * Creates a channel's JetStream stream, named as the adapter names it when a consumer group subscribes. Callers wait
+ * for `channelsReady` first: before the adapter has connected it would log an error and carry on as if the stream
+ * existed, which counted toward the error-rate alert on every clean start.
  */
 export async function ensureStream(adapter: StreamMaker, channel: string): Promise<void> {
   if (!adapter.createStream) return;
-  if (!adapter.connected) throw new Error(`The channel adapter is not connected yet (stream of ${channel})`);
   const subject = adapter.addPrefixTopic(channel);
   await adapter.createStream(subject.split(".").join("_"), [subject], {});
 }

@@ -19,8 +19,6 @@ declare module "moleculer" {
     sendToChannel(channel: string, payload: unknown, opts?: { headers?: Record<string, string> }): Promise<void>;
     /** The channels middleware's adapter (NATS JetStream in a cluster, in-memory otherwise). */
     channelAdapter: {
-      /** Set once the adapter has connected (the middleware's `started` hook). */
-      connected: boolean;
       parseMessageHeaders(raw: unknown): Record<string, string> | null;
       addPrefixTopic(name: string): string;
       /** NATS only: creates the stream of a channel (a no-op when it exists). */

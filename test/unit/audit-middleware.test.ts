@@ -9,11 +9,7 @@ const channelsAway: Middleware = {
   name: "ChannelsAway",
   created(broker: ServiceBroker) {
     broker.sendToChannel = () => Promise.reject(new Error("NATS is away"));
-    broker.channelAdapter = {
-      connected: false,
-      addPrefixTopic: (name: string) => name,
-      parseMessageHeaders: () => null,
-    };
+    broker.channelAdapter = { addPrefixTopic: (name: string) => name, parseMessageHeaders: () => null };
   },
 };
 

@@ -879,11 +879,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           this.logger.warn(`Could not count a failed sign-in: ${failure.message}`),
         );
       }
-      if (!(Number.isInteger(code) && code >= 400 && code < 500)) {
-        // The cause as it happened, before errorForClient shaped what the client is told.
-        const { name, message, stack, type } = error as Errors.MoleculerError;
+      // The cause of a fault as it happened, before errorForClient shaped what the client is told. A not-ready node's
+      // 503 is the probe's normal answer (its body names the checks), not a fault: logged, every probe of a starting
+      // node would count toward the error-rate alert.
+      if (!(Number.isInteger(code) && code >= 400 && code < 500) && type !== "NOT_READY") {
+        const { name, message, stack, type: causeType } = error as Errors.MoleculerError;
         this.logger.error(
-          { requestId: req.$requestId, error: { name, message, type, stack } },
+          { requestId: req.$requestId, error: { name, message, type: causeType, stack } },
           `${req.method} ${req.url} failed: ${name}: ${message}`,
         );
       }

@@ -292,15 +292,28 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
       "Waits for an unavailable participant before the attempt counts as failed (so a breaker that keeps opening ends in compensation).",
   },
   {
-    key: "SAGA_STALL_AFTER",
-    default: "120000",
+    key: "SAGA_LEASE",
+    default: "10000",
     description:
-      "How long a RUNNING or COMPENSATING saga may go without moving, past the time its command was due and with no command of its waiting in the outbox, before it counts as stalled and the sweeper sends its command again, in ms. Keep it above SAGA_STEP_TIMEOUT and DELIVERY_ACK_WAIT.",
+      "How long a saga engine owns the sagas it runs without renewing its lease (it renews every third of it), in ms. A node that dies leaves its sagas to the others this long after its last renewal. Keep it well above the engine's pauses (GC, a busy event loop).",
   },
   {
     key: "SAGA_SWEEP_INTERVAL",
-    default: "30000",
-    description: "How often the saga engine looks for stalled sagas (a command lost after it left the outbox), in ms.",
+    default: "1000",
+    description:
+      "How often the saga engine looks for sagas no engine owns (a dead node's expired lease, a stopped node's released one) and takes them over, in ms.",
+  },
+  {
+    key: "SAGA_CONCURRENCY",
+    default: "64",
+    description:
+      "Saga actions one engine node calls at once; the others wait their turn (in memory, under the node's lease), so a burst of sagas does not flood the participants' bulkheads.",
+  },
+  {
+    key: "SAGA_STALL_AFTER",
+    default: "60000",
+    description:
+      "How long an order may stay PENDING, its saga not having moved it, before the orders service sends its `order.created` again (a message lost after it was acknowledged; the saga engine's inbox drops it if the saga did start), in ms.",
   },
   {
     key: "LOG_SHIP_LEVEL",
@@ -434,9 +447,13 @@ export interface Config {
     compensationAttempts: number;
     waitUnavailableMs: number;
     maxWaits: number;
-    /** A saga not moved this long past its command's due time, with no command waiting, is stalled. */
-    stallAfterMs: number;
+    /** An engine's hold on the sagas it runs, renewed every third of it. */
+    leaseMs: number;
     sweepIntervalMs: number;
+    /** Actions one engine calls at once. */
+    concurrency: number;
+    /** An order PENDING this long has its `order.created` sent again. */
+    stallAfterMs: number;
   };
   payments: { slowMs: number; flakyFailures: number };
   /** Orders not yet final above which new orders are refused (backpressure at intake). */
@@ -650,8 +667,10 @@ export function loadConfig(env: Env = process.env): Config {
       compensationAttempts: number("SAGA_COMPENSATION_ATTEMPTS", 10, { min: 1, max: 1000 }),
       waitUnavailableMs: number("SAGA_WAIT_UNAVAILABLE", 10_000, { min: 10, max: 600_000 }),
       maxWaits: number("SAGA_MAX_WAITS", 30, { min: 0, max: 100_000 }),
-      stallAfterMs: number("SAGA_STALL_AFTER", 120_000, { min: 100, max: 86_400_000 }),
-      sweepIntervalMs: number("SAGA_SWEEP_INTERVAL", 30_000, { min: 50, max: 3_600_000 }),
+      leaseMs: number("SAGA_LEASE", 10_000, { min: 300, max: 3_600_000 }),
+      sweepIntervalMs: number("SAGA_SWEEP_INTERVAL", 1000, { min: 50, max: 3_600_000 }),
+      concurrency: number("SAGA_CONCURRENCY", 64, { min: 1, max: 10_000 }),
+      stallAfterMs: number("SAGA_STALL_AFTER", 60_000, { min: 100, max: 86_400_000 }),
     },
     payments: {
       slowMs: number("PAYMENTS_SLOW_MS", 15_000, { min: 0, max: 600_000 }),

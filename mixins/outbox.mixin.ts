@@ -23,8 +23,12 @@ export interface OutboxMixinOptions {
 }
 
 export interface OutboxMethods {
-  /** `delayMs`: publish no earlier than that from now (a scheduled retry). */
-  enqueueEvent(transaction: Transaction, envelope: EventEnvelope, delayMs?: number): Promise<void>;
+  /**
+   * `delayMs`: publish no earlier than that from now (a scheduled retry). `messageId` (JetStream's `Nats-Msg-Id`,
+   * the envelope's id unless given): a new one sends an envelope again past JetStream's duplicate window, for when
+   * the first was lost after it was acknowledged; the consumers' inbox still drops it if the first arrived.
+   */
+  enqueueEvent(transaction: Transaction, envelope: EventEnvelope, delayMs?: number, messageId?: string): Promise<void>;
   relayOutbox(): Promise<number>;
   ensureStream(channel: string): Promise<void>;
 }
@@ -63,7 +67,13 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
   const schema: Partial<ServiceSchema<ServiceSettingSchema, OutboxMethods, OutboxState>> = {
     methods: {
       /** Validates the envelope and writes it in `transaction`; the same envelope id twice is written once. */
-      async enqueueEvent(this: OutboxThis, transaction: Transaction, envelope: EventEnvelope, delayMs = 0) {
+      async enqueueEvent(
+        this: OutboxThis,
+        transaction: Transaction,
+        envelope: EventEnvelope,
+        delayMs = 0,
+        messageId = envelope.id,
+      ) {
         await eventCatalogue.validate(envelope);
         const json = storableJson(envelope);
         if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
@@ -74,7 +84,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
         await this.sequelize.query(
           `INSERT INTO outbox (id, channel, envelope, available_at)
            VALUES ($1, $2, $3, now() + make_interval(secs => $4 / 1000.0)) ON CONFLICT (id) DO NOTHING`,
-          { bind: [envelope.id, envelope.type, json, delayMs], transaction },
+          { bind: [messageId, envelope.type, json, delayMs], transaction },
         );
         // Publish as soon as it is committed rather than at the relay's next poll.
         if (delayMs === 0) transaction.afterCommit(() => this.outboxKick?.());

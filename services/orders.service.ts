@@ -27,6 +27,7 @@ import type { CallerMeta } from "../middlewares/permissions.middleware";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { createEnvelope } from "../lib/events";
+import { deterministicId } from "../lib/delivery";
 import type { Product } from "./products.service";
 import type { Saga } from "./sagas.service";
 import { storableJson } from "../lib/storable";
@@ -153,11 +154,12 @@ interface OrdersMethods {
     options?: ReadFrom & { transaction?: Transaction },
   ): Promise<T[]>;
   readFrom(): Promise<ReadFrom>;
-  loadOrders(rows: OrderRow[], from: ReadFrom): Promise<Order[]>;
+  loadOrders(rows: OrderRow[], from: ReadFrom & { transaction?: Transaction }): Promise<Order[]>;
   findOrder(id: string, owner: string | undefined, from: ReadFrom): Promise<Order>;
   replayIdempotent(customerId: string, key: string, hash: string): Promise<Order | undefined>;
   priceItems(ctx: Context, items: CreateOrderParams["items"]): Promise<{ lines: OrderLine[]; currency: string }>;
   admitOrder(): Promise<void>;
+  reannounceStalled(): Promise<number>;
 }
 
 /**
@@ -176,16 +178,29 @@ interface Backlog {
   counting?: Promise<number>;
 }
 
-type OrdersThis = Service<DbSettings> &
-  DbServiceThis &
-  OrdersMethods &
-  OutboxMethods & { hasReplica: boolean; backlog: Backlog };
+/**
+ * The event that starts an order's saga. Its id is the order's own, so when it is sent again (below) every consumer's
+ * inbox recognises it.
+ */
+function orderCreatedEvent(order: Order, correlationId: string) {
+  const envelope = createEnvelope("order.created", { order }, { source: "orders", correlationId });
+  return { ...envelope, id: deterministicId("order.created", order.id) };
+}
 
-const OrdersService: ServiceSchema<
-  DbSettings,
-  DbMethods & OrdersMethods & OutboxMethods,
-  DbServiceThis & { hasReplica: boolean; backlog: Backlog }
-> = {
+/** Orders sent again by one round of `reannounceStalled`; the next round takes the rest. */
+const REANNOUNCE_BATCH = 100;
+
+interface Reannouncer {
+  timer?: NodeJS.Timeout;
+  round?: Promise<void>;
+  stopping: boolean;
+}
+
+type OrdersState = { hasReplica: boolean; backlog: Backlog; reannouncer: Reannouncer };
+
+type OrdersThis = Service<DbSettings> & DbServiceThis & OrdersMethods & OutboxMethods & OrdersState;
+
+const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & OutboxMethods, DbServiceThis & OrdersState> = {
   name: "orders",
   mixins: [
     outboxMixin(),
@@ -207,6 +222,29 @@ const OrdersService: ServiceSchema<
     this.hasReplica = Boolean(
       (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
     );
+    this.reannouncer = { stopping: false };
+  },
+
+  started(this: OrdersThis) {
+    const every = Math.max(50, Math.floor(config().saga.stallAfterMs / 4));
+    const round = async () => {
+      try {
+        while ((await this.reannounceStalled()) === REANNOUNCE_BATCH && !this.reannouncer.stopping);
+      } catch (err) {
+        this.logger.warn(`Re-announcing stalled orders: ${(err as Error).message}`);
+      }
+      if (!this.reannouncer.stopping) this.reannouncer.timer = setTimeout(schedule, every);
+    };
+    const schedule = () => {
+      this.reannouncer.round = round();
+    };
+    this.reannouncer.timer = setTimeout(schedule, every);
+  },
+
+  async stopped(this: OrdersThis) {
+    this.reannouncer.stopping = true;
+    clearTimeout(this.reannouncer.timer);
+    await this.reannouncer.round;
   },
 
   actions: {
@@ -313,15 +351,7 @@ const OrdersService: ServiceSchema<
             });
           }
           // In the same transaction: the order and the event that announces it are committed together or not at all.
-          const created = createEnvelope(
-            "order.created",
-            { order: toOrder(row, lineRows) },
-            {
-              source: "orders",
-              correlationId: ctx.requestID ?? id,
-            },
-          );
-          await this.enqueueEvent(transaction, created);
+          await this.enqueueEvent(transaction, orderCreatedEvent(toOrder(row, lineRows), ctx.requestID ?? id));
           return row;
         });
         if (!inserted) return (await replay())!;
@@ -527,7 +557,39 @@ const OrdersService: ServiceSchema<
       }
     },
 
-    async loadOrders(this: OrdersThis, rows: OrderRow[], from: ReadFrom): Promise<Order[]> {
+    /**
+     * Sends `order.created` again for the orders still PENDING SAGA_STALL_AFTER after it was last sent: JetStream
+     * acknowledges a publish before it is on disk, so the first may be lost, and nothing else would start the
+     * order's saga. Sent through the outbox under a new message id (past JetStream's duplicate window) with the
+     * event's own id, so a saga engine that did get the first drops this one in its inbox. An order PENDING because
+     * its saga waits (a participant down) is sent again at that pace too, harmlessly. Returns how many it sent.
+     */
+    async reannounceStalled(this: OrdersThis): Promise<number> {
+      return this.sequelize.transaction(async (transaction) => {
+        const rows = await this.query<OrderRow>(
+          `UPDATE orders SET announced_at = now() WHERE id IN (
+             SELECT id FROM orders WHERE status = 'PENDING'
+               AND announced_at < now() - make_interval(secs => $1 / 1000.0)
+             ORDER BY announced_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           RETURNING *`,
+          [config().saga.stallAfterMs, REANNOUNCE_BATCH],
+          { useMaster: true, transaction },
+        );
+        const orders = await this.loadOrders(rows, { useMaster: true, transaction });
+        for (const [index, order] of orders.entries()) {
+          const event = orderCreatedEvent(order, rows[index].request_id ?? order.id);
+          await this.enqueueEvent(transaction, event, 0, randomUUID());
+        }
+        if (orders.length > 0) this.logger.warn(`Sent order.created again for ${orders.length} order(s) still PENDING`);
+        return orders.length;
+      });
+    },
+
+    async loadOrders(
+      this: OrdersThis,
+      rows: OrderRow[],
+      from: ReadFrom & { transaction?: Transaction },
+    ): Promise<Order[]> {
       if (rows.length === 0) return [];
       const lines = await this.query<LineRow>(
         "SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_no",

@@ -1,18 +1,18 @@
 /**
- * sagas: the one saga engine. It starts a saga per subject when its definition's start event arrives, then drives
- * it with `saga.stepDue` commands sent to itself through its outbox: each command runs the action its cursor points
- * at (as the system, with the idempotency key `<saga id>:<step>`), asks `decide` (lib/saga.ts) what follows, and
- * writes the new state, the timeline entry and the next command in one transaction. Nothing is in memory: a node
- * killed at any moment leaves either the command unacknowledged (JetStream delivers it again; the participants'
- * idempotency keys make the repeat harmless) or the next command committed in the outbox.
+ * sagas: the one saga engine. A definition's start event (`order.created`) starts one saga per subject, in the
+ * consumer's transaction, under this node's lease; from then on the node drives it in memory (lib/saga-executor.ts):
+ * each action is a Moleculer call (as the system, with the idempotency key `<saga id>:<step>`), and each outcome is
+ * one checkpoint statement (state and timeline entry together), batched with the checkpoints of the other sagas the
+ * node runs. No message travels between two steps and no row lock is held across a call.
  *
- * A command whose cursor is not the saga's current one (a late duplicate, a retry an operator overtook) is ignored.
- * That makes the sweeper safe: a command can still be lost after the outbox marked it sent (JetStream acknowledges
- * a publish before it syncs it to disk), so every SAGA_SWEEP_INTERVAL the engine sends the current command again for
- * each saga that has not moved for SAGA_STALL_AFTER past its due time, that no running step holds and whose command
- * is not waiting in the outbox; it says so in the timeline (`swept`).
- * A parked saga (FAILED, a compensation that kept failing) sends a command to the dead-letter queue that resumes it
- * when replayed; `POST /api/sagas/:id/retry` does the same at once.
+ * Leases make it durable: a node holds each saga it runs for SAGA_LEASE and renews all its leases in one statement
+ * every third of that; a checkpoint applies only while the node still holds the lease and the row is at the version
+ * it last saw. Every SAGA_SWEEP_INTERVAL each engine takes over, `FOR UPDATE SKIP LOCKED`, the moving sagas that no
+ * one holds: a killed node's (lease run out: a `swept` timeline entry), a stopped node's (released on the way out),
+ * so several replicas share the work and a saga whose node died resumes on any other, at the step it was at.
+ * A saga parked as FAILED (a compensation that kept failing) sends a command to the dead-letter queue that resumes
+ * it when replayed; `POST /api/sagas/:id/retry` does the same at once; both take the lease on the node that handles
+ * them, as does an operator's `compensate`.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
@@ -30,7 +30,6 @@ import {
   abandon,
   callAt,
   cursorName,
-  decide,
   initialState,
   resume,
   timeoutAt,
@@ -41,6 +40,7 @@ import {
   type SagaState,
   type SagaStatus,
 } from "../lib/saga";
+import { SagaExecutor, type Checkpoint, type RunningSaga, type TimelineEntry } from "../lib/saga-executor";
 import sagaMigrations from "../migrations/sagas";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -54,7 +54,7 @@ export interface SagaTimelineEntry {
   attempt: number;
   /**
    * `ok`, `rejected`, `transient`, `unavailable`, or what happened to the saga: `started`, `resumed`, `abandoned`,
-   * `swept` (its command sent again after it stalled).
+   * `swept` (taken over from an engine whose lease ran out).
    */
   outcome: string;
   message: string | null;
@@ -74,9 +74,12 @@ export interface Saga {
   context: StoredContext;
   createdAt: string;
   updatedAt: string;
-  /** When its current command was, or will be, due (a retry's backoff puts it in the future). */
+  /** When its current action was, or will be, due (a retry's backoff puts it in the future). */
   dueAt: string;
-  /** RUNNING or COMPENSATING and not moved for SAGA_STALL_AFTER past `dueAt`: its command may be lost. */
+  /** The engine (`<node id>/<instance id>`) that runs it, and until when its lease holds; null when none does. */
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  /** RUNNING or COMPENSATING with no engine holding it (its lease ran out or was released): the sweeper takes it. */
   stalled: boolean;
   finishedAt: string | null;
   timeline?: SagaTimelineEntry[];
@@ -93,9 +96,13 @@ interface SagaRow {
   completed: number;
   context: StoredContext;
   reason: string | null;
+  version: number;
+  correlation_id: string;
   created_at: Date;
   updated_at: Date;
   due_at: Date;
+  lease_owner: string | null;
+  lease_until: Date | null;
   finished_at: Date | null;
 }
 
@@ -108,17 +115,17 @@ interface EventRow {
   duration_ms: number | null;
 }
 
+/** The command a parked saga's dead letter carries: replayed, it resumes the saga at `cursor`. */
 interface StepDue {
   sagaId: string;
   cursor: Cursor;
   resume?: boolean;
 }
 
-const FINAL: readonly SagaStatus[] = ["COMPLETED", "COMPENSATED"];
 const MOVING: readonly SagaStatus[] = ["RUNNING", "COMPENSATING"];
 const MAX_PAGE_SIZE = 100;
-/** Stalled sagas one sweep sends again; the next sweep takes the rest. */
-const SWEEP_BATCH = 100;
+/** Sagas one sweep takes over; the next sweep takes the rest. */
+const SWEEP_BATCH = 200;
 
 const sameCursor = (a: Cursor, b: Cursor) =>
   a.phase === b.phase &&
@@ -131,36 +138,94 @@ function stateOf(row: SagaRow): SagaState {
   return { status: row.status, cursor: row.cursor, completed: row.completed, reason: row.reason };
 }
 
+function runningOf(row: SagaRow): RunningSaga {
+  return {
+    id: row.id,
+    definition: row.definition,
+    context: row.context,
+    state: stateOf(row),
+    version: row.version,
+    correlationId: row.correlation_id,
+    dueAt: row.due_at.getTime(),
+  };
+}
+
+/**
+ * One statement for a batch of checkpoints: each saga's new state, applied only where this engine holds the lease
+ * and the row is at the version it last saw, and the timeline entry of each one applied. A saga that ends (or is
+ * parked) gives its lease up in the same statement. Returns the ids it moved.
+ */
+const CHECKPOINT_SQL = `
+  WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+      id uuid, version integer, status text, cursor jsonb, completed integer, reason text, context jsonb,
+      finished boolean, moving boolean, due_ms double precision,
+      step text, attempt integer, outcome text, message text, duration_ms integer)
+  ), moved AS (
+    UPDATE sagas s SET status = i.status, cursor = i.cursor, completed = i.completed, reason = i.reason,
+      context = coalesce(i.context, s.context), version = s.version + 1, updated_at = now(),
+      finished_at = CASE WHEN i.finished THEN now() ELSE s.finished_at END,
+      due_at = now() + make_interval(secs => i.due_ms / 1000.0),
+      lease_owner = CASE WHEN i.moving THEN s.lease_owner END,
+      lease_until = CASE WHEN i.moving THEN s.lease_until END
+    FROM input i WHERE s.id = i.id AND s.version = i.version AND s.lease_owner = $2
+    RETURNING s.id
+  ), logged AS (
+    INSERT INTO saga_events (saga_id, step, attempt, outcome, message, duration_ms)
+    SELECT i.id, i.step, i.attempt, i.outcome, i.message, i.duration_ms FROM input i JOIN moved m ON m.id = i.id
+  )
+  SELECT id FROM moved`;
+
+function checkpointRow(checkpoint: Checkpoint) {
+  const { saga, decision, entry, context } = checkpoint;
+  const { status, cursor, completed, reason } = decision.state;
+  return {
+    id: saga.id,
+    version: saga.version,
+    status,
+    cursor,
+    completed,
+    reason,
+    context: context ?? null,
+    finished: !decision.next && status !== "FAILED",
+    moving: decision.next !== null,
+    // The sweeper and the API read when the next action is due; a backoff is no stall.
+    due_ms: decision.next?.delayMs ?? 0,
+    step: entry.step,
+    attempt: entry.attempt,
+    outcome: entry.outcome,
+    message: entry.message,
+    duration_ms: entry.durationMs,
+  };
+}
+
 interface SagasMethods {
   definition(name: string): SagaDefinition<StoredContext>;
   rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
   toSaga(row: SagaRow): Saga;
   lockSaga(id: string, transaction: Transaction): Promise<SagaRow | undefined>;
-  record(
-    row: SagaRow,
-    decision: Decision,
-    entry: { step: string; attempt: number; outcome: string; message: string | null; durationMs: number | null },
-    transaction: Transaction,
-    context?: StoredContext,
-  ): Promise<void>;
-  sendStepDue(
-    envelope: Pick<EventEnvelope, "correlationId" | "id">,
-    due: StepDue,
-    delayMs: number,
-    transaction: Transaction,
-  ): Promise<void>;
+  writeCheckpoints(batch: Checkpoint[], transaction?: Transaction): Promise<Set<string>>;
+  park(checkpoint: Checkpoint): Promise<boolean>;
+  callStep(saga: RunningSaga, step: string): Promise<Outcome>;
+  stepCommitted(checkpoint: Checkpoint): void;
+  takeOver(row: SagaRow, decision: Decision, entry: TimelineEntry, transaction: Transaction): Promise<void>;
   operatorMove(
     id: string,
     move: (definition: SagaDefinition<StoredContext>, state: SagaState) => Decision | string,
     outcome: string,
   ): Promise<Saga>;
+  renewLeases(): Promise<void>;
+  sweepUnowned(): Promise<number>;
   refreshInflight(): Promise<void>;
-  sweepStalled(): Promise<number>;
 }
 
 interface SagasState {
   definitions: Record<string, SagaDefinition<StoredContext>>;
+  executor: SagaExecutor;
+  /** This engine's name on the leases it holds: `<node id>/<instance id>`, new with every process. */
+  leaseOwner: string;
   inflightTimer?: NodeJS.Timeout;
+  leaseTimer?: NodeJS.Timeout;
   sweepTimer?: NodeJS.Timeout;
   /** The sweep in progress, which stopping waits for: the database closes right after. */
   sweepRound?: Promise<void>;
@@ -177,9 +242,18 @@ function startHandler(definitionName: string): EventHandler {
     const subjectId = definition.start.subjectId(envelope.payload);
     const sagaId = deterministicId("saga", definitionName, subjectId);
     const state = initialState();
-    const [created] = await svc.rows<{ id: string }>(
-      `INSERT INTO sagas (id, definition, subject_id, status, cursor, completed, context)
-       VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (definition, subject_id) DO NOTHING RETURNING id`,
+    // The saga and its first timeline entry, under this node's lease, in the consumer's transaction.
+    const [created] = await svc.rows<SagaRow>(
+      `WITH created AS (
+         INSERT INTO sagas (id, definition, subject_id, status, cursor, completed, context, correlation_id,
+                            lease_owner, lease_until)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, now() + make_interval(secs => $9 / 1000.0))
+         ON CONFLICT (definition, subject_id) DO NOTHING RETURNING *
+       ), logged AS (
+         INSERT INTO saga_events (saga_id, step, attempt, outcome, message)
+         SELECT id, 'start', 0, 'started', $10 FROM created
+       )
+       SELECT * FROM created`,
       [
         sagaId,
         definitionName,
@@ -187,125 +261,42 @@ function startHandler(definitionName: string): EventHandler {
         state.status,
         storableJson(state.cursor),
         storableJson(definition.start.context(envelope.payload, sagaId)),
+        envelope.correlationId,
+        svc.leaseOwner,
+        config().saga.leaseMs,
+        `${envelope.type} ${envelope.id}`,
       ],
       transaction,
     );
     if (!created) return;
-    await svc.rows(
-      "INSERT INTO saga_events (saga_id, step, attempt, outcome, message) VALUES ($1, 'start', 0, 'started', $2)",
-      [sagaId, `${envelope.type} ${envelope.id}`],
-      transaction,
-    );
-    await svc.sendStepDue(envelope, { sagaId, cursor: state.cursor }, 0, transaction);
     transaction.afterCommit(() => {
       svc.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName });
       crashAt(`saga.committed:${cursorName(definition, state.cursor)}`);
+      svc.executor.adopt(runningOf(created));
     });
   };
 }
 
-/** Runs the action a `saga.stepDue` command points at, if it is still the saga's current one. */
-const runStep: EventHandler = async function (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+/** A parked saga's command replayed from the dead-letter queue: resumes it here if it is still parked there. */
+const resumeFromDeadLetter: EventHandler = async function (
+  this: ConsumerThis,
+  envelope: EventEnvelope,
+  transaction: Transaction,
+) {
   const svc = this as unknown as SagasThis;
   const due = envelope.payload as StepDue;
+  // Only a resume: the per-step commands of the engine before issue 15 are obsolete (the sweeper runs those sagas).
+  if (!due.resume) return;
   const row = await svc.lockSaga(due.sagaId, transaction);
-  if (!row || !sameCursor(row.cursor, due.cursor)) return;
-  const definition = svc.definition(row.definition);
-  let state = stateOf(row);
-  if (due.resume) {
-    if (state.status !== "FAILED") return;
-    state = resume(state).state;
-    await svc.rows(
-      "INSERT INTO saga_events (saga_id, step, attempt, outcome, message) VALUES ($1, $2, $3, 'resumed', $4)",
-      [row.id, cursorName(definition, state.cursor), state.cursor.attempt, "replayed from the dead-letter queue"],
-      transaction,
-    );
-  } else if (FINAL.includes(state.status) || state.status === "FAILED") {
-    return;
-  }
-
-  const call = callAt(definition, state.cursor);
-  const name = cursorName(definition, state.cursor);
-  const started = performance.now();
-  // Each step is a span of the trace of the request that started the saga, and the participant's span its child.
-  const span = svc.broker.tracer.startSpan(`saga ${definition.name} ${name}`, {
-    traceID: envelope.correlationId,
-    type: "saga",
-    service: svc,
-    tags: { sagaId: row.id, step: name, attempt: state.cursor.attempt, nodeID: svc.broker.nodeID },
-  });
-  let outcome: Outcome;
-  try {
-    const result = await svc.broker.call(call.action, call.params(row.context, state.reason), {
-      timeout: timeoutAt(definition, state.cursor),
-      meta: { caller: SYSTEM_CALLER, idempotencyKey: `${row.id}:${name}` },
-      // The participant's logs and audit records name the request that placed the order, not a new one.
-      requestID: envelope.correlationId,
-      parentSpan: span,
-    });
-    outcome = { kind: "ok", result };
-  } catch (err) {
-    outcome = classify(err);
-    span.setError(err as Error);
-  }
-  span.addTags({ outcome: outcome.kind });
-  span.finish();
-  const durationMs = Math.round(performance.now() - started);
-  const decision = decide(definition, state, outcome);
-  const step = state.cursor.phase === "forward" ? definition.steps[state.cursor.step] : undefined;
-  const context =
-    outcome.kind === "ok" && step?.result ? { ...row.context, ...step.result(row.context, outcome.result) } : undefined;
-  const message = outcome.kind === "ok" ? null : outcome.message;
-  await svc.record(
+  if (!row || row.status !== "FAILED" || !sameCursor(row.cursor, due.cursor)) return;
+  const decision = resume(stateOf(row));
+  const step = cursorName(svc.definition(row.definition), decision.state.cursor);
+  await svc.takeOver(
     row,
     decision,
-    { step: name, attempt: state.cursor.attempt, outcome: outcome.kind, message, durationMs },
+    { step, attempt: 1, outcome: "resumed", message: "replayed from the dead-letter queue", durationMs: null },
     transaction,
-    context,
   );
-
-  if (decision.next) {
-    const { cursor, delayMs } = decision.next;
-    await svc.sendStepDue(envelope, { sagaId: row.id, cursor }, delayMs, transaction);
-    // The crash window between this commit and the next command's publish, for the fault tests.
-    transaction.afterCommit(() => crashAt(`saga.committed:${cursorName(definition, cursor)}`));
-  } else if (decision.state.status === "FAILED") {
-    // Parked: the command that resumes it waits in the dead-letter queue for an operator's replay.
-    const resumeCommand = createEnvelope(
-      "saga.stepDue",
-      { sagaId: row.id, cursor: decision.state.cursor, resume: true },
-      { source: "sagas", correlationId: envelope.correlationId, causationId: envelope.id },
-    );
-    const deadLetter = deadLetterEnvelope(
-      {
-        channel: "saga.stepDue",
-        group: "sagas",
-        messageId: resumeCommand.id,
-        message: resumeCommand,
-        replayable: true,
-        attempts: state.cursor.attempt,
-        error: {
-          name: "Error",
-          message: message ?? "failed",
-          code: 500,
-          type: "SAGA_PARKED",
-          data: { sagaId: row.id, step: name },
-        },
-      },
-      { source: "sagas", correlationId: envelope.correlationId, causationId: envelope.id },
-    );
-    await svc.enqueueEvent(transaction, deadLetter);
-  }
-  const labels = { definition: row.definition, step: name, outcome: outcome.kind };
-  transaction.afterCommit(() => {
-    svc.broker.metrics.observe("aicunet.sagas.step.duration", durationMs, labels);
-    // No next action: the saga ended (completed, compensated) or parked (failed).
-    if (!decision.next) {
-      svc.broker.metrics.increment(`aicunet.sagas.${decision.state.status.toLowerCase()}`, {
-        definition: row.definition,
-      });
-    }
-  });
 };
 
 const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxMethods, DbServiceThis & SagasState> = {
@@ -327,13 +318,25 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
         ...Object.fromEntries(
           Object.values(sagaDefinitions()).map((definition) => [definition.start.event, startHandler(definition.name)]),
         ),
-        "saga.stepDue": runStep,
+        "saga.stepDue": resumeFromDeadLetter,
       },
     }),
   ],
 
   created(this: SagasThis) {
     this.definitions = sagaDefinitions();
+    this.leaseOwner = `${this.broker.nodeID}/${this.broker.instanceID}`;
+    this.executor = new SagaExecutor(
+      {
+        definition: (name) => this.definition(name),
+        call: (saga, step) => this.callStep(saga, step),
+        checkpoint: (batch) => this.writeCheckpoints(batch),
+        park: (checkpoint) => this.park(checkpoint),
+        committed: (checkpoint) => this.stepCommitted(checkpoint),
+        warn: (message) => this.logger.warn(message),
+      },
+      { concurrency: config().saga.concurrency },
+    );
     const metrics = this.broker.metrics;
     for (const outcome of ["started", "completed", "compensated", "failed"]) {
       metrics.register({
@@ -355,7 +358,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       type: "counter",
       name: "aicunet.sagas.swept",
       labelNames: ["definition"],
-      description: "Stalled sagas whose command the sweeper sent again (a command lost after it left the outbox)",
+      description: "Sagas taken over from an engine whose lease ran out (a node that died or stalled)",
     });
     metrics.register({
       type: "gauge",
@@ -368,13 +371,17 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
   async started(this: SagasThis) {
     await this.refreshInflight();
     this.inflightTimer = setInterval(() => this.refreshInflight().catch(() => undefined), 5000);
+    const { sweepIntervalMs, leaseMs } = config().saga;
+    this.leaseTimer = setInterval(
+      () => this.renewLeases().catch((err: Error) => this.logger.warn(`Saga leases not renewed: ${err.message}`)),
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
     this.sweepStopping = false;
-    const { sweepIntervalMs } = config().saga;
     const sweep = async () => {
       try {
-        let swept = SWEEP_BATCH;
+        let taken = SWEEP_BATCH;
         // A full batch: more may be waiting, so the next one follows at once.
-        while (swept === SWEEP_BATCH && !this.sweepStopping) swept = await this.sweepStalled();
+        while (taken === SWEEP_BATCH && !this.sweepStopping) taken = await this.sweepUnowned();
       } catch (err) {
         this.logger.warn(`Saga sweep: ${(err as Error).message}; trying again in ${sweepIntervalMs} ms`);
       }
@@ -383,7 +390,8 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
     const schedule = () => {
       this.sweepRound = sweep();
     };
-    this.sweepTimer = setTimeout(schedule, sweepIntervalMs);
+    // At once: the sagas a stopped node released, or that ran here before a restart, wait for no one.
+    schedule();
   },
 
   async stopped(this: SagasThis) {
@@ -391,12 +399,18 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
     this.sweepStopping = true;
     clearTimeout(this.sweepTimer);
     await this.sweepRound;
+    await this.executor.stop();
+    clearInterval(this.leaseTimer);
+    // Handed back, not left to run out: another engine takes them at its next sweep.
+    await this.rows("UPDATE sagas SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 RETURNING id", [
+      this.leaseOwner,
+    ]).catch((err: Error) => this.logger.warn(`Saga leases not released (they run out instead): ${err.message}`));
   },
 
   actions: {
     /**
-     * Sagas, most recently changed first, by status and definition; `stalled=true`: only those that have not moved
-     * for SAGA_STALL_AFTER past their due time (the sweeper sends their command again). `sagas:read`.
+     * Sagas, most recently changed first, by status and definition; `stalled=true`: only the moving ones no engine
+     * holds (a dead node's, until the sweeper takes them over). `sagas:read`.
      */
     list: {
       rest: "GET /",
@@ -417,8 +431,8 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
         const { status, definition, stalled, page, pageSize } = ctx.params;
         const where = `($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR definition = $2)
           AND ($3::boolean IS NOT TRUE OR (status IN ('RUNNING', 'COMPENSATING')
-            AND due_at < now() - make_interval(secs => $4 / 1000.0)))`;
-        const bind = [status ?? null, definition ?? null, stalled ?? null, config().saga.stallAfterMs];
+            AND (lease_until IS NULL OR lease_until < now())))`;
+        const bind = [status ?? null, definition ?? null, stalled ?? null];
         const query = { table: "sagas", where, order: "updated_at DESC, id", bind };
         return selectPage<SagaRow, Saga>(this.sequelize, query, page, pageSize, (row) => this.toSaga(row));
       },
@@ -507,6 +521,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
 
     toSaga(this: SagasThis, row: SagaRow): Saga {
       const definition = this.definitions[row.definition];
+      const held = row.lease_until !== null && row.lease_until.getTime() > Date.now();
       return {
         id: row.id,
         definition: row.definition,
@@ -520,7 +535,9 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
         createdAt: row.created_at.toISOString(),
         updatedAt: row.updated_at.toISOString(),
         dueAt: row.due_at.toISOString(),
-        stalled: MOVING.includes(row.status) && Date.now() - row.due_at.getTime() > config().saga.stallAfterMs,
+        leaseOwner: row.lease_owner,
+        leaseUntil: row.lease_until?.toISOString() ?? null,
+        stalled: MOVING.includes(row.status) && !held,
         finishedAt: row.finished_at?.toISOString() ?? null,
       };
     },
@@ -530,45 +547,133 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       return row;
     },
 
-    async record(this: SagasThis, row, decision, entry, transaction, context) {
+    async writeCheckpoints(this: SagasThis, batch, transaction) {
+      const moved = await this.rows<{ id: string }>(
+        CHECKPOINT_SQL,
+        [storableJson(batch.map(checkpointRow)), this.leaseOwner],
+        transaction,
+      );
+      return new Set(moved.map((row) => row.id));
+    },
+
+    /** A saga parked as FAILED: its checkpoint and the dead letter that resumes it, in one transaction. */
+    async park(this: SagasThis, checkpoint) {
+      const { saga, decision, entry } = checkpoint;
+      return this.sequelize.transaction(async (transaction) => {
+        const written = await this.writeCheckpoints([checkpoint], transaction);
+        if (!written.has(saga.id)) return false;
+        const origin = { source: "sagas", correlationId: saga.correlationId, causationId: null };
+        const resumeCommand = createEnvelope(
+          "saga.stepDue",
+          { sagaId: saga.id, cursor: decision.state.cursor, resume: true },
+          origin,
+        );
+        const deadLetter = deadLetterEnvelope(
+          {
+            channel: "saga.stepDue",
+            group: "sagas",
+            messageId: resumeCommand.id,
+            message: resumeCommand,
+            replayable: true,
+            attempts: entry.attempt,
+            error: {
+              name: "Error",
+              message: entry.message ?? "failed",
+              code: 500,
+              type: "SAGA_PARKED",
+              data: { sagaId: saga.id, step: entry.step },
+            },
+          },
+          origin,
+        );
+        await this.enqueueEvent(transaction, deadLetter);
+        return true;
+      });
+    },
+
+    /** One action of a saga, as the system, traced as a span of the request that started the saga. */
+    async callStep(this: SagasThis, saga, step) {
+      const definition = this.definition(saga.definition);
+      const { cursor } = saga.state;
+      const call = callAt(definition, cursor);
+      // Each step is a span of the trace of the request that started the saga, and the participant's span its child.
+      const span = this.broker.tracer.startSpan(`saga ${definition.name} ${step}`, {
+        traceID: saga.correlationId,
+        type: "saga",
+        service: this,
+        tags: { sagaId: saga.id, step, attempt: cursor.attempt, nodeID: this.broker.nodeID },
+      });
+      let outcome: Outcome;
+      try {
+        const result = await this.broker.call(call.action, call.params(saga.context, saga.state.reason), {
+          timeout: timeoutAt(definition, cursor),
+          meta: { caller: SYSTEM_CALLER, idempotencyKey: `${saga.id}:${step}` },
+          // The participant's logs and audit records name the request that placed the order, not a new one.
+          requestID: saga.correlationId,
+          parentSpan: span,
+        });
+        outcome = { kind: "ok", result };
+      } catch (err) {
+        outcome = classify(err);
+        span.setError(err as Error);
+      }
+      span.addTags({ outcome: outcome.kind });
+      span.finish();
+      return outcome;
+    },
+
+    stepCommitted(this: SagasThis, checkpoint) {
+      const { saga, decision, entry } = checkpoint;
+      const labels = { definition: saga.definition, step: entry.step, outcome: entry.outcome };
+      this.broker.metrics.observe("aicunet.sagas.step.duration", entry.durationMs ?? 0, labels);
+      if (decision.next) {
+        // The crash window after a checkpoint and before the next action, for the fault tests.
+        crashAt(`saga.committed:${cursorName(this.definition(saga.definition), decision.next.cursor)}`);
+      } else {
+        // No next action: the saga ended (completed, compensated) or parked (failed).
+        this.broker.metrics.increment(`aicunet.sagas.${decision.state.status.toLowerCase()}`, {
+          definition: saga.definition,
+        });
+      }
+    },
+
+    /**
+     * A move made outside the executor (an operator's, a dead letter's replay), on a row locked in `transaction`:
+     * the new state and its timeline entry, the lease taken by this engine whoever held it (its next checkpoint
+     * finds the version moved and lets the saga go), and this engine drives it from there once committed.
+     */
+    async takeOver(this: SagasThis, row, decision, entry, transaction) {
       const { status, cursor, completed, reason } = decision.state;
-      const finished = !decision.next && status !== "FAILED";
-      // The sweeper's clock starts when the next command is due, not when it was scheduled: a backoff is no stall.
-      const dueInMs = decision.next?.delayMs ?? 0;
-      await this.rows(
-        `UPDATE sagas SET status = $2, cursor = $3, completed = $4, reason = $5, context = coalesce($6::jsonb, context),
-           version = version + 1, updated_at = now(), finished_at = CASE WHEN $7 THEN now() ELSE finished_at END,
-           due_at = now() + make_interval(secs => $8 / 1000.0)
-         WHERE id = $1`,
+      const [moved] = await this.rows<SagaRow>(
+        `WITH moved AS (
+           UPDATE sagas SET status = $2, cursor = $3, completed = $4, reason = $5, version = version + 1,
+             updated_at = now(), due_at = now() + make_interval(secs => $6 / 1000.0),
+             lease_owner = $7, lease_until = now() + make_interval(secs => $8 / 1000.0)
+           WHERE id = $1 RETURNING *
+         ), logged AS (
+           INSERT INTO saga_events (saga_id, step, attempt, outcome, message) SELECT id, $9, $10, $11, $12 FROM moved
+         )
+         SELECT * FROM moved`,
         [
           row.id,
           status,
           storableJson(cursor),
           completed,
           reason,
-          context ? storableJson(context) : null,
-          finished,
-          dueInMs,
+          decision.next?.delayMs ?? 0,
+          this.leaseOwner,
+          config().saga.leaseMs,
+          entry.step,
+          entry.attempt,
+          entry.outcome,
+          entry.message,
         ],
         transaction,
       );
-      await this.rows(
-        `INSERT INTO saga_events (saga_id, step, attempt, outcome, message, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [row.id, entry.step, entry.attempt, entry.outcome, entry.message, entry.durationMs],
-        transaction,
-      );
+      transaction.afterCommit(() => this.executor.adopt(runningOf(moved)));
     },
 
-    async sendStepDue(this: SagasThis, cause, due, delayMs, transaction) {
-      const command = createEnvelope("saga.stepDue", due, {
-        source: "sagas",
-        correlationId: cause.correlationId,
-        causationId: cause.id,
-      });
-      await this.enqueueEvent(transaction, command, delayMs);
-    },
-
-    /** An operator's move on a saga, applied like any transition: state, timeline and next command together. */
+    /** An operator's move on a saga, applied like any transition: state and timeline together, then run here. */
     async operatorMove(this: SagasThis, id, move, outcome) {
       await this.sequelize.transaction(async (transaction) => {
         const row = await this.lockSaga(id, transaction);
@@ -578,76 +683,80 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
           throw new ConflictError(`Saga ${id} is ${row.status}: ${decision}`, "CONFLICT", { id, status: row.status });
         }
         const step = cursorName(this.definition(row.definition), decision.state.cursor);
-        await this.record(
+        await this.takeOver(
           row,
           decision,
           { step, attempt: decision.state.cursor.attempt, outcome, message: "by an operator", durationMs: null },
           transaction,
         );
-        if (decision.next) {
-          await this.sendStepDue(
-            { id, correlationId: id },
-            { sagaId: id, cursor: decision.next.cursor },
-            0,
-            transaction,
-          );
-        }
       });
       this.logger.warn(`Saga ${id} ${outcome} by an operator`);
       const [row] = await this.rows<SagaRow>("SELECT * FROM sagas WHERE id = $1", [id]);
       return this.toSaga(row);
     },
 
+    /** One statement renews the lease of every saga this engine runs. */
+    async renewLeases(this: SagasThis) {
+      const ids = this.executor.ids();
+      if (ids.length === 0) return;
+      await this.rows(
+        `UPDATE sagas SET lease_until = now() + make_interval(secs => $3 / 1000.0)
+         WHERE id = ANY($2::uuid[]) AND lease_owner = $1 RETURNING id`,
+        [this.leaseOwner, ids, config().saga.leaseMs],
+      );
+    },
+
     /**
-     * One sweep: sends the current command again for the sagas that have not moved for SAGA_STALL_AFTER past their
-     * due time, whose row no running step holds (SKIP LOCKED: a step in flight, or another replica's sweep, keeps
-     * its saga) and whose command is not waiting in the outbox (the relay is behind, or a retry is scheduled: sending
-     * more would not help). Restarts their clock, so a saga is swept again only if this command is lost too.
-     * Returns how many it swept.
+     * One sweep: takes over, `FOR UPDATE SKIP LOCKED` (several engines sweep at once without taking the same
+     * saga), the moving sagas of the definitions this node knows that no engine holds, longest unheld first, and
+     * runs them. A lease that ran out (its engine died or stalled) leaves a `swept` entry in the timeline; one
+     * released by a stopping engine, or never taken (a saga from before leases), is taken quietly.
+     * Returns how many it took.
      */
-    async sweepStalled(this: SagasThis) {
-      const swept = await this.sequelize.transaction(async (transaction) => {
-        const rows = await this.rows<SagaRow>(
-          `SELECT * FROM sagas s
-           WHERE s.status IN ('RUNNING', 'COMPENSATING') AND s.due_at < now() - make_interval(secs => $1 / 1000.0)
-             AND s.definition = ANY($3::text[])
-             AND NOT EXISTS (
-               SELECT 1 FROM outbox o WHERE o.sent_at IS NULL AND o.channel = 'saga.stepDue'
-                 AND o.envelope->'payload'->>'sagaId' = s.id::text AND o.envelope->'payload'->'cursor' = s.cursor)
-           ORDER BY s.due_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
-          // Only the definitions this node knows: an older node leaves a newer definition's sagas to a newer one.
-          [config().saga.stallAfterMs, SWEEP_BATCH, Object.keys(this.definitions)],
+    async sweepUnowned(this: SagasThis) {
+      const { leaseMs } = config().saga;
+      const taken = await this.sequelize.transaction(async (transaction) => {
+        const rows = await this.rows<SagaRow & { previous_owner: string | null; idle_ms: number }>(
+          `WITH unheld AS (
+             SELECT id, lease_owner, lease_until FROM sagas
+             WHERE status IN ('RUNNING', 'COMPENSATING') AND (lease_until IS NULL OR lease_until < now())
+               AND definition = ANY($3::text[])
+             ORDER BY lease_until NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED
+           )
+           UPDATE sagas s SET lease_owner = $1, lease_until = now() + make_interval(secs => $4 / 1000.0),
+             version = s.version + 1
+           FROM unheld u WHERE s.id = u.id
+           RETURNING s.*, u.lease_owner AS previous_owner,
+             (extract(epoch FROM now() - u.lease_until) * 1000)::float8 AS idle_ms`,
+          [this.leaseOwner, SWEEP_BATCH, Object.keys(this.definitions), leaseMs],
           transaction,
         );
-        for (const row of rows) {
-          const definition = this.definition(row.definition);
-          const idle = Math.round((Date.now() - row.due_at.getTime()) / 1000);
-          await this.rows("UPDATE sagas SET due_at = now() WHERE id = $1", [row.id], transaction);
+        const expired = rows.filter((row) => row.previous_owner !== null);
+        if (expired.length > 0) {
           await this.rows(
-            "INSERT INTO saga_events (saga_id, step, attempt, outcome, message) VALUES ($1, $2, $3, 'swept', $4)",
+            `INSERT INTO saga_events (saga_id, step, attempt, outcome, message)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[])`,
             [
-              row.id,
-              cursorName(definition, row.cursor),
-              row.cursor.attempt,
-              `not moved ${idle} s after its command was due: sent again`,
+              expired.map((row) => row.id),
+              expired.map((row) => cursorName(this.definition(row.definition), row.cursor)),
+              expired.map((row) => row.cursor.attempt),
+              expired.map(() => "swept"),
+              expired.map(
+                (row) =>
+                  `the lease of ${row.previous_owner} ran out ${Math.round(row.idle_ms / 1000)} s ago: taken over by ${this.leaseOwner}`,
+              ),
             ],
             transaction,
           );
-          // The trace of the order's request is not known here any more; the saga's id names the sweep's.
-          await this.sendStepDue(
-            { id: row.id, correlationId: row.id },
-            { sagaId: row.id, cursor: row.cursor },
-            0,
-            transaction,
-          );
         }
-        return rows;
+        return { rows, expired };
       });
-      for (const row of swept) {
+      for (const row of taken.expired) {
         this.broker.metrics.increment("aicunet.sagas.swept", { definition: row.definition });
-        this.logger.warn(`Saga ${row.id} stalled at ${this.toSaga(row).step}: its command was sent again`);
+        this.logger.warn(`Saga ${row.id} at ${this.toSaga(row).step}: ${row.previous_owner}'s lease ran out; taken over`);
       }
-      return swept.length;
+      for (const row of taken.rows) this.executor.adopt(runningOf(row));
+      return taken.rows.length;
     },
 
     async refreshInflight(this: SagasThis) {

@@ -2,5 +2,6 @@
 import createSagas from "./0001-create-sagas";
 import createInboxAndOutbox from "./0002-create-inbox-and-outbox";
 import addDueAt from "./0003-add-due-at";
+import addLeases from "./0004-add-leases";
 
-export default [createSagas, createInboxAndOutbox, addDueAt];
+export default [createSagas, createInboxAndOutbox, addDueAt, addLeases];

@@ -195,13 +195,23 @@ describe("loadConfig", () => {
   });
 });
 
-describe("the sweeper's settings", () => {
-  it("default to a 2 min stall threshold looked for every 30 s, and refuse nonsense", () => {
-    expect(loadConfig({}).saga).toMatchObject({ stallAfterMs: 120_000, sweepIntervalMs: 30_000 });
-    expect(loadConfig({ SAGA_STALL_AFTER: "5000", SAGA_SWEEP_INTERVAL: "1000" }).saga).toMatchObject({
-      stallAfterMs: 5000,
+describe("the saga engine's lease settings", () => {
+  it("default to a 10 s lease swept for every second, 64 actions at once, orders re-announced after 1 min", () => {
+    expect(loadConfig({}).saga).toMatchObject({
+      leaseMs: 10_000,
       sweepIntervalMs: 1000,
+      concurrency: 64,
+      stallAfterMs: 60_000,
     });
+    expect(
+      loadConfig({ SAGA_LEASE: "3000", SAGA_SWEEP_INTERVAL: "200", SAGA_CONCURRENCY: "8", SAGA_STALL_AFTER: "5000" })
+        .saga,
+    ).toMatchObject({ leaseMs: 3000, sweepIntervalMs: 200, concurrency: 8, stallAfterMs: 5000 });
+  });
+
+  it("refuse nonsense", () => {
+    expect(() => loadConfig({ SAGA_LEASE: "10" })).toThrow(/SAGA_LEASE/);
+    expect(() => loadConfig({ SAGA_CONCURRENCY: "0" })).toThrow(/SAGA_CONCURRENCY/);
     expect(() => loadConfig({ SAGA_STALL_AFTER: "0" })).toThrow(/SAGA_STALL_AFTER/);
     expect(() => loadConfig({ SAGA_SWEEP_INTERVAL: "soon" })).toThrow(/SAGA_SWEEP_INTERVAL/);
   });

@@ -95,7 +95,8 @@ export async function sagaCommand(
       for (const saga of page.rows) {
         print(
           `${saga.id}  ${saga.updatedAt}  ${saga.status.padEnd(12)} ${saga.definition} ${saga.subjectId}  ` +
-            `at ${saga.step} (attempt ${saga.attempt})${saga.stalled ? `  STALLED since ${saga.dueAt}` : ""}` +
+            `at ${saga.step} (attempt ${saga.attempt})` +
+            (saga.stalled ? `  STALLED: no engine holds it (last: ${saga.leaseOwner ?? "none"})` : "") +
             `${saga.reason ? `  ${saga.reason}` : ""}`,
         );
       }
@@ -207,7 +208,7 @@ export const REPL_COMMANDS: ReplCustomCommand[] = [
     description: "Sagas: saga list [--status S] [--stalled], saga show|retry|compensate <id>",
     options: [
       { option: "--status <status>", description: "RUNNING, COMPENSATING, COMPLETED, COMPENSATED or FAILED" },
-      { option: "--stalled", description: "only sagas that have not moved for SAGA_STALL_AFTER (list)" },
+      { option: "--stalled", description: "only moving sagas no engine holds: a dead node's, until another takes them over (list)" },
     ],
     action: printingErrors((broker, args) =>
       sagaCommand(broker, String(args.verb), idOf(args), args.options, console.log),

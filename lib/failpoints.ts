@@ -7,10 +7,10 @@
  * a relay that published but did not mark its rows sent, a saga whose transition committed before its next command
  * left the outbox.
  *
- * Drop points: `outbox.drop:saga.stepDue` makes the outbox relay mark the first row of that channel sent without
+ * Drop points: `outbox.drop:order.created` makes the outbox relay mark the first row of that channel sent without
  * publishing it, as a JetStream that acknowledged a message and lost it (it does not fsync each one) would. Only the
- * first: a loss is an accident, and a channel that loses everything is a different failure (an outage the relay
- * already retries).
+ * first (the first two when it is listed twice, and so on): a loss is an accident, and a channel that loses
+ * everything is a different failure (an outage the relay already retries).
  */
 import { config } from "./config";
 
@@ -19,12 +19,14 @@ export function crashAt(point: string): void {
   if (config().failpoints.includes(point)) process.kill(process.pid, "SIGKILL");
 }
 
-/** Drop points that have dropped their message in this process. */
-const dropped = new Set<string>();
+/** How many messages each drop point has dropped in this process. */
+const dropped = new Map<string, number>();
 
-/** Whether the message passing `point` is to be lost: true once per process for an armed point. */
+/** Whether the message passing `point` is to be lost: true as many times per process as the point is armed. */
 export function dropAt(point: string): boolean {
-  if (!config().failpoints.includes(point) || dropped.has(point)) return false;
-  dropped.add(point);
+  const armed = config().failpoints.filter((name) => name === point).length;
+  const done = dropped.get(point) ?? 0;
+  if (done >= armed) return false;
+  dropped.set(point, done + 1);
   return true;
 }

@@ -200,504 +200,506 @@ type OrdersState = { hasReplica: boolean; backlog: Backlog; reannouncer: Reannou
 
 type OrdersThis = Service<DbSettings> & DbServiceThis & OrdersMethods & OutboxMethods & OrdersState;
 
-const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & OutboxMethods, DbServiceThis & OrdersState> = {
-  name: "orders",
-  mixins: [
-    outboxMixin(),
-    dbMixin({
-      service: "orders",
-      migrations: orderMigrations,
-      readReplica: true,
-      model: {
-        name: "order",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "orders", underscored: true, timestamps: true },
-      },
-    }),
-  ],
+const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & OutboxMethods, DbServiceThis & OrdersState> =
+  {
+    name: "orders",
+    mixins: [
+      outboxMixin(),
+      dbMixin({
+        service: "orders",
+        migrations: orderMigrations,
+        readReplica: true,
+        model: {
+          name: "order",
+          define: { id: { type: DataTypes.UUID, primaryKey: true } },
+          options: { tableName: "orders", underscored: true, timestamps: true },
+        },
+      }),
+    ],
 
-  created(this: OrdersThis) {
-    this.backlog = { count: 0, countedAt: 0 };
-    // Sequelize keeps its options at run time; its typings do not declare them.
-    this.hasReplica = Boolean(
-      (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
-    );
-    this.reannouncer = { stopping: false };
-  },
+    created(this: OrdersThis) {
+      this.backlog = { count: 0, countedAt: 0 };
+      // Sequelize keeps its options at run time; its typings do not declare them.
+      this.hasReplica = Boolean(
+        (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
+      );
+      this.reannouncer = { stopping: false };
+    },
 
-  started(this: OrdersThis) {
-    const every = Math.max(50, Math.floor(config().saga.stallAfterMs / 4));
-    const round = async () => {
-      try {
-        while ((await this.reannounceStalled()) === REANNOUNCE_BATCH && !this.reannouncer.stopping);
-      } catch (err) {
-        this.logger.warn(`Re-announcing stalled orders: ${(err as Error).message}`);
-      }
-      if (!this.reannouncer.stopping) this.reannouncer.timer = setTimeout(schedule, every);
-    };
-    const schedule = () => {
-      this.reannouncer.round = round();
-    };
-    this.reannouncer.timer = setTimeout(schedule, every);
-  },
+    started(this: OrdersThis) {
+      const every = Math.max(50, Math.floor(config().saga.stallAfterMs / 4));
+      const round = async () => {
+        try {
+          while ((await this.reannounceStalled()) === REANNOUNCE_BATCH && !this.reannouncer.stopping);
+        } catch (err) {
+          this.logger.warn(`Re-announcing stalled orders: ${(err as Error).message}`);
+        }
+        if (!this.reannouncer.stopping) this.reannouncer.timer = setTimeout(schedule, every);
+      };
+      const schedule = () => {
+        this.reannouncer.round = round();
+      };
+      this.reannouncer.timer = setTimeout(schedule, every);
+    },
 
-  async stopped(this: OrdersThis) {
-    this.reannouncer.stopping = true;
-    clearTimeout(this.reannouncer.timer);
-    await this.reannouncer.round;
-  },
+    async stopped(this: OrdersThis) {
+      this.reannouncer.stopping = true;
+      clearTimeout(this.reannouncer.timer);
+      await this.reannouncer.round;
+    },
 
-  actions: {
-    /**
-     * Places an order for the calling customer, capturing each product's current price. With an `Idempotency-Key`
-     * the same key and body return the first order (200), the same key with another body is 422. Publishes
-     * `order.created` through the outbox (written in the order's transaction). `orders:create`.
-     */
-    create: {
-      audit: { entity: "order" },
-      rest: "POST /",
-      status: 201,
-      permissions: ["orders:create"],
-      params: {
-        items: {
-          type: "array",
-          min: 1,
-          max: 50,
+    actions: {
+      /**
+       * Places an order for the calling customer, capturing each product's current price. With an `Idempotency-Key`
+       * the same key and body return the first order (200), the same key with another body is 422. Publishes
+       * `order.created` through the outbox (written in the order's transaction). `orders:create`.
+       */
+      create: {
+        audit: { entity: "order" },
+        rest: "POST /",
+        status: 201,
+        permissions: ["orders:create"],
+        params: {
           items: {
+            type: "array",
+            min: 1,
+            max: 50,
+            items: {
+              type: "object",
+              strict: true,
+              props: {
+                productId: { type: "uuid" },
+                quantity: { type: "number", integer: true, min: 1, max: 1000 },
+              },
+            },
+          },
+          shippingAddress: {
             type: "object",
             strict: true,
             props: {
-              productId: { type: "uuid" },
-              quantity: { type: "number", integer: true, min: 1, max: 1000 },
+              name: { type: "string", trim: true, min: 1, max: 200 },
+              street: { type: "string", trim: true, min: 1, max: 200 },
+              city: { type: "string", trim: true, min: 1, max: 100 },
+              postalCode: { type: "string", trim: true, min: 1, max: 20 },
+              country: { type: "string", pattern: /^[A-Z]{2}$/ },
             },
           },
+          paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },
+          $$strict: true,
         },
-        shippingAddress: {
-          type: "object",
-          strict: true,
-          props: {
-            name: { type: "string", trim: true, min: 1, max: 200 },
-            street: { type: "string", trim: true, min: 1, max: 200 },
-            city: { type: "string", trim: true, min: 1, max: 100 },
-            postalCode: { type: "string", trim: true, min: 1, max: 20 },
-            country: { type: "string", pattern: /^[A-Z]{2}$/ },
-          },
-        },
-        paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },
-        $$strict: true,
-      },
-      async handler(this: OrdersThis, ctx: Context<CreateOrderParams, OrdersMeta>): Promise<Order> {
-        const caller = ctx.meta.caller;
-        if (caller?.type !== "user")
-          throw new ForbiddenError("Orders are placed by customers", { caller: caller?.type });
-        const key = ctx.meta.idempotencyKey;
-        if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-          throw invalidFields("Idempotency-Key must be 1 to 255 visible ASCII characters", [
-            { field: "Idempotency-Key", message: "invalid", type: "idempotencyKey" },
-          ]);
-        }
-        const hash = requestHash(ctx.params);
-        // The order this key made before: found, not created, so 200 rather than the declared 201.
-        const replay = async () => {
-          const replayed = await this.replayIdempotent(caller.id, key!, hash);
-          if (replayed) ctx.meta.$statusCode = 200;
-          return replayed;
-        };
-        if (key) {
-          const replayed = await replay();
-          if (replayed) return replayed;
-        }
+        async handler(this: OrdersThis, ctx: Context<CreateOrderParams, OrdersMeta>): Promise<Order> {
+          const caller = ctx.meta.caller;
+          if (caller?.type !== "user")
+            throw new ForbiddenError("Orders are placed by customers", { caller: caller?.type });
+          const key = ctx.meta.idempotencyKey;
+          if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+            throw invalidFields("Idempotency-Key must be 1 to 255 visible ASCII characters", [
+              { field: "Idempotency-Key", message: "invalid", type: "idempotencyKey" },
+            ]);
+          }
+          const hash = requestHash(ctx.params);
+          // The order this key made before: found, not created, so 200 rather than the declared 201.
+          const replay = async () => {
+            const replayed = await this.replayIdempotent(caller.id, key!, hash);
+            if (replayed) ctx.meta.$statusCode = 200;
+            return replayed;
+          };
+          if (key) {
+            const replayed = await replay();
+            if (replayed) return replayed;
+          }
 
-        await this.admitOrder();
-        const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
-        const total = lines.reduce((sum, line) => sum + line.quantity * line.unitPrice.amount, 0);
-        const id = randomUUID();
-        const inserted = await this.sequelize.transaction(async (transaction) => {
-          // Concurrent requests with one key meet at the unique index: one inserts, the others insert nothing.
-          const [row] = await this.query<OrderRow>(
-            `INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
+          await this.admitOrder();
+          const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
+          const total = lines.reduce((sum, line) => sum + line.quantity * line.unitPrice.amount, 0);
+          const id = randomUUID();
+          const inserted = await this.sequelize.transaction(async (transaction) => {
+            // Concurrent requests with one key meet at the unique index: one inserts, the others insert nothing.
+            const [row] = await this.query<OrderRow>(
+              `INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
                                  idempotency_key, request_hash, request_id)
              VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING *`,
-            [
-              id,
-              caller.id,
-              currency,
-              total,
-              storableJson(ctx.params.shippingAddress),
-              ctx.params.paymentMethod,
-              key ?? null,
-              hash,
-              ctx.requestID ?? id,
-            ],
-            { useMaster: true, transaction },
-          );
-          if (!row) return undefined;
-          const lineRows: LineRow[] = [];
-          for (const [index, line] of lines.entries()) {
-            await this.query(
-              `INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_amount)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-              [id, index + 1, line.productId, line.sku, line.name, line.quantity, line.unitPrice.amount],
+              [
+                id,
+                caller.id,
+                currency,
+                total,
+                storableJson(ctx.params.shippingAddress),
+                ctx.params.paymentMethod,
+                key ?? null,
+                hash,
+                ctx.requestID ?? id,
+              ],
               { useMaster: true, transaction },
             );
-            lineRows.push({
-              order_id: id,
-              product_id: line.productId,
-              sku: line.sku,
-              name: line.name,
-              quantity: line.quantity,
-              unit_price_amount: String(line.unitPrice.amount),
+            if (!row) return undefined;
+            const lineRows: LineRow[] = [];
+            for (const [index, line] of lines.entries()) {
+              await this.query(
+                `INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_amount)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+                [id, index + 1, line.productId, line.sku, line.name, line.quantity, line.unitPrice.amount],
+                { useMaster: true, transaction },
+              );
+              lineRows.push({
+                order_id: id,
+                product_id: line.productId,
+                sku: line.sku,
+                name: line.name,
+                quantity: line.quantity,
+                unit_price_amount: String(line.unitPrice.amount),
+              });
+            }
+            // In the same transaction: the order and the event that announces it are committed together or not at all.
+            await this.enqueueEvent(transaction, orderCreatedEvent(toOrder(row, lineRows), ctx.requestID ?? id));
+            return row;
+          });
+          if (!inserted) return (await replay())!;
+
+          const order = await this.findOrder(id, undefined, { useMaster: true });
+          ctx.meta.$location = `/api/orders/${order.id}`;
+          return order;
+        },
+      },
+
+      /** A page of orders, newest first: a customer's own, or everyone's with `orders:read:any`. */
+      list: {
+        rest: "GET /",
+        list: "page",
+        permissions: READ,
+        params: {
+          page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+          pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+          status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
+          customerId: { type: "uuid", optional: true },
+          from: { type: "date", convert: true, optional: true },
+          to: { type: "date", convert: true, optional: true },
+          $$strict: true,
+        },
+        async handler(
+          this: OrdersThis,
+          ctx: Context<
+            { page: number; pageSize: number; status?: OrderStatus; customerId?: string; from?: Date; to?: Date },
+            OrdersMeta
+          >,
+        ): Promise<OrderPage> {
+          const { page, pageSize, status, from, to } = ctx.params;
+          const owner = ownerScope(ctx.meta.caller, "orders:read:any");
+          const customerId = owner ?? ctx.params.customerId ?? null;
+          const filters = `($1::uuid IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
+          AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)`;
+          const bind = [customerId, status ?? null, from ?? null, to ?? null];
+          const source = await this.readFrom();
+          const query = { table: "orders", where: filters, order: "created_at DESC, id", bind, ...source };
+          const found = await selectPage<OrderRow, OrderRow>(this.sequelize, query, page, pageSize, (row) => row);
+          return { ...found, rows: await this.loadOrders(found.rows, source) };
+        },
+      },
+
+      /**
+       * One order with its saga (steps and their timeline; null when there is none or the sagas service does not
+       * answer): a customer's own only (another's is 404), anyone's with `orders:read:any`.
+       */
+      get: {
+        rest: "GET /:id",
+        permissions: READ,
+        params: { id: { type: "uuid" }, $$strict: true },
+        async handler(this: OrdersThis, ctx: Context<{ id: string }, OrdersMeta>): Promise<OrderWithSaga> {
+          const owner = ownerScope(ctx.meta.caller, "orders:read:any");
+          const order = await this.findOrder(ctx.params.id, owner, await this.readFrom());
+          const saga = await this.broker
+            .call<Saga | null, object>(
+              "sagas.forSubject",
+              { definition: "order", subjectId: order.id },
+              { ...asSystem(ctx), timeout: 2000, retries: 0 },
+            )
+            .catch(() => null);
+          return { ...order, saga };
+        },
+      },
+
+      /** Cancels an order while it is still PENDING (409 `INVALID_TRANSITION` after). Own orders, or any with `orders:cancel:any`. */
+      cancel: {
+        audit: { entity: "order" },
+        rest: "POST /:id/cancel",
+        permissions: CANCEL,
+        params: { id: { type: "uuid" }, reason: { type: "string", max: 500, optional: true }, $$strict: true },
+        async handler(this: OrdersThis, ctx: Context<{ id: string; reason?: string }, OrdersMeta>): Promise<Order> {
+          const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
+          const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
+          const next = transition(order.status, "CANCELLED");
+          const reason = ctx.params.reason ?? "cancelled by request";
+          if (!(await this.changeStatus(order, next, reason, ctx.requestID ?? order.id))) {
+            throw new MoleculerClientError("The order changed meanwhile; read it again", 409, "STALE_VERSION", {
+              id: order.id,
             });
           }
-          // In the same transaction: the order and the event that announces it are committed together or not at all.
-          await this.enqueueEvent(transaction, orderCreatedEvent(toOrder(row, lineRows), ctx.requestID ?? id));
-          return row;
-        });
-        if (!inserted) return (await replay())!;
+          // The UPDATE was conditional on the version read: `order` is exactly what it changed.
+          (ctx.locals as AuditLocals).auditBefore = order;
+          return this.findOrder(order.id, undefined, { useMaster: true });
+        },
+      },
 
-        const order = await this.findOrder(id, undefined, { useMaster: true });
-        ctx.meta.$location = `/api/orders/${order.id}`;
-        return order;
-      },
-    },
-
-    /** A page of orders, newest first: a customer's own, or everyone's with `orders:read:any`. */
-    list: {
-      rest: "GET /",
-      list: "page",
-      permissions: READ,
-      params: {
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-        status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
-        customerId: { type: "uuid", optional: true },
-        from: { type: "date", convert: true, optional: true },
-        to: { type: "date", convert: true, optional: true },
-        $$strict: true,
-      },
-      async handler(
-        this: OrdersThis,
-        ctx: Context<
-          { page: number; pageSize: number; status?: OrderStatus; customerId?: string; from?: Date; to?: Date },
-          OrdersMeta
-        >,
-      ): Promise<OrderPage> {
-        const { page, pageSize, status, from, to } = ctx.params;
-        const owner = ownerScope(ctx.meta.caller, "orders:read:any");
-        const customerId = owner ?? ctx.params.customerId ?? null;
-        const filters = `($1::uuid IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
-          AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)`;
-        const bind = [customerId, status ?? null, from ?? null, to ?? null];
-        const source = await this.readFrom();
-        const query = { table: "orders", where: filters, order: "created_at DESC, id", bind, ...source };
-        const found = await selectPage<OrderRow, OrderRow>(this.sequelize, query, page, pageSize, (row) => row);
-        return { ...found, rows: await this.loadOrders(found.rows, source) };
-      },
-    },
-
-    /**
-     * One order with its saga (steps and their timeline; null when there is none or the sagas service does not
-     * answer): a customer's own only (another's is 404), anyone's with `orders:read:any`.
-     */
-    get: {
-      rest: "GET /:id",
-      permissions: READ,
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: OrdersThis, ctx: Context<{ id: string }, OrdersMeta>): Promise<OrderWithSaga> {
-        const owner = ownerScope(ctx.meta.caller, "orders:read:any");
-        const order = await this.findOrder(ctx.params.id, owner, await this.readFrom());
-        const saga = await this.broker
-          .call<Saga | null, object>(
-            "sagas.forSubject",
-            { definition: "order", subjectId: order.id },
-            { ...asSystem(ctx), timeout: 2000, retries: 0 },
-          )
-          .catch(() => null);
-        return { ...order, saga };
-      },
-    },
-
-    /** Cancels an order while it is still PENDING (409 `INVALID_TRANSITION` after). Own orders, or any with `orders:cancel:any`. */
-    cancel: {
-      audit: { entity: "order" },
-      rest: "POST /:id/cancel",
-      permissions: CANCEL,
-      params: { id: { type: "uuid" }, reason: { type: "string", max: 500, optional: true }, $$strict: true },
-      async handler(this: OrdersThis, ctx: Context<{ id: string; reason?: string }, OrdersMeta>): Promise<Order> {
-        const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
-        const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
-        const next = transition(order.status, "CANCELLED");
-        const reason = ctx.params.reason ?? "cancelled by request";
-        if (!(await this.changeStatus(order, next, reason, ctx.requestID ?? order.id))) {
-          throw new MoleculerClientError("The order changed meanwhile; read it again", 409, "STALE_VERSION", {
-            id: order.id,
-          });
-        }
-        // The UPDATE was conditional on the version read: `order` is exactly what it changed.
-        (ctx.locals as AuditLocals).auditBefore = order;
-        return this.findOrder(order.id, undefined, { useMaster: true });
-      },
-    },
-
-    /**
-     * Moves an order to `status` for the order saga. Idempotent: an order already there is answered as it is; a move
-     * the lifecycle lacks is 409 `INVALID_TRANSITION`. System only.
-     */
-    transition: {
-      audit: { entity: "order" },
-      params: {
-        id: { type: "uuid" },
-        status: { type: "enum", values: [...ORDER_STATUSES] },
-        reason: { type: "string", max: 1000, optional: true },
-        $$strict: true,
-      },
-      async handler(this: OrdersThis, ctx: Context<{ id: string; status: OrderStatus; reason?: string }>) {
-        const { id, status, reason } = ctx.params;
-        for (;;) {
-          const order = await this.findOrder(id, undefined, { useMaster: true });
-          if (order.status === status) return order;
-          const next = transition(order.status, status);
-          if (await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id)) {
-            (ctx.locals as AuditLocals).auditBefore = order;
-            return this.findOrder(id, undefined, { useMaster: true });
+      /**
+       * Moves an order to `status` for the order saga. Idempotent: an order already there is answered as it is; a move
+       * the lifecycle lacks is 409 `INVALID_TRANSITION`. System only.
+       */
+      transition: {
+        audit: { entity: "order" },
+        params: {
+          id: { type: "uuid" },
+          status: { type: "enum", values: [...ORDER_STATUSES] },
+          reason: { type: "string", max: 1000, optional: true },
+          $$strict: true,
+        },
+        async handler(this: OrdersThis, ctx: Context<{ id: string; status: OrderStatus; reason?: string }>) {
+          const { id, status, reason } = ctx.params;
+          for (;;) {
+            const order = await this.findOrder(id, undefined, { useMaster: true });
+            if (order.status === status) return order;
+            const next = transition(order.status, status);
+            if (await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id)) {
+              (ctx.locals as AuditLocals).auditBefore = order;
+              return this.findOrder(id, undefined, { useMaster: true });
+            }
+            // Changed meanwhile (a customer's cancel): decide again on what it is now.
           }
-          // Changed meanwhile (a customer's cancel): decide again on what it is now.
-        }
+        },
       },
     },
-  },
 
-  methods: {
-    /**
-     * Backpressure at intake: refuses a new order (503 OVERLOADED, `Retry-After`) while more orders than
-     * ORDERS_MAX_BACKLOG are not yet final, so overload is turned away before anything is written instead of being
-     * accepted and left behind. The measure is the orders' own: those PENDING, PAID or SHIPPED are exactly the ones
-     * whose saga has not ended, one count on the (status, created_at) index of this service's database, with no call
-     * to another service that an overloaded cluster would answer late.
-     */
-    async admitOrder(this: OrdersThis): Promise<void> {
-      const limit = config().orders.maxBacklog;
-      const backlog = this.backlog;
-      if (Date.now() - backlog.countedAt > BACKLOG_FRESH_MS) {
-        backlog.counting ??= this.query<{ count: string }>(
-          "SELECT count(*) AS count FROM orders WHERE status IN ('PENDING', 'PAID', 'SHIPPED')",
-          [],
-          { useMaster: true },
-        )
-          .then(([row]) => {
-            backlog.count = Number(row.count);
-            backlog.countedAt = Date.now();
-            return backlog.count;
-          })
-          .finally(() => (backlog.counting = undefined));
-        await backlog.counting;
-      }
-      if (backlog.count >= limit) throw new OverloadedError(backlog.count, limit, BACKLOG_RETRY_AFTER_S);
-      // Counted as admitted at once, so concurrent requests see it; one that then fails is forgotten at the recount.
-      backlog.count += 1;
-    },
+    methods: {
+      /**
+       * Backpressure at intake: refuses a new order (503 OVERLOADED, `Retry-After`) while more orders than
+       * ORDERS_MAX_BACKLOG are not yet final, so overload is turned away before anything is written instead of being
+       * accepted and left behind. The measure is the orders' own: those PENDING, PAID or SHIPPED are exactly the ones
+       * whose saga has not ended, one count on the (status, created_at) index of this service's database, with no call
+       * to another service that an overloaded cluster would answer late.
+       */
+      async admitOrder(this: OrdersThis): Promise<void> {
+        const limit = config().orders.maxBacklog;
+        const backlog = this.backlog;
+        if (Date.now() - backlog.countedAt > BACKLOG_FRESH_MS) {
+          backlog.counting ??= this.query<{ count: string }>(
+            "SELECT count(*) AS count FROM orders WHERE status IN ('PENDING', 'PAID', 'SHIPPED')",
+            [],
+            { useMaster: true },
+          )
+            .then(([row]) => {
+              backlog.count = Number(row.count);
+              backlog.countedAt = Date.now();
+              return backlog.count;
+            })
+            .finally(() => (backlog.counting = undefined));
+          await backlog.counting;
+        }
+        if (backlog.count >= limit) throw new OverloadedError(backlog.count, limit, BACKLOG_RETRY_AFTER_S);
+        // Counted as admitted at once, so concurrent requests see it; one that then fails is forgotten at the recount.
+        backlog.count += 1;
+      },
 
-    /**
-     * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
-     * false (and nothing written) when the order changed meanwhile.
-     */
-    async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, correlationId) {
-      return this.sequelize.transaction(async (transaction) => {
-        const [updated] = await this.query<{ version: number }>(
-          `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
+      /**
+       * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
+       * false (and nothing written) when the order changed meanwhile.
+       */
+      async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, correlationId) {
+        return this.sequelize.transaction(async (transaction) => {
+          const [updated] = await this.query<{ version: number }>(
+            `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
            WHERE id = $1 AND version = $2 RETURNING version`,
-          [order.id, order.version, next, reason],
-          { useMaster: true, transaction },
-        );
-        if (!updated) return false;
-        const changed = {
-          id: order.id,
-          customerId: order.customerId,
-          previousStatus: order.status,
-          status: next,
-          reason,
-          version: updated.version,
-        };
-        await this.enqueueEvent(
-          transaction,
-          createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
-        );
-        return true;
-      });
-    },
+            [order.id, order.version, next, reason],
+            { useMaster: true, transaction },
+          );
+          if (!updated) return false;
+          const changed = {
+            id: order.id,
+            customerId: order.customerId,
+            previousStatus: order.status,
+            status: next,
+            reason,
+            version: updated.version,
+          };
+          await this.enqueueEvent(
+            transaction,
+            createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
+          );
+          return true;
+        });
+      },
 
-    async query<T extends object>(
-      this: OrdersThis,
-      sql: string,
-      bind: unknown[],
-      options: ReadFrom & { transaction?: Transaction } = { useMaster: true },
-    ): Promise<T[]> {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, ...options });
-    },
+      async query<T extends object>(
+        this: OrdersThis,
+        sql: string,
+        bind: unknown[],
+        options: ReadFrom & { transaction?: Transaction } = { useMaster: true },
+      ): Promise<T[]> {
+        return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, ...options });
+      },
 
-    /**
-     * Where a read may go: the replica once it has replayed the primary's flushed WAL position (every acknowledged
-     * commit is flushed, so the replica then holds every write committed before this read began), else the primary
-     * after REPLICA_WAIT_MS. Without a replica, the primary.
-     */
-    async readFrom(this: OrdersThis): Promise<ReadFrom> {
-      if (!this.hasReplica) return { useMaster: true };
-      const [{ lsn }] = await this.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn", []);
-      const deadline = Date.now() + REPLICA_WAIT_MS;
-      for (;;) {
-        const [{ caught_up: caughtUp }] = await this.query<{ caught_up: boolean }>(
-          "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up",
-          [lsn],
-          { useMaster: false },
-        );
-        if (caughtUp) return { useMaster: false };
-        if (Date.now() > deadline) return { useMaster: true };
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    },
+      /**
+       * Where a read may go: the replica once it has replayed the primary's flushed WAL position (every acknowledged
+       * commit is flushed, so the replica then holds every write committed before this read began), else the primary
+       * after REPLICA_WAIT_MS. Without a replica, the primary.
+       */
+      async readFrom(this: OrdersThis): Promise<ReadFrom> {
+        if (!this.hasReplica) return { useMaster: true };
+        const [{ lsn }] = await this.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn", []);
+        const deadline = Date.now() + REPLICA_WAIT_MS;
+        for (;;) {
+          const [{ caught_up: caughtUp }] = await this.query<{ caught_up: boolean }>(
+            "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up",
+            [lsn],
+            { useMaster: false },
+          );
+          if (caughtUp) return { useMaster: false };
+          if (Date.now() > deadline) return { useMaster: true };
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      },
 
-    /**
-     * Sends `order.created` again for the orders still PENDING SAGA_STALL_AFTER after it was last sent: JetStream
-     * acknowledges a publish before it is on disk, so the first may be lost, and nothing else would start the
-     * order's saga. Sent through the outbox under a new message id (past JetStream's duplicate window) with the
-     * event's own id, so a saga engine that did get the first drops this one in its inbox. An order PENDING because
-     * its saga waits (a participant down) is sent again at that pace too, harmlessly. Returns how many it sent.
-     */
-    async reannounceStalled(this: OrdersThis): Promise<number> {
-      return this.sequelize.transaction(async (transaction) => {
-        const rows = await this.query<OrderRow>(
-          `UPDATE orders SET announced_at = now() WHERE id IN (
+      /**
+       * Sends `order.created` again for the orders still PENDING SAGA_STALL_AFTER after it was last sent: JetStream
+       * acknowledges a publish before it is on disk, so the first may be lost, and nothing else would start the
+       * order's saga. Sent through the outbox under a new message id (past JetStream's duplicate window) with the
+       * event's own id, so a saga engine that did get the first drops this one in its inbox. An order PENDING because
+       * its saga waits (a participant down) is sent again at that pace too, harmlessly. Returns how many it sent.
+       */
+      async reannounceStalled(this: OrdersThis): Promise<number> {
+        return this.sequelize.transaction(async (transaction) => {
+          const rows = await this.query<OrderRow>(
+            `UPDATE orders SET announced_at = now() WHERE id IN (
              SELECT id FROM orders WHERE status = 'PENDING'
                AND announced_at < now() - make_interval(secs => $1 / 1000.0)
              ORDER BY announced_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING *`,
-          [config().saga.stallAfterMs, REANNOUNCE_BATCH],
-          { useMaster: true, transaction },
-        );
-        const orders = await this.loadOrders(rows, { useMaster: true, transaction });
-        for (const [index, order] of orders.entries()) {
-          const event = orderCreatedEvent(order, rows[index].request_id ?? order.id);
-          await this.enqueueEvent(transaction, event, 0, randomUUID());
-        }
-        if (orders.length > 0) this.logger.warn(`Sent order.created again for ${orders.length} order(s) still PENDING`);
-        return orders.length;
-      });
-    },
-
-    async loadOrders(
-      this: OrdersThis,
-      rows: OrderRow[],
-      from: ReadFrom & { transaction?: Transaction },
-    ): Promise<Order[]> {
-      if (rows.length === 0) return [];
-      const lines = await this.query<LineRow>(
-        "SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_no",
-        [rows.map((row) => row.id)],
-        from,
-      );
-      return rows.map((row) =>
-        toOrder(
-          row,
-          lines.filter((line) => line.order_id === row.id),
-        ),
-      );
-    },
-
-    async findOrder(this: OrdersThis, id: string, owner: string | undefined, from: ReadFrom): Promise<Order> {
-      const rows = await this.query<OrderRow>(
-        "SELECT * FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)",
-        [id, owner ?? null],
-        from,
-      );
-      if (rows.length === 0) throw new NotFoundError("Order", id);
-      return (await this.loadOrders(rows, from))[0];
-    },
-
-    /** The order an earlier request with this key created, if any; 422 when that request asked for something else. */
-    async replayIdempotent(this: OrdersThis, customerId: string, key: string, hash: string) {
-      const [row] = await this.query<OrderRow>("SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2", [
-        customerId,
-        key,
-      ]);
-      if (!row) return undefined;
-      if (row.request_hash !== hash) {
-        throw invalidFields("This Idempotency-Key was used for a different order", [
-          { field: "Idempotency-Key", message: "reused with a different body", type: "idempotencyKeyReused" },
-        ]);
-      }
-      return (await this.loadOrders([row], { useMaster: true }))[0];
-    },
-
-    /** Each item's product at its current price; unknown or inactive products and mixed currencies are 422. */
-    async priceItems(this: OrdersThis, ctx: Context, items: CreateOrderParams["items"]) {
-      const ids = [...new Set(items.map((item) => item.productId))];
-      const products = new Map<string, Product | undefined>();
-      await Promise.all(
-        ids.map(async (productId) => {
-          try {
-            products.set(
-              productId,
-              await this.broker.call<Product, { id: string }>("products.get", { id: productId }, asSystem(ctx)),
-            );
-          } catch (err) {
-            if ((err as { code?: number }).code !== 404) throw err;
-            products.set(productId, undefined);
+            [config().saga.stallAfterMs, REANNOUNCE_BATCH],
+            { useMaster: true, transaction },
+          );
+          const orders = await this.loadOrders(rows, { useMaster: true, transaction });
+          for (const [index, order] of orders.entries()) {
+            const event = orderCreatedEvent(order, rows[index].request_id ?? order.id);
+            await this.enqueueEvent(transaction, event, 0, randomUUID());
           }
-        }),
-      );
-      const problems: FieldProblem[] = [];
-      items.forEach((item, index) => {
-        const product = products.get(item.productId);
-        if (!product)
-          problems.push({
-            field: `items[${index}].productId`,
-            message: "unknown product",
-            type: "unknownProduct",
-            actual: item.productId,
-          });
-        else if (!product.active)
-          problems.push({
-            field: `items[${index}].productId`,
-            message: "product not available",
-            type: "inactiveProduct",
-            actual: item.productId,
-          });
-      });
-      // Stock is reserved by the saga; an order no stock could ever fill is refused here, before it exists.
-      const wanted = new Map<string, number>();
-      for (const item of items) wanted.set(item.productId, (wanted.get(item.productId) ?? 0) + item.quantity);
-      items.forEach((item, index) => {
-        const product = products.get(item.productId);
-        if (product?.active && wanted.get(item.productId)! > product.stock)
-          problems.push({
-            field: `items[${index}].quantity`,
-            message: `only ${product.stock} in stock`,
-            type: "insufficientStock",
-            actual: wanted.get(item.productId),
-          });
-      });
-      const currencies = new Set([...products.values()].filter(Boolean).map((product) => product!.price.currency));
-      if (currencies.size > 1)
-        problems.push({
-          field: "items",
-          message: "products in one order must share a currency",
-          type: "mixedCurrency",
+          if (orders.length > 0)
+            this.logger.warn(`Sent order.created again for ${orders.length} order(s) still PENDING`);
+          return orders.length;
         });
-      if (problems.length > 0) throw invalidFields("The order cannot be placed as asked", problems);
-      const lines = items.map((item) => {
-        const product = products.get(item.productId)!;
-        return {
-          productId: product.id,
-          sku: product.sku,
-          name: product.name,
-          quantity: item.quantity,
-          unitPrice: product.price,
-        };
-      });
-      return { lines, currency: [...currencies][0] };
+      },
+
+      async loadOrders(
+        this: OrdersThis,
+        rows: OrderRow[],
+        from: ReadFrom & { transaction?: Transaction },
+      ): Promise<Order[]> {
+        if (rows.length === 0) return [];
+        const lines = await this.query<LineRow>(
+          "SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_no",
+          [rows.map((row) => row.id)],
+          from,
+        );
+        return rows.map((row) =>
+          toOrder(
+            row,
+            lines.filter((line) => line.order_id === row.id),
+          ),
+        );
+      },
+
+      async findOrder(this: OrdersThis, id: string, owner: string | undefined, from: ReadFrom): Promise<Order> {
+        const rows = await this.query<OrderRow>(
+          "SELECT * FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)",
+          [id, owner ?? null],
+          from,
+        );
+        if (rows.length === 0) throw new NotFoundError("Order", id);
+        return (await this.loadOrders(rows, from))[0];
+      },
+
+      /** The order an earlier request with this key created, if any; 422 when that request asked for something else. */
+      async replayIdempotent(this: OrdersThis, customerId: string, key: string, hash: string) {
+        const [row] = await this.query<OrderRow>(
+          "SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2",
+          [customerId, key],
+        );
+        if (!row) return undefined;
+        if (row.request_hash !== hash) {
+          throw invalidFields("This Idempotency-Key was used for a different order", [
+            { field: "Idempotency-Key", message: "reused with a different body", type: "idempotencyKeyReused" },
+          ]);
+        }
+        return (await this.loadOrders([row], { useMaster: true }))[0];
+      },
+
+      /** Each item's product at its current price; unknown or inactive products and mixed currencies are 422. */
+      async priceItems(this: OrdersThis, ctx: Context, items: CreateOrderParams["items"]) {
+        const ids = [...new Set(items.map((item) => item.productId))];
+        const products = new Map<string, Product | undefined>();
+        await Promise.all(
+          ids.map(async (productId) => {
+            try {
+              products.set(
+                productId,
+                await this.broker.call<Product, { id: string }>("products.get", { id: productId }, asSystem(ctx)),
+              );
+            } catch (err) {
+              if ((err as { code?: number }).code !== 404) throw err;
+              products.set(productId, undefined);
+            }
+          }),
+        );
+        const problems: FieldProblem[] = [];
+        items.forEach((item, index) => {
+          const product = products.get(item.productId);
+          if (!product)
+            problems.push({
+              field: `items[${index}].productId`,
+              message: "unknown product",
+              type: "unknownProduct",
+              actual: item.productId,
+            });
+          else if (!product.active)
+            problems.push({
+              field: `items[${index}].productId`,
+              message: "product not available",
+              type: "inactiveProduct",
+              actual: item.productId,
+            });
+        });
+        // Stock is reserved by the saga; an order no stock could ever fill is refused here, before it exists.
+        const wanted = new Map<string, number>();
+        for (const item of items) wanted.set(item.productId, (wanted.get(item.productId) ?? 0) + item.quantity);
+        items.forEach((item, index) => {
+          const product = products.get(item.productId);
+          if (product?.active && wanted.get(item.productId)! > product.stock)
+            problems.push({
+              field: `items[${index}].quantity`,
+              message: `only ${product.stock} in stock`,
+              type: "insufficientStock",
+              actual: wanted.get(item.productId),
+            });
+        });
+        const currencies = new Set([...products.values()].filter(Boolean).map((product) => product!.price.currency));
+        if (currencies.size > 1)
+          problems.push({
+            field: "items",
+            message: "products in one order must share a currency",
+            type: "mixedCurrency",
+          });
+        if (problems.length > 0) throw invalidFields("The order cannot be placed as asked", problems);
+        const lines = items.map((item) => {
+          const product = products.get(item.productId)!;
+          return {
+            productId: product.id,
+            sku: product.sku,
+            name: product.name,
+            quantity: item.quantity,
+            unitPrice: product.price,
+          };
+        });
+        return { lines, currency: [...currencies][0] };
+      },
     },
-  },
-};
+  };
 
 export default OrdersService;

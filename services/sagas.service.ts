@@ -753,7 +753,9 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       });
       for (const row of taken.expired) {
         this.broker.metrics.increment("aicunet.sagas.swept", { definition: row.definition });
-        this.logger.warn(`Saga ${row.id} at ${this.toSaga(row).step}: ${row.previous_owner}'s lease ran out; taken over`);
+        this.logger.warn(
+          `Saga ${row.id} at ${this.toSaga(row).step}: ${row.previous_owner}'s lease ran out; taken over`,
+        );
       }
       for (const row of taken.rows) this.executor.adopt(runningOf(row));
       return taken.rows.length;

@@ -147,6 +147,8 @@ beforeAll(async () => {
     SAGA_COMPENSATION_ATTEMPTS: "3",
     SAGA_WAIT_UNAVAILABLE: "1000",
     SAGA_MAX_WAITS: "5",
+    // A killed saga node's sagas are taken over this long after its last renewal.
+    SAGA_LEASE: "2000",
     PAYMENTS_SLOW_MS: "1500",
     PAYMENTS_FLAKY_FAILURES: "2",
   });
@@ -311,8 +313,8 @@ async function sagaReaches(orderId: string, step: { phase: string; step: number 
 
 describe("crashes", () => {
   it("ends every saga whose node died at each step boundary, forward and compensating, and one killed mid-step", async () => {
-    // Each boundary is the moment a transition has committed and its next command waits in the outbox, unsent: the
-    // node kills itself there (lib/failpoints.ts), since a kill timed from outside misses a window of milliseconds.
+    // Each boundary is the moment a checkpoint has committed and the next action has not been called: the node kills
+    // itself there (lib/failpoints.ts), since a kill timed from outside misses a window of milliseconds.
     const completed = { status: "COMPLETED", saga: { status: "COMPLETED" } };
     const boundaries: { step: string; options?: OrderOptions; ends: object }[] = [
       { step: "stock", ends: completed },
@@ -350,20 +352,21 @@ describe("crashes", () => {
       const order = await placeOrder(`BOUNDARY-${boundary.step}`, boundary.options);
       orders.push(order);
       expect(await crashed(sagaNode)).toBe("SIGKILL");
-      // What the node left: the saga at the boundary, its next command committed in the outbox and not sent.
-      const { rows } = await db.sagas.query<{ cursor: Cursor; unsent: number }>(
-        `SELECT s.cursor, (SELECT count(*)::int FROM outbox o
-           WHERE o.sent_at IS NULL AND o.envelope->'payload'->>'sagaId' = s.id::text) AS unsent
-         FROM sagas s WHERE s.subject_id = $1`,
+      // What the node left: the saga at the boundary, still held by the dead node's lease, which nothing renews.
+      const { rows } = await db.sagas.query<{ cursor: Cursor; lease_owner: string | null }>(
+        "SELECT cursor, lease_owner FROM sagas WHERE subject_id = $1",
         [order.id],
       );
       expect(rows).toHaveLength(1);
-      expect({ step: cursorName(orderSaga, rows[0].cursor), unsent: rows[0].unsent }).toEqual({
+      expect({ step: cursorName(orderSaga, rows[0].cursor), owner: rows[0].lease_owner }).toEqual({
         step: boundary.step,
-        unsent: 1,
+        owner: expect.stringMatching(/^saga-node\//),
       });
       sagaNode = await startSagaNode();
-      expect(await settled(order.id)).toMatchObject(boundary.ends);
+      const ended = await settled(order.id);
+      expect(ended).toMatchObject(boundary.ends);
+      // The new node took it over once the dead one's lease ran out, at the step it was at.
+      expect(outcomes(ended.saga!)).toContain(`${boundary.step}:swept`);
     }
     // Mid-step: the provider is still working on the charge when the node dies.
     const slow = await placeOrder("MID-STEP", { paymentMethod: "pm_card_slow" });

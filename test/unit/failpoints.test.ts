@@ -9,6 +9,11 @@ describe("drop points", () => {
     expect(dropAt("outbox.drop:saga.stepDue")).toBe(false);
   });
 
+  it("lose as many messages as the point is listed", () => {
+    setConfig(loadConfig({ FAILPOINTS: "outbox.drop:order.created,outbox.drop:order.created" }));
+    expect([1, 2, 3].map(() => dropAt("outbox.drop:order.created"))).toEqual([true, true, false]);
+  });
+
   it("are refused in production like the crash points", () => {
     expect(() =>
       loadConfig({

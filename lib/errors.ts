@@ -265,6 +265,12 @@ const UNAVAILABLE_SQLSTATE = /^(08|53|57P0|58)/;
 const CONNECTION_ERROR =
   /^Sequelize(Connection\w*|ConnectionRefused|HostNotFound|HostNotReachable|InvalidConnection|AccessDenied)Error$/;
 
+/**
+ * What node-postgres says when the connection under a query went away (the server restarted, the network dropped):
+ * no SQLSTATE, only these messages, wrapped by Sequelize as a plain SequelizeDatabaseError.
+ */
+const CONNECTION_LOST = /^(Connection terminated|Client has encountered a connection error)/;
+
 interface DatabaseFailure extends Error {
   code?: unknown;
   parent?: { code?: unknown; message?: string };
@@ -273,7 +279,7 @@ interface DatabaseFailure extends Error {
 /**
  * What a database error means for the caller, as one of our errors: a value the database cannot hold (SQLSTATE
  * class 22 or 54, e.g. an integer out of range, invalid text) is the client's 422; an unreachable or overloaded
- * database (class 08, 53, 57P0x, 58, a refused connection, a query cancelled by its timeout) a retryable 503. Anything
+ * database (class 08, 53, 57P0x, 58, a refused or lost connection, a query cancelled by its timeout) a retryable 503. Anything
  * else, and errors that are not the database's, are returned as they are.
  */
 export function fromDatabaseError(err: unknown): unknown {
@@ -284,7 +290,11 @@ export function fromDatabaseError(err: unknown): unknown {
   );
   const reason = failure.parent?.message ?? failure.message;
   if (sqlState && /^(22|54)/.test(sqlState)) return new InvalidValueError(reason, sqlState);
-  if ((sqlState && (UNAVAILABLE_SQLSTATE.test(sqlState) || sqlState === "57014")) || CONNECTION_ERROR.test(err.name)) {
+  const unreachable =
+    (sqlState && (UNAVAILABLE_SQLSTATE.test(sqlState) || sqlState === "57014")) ||
+    CONNECTION_ERROR.test(err.name) ||
+    (!sqlState && CONNECTION_LOST.test(reason));
+  if (unreachable) {
     return new DependencyUnavailableError("database", reason);
   }
   return err;

@@ -351,15 +351,16 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
                 unit_price_amount: String(line.unitPrice.amount),
               });
             }
+            const order = toOrder(row, lineRows);
             // In the same transaction: the order and the event that announces it are committed together or not at all.
-            await this.enqueueEvent(transaction, orderCreatedEvent(toOrder(row, lineRows), ctx.requestID ?? id));
-            return row;
+            await this.enqueueEvent(transaction, orderCreatedEvent(order, ctx.requestID ?? id));
+            return order;
           });
           if (!inserted) return (await replay())!;
-
-          const order = await this.findOrder(id, undefined, { useMaster: true });
-          ctx.meta.$location = `/api/orders/${order.id}`;
-          return order;
+          // Answered from what was written, not read back: once committed, the order is the client's, and a read
+          // failing now (the database going away) must not answer 503 for an order that exists.
+          ctx.meta.$location = `/api/orders/${inserted.id}`;
+          return inserted;
         },
       },
 

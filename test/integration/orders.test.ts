@@ -92,6 +92,8 @@ beforeAll(async () => {
     PORT: String(port),
     DATABASE_URL: servers.primaryUrl,
     DATABASE_REPLICA_URL: servers.replicaUrl,
+    // No saga engine here, so orders stay PENDING: not sent again during the suite (that would scan the primary).
+    SAGA_STALL_AFTER: "86400000",
   });
   node = await startInProcessNode(cfg, [eventProbe]);
   base = `http://127.0.0.1:${port}`;

@@ -57,6 +57,14 @@ describe("fromDatabaseError", () => {
       databaseError("SequelizeDatabaseError", "57P01", "terminating connection due to administrator command"),
       databaseError("SequelizeDatabaseError", "53300", "too many connections"),
       databaseError("SequelizeDatabaseError", "57014", "canceling statement due to statement timeout"),
+      // The server restarted under a query: node-postgres gives no SQLSTATE, only the message.
+      Object.assign(new Error("Connection terminated unexpectedly"), {
+        name: "SequelizeDatabaseError",
+        parent: { message: "Connection terminated unexpectedly" },
+      }),
+      Object.assign(new Error("Client has encountered a connection error and is not queryable"), {
+        name: "SequelizeDatabaseError",
+      }),
     ]) {
       const mapped = fromDatabaseError(err);
       expect(mapped).toBeInstanceOf(DependencyUnavailableError);

@@ -266,10 +266,12 @@ const CONNECTION_ERROR =
   /^Sequelize(Connection\w*|ConnectionRefused|HostNotFound|HostNotReachable|InvalidConnection|AccessDenied)Error$/;
 
 /**
- * What node-postgres says when the connection under a query went away (the server restarted, the network dropped):
- * no SQLSTATE, only these messages, wrapped by Sequelize as a plain SequelizeDatabaseError.
+ * What node-postgres says when the connection under a query went away (the server restarted, the network dropped),
+ * and Sequelize when the service's pool is already closed (the service stopping while a call still reaches it): no
+ * SQLSTATE, only these messages.
  */
-const CONNECTION_LOST = /^(Connection terminated|Client has encountered a connection error)/;
+const CONNECTION_LOST =
+  /^(Connection terminated|Client has encountered a connection error|ConnectionManager\.getConnection was called after the connection manager was closed)/;
 
 interface DatabaseFailure extends Error {
   code?: unknown;

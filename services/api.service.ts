@@ -55,6 +55,8 @@ import { openEventStream, type EventStream } from "../lib/event-stream";
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallerMeta>;
   $alias?: { action?: string };
+  /** The URL as the client sent it (moleculer-web strips the route's prefix from `url` once a route matches). */
+  originalUrl?: string;
   /** The action being called (moleculer-web sets it before the call). */
   $action?: ActionSchema;
   /** The request's parameters: body, query and path merged (moleculer-web sets it before `onBeforeCall`). */
@@ -202,7 +204,7 @@ interface ApiMethods {
   send404(req: GatewayRequest, res: ServerResponse): void;
   readinessChecks(): Promise<ReadinessCheck[]>;
   stopIntake(): void;
-  serviceRunning(service: string): boolean;
+  serviceRouted(service: string): boolean;
   limit(name: string, key: string, perMinute: number): Promise<void>;
   limitWindow(read: (store: RateLimitStore) => Promise<WindowCount>): Promise<WindowCount>;
   refuseLockedOutLogin(req: GatewayRequest): Promise<void>;
@@ -226,12 +228,12 @@ type ApiThis = Service<ApiSettingsSchema> & ApiState & ApiMethods & DashboardMet
 
 /**
  * Errors that reach the client in a shape of their own made into ours: Moleculer says 404 when no endpoint of an
- * existing route's action can take calls (none running, or its circuit breaker open), where for the client the route
- * exists and the service is unavailable for now; the body parser's errors have dotted lowercase types.
+ * existing route's action can take calls (none running, its circuit breaker open, or its node gone since the routes
+ * were built: SERVICE_NOT_FOUND), where for the client the route exists and the service is unavailable for now; the body parser's errors have dotted lowercase types.
  */
 function errorForClient(error: Error, req: GatewayRequest): Error {
   const { code, type } = error as Errors.MoleculerError;
-  if (type === "SERVICE_NOT_AVAILABLE") {
+  if (type === "SERVICE_NOT_AVAILABLE" || type === "SERVICE_NOT_FOUND") {
     const action = req.$alias?.action;
     return new ServiceUnavailableError({ service: action?.split(".")[0] ?? "addressed", action });
   }
@@ -825,11 +827,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * index.html, which routes it. API and other paths keep their JSON 404.
      */
     send404(req: GatewayRequest, res: ServerResponse) {
-      const path = req.url?.split("?")[0] ?? "/";
+      const path = (req.originalUrl ?? req.url)?.split("?")[0] ?? "/";
       // A service of the platform that is not running (its node killed or stopping) has no routes, not no resource:
       // that is 503 with `Retry-After`, naming the service, as while its breaker is open.
       const service = /^\/api\/([a-z]+)(?:\/|$)/.exec(path)?.[1];
-      if (service && (SERVICE_NAMES as readonly string[]).includes(service) && !this.serviceRunning(service)) {
+      // So is one whose node has just come back, until the gateway has rebuilt its routes (a debounce after the
+      // registry changed): it declares REST actions, but no route of the gateway names it yet.
+      if (service && (SERVICE_NAMES as readonly string[]).includes(service) && !this.serviceRouted(service)) {
         return this.sendError(req, res, new ServiceUnavailableError({ service }));
       }
       const wantsPage = (req.method === "GET" || req.method === "HEAD") && /text\/html/.test(req.headers.accept ?? "");
@@ -846,11 +850,16 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       );
     },
 
-    /** Whether any node of the cluster runs `service` and can take calls. */
-    serviceRunning(service: string): boolean {
-      return this.broker.registry
-        .getServiceList({ onlyAvailable: true, skipInternal: true })
-        .some((entry) => entry.name === service);
+    /** Whether the gateway can route to `service`: running, and routed unless it declares no REST action at all. */
+    serviceRouted(service: string): boolean {
+      const entry = this.broker.registry
+        .getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true })
+        .find((candidate) => candidate.name === service);
+      if (!entry) return false;
+      const { actions } = entry as unknown as { actions?: Record<string, { rest?: unknown }> };
+      const declaresRoutes = Object.values(actions ?? {}).some((action) => action.rest);
+      const aliases = (this as unknown as { aliases: { action?: string }[] }).aliases;
+      return !declaresRoutes || aliases.some((alias) => alias.action?.startsWith(`${service}.`));
     },
 
     /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */

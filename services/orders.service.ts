@@ -644,7 +644,9 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
                 await this.broker.call<Product, { id: string }>("products.get", { id: productId }, asSystem(ctx)),
               );
             } catch (err) {
-              if ((err as { code?: number }).code !== 404) throw err;
+              // Only the products service's own answer means no such product; a 404 of the bus (SERVICE_NOT_FOUND:
+              // no node hosts products right now) is an outage, not the client's mistake.
+              if ((err as { type?: string }).type !== "NOT_FOUND") throw err;
               products.set(productId, undefined);
             }
           }),

@@ -4,7 +4,8 @@
 import { Agent, get } from "node:http";
 import type { ServiceSchema } from "moleculer";
 import { freePort } from "../support/servers";
-import { dropScopeDatabases, isolation, json, startInProcessNode, testConfig, waitFor } from "../support/nodes";
+import { apiRequest, orderBody } from "../support/api";
+import { dropScopeDatabases, isolation, json, login, startInProcessNode, testConfig, waitFor } from "../support/nodes";
 
 const scope = isolation();
 afterAll(() => dropScopeDatabases(scope.prefix));
@@ -63,13 +64,29 @@ it("closes the connections its finished requests leave open once it has stopped"
   agent.destroy();
 });
 
+/** Statuses of `url` polled every 20 ms for `ms`: what a client sees while the gateway's routes change. */
+async function pollStatuses(url: string, ms: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    statuses.push((await fetch(url)).status);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return statuses;
+}
+
 it("answers 503 naming the service, with Retry-After, for a route whose service has left", async () => {
   const port = await freePort();
   const broker = await startInProcessNode(testConfig(scope, { SERVICES: "api,products", PORT: String(port) }));
   const base = `http://127.0.0.1:${port}`;
   try {
     expect((await fetch(`${base}/api/products`)).status).toBe(200);
-    await broker.destroyService(broker.getLocalService("products")!);
+    const products = broker.getLocalService("products")!;
+    const schema = (products as unknown as { originalSchema: ServiceSchema }).originalSchema;
+    const leaving = pollStatuses(`${base}/api/products`, 1500);
+    await broker.destroyService(products);
+    // While it stops (its database closed under a call) and while its routes are still built (the gateway rebuilds
+    // them after a debounce, the call finding no service): unavailable too, never 404 nor 500.
+    expect((await leaving).filter((status) => status !== 200 && status !== 503)).toEqual([]);
     // Its routes go with it (the gateway regenerates them when the registry changes): not 404, but unavailable.
     const res = await waitFor(
       async () => {
@@ -87,6 +104,38 @@ it("answers 503 naming the service, with Retry-After, for a route whose service 
     });
     // A path no service of the platform owns is still plainly not found.
     expect((await fetch(`${base}/api/nothing-here`)).status).toBe(404);
+
+    // Back (its node restarted): unavailable until the gateway has routes for it again, then served; never 404.
+    const returning = pollStatuses(`${base}/api/products`, 1500);
+    await broker.createService(schema);
+    const statuses = await returning;
+    expect(statuses.filter((status) => status !== 200 && status !== 503)).toEqual([]);
+    expect(statuses.at(-1)).toBe(200);
+  } finally {
+    await broker.stop();
+  }
+});
+
+it("refuses an order with 503, not 422, while the products service it prices from is gone", async () => {
+  const port = await freePort();
+  const broker = await startInProcessNode(
+    testConfig(scope, { SERVICES: "api,auth,products,orders", PORT: String(port) }),
+  );
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const admin = await login(base);
+    const product = await json<{ id: string }>(
+      await apiRequest(base, admin, "POST", "/api/products", {
+        sku: "GONE-1",
+        name: "Gone",
+        price: { amount: 100, currency: "EUR" },
+        stock: 10,
+      }),
+    );
+    await broker.destroyService(broker.getLocalService("products")!);
+    const res = await apiRequest(base, admin, "POST", "/api/orders", orderBody(product.id, "GONE"));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
   } finally {
     await broker.stop();
   }

@@ -65,6 +65,8 @@ describe("fromDatabaseError", () => {
       Object.assign(new Error("Client has encountered a connection error and is not queryable"), {
         name: "SequelizeDatabaseError",
       }),
+      // A call that reaches a service whose pool its stopping has closed.
+      new Error("ConnectionManager.getConnection was called after the connection manager was closed!"),
     ]) {
       const mapped = fromDatabaseError(err);
       expect(mapped).toBeInstanceOf(DependencyUnavailableError);

@@ -208,7 +208,10 @@ export const REPL_COMMANDS: ReplCustomCommand[] = [
     description: "Sagas: saga list [--status S] [--stalled], saga show|retry|compensate <id>",
     options: [
       { option: "--status <status>", description: "RUNNING, COMPENSATING, COMPLETED, COMPENSATED or FAILED" },
-      { option: "--stalled", description: "only moving sagas no engine holds: a dead node's, until another takes them over (list)" },
+      {
+        option: "--stalled",
+        description: "only moving sagas no engine holds: a dead node's, until another takes them over (list)",
+      },
     ],
     action: printingErrors((broker, args) =>
       sagaCommand(broker, String(args.verb), idOf(args), args.options, console.log),

@@ -12,6 +12,12 @@
  * Rate: messages from the first publish (or enqueue) to the last ack (or consumer commit). Delay: from the publish
  * call (or the envelope's `occurredAt`, set just before its enqueue transaction) to the ack (or the commit). Each
  * side gets a warm-up round first, drained before the measured round starts.
+ * Two more measurements of the backbone, with their own raw counterpart where there is one (issue 15):
+ * - fixed rate: `BENCH_EVENT_RATE` (1000) events per second for `BENCH_EVENT_RATE_SECONDS` (10), open loop, each in
+ *   its own producer transaction; delay from that transaction's commit to the consumer transaction's commit (both
+ *   `performance.now()` in this process);
+ * - drain: `BENCH_EVENT_DRAIN` (50000) envelopes written into the outbox beforehand (not yet due), then made due at
+ *   once; from that commit to the last consumer commit, against the raw target publishing and consuming as many.
  * Options: BENCH_EVENTS (measured messages per target, default 5000), BENCH_EVENT_LOOPS (default 4).
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -23,6 +29,8 @@ import { createNode } from "../bin/node";
 import { loadConfig, type Config } from "../lib/config";
 import { createSequelize, ensureDatabase, quoteIdentifier, runMigrations } from "../lib/database";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { storableJson } from "../lib/storable";
+import { CONSUMER_MAX_IN_FLIGHT } from "../mixins/consumer.mixin";
 import { startNats } from "../test/support/servers";
 import {
   PRODUCER_SERVICE,
@@ -47,6 +55,10 @@ export interface EventRate {
 export interface EventBench {
   raw: EventRate;
   backbone: EventRate;
+  /** Commit → consumer commit at a fixed rate. */
+  fixedRate: EventRate & { offeredPerSecond: number };
+  /** A pre-filled outbox drained into the consumer, and raw JetStream with as many messages. */
+  drain: { backbone: EventRate; raw: EventRate };
   envelopeBytes: number;
   loops: number;
   maxInFlight: number;
@@ -155,18 +167,26 @@ function rate(target: string, count: number, elapsedMs: number, delays: number[]
 }
 
 /** The baseline: publish and consume with the `nats` client alone. */
-async function rawJetStream(natsUrl: string, count: number, loops: number, maxInFlight: number, cfg: Config) {
+async function rawJetStream(
+  natsUrl: string,
+  count: number,
+  loops: number,
+  maxInFlight: number,
+  cfg: Config,
+  name: string,
+) {
   const nc = await connect({ servers: natsUrl });
+  const subject = name.replace(/_/g, ".");
   try {
     const jsm = await nc.jetstreamManager();
-    await jsm.streams.add({ name: "bench_raw", subjects: ["bench.raw"] });
+    await jsm.streams.add({ name, subjects: [subject] });
     const js = nc.jetstream();
     const publishedAt = new Map<string, number>();
     const completions = new Completions();
     const opts = consumerOpts()
-      .durable("bench_raw")
+      .durable(name)
       .deliverTo(createInbox())
-      .queue("bench_raw")
+      .queue(name)
       .deliverAll()
       .manualAck()
       .ackExplicit()
@@ -180,7 +200,7 @@ async function rawJetStream(natsUrl: string, count: number, loops: number, maxIn
         publishedAt.delete(envelope.id);
         if (started !== undefined) completions.record(performance.now() - started);
       });
-    const sub = await js.subscribe("bench.raw", opts);
+    const sub = await js.subscribe(subject, opts);
     const round = async (n: number) => {
       const envelopes = Array.from({ length: n }, (_, i) => orderCreated(i));
       const acked = completions.round(n);
@@ -189,7 +209,7 @@ async function rawJetStream(natsUrl: string, count: number, loops: number, maxIn
       await fromLoops(n, loops, async (i) => {
         const envelope = envelopes[i];
         publishedAt.set(envelope.id, performance.now());
-        await js.publish("bench.raw", Buffer.from(JSON.stringify(envelope)), { msgID: envelope.id });
+        await js.publish(subject, Buffer.from(JSON.stringify(envelope)), { msgID: envelope.id });
       });
       await within(acked, () => `raw JetStream acked ${completions.delays.length} of ${n}`);
       return rate(
@@ -226,7 +246,15 @@ async function dropDatabases(serverUrl: string, names: string[]): Promise<void> 
 }
 
 /** Outbox → JetStream → consumer commit, through the project's mixins in one broker. */
-async function backbone(natsUrl: string, serverUrl: string, count: number, loops: number) {
+async function backbone(
+  natsUrl: string,
+  serverUrl: string,
+  count: number,
+  loops: number,
+  rate_: number,
+  rateSeconds: number,
+  drainCount: number,
+) {
   const id = randomBytes(4).toString("hex");
   const names = { producer: `bench_ev_${id}_producer`, consumer: `bench_ev_${id}_consumer` };
   const cfg: Config = {
@@ -261,12 +289,18 @@ async function backbone(natsUrl: string, serverUrl: string, count: number, loops
     }
 
     const completions = new Completions();
+    /** When each event's producer transaction committed (the fixed-rate phase sets it). */
+    const committedAt = new Map<string, number>();
     const broker: ServiceBroker = await createNode(cfg);
     broker.createService(producerService(sequelizes.producer));
     broker.createService(
-      consumerService(sequelizes.consumer, (envelope) =>
-        completions.record(Date.now() - Date.parse(envelope.occurredAt)),
-      ),
+      consumerService(sequelizes.consumer, (envelope) => {
+        const committed = committedAt.get(envelope.id);
+        committedAt.delete(envelope.id);
+        completions.record(
+          committed !== undefined ? performance.now() - committed : Date.now() - Date.parse(envelope.occurredAt),
+        );
+      }),
     );
     await broker.start();
     cleanups.push(() => broker.stop());
@@ -299,6 +333,61 @@ async function backbone(natsUrl: string, serverUrl: string, count: number, loops
     await round(WARMUP);
     const measured = await round(count);
 
+    // Fixed rate, open loop: each event is enqueued at its time, whatever the earlier ones are doing.
+    const rateCount = rate_ * rateSeconds;
+    const ratePhase = completions.round(rateCount);
+    const rateCpu = process.cpuUsage();
+    const rateStarted = performance.now();
+    const enqueues: Promise<unknown>[] = [];
+    for (let i = 0; i < rateCount; i++) {
+      const wait = rateStarted + (i * 1000) / rate_ - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      const envelope = orderCreated(i);
+      enqueues.push(
+        producer.sequelize.transaction(async (transaction) => {
+          await producer.enqueueEvent(transaction, envelope);
+          transaction.afterCommit(() => {
+            committedAt.set(envelope.id, performance.now());
+          });
+        }),
+      );
+    }
+    await Promise.all(enqueues);
+    await within(ratePhase, () => `the consumer committed ${completions.delays.length} of ${rateCount}`);
+    const fixedRate = {
+      ...rate(
+        "outbox → JetStream → consumer, fixed rate",
+        rateCount,
+        completions.last - rateStarted,
+        completions.delays,
+        process.cpuUsage(rateCpu),
+      ),
+      offeredPerSecond: rate_,
+    };
+
+    // Drain: the outbox filled beforehand (not yet due, so the relay leaves it), then all made due at once.
+    for (let from = 0; from < drainCount; from += 1000) {
+      const chunk = Array.from({ length: Math.min(1000, drainCount - from) }, (_, i) => orderCreated(from + i));
+      await sequelizes.producer.query(
+        `INSERT INTO outbox (id, channel, envelope, available_at)
+         SELECT id, 'order.created', envelope, now() + interval '1 day'
+         FROM unnest($1::uuid[], $2::jsonb[]) AS t(id, envelope)`,
+        { bind: [chunk.map((envelope) => envelope.id), chunk.map((envelope) => storableJson(envelope))] },
+      );
+    }
+    const drained = completions.round(drainCount);
+    const drainCpu = process.cpuUsage();
+    const drainStarted = performance.now();
+    await sequelizes.producer.query("UPDATE outbox SET available_at = now() WHERE sent_at IS NULL");
+    await within(drained, () => `the consumer committed ${completions.delays.length} of ${drainCount} drained`);
+    const drain = rate(
+      "outbox drain → JetStream → consumer",
+      drainCount,
+      completions.last - drainStarted,
+      completions.delays,
+      process.cpuUsage(drainCpu),
+    );
+
     const countOf = async (sequelize: Sequelize, sql: string) =>
       Number((await sequelize.query<{ n: string }>(sql, { type: QueryTypes.SELECT }))[0].n);
     const check = {
@@ -306,7 +395,7 @@ async function backbone(natsUrl: string, serverUrl: string, count: number, loops
       inbox: await countOf(sequelizes.consumer, "SELECT count(*) AS n FROM inbox"),
       unsent: await countOf(sequelizes.producer, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL"),
     };
-    return { ...measured, check };
+    return { ...measured, fixedRate, drain, check };
   } finally {
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((err: Error) => console.error(`events bench cleanup: ${err.message}`));
@@ -318,16 +407,28 @@ async function backbone(natsUrl: string, serverUrl: string, count: number, loops
 export async function eventBackbone(serverUrl: string): Promise<EventBench> {
   const count = Number(process.env.BENCH_EVENTS ?? 5000);
   const loops = Number(process.env.BENCH_EVENT_LOOPS ?? 4);
+  const fixedRatePerSecond = Number(process.env.BENCH_EVENT_RATE ?? 1000);
+  const rateSeconds = Number(process.env.BENCH_EVENT_RATE_SECONDS ?? 10);
+  const drainCount = Number(process.env.BENCH_EVENT_DRAIN ?? 50_000);
   const nats = await startNats();
   try {
     const cfg = loadConfig({ ...process.env, DATABASE_URL: serverUrl });
     // What the consumer mixin gives each consumer (messages in flight), so both consumers get the same window.
-    const maxInFlight = Math.max(1, Math.floor(cfg.database.poolMax / 2));
-    const raw = await rawJetStream(nats.url, count, loops, maxInFlight, cfg);
-    const { rate: viaBackbone, stages, check } = await backbone(nats.url, serverUrl, count, loops);
+    const maxInFlight = CONSUMER_MAX_IN_FLIGHT;
+    const raw = await rawJetStream(nats.url, count, loops, maxInFlight, cfg, "bench_raw");
+    const rawDrain = await rawJetStream(nats.url, drainCount, loops, maxInFlight, cfg, "bench_raw_drain");
+    const {
+      rate: viaBackbone,
+      stages,
+      check,
+      fixedRate,
+      drain,
+    } = await backbone(nats.url, serverUrl, count, loops, fixedRatePerSecond, rateSeconds, drainCount);
     return {
       raw,
       backbone: viaBackbone,
+      fixedRate,
+      drain: { backbone: drain, raw: rawDrain },
       envelopeBytes: Buffer.byteLength(JSON.stringify(orderCreated(0))),
       loops,
       maxInFlight,
@@ -355,4 +456,21 @@ export function reportEvents(result: EventBench): void {
       `${check.unsent} unsent (warm-up included)`,
   );
   console.log(`ratio backbone / raw: ${(backbone.messagesPerSecond / raw.messagesPerSecond).toFixed(3)}`);
+  const { fixedRate, drain } = result;
+  console.log(
+    `\nFixed rate (issue 15): ${fixedRate.offeredPerSecond} events/s offered for ${fixedRate.count / fixedRate.offeredPerSecond} s, ` +
+      `each in its own producer transaction; producer commit → consumer commit`,
+  );
+  console.log("| target | msgs/s | p50 ms | p99 ms | seconds | bench process CPU (cores) |\n|---|---|---|---|---|---|");
+  for (const r of [fixedRate]) {
+    console.log(`| ${r.target} | ${r.messagesPerSecond} | ${r.p50} | ${r.p99} | ${r.seconds} | ${r.processCpu} |`);
+  }
+  console.log(
+    `\nDrain (issue 15): ${drain.backbone.count} events from a pre-filled outbox, and raw JetStream with as many`,
+  );
+  console.log("| target | msgs/s | p50 ms | p99 ms | seconds | bench process CPU (cores) |\n|---|---|---|---|---|---|");
+  for (const r of [drain.raw, drain.backbone]) {
+    console.log(`| ${r.target} | ${r.messagesPerSecond} | ${r.p50} | ${r.p99} | ${r.seconds} | ${r.processCpu} |`);
+  }
+  console.log(`ratio drain / raw: ${(drain.backbone.messagesPerSecond / drain.raw.messagesPerSecond).toFixed(3)}`);
 }

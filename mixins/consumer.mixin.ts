@@ -5,7 +5,8 @@
  * 1. check the message: JSON, not larger than MAX_MESSAGE_BYTES, an envelope of the channel's type whose payload
  *    matches the catalogue. Anything else is a validation error: dead-lettered at once, nothing else touched;
  * 2. in one transaction of the service's own database, record the message id in the inbox and run the handler, so a
- *    redelivered message (a crash before the ack, a relay that published twice) is a no-op;
+ *    redelivered message (a crash before the ack, a relay that published twice) is a no-op. Messages that arrive
+ *    while the previous transaction is written share the next one (one at a time again if it fails);
  * 3. on a retryable error, deliver again after a backoff (a JetStream NAK with delay), up to the policy's attempts;
  *    then, or at once for a client error, publish a `message.deadLettered` record (original channel, group,
  *    attempts, error) that the dlq service stores, and acknowledge. If even that publish fails, the message is not
@@ -85,6 +86,22 @@ export interface UnprocessableMessage {
 }
 
 const DEAD_LETTER_CHANNEL = "message.deadLettered";
+/** Messages of one channel a consumer takes at once (JetStream's max ack pending for its group). */
+export const CONSUMER_MAX_IN_FLIGHT = 64;
+/** Messages written by one inbox transaction at most. */
+const MAX_BATCH = 100;
+
+interface PendingMessage {
+  envelope: EventEnvelope;
+  handler: EventHandler;
+  resolve: (processed: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+interface InboxBatch {
+  queue: PendingMessage[];
+  flushing: boolean;
+}
 
 interface Delivery {
   channel: string;
@@ -154,6 +171,10 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
     throw new Error(`The ${group} group consumes ${DEAD_LETTER_CHANNEL}, so it must keep what it gives up on itself`);
   }
 
+  /** Runs a handler under the request that caused its message: its log lines name that request's id. */
+  const runHandler = (svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler, transaction: Transaction) =>
+    requestContext.run({ requestId: envelope.correlationId }, () => handler.call(svc, envelope, transaction));
+
   /** Records the message in the inbox and runs the handler, in one transaction. False when it was processed before. */
   async function processOnce(svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler): Promise<boolean> {
     return svc.sequelize.transaction(async (transaction) => {
@@ -163,8 +184,67 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
         { bind: [group, envelope.id], type: QueryTypes.SELECT, transaction },
       );
       if (fresh.length === 0) return false;
-      await handler.call(svc, envelope, transaction);
+      await runHandler(svc, envelope, handler, transaction);
       return true;
+    });
+  }
+
+  /**
+   * Messages that arrive while the group's previous transaction is being written share the next one: one multi-row
+   * inbox insert, the handlers one after the other, one commit for all. If anything in it fails, the batch is
+   * rolled back and its messages are processed one at a time again, so only the one that fails fails (and is
+   * retried or dead-lettered on its own). One transaction at a time per service: a batch holds one connection, and
+   * a handler needing a second one (a call to its own service) finds it free.
+   */
+  const batches = new WeakMap<ConsumerThis, InboxBatch>();
+
+  function processBatched(svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler): Promise<boolean> {
+    let batch = batches.get(svc);
+    if (!batch) batches.set(svc, (batch = { queue: [], flushing: false }));
+    const waiting = batch;
+    return new Promise((resolve, reject) => {
+      waiting.queue.push({ envelope, handler, resolve, reject });
+      if (!waiting.flushing) void flush(svc, waiting);
+    });
+  }
+
+  async function flush(svc: ConsumerThis, batch: InboxBatch): Promise<void> {
+    batch.flushing = true;
+    while (batch.queue.length > 0) {
+      const taken = batch.queue.splice(0, MAX_BATCH);
+      if (taken.length > 1) {
+        try {
+          const processed = await processTogether(svc, taken);
+          taken.forEach((pending, index) => pending.resolve(processed[index]));
+          continue;
+        } catch {
+          // One at a time again, below.
+        }
+      }
+      for (const pending of taken) {
+        await processOnce(svc, pending.envelope, pending.handler).then(pending.resolve, pending.reject);
+      }
+    }
+    batch.flushing = false;
+  }
+
+  /** One transaction for several messages; for each, whether it was new (a repeat in the batch is not). */
+  async function processTogether(svc: ConsumerThis, taken: PendingMessage[]): Promise<boolean[]> {
+    return svc.sequelize.transaction(async (transaction) => {
+      const inserted = await svc.sequelize.query<{ message_id: string }>(
+        `INSERT INTO inbox (consumer_group, message_id) SELECT $1, unnest($2::uuid[])
+         ON CONFLICT DO NOTHING RETURNING message_id`,
+        { bind: [group, taken.map((pending) => pending.envelope.id)], type: QueryTypes.SELECT, transaction },
+      );
+      const fresh = new Set(inserted.map((row) => row.message_id));
+      const processed: boolean[] = [];
+      for (const pending of taken) {
+        // The same message twice in one batch (a redelivery) is new once.
+        const isNew = fresh.delete(pending.envelope.id);
+        if (isNew) await runHandler(svc, pending.envelope, pending.handler, transaction);
+        processed.push(isNew);
+      }
+      return processed;
     });
   }
 
@@ -229,10 +309,9 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
   function channel(name: string, handler: EventHandler) {
     return {
       group,
-      // A handler holds its transaction's connection and may need a second one (a call to an action of the same
-      // service, a query outside the transaction): with more messages in flight than half the pool, they could all
-      // wait for a connection none of them will free.
-      maxInFlight: Math.max(1, Math.floor(config().database.poolMax / 2)),
+      // The messages in flight are what a batch can take (their transactions are written one at a time, so the pool
+      // is not what bounds them).
+      maxInFlight: CONSUMER_MAX_IN_FLIGHT,
       // The adapter's own retry limit is never reached: our policy acks or NAKs every message itself and throws
       // only when even dead-lettering failed, which must mean "deliver again".
       maxRetries: Number.MAX_SAFE_INTEGER,
@@ -274,10 +353,7 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
     for (;;) {
       try {
         const envelope = await checkMessage(delivery);
-        // The work a message causes belongs to the request that caused it: its log lines name that request's id.
-        const processed = await requestContext.run({ requestId: envelope.correlationId }, () =>
-          processOnce(svc, envelope, handler),
-        );
+        const processed = await processBatched(svc, envelope, handler);
         if (!processed) svc.logger.debug(`${name} ${envelope.id} already processed by ${group}`);
         if (delivery.headers[REPLAY_HEADER]) await reportRecovered(svc, delivery, envelope);
         return;

@@ -326,3 +326,42 @@ it("loses no event while NATS is killed with events in flight, stays down, and r
   ).toBe(orders.length);
   expect(await count(ordersDb, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")).toBe(0);
 }, 90_000);
+
+it("processes a burst in shared consumer transactions, and a poison message among them fails alone", async () => {
+  await probeDb.query("INSERT INTO faults VALUES ('BURST-POISON', 'poison')");
+  // Published while the probe's consumer is busy with the first ones: the rest queue up and share transactions.
+  const orders = await Promise.all(Array.from({ length: 40 }, (_, i) => placeOrder(`BURST-${i}`)));
+  const poisoned = await placeOrder("BURST-POISON");
+  const ids = orders.map((order) => order.id);
+  await waitFor(
+    async () => {
+      const processed = await count(probeDb, "SELECT count(DISTINCT order_id) FROM effects WHERE order_id = ANY($1)", [
+        ids,
+      ]);
+      return processed === ids.length ? true : undefined;
+    },
+    30_000,
+    "every good order's effect",
+  );
+  // Each good one processed once, though a batch it shared with the poison one was rolled back and run again.
+  expect(await count(probeDb, "SELECT count(*) FROM effects WHERE order_id = ANY($1)", [ids])).toBe(ids.length);
+  // Fewer transactions than messages: inbox rows written together carry their transaction's start time.
+  const transactions = await count(
+    probeDb,
+    `SELECT count(DISTINCT i.processed_at) FROM inbox i JOIN effects e ON e.message_id = i.message_id
+     WHERE e.order_id = ANY($1)`,
+    [ids],
+  );
+  expect(transactions).toBeLessThan(ids.length);
+
+  const entry = await waitFor(
+    async () => (await deadLetters("group=probe&status=PENDING&search=BURST-POISON")).rows[0],
+    20_000,
+    "the poison message's dead letter",
+  );
+  expect(await effectsOf(poisoned.id)).toBe(0);
+  await probeDb.query("DELETE FROM faults WHERE shipping_name = 'BURST-POISON'");
+  expect((await send("POST", `/api/dlq/${entry.id}/replay`)).status).toBe(200);
+  await waitForEffect(poisoned.id);
+  expect(await effectsOf(poisoned.id)).toBe(1);
+}, 90_000);

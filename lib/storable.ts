@@ -39,8 +39,18 @@ function escapeStrings(this: unknown, _key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * What JSON.stringify writes for a code unit `NEEDS_ESCAPE` matches: U+0000 and lone surrogates as `\u` escapes
+ * (lowercase hex), U+E000 as itself. Finding none in the plain output means no string needed escaping; a match may
+ * also be an escaped backslash followed by the same letters, which only costs the slow path.
+ */
+const ESCAPED_IN_JSON = /\\u0000|\\ud[89a-f][0-9a-f]{2}|\ue000/;
+
 /** `JSON.stringify(value)` with every string (keys included) made storable: what every `jsonb` write binds. */
 export function storableJson(value: unknown): string {
+  // The common case (nothing to escape) costs one plain JSON.stringify: the replacer visits every key and value.
+  const plain = JSON.stringify(value) ?? "null";
+  if (!ESCAPED_IN_JSON.test(plain)) return plain;
   return JSON.stringify(value, escapeStrings) ?? "null";
 }
 

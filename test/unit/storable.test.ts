@@ -34,4 +34,16 @@ describe("storable text", () => {
     expect(storable(value)).toEqual(JSON.parse(storableJson(value)));
     expect(storableJson(undefined)).toBe("null");
   });
+
+  it("writes JSON that needs no escape as plain JSON.stringify does, look-alikes included", () => {
+    for (const value of [
+      { plain: "text", emoji: "😀", nested: [1, { deep: "ü" }] },
+      // A backslash followed by the letters of an escape: no code unit to escape, though the JSON looks like one.
+      { literal: "\\u0000 and \\ud800" },
+    ]) {
+      expect(storableJson(value)).toBe(JSON.stringify(value));
+    }
+    // U+E000 itself is escaped (so reading back can tell it from an escape), and so is whatever JSON writes as \u0000.
+    expect(storableJson({ a: "\ue000", b: "\u0000" })).toBe('{"a":"\ue000e000","b":"\ue0000000"}');
+  });
 });

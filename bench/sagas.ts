@@ -355,7 +355,10 @@ const COUNT_STATEMENTS = pathToFileURL(path.join(__dirname, "count-statements.ts
 
 /** `bin/start.ts` as its own process, as `npm start` runs it; readiness is checked through the gateway. */
 function startNode(name: string, services: string, env: Record<string, string>): NodeChild {
-  const child = spawn(process.execPath, ["--import", "tsx", "--import", COUNT_STATEMENTS, "bin/start.ts"], {
+  // BENCH_CPU_PROF=<dir>: each node writes a V8 CPU profile there when it stops (`--cpu-prof`, not allowed in
+  // NODE_OPTIONS), for finding where a saga's CPU goes.
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", "--import", COUNT_STATEMENTS, "bin/start.ts"], {
     cwd: ROOT,
     env: { ...process.env, ...env, SERVICES: services, NODE_ID: name },
     stdio: ["ignore", "pipe", "pipe", "ipc"],

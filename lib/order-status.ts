@@ -27,6 +27,11 @@ const NEXT: Record<OrderStatus, readonly OrderStatus[]> = {
   FAILED: [],
 };
 
+/** Whether an order has reached the end of its lifecycle. */
+export function isFinal(status: OrderStatus): boolean {
+  return NEXT[status].length === 0;
+}
+
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return NEXT[from].includes(to);
 }

@@ -1,11 +1,13 @@
 /**
- * The relay of a service's transactional outbox (lib/outbox.ts). `enqueueEvent` validates an envelope against the
- * event catalogue and writes it in the caller's transaction; a background loop publishes unsent rows to the
- * durable channel named after the event type (JetStream de-duplicates on the envelope id) and marks them sent.
- * A commit that enqueued events starts a round at once; otherwise the relay polls (for rows that were waiting,
- * and for other replicas' rows). Publishing failures (the channel adapter not connected yet, NATS down) leave the
- * rows for the next round, with a backoff; nothing is dropped. The relay creates a channel's stream before its
- * first publish, so events are kept even before any consumer group has subscribed.
+ * A service's transactional outbox (lib/outbox.ts). `enqueueEvent` validates an envelope against the event
+ * catalogue and writes it in the caller's transaction. Once that transaction has committed, the envelope is
+ * published from memory to the durable channel named after the event type (JetStream de-duplicates on the message
+ * id) and its row marked sent: commits of the same tick share one publish batch and one UPDATE. The outbox row is
+ * the safety net: a relay polls for rows still unsent a moment after they were written (the process died before it
+ * published, publishing failed, NATS was down) and publishes them the same way, with a backoff while publishing
+ * fails; nothing is dropped. A row published twice (a crash between publish and mark) is dropped as a duplicate by
+ * JetStream's window and the consumers' inbox. A channel's stream is created before its first publish, so events are
+ * kept even before any consumer group has subscribed.
  */
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
@@ -17,18 +19,18 @@ import { crashAt, dropAt } from "../lib/failpoints";
 import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
-  /** Pause between rounds when the outbox is empty, in ms. */
+  /** Pause between two polls of the relay, in ms. */
   idleMs?: number;
   batchSize?: number;
 }
 
 export interface OutboxMethods {
   /**
-   * `delayMs`: publish no earlier than that from now (a scheduled retry). `messageId` (JetStream's `Nats-Msg-Id`,
-   * the envelope's id unless given): a new one sends an envelope again past JetStream's duplicate window, for when
-   * the first was lost after it was acknowledged; the consumers' inbox still drops it if the first arrived.
+   * `messageId` (JetStream's `Nats-Msg-Id`, the envelope's id unless given): a new one sends an envelope again past
+   * JetStream's duplicate window, for when the first was lost after it was acknowledged; the consumers' inbox still
+   * drops it if the first arrived.
    */
-  enqueueEvent(transaction: Transaction, envelope: EventEnvelope, delayMs?: number, messageId?: string): Promise<void>;
+  enqueueEvent(transaction: Transaction, envelope: EventEnvelope, messageId?: string): Promise<void>;
   relayOutbox(): Promise<number>;
   ensureStream(channel: string): Promise<void>;
 }
@@ -36,7 +38,7 @@ export interface OutboxMethods {
 interface OutboxState {
   sequelize: Sequelize;
   outboxTimer?: NodeJS.Timeout;
-  /** The round in progress, which stopping waits for: the channel adapter disconnects right after. */
+  /** The relay's round in progress, which stopping waits for: the channel adapter disconnects right after. */
   outboxRound?: Promise<void>;
   outboxStopping: boolean;
   outboxFailures: number;
@@ -44,36 +46,70 @@ interface OutboxState {
   outboxStreams: Set<string>;
   /** When sent rows were last pruned (ms since the epoch). */
   outboxPrunedAt: number;
-  /** A round is running; a commit meanwhile sets `outboxWoken` so another follows at once. */
-  outboxBusy: boolean;
-  outboxWoken: boolean;
-  /** Starts a round now (after a commit that enqueued events), unless one runs or publishing is failing. */
-  outboxKick?: () => void;
+  /** Rows committed in this process and not yet published from memory. */
+  outboxCommitted: OutboxRow[];
+  /** The publish of committed rows in progress, which stopping waits for too. */
+  outboxPublishing?: Promise<void>;
 }
 
 type OutboxThis = Service & OutboxState & OutboxMethods;
 
 interface OutboxRow {
-  seq: string;
   id: string;
   channel: string;
   envelope: EventEnvelope;
 }
 
+/** How long after its commit a row is left to the publish from memory before the relay takes it, in ms. */
+const RELAY_GRACE_MS = 1000;
+
 export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSchema> {
-  const idleMs = options.idleMs ?? 200;
+  const idleMs = options.idleMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
+
+  /**
+   * Publishes rows (pipelined on the one connection: events carry no order promise) and returns the ids JetStream
+   * acknowledged and the failures. Holds the fault tests' points: a drop point's row counts as published without
+   * being sent; a crash point kills the process after publishing and before the rows are marked.
+   */
+  async function publish(svc: OutboxThis, rows: OutboxRow[]) {
+    for (const channel of new Set(rows.map((row) => row.channel))) await svc.ensureStream(channel);
+    const results = await Promise.allSettled(
+      rows.map((row) =>
+        dropAt(`outbox.drop:${row.channel}`)
+          ? Promise.resolve()
+          : svc.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
+      ),
+    );
+    const published = rows.filter((_, index) => results[index].status === "fulfilled");
+    for (const channel of new Set(published.map((row) => row.channel))) crashAt(`outbox.published:${channel}`);
+    const failures = results.flatMap((result, index) =>
+      result.status === "rejected" ? [{ id: rows[index].id, error: (result.reason as Error).message }] : [],
+    );
+    return { sent: published.map((row) => row.id), failures };
+  }
+
+  /** The rows committed since the last call, published from memory and marked sent; the relay takes any it missed. */
+  async function publishCommitted(svc: OutboxThis): Promise<void> {
+    const rows = svc.outboxCommitted.splice(0);
+    // Nothing leaves before the node's consumer groups have subscribed: in memory, it would reach no one.
+    if (rows.length === 0 || !channelsReady(svc.broker)) return;
+    try {
+      const { sent } = await publish(svc, rows);
+      if (sent.length > 0) {
+        await svc.sequelize.query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[]) AND sent_at IS NULL", {
+          bind: [sent],
+        });
+      }
+    } catch (err) {
+      svc.logger.debug(`Outbox: publishing from memory failed (${(err as Error).message}); the relay takes over`);
+    }
+  }
 
   const schema: Partial<ServiceSchema<ServiceSettingSchema, OutboxMethods, OutboxState>> = {
     methods: {
-      /** Validates the envelope and writes it in `transaction`; the same envelope id twice is written once. */
-      async enqueueEvent(
-        this: OutboxThis,
-        transaction: Transaction,
-        envelope: EventEnvelope,
-        delayMs = 0,
-        messageId = envelope.id,
-      ) {
+      /** Validates the envelope and writes it in `transaction`; the same message id twice is written once. */
+      async enqueueEvent(this: OutboxThis, transaction: Transaction, envelope: EventEnvelope, messageId = envelope.id) {
         await eventCatalogue.validate(envelope);
         const json = storableJson(envelope);
         if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
@@ -82,41 +118,39 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
           ]);
         }
         await this.sequelize.query(
-          `INSERT INTO outbox (id, channel, envelope, available_at)
-           VALUES ($1, $2, $3, now() + make_interval(secs => $4 / 1000.0)) ON CONFLICT (id) DO NOTHING`,
-          { bind: [messageId, envelope.type, json, delayMs], transaction },
+          "INSERT INTO outbox (id, channel, envelope) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+          { bind: [messageId, envelope.type, json], transaction },
         );
-        // Publish as soon as it is committed rather than at the relay's next poll.
-        if (delayMs === 0) transaction.afterCommit(() => this.outboxKick?.());
+        // What is published is what the row holds (its text made storable), as the relay would publish it.
+        const row = { id: messageId, channel: envelope.type, envelope: JSON.parse(json) as EventEnvelope };
+        transaction.afterCommit(() => {
+          if (this.outboxStopping) return;
+          this.outboxCommitted.push(row);
+          // Commits of the same tick share one publish and one UPDATE.
+          if (this.outboxCommitted.length === 1) {
+            setImmediate(() => {
+              const previous = this.outboxPublishing ?? Promise.resolve();
+              this.outboxPublishing = previous.then(() => publishCommitted(this));
+            });
+          }
+        });
       },
 
       /**
-       * One round: publishes up to a batch of unsent rows, oldest first, under row locks other relays skip. The
-       * publishes of a batch are pipelined on the one connection (events carry no order promise); the rows JetStream
-       * acknowledged are marked sent, the others keep their error for the next round.
+       * One relay round: publishes up to a batch of the rows still unsent RELAY_GRACE_MS after they were written,
+       * oldest first, under row locks other relays skip; the rows JetStream acknowledged are marked sent, the
+       * others keep their error for the next round.
        */
       async relayOutbox(this: OutboxThis): Promise<number> {
         const { sent, failed } = await this.sequelize.transaction(async (transaction) => {
           const rows = await this.sequelize.query<OutboxRow>(
-            `SELECT seq, id, channel, envelope FROM outbox WHERE sent_at IS NULL AND available_at <= now()
+            `SELECT id, channel, envelope FROM outbox
+             WHERE sent_at IS NULL AND available_at <= now() - make_interval(secs => $2 / 1000.0)
              ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-            { bind: [batchSize], type: QueryTypes.SELECT, transaction },
+            { bind: [batchSize, RELAY_GRACE_MS], type: QueryTypes.SELECT, transaction },
           );
-          for (const channel of new Set(rows.map((row) => row.channel))) await this.ensureStream(channel);
-          const results = await Promise.allSettled(
-            rows.map((row) =>
-              // A fault test's lost message: marked sent below like the others, never published.
-              dropAt(`outbox.drop:${row.channel}`)
-                ? Promise.resolve()
-                : this.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
-            ),
-          );
-          const published = rows.filter((_, index) => results[index].status === "fulfilled");
-          for (const channel of new Set(published.map((row) => row.channel))) crashAt(`outbox.published:${channel}`);
-          const sent = published.map((row) => row.id);
-          const failures = results.flatMap((result, index) =>
-            result.status === "rejected" ? [{ id: rows[index].id, error: (result.reason as Error).message }] : [],
-          );
+          if (rows.length === 0) return { sent: 0, failed: 0 };
+          const { sent, failures } = await publish(this, rows);
           if (sent.length > 0) {
             await this.sequelize.query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[])", {
               bind: [sent],
@@ -143,59 +177,41 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       },
     },
 
+    created() {
+      this.outboxCommitted = [];
+    },
+
     async started() {
       this.outboxStopping = false;
       this.outboxFailures = 0;
       this.outboxStreams = new Set();
       this.outboxPrunedAt = 0;
-      this.outboxBusy = false;
-      this.outboxWoken = false;
       const round = async () => {
-        // Nothing leaves before the node's consumer groups have subscribed: in memory, it would reach no one.
-        if (!channelsReady(this.broker)) {
-          if (!this.outboxStopping) this.outboxTimer = setTimeout(schedule, idleMs);
-          return;
-        }
-        this.outboxBusy = true;
-        this.outboxWoken = false;
         let delay = idleMs;
-        try {
-          if (Date.now() - this.outboxPrunedAt > PRUNE_EVERY_MS) {
-            // Sent rows are history once JetStream's duplicate window has passed; a week of it helps debugging.
-            await this.sequelize.query(`DELETE FROM outbox WHERE sent_at < now() - interval '${KEEP_SENT_DAYS} days'`);
-            this.outboxPrunedAt = Date.now();
-          }
-          const sent = await this.relayOutbox();
-          this.outboxFailures = 0;
-          if (sent === batchSize) delay = 0;
-        } catch (err) {
-          this.outboxFailures += 1;
-          delay = Math.min(5000, idleMs * 2 ** Math.min(this.outboxFailures, 5));
-          if (!(err instanceof OutboxStalled) || this.outboxFailures % 10 === 1) {
-            this.logger.warn(`Outbox relay: ${(err as Error).message}; retrying in ${delay} ms`);
+        if (channelsReady(this.broker)) {
+          try {
+            if (Date.now() - this.outboxPrunedAt > PRUNE_EVERY_MS) {
+              // Sent rows are history once JetStream's duplicate window has passed; a week of it helps debugging.
+              await this.sequelize.query(
+                `DELETE FROM outbox WHERE sent_at < now() - interval '${KEEP_SENT_DAYS} days'`,
+              );
+              this.outboxPrunedAt = Date.now();
+            }
+            const sent = await this.relayOutbox();
+            this.outboxFailures = 0;
+            if (sent === batchSize) delay = 0;
+          } catch (err) {
+            this.outboxFailures += 1;
+            delay = Math.min(5000, idleMs * 2 ** Math.min(this.outboxFailures, 5));
+            if (!(err instanceof OutboxStalled) || this.outboxFailures % 10 === 1) {
+              this.logger.warn(`Outbox relay: ${(err as Error).message}; retrying in ${delay} ms`);
+            }
           }
         }
-        this.outboxBusy = false;
-        if (this.outboxWoken && this.outboxFailures === 0) delay = 0;
         if (!this.outboxStopping) this.outboxTimer = setTimeout(schedule, delay);
       };
       const schedule = () => {
         this.outboxRound = round();
-      };
-      let kickPending = false;
-      this.outboxKick = () => {
-        if (this.outboxStopping || this.outboxFailures > 0 || kickPending) return;
-        if (this.outboxBusy) {
-          this.outboxWoken = true;
-          return;
-        }
-        // Commits of the same tick share the round this schedules.
-        clearTimeout(this.outboxTimer);
-        kickPending = true;
-        this.outboxTimer = setTimeout(() => {
-          kickPending = false;
-          schedule();
-        }, 0);
       };
       this.outboxTimer = setTimeout(schedule, 0);
     },
@@ -203,7 +219,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     async stopped() {
       this.outboxStopping = true;
       clearTimeout(this.outboxTimer);
-      await this.outboxRound;
+      await Promise.all([this.outboxRound, this.outboxPublishing]);
     },
   };
   // Typed against the state and methods it brings; a service's `mixins` take the untyped schema.

@@ -20,7 +20,7 @@ import {
   MoleculerClientError,
 } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { ORDER_STATUSES, transition, type OrderStatus } from "../lib/order-status";
+import { ORDER_STATUSES, isFinal, transition, type OrderStatus } from "../lib/order-status";
 import { asSystem, ownerScope } from "../lib/permissions";
 import orderMigrations from "../migrations/orders";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
@@ -147,7 +147,12 @@ function requestHash(params: CreateOrderParams): string {
 }
 
 interface OrdersMethods {
-  changeStatus(order: Order, next: OrderStatus, reason: string | null, correlationId: string): Promise<boolean>;
+  changeStatus(
+    order: Order,
+    next: OrderStatus,
+    reason: string | null,
+    correlationId: string,
+  ): Promise<OrderRow | undefined>;
   query<T extends object>(
     sql: string,
     bind: unknown[],
@@ -416,6 +421,13 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
               { ...asSystem(ctx), timeout: 2000, retries: 0 },
             )
             .catch(() => null);
+          // A saga ends only after its last step has moved the order: an ended saga beside an unfinished order is a
+          // read of the order taken just before that step (or on a lagging replica). Read it again from the primary,
+          // so an answer never shows the order behind its saga.
+          const sagaEnded = saga?.status === "COMPLETED" || saga?.status === "COMPENSATED";
+          if (sagaEnded && !isFinal(order.status)) {
+            return { ...(await this.findOrder(order.id, owner, { useMaster: true })), saga };
+          }
           return { ...order, saga };
         },
       },
@@ -460,9 +472,11 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             const order = await this.findOrder(id, undefined, { useMaster: true });
             if (order.status === status) return order;
             const next = transition(order.status, status);
-            if (await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id)) {
+            const changed = await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id);
+            if (changed) {
               (ctx.locals as AuditLocals).auditBefore = order;
-              return this.findOrder(id, undefined, { useMaster: true });
+              // The lines never change: the order as it is now, without reading it again.
+              return { ...toOrder(changed, []), lines: order.lines };
             }
             // Changed meanwhile (a customer's cancel): decide again on what it is now.
           }
@@ -502,17 +516,17 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
 
       /**
        * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
-       * false (and nothing written) when the order changed meanwhile.
+       * the updated row, or undefined (and nothing written) when the order changed meanwhile.
        */
       async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, correlationId) {
         return this.sequelize.transaction(async (transaction) => {
-          const [updated] = await this.query<{ version: number }>(
+          const [updated] = await this.query<OrderRow>(
             `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
-           WHERE id = $1 AND version = $2 RETURNING version`,
+           WHERE id = $1 AND version = $2 RETURNING *`,
             [order.id, order.version, next, reason],
             { useMaster: true, transaction },
           );
-          if (!updated) return false;
+          if (!updated) return undefined;
           const changed = {
             id: order.id,
             customerId: order.customerId,
@@ -525,7 +539,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             transaction,
             createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
           );
-          return true;
+          return updated;
         });
       },
 
@@ -580,7 +594,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
           const orders = await this.loadOrders(rows, { useMaster: true, transaction });
           for (const [index, order] of orders.entries()) {
             const event = orderCreatedEvent(order, rows[index].request_id ?? order.id);
-            await this.enqueueEvent(transaction, event, 0, randomUUID());
+            await this.enqueueEvent(transaction, event, randomUUID());
           }
           if (orders.length > 0)
             this.logger.warn(`Sent order.created again for ${orders.length} order(s) still PENDING`);

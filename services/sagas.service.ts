@@ -24,6 +24,7 @@ import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { config } from "../lib/config";
 import { crashAt } from "../lib/failpoints";
 import { SYSTEM_CALLER } from "../lib/permissions";
+import { requestContext } from "../lib/request-context";
 import {
   classify,
   SAGA_STATUSES,
@@ -605,13 +606,16 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       });
       let outcome: Outcome;
       try {
-        const result = await this.broker.call(call.action, call.params(saga.context, saga.state.reason), {
-          timeout: timeoutAt(definition, cursor),
-          meta: { caller: SYSTEM_CALLER, idempotencyKey: `${saga.id}:${step}` },
-          // The participant's logs and audit records name the request that placed the order, not a new one.
-          requestID: saga.correlationId,
-          parentSpan: span,
-        });
+        // The participant's logs and audit records name the request that placed the order, not a new one; so do
+        // this node's own lines about the call (its retries), whichever saga's work it was doing when it took this one.
+        const result = await requestContext.run({ requestId: saga.correlationId }, () =>
+          this.broker.call(call.action, call.params(saga.context, saga.state.reason), {
+            timeout: timeoutAt(definition, cursor),
+            meta: { caller: SYSTEM_CALLER, idempotencyKey: `${saga.id}:${step}` },
+            requestID: saga.correlationId,
+            parentSpan: span,
+          }),
+        );
         outcome = { kind: "ok", result };
       } catch (err) {
         outcome = classify(err);

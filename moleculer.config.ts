@@ -16,6 +16,7 @@ import {
 import { redact } from "./lib/audit";
 import type { Config } from "./lib/config";
 import { TolerantJsonSerializer } from "./lib/delivery";
+import { InProcessChannelsAdapter } from "./lib/in-process-channels";
 import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
@@ -108,7 +109,8 @@ function transporter(config: Config): BrokerOptions["transporter"] {
 
 /**
  * Durable channels for messages that must not be lost: NATS JetStream in a cluster, in memory (Moleculer events) in
- * the single-process default, where the outbox is what keeps unsent events across restarts. Streams and consumer
+ * the single-process default, where the outbox is what keeps unsent events across restarts (a publish there returns
+ * once the local consumers have processed the message: lib/in-process-channels.ts). Streams and consumer
  * groups are prefixed with the namespace; a new consumer group starts from the first message its stream holds.
  * Retries, backoff and dead-lettering are ours (mixins/consumer.mixin.ts), so the adapter's own are off: it would
  * redeliver at once, drop the error and lose the message if moving it failed.
@@ -133,7 +135,7 @@ function channels(config: Config) {
           deadLettering: { enabled: false },
         },
       }
-    : { type: "Fake", options: { serializer: new TolerantJsonSerializer() } };
+    : new InProcessChannelsAdapter({ serializer: new TolerantJsonSerializer() });
   // The package's typings demand every adapter's options at once (an intersection) and type the result loosely.
   const options = { adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0];
   return ChannelsMiddleware(options) as unknown as Middleware;

@@ -376,7 +376,7 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "FAILPOINTS",
     default: "(none)",
     description:
-      "Fault tests only: comma list of crash points (`outbox.published:<channel>`, `saga.committed:<step>`) where the process kills itself, and of drop points (`outbox.drop:<channel>`: the first message of that channel is marked sent and never published) (lib/failpoints.ts). Refused in production.",
+      "Fault tests only: comma list of crash points (`outbox.published:<channel>`, `consumer.committing:<channel>`, `saga.committed:<step>`) where the process kills itself, and of drop points (`outbox.drop:<channel>`: the first message of that channel is marked sent and never published) (lib/failpoints.ts). Refused in production.",
   },
 ];
 

@@ -2,7 +2,8 @@
  * Fault points for fault tests, armed by name in `FAILPOINTS`; the configuration refuses them in production.
  *
  * Crash points: `FAILPOINTS=outbox.published:order.created,saga.committed:shipping` makes this process kill itself
- * with SIGKILL (no clean-up, as a power cut would) when it passes one of the named points. They open the crash
+ * with SIGKILL (no clean-up, as a power cut would) when it passes one of the named points (also
+ * `consumer.committing:<channel>`: a consumer has processed a message and not committed it yet). They open the crash
  * windows that at-least-once delivery must survive and that a kill timed from outside a process cannot hit reliably:
  * a relay that published but did not mark its rows sent, a saga whose transition committed before its next command
  * left the outbox.

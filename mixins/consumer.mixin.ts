@@ -41,6 +41,7 @@ import {
 } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
+import { crashAt } from "../lib/failpoints";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 
 export type ConsumerThis = Service & { sequelize: Sequelize };
@@ -185,6 +186,8 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
       );
       if (fresh.length === 0) return false;
       await runHandler(svc, envelope, handler, transaction);
+      // The crash window between a message's processing and its commit, for the fault tests.
+      crashAt(`consumer.committing:${envelope.type}`);
       return true;
     });
   }
@@ -243,6 +246,9 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
         const isNew = fresh.delete(pending.envelope.id);
         if (isNew) await runHandler(svc, pending.envelope, pending.handler, transaction);
         processed.push(isNew);
+      }
+      for (const channel of new Set(taken.map((pending) => pending.envelope.type))) {
+        crashAt(`consumer.committing:${channel}`);
       }
       return processed;
     });

@@ -48,8 +48,11 @@ interface OutboxState {
   outboxPrunedAt: number;
   /** Rows committed in this process and not yet published from memory. */
   outboxCommitted: OutboxRow[];
-  /** The publish of committed rows in progress, which stopping waits for too. */
-  outboxPublishing?: Promise<void>;
+  /**
+   * Publishes of committed rows in progress, which stopping waits for too. Several may run at once: in the
+   * single-process default a publish lasts until the local consumers have processed the message.
+   */
+  outboxPublishing: Set<Promise<void>>;
 }
 
 type OutboxThis = Service & OutboxState & OutboxMethods;
@@ -129,8 +132,10 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
           // Commits of the same tick share one publish and one UPDATE.
           if (this.outboxCommitted.length === 1) {
             setImmediate(() => {
-              const previous = this.outboxPublishing ?? Promise.resolve();
-              this.outboxPublishing = previous.then(() => publishCommitted(this));
+              const publishing: Promise<void> = publishCommitted(this).finally(() =>
+                this.outboxPublishing.delete(publishing),
+              );
+              this.outboxPublishing.add(publishing);
             });
           }
         });
@@ -179,6 +184,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
 
     created() {
       this.outboxCommitted = [];
+      this.outboxPublishing = new Set();
     },
 
     async started() {
@@ -219,7 +225,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     async stopped() {
       this.outboxStopping = true;
       clearTimeout(this.outboxTimer);
-      await Promise.all([this.outboxRound, this.outboxPublishing]);
+      await Promise.all([this.outboxRound, ...this.outboxPublishing]);
     },
   };
   // Typed against the state and methods it brings; a service's `mixins` take the untyped schema.

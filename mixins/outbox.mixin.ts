@@ -16,6 +16,7 @@ import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt, dropAt } from "../lib/failpoints";
+import type { PublishOptions } from "../lib/in-process-channels";
 import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
@@ -81,7 +82,11 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       rows.map((row) =>
         dropAt(`outbox.drop:${row.channel}`)
           ? Promise.resolve()
-          : svc.broker.sendToChannel(row.channel, row.envelope, { headers: { "Nats-Msg-Id": row.id } }),
+          : svc.broker.sendToChannel(row.channel, row.envelope, {
+              headers: { "Nats-Msg-Id": row.id },
+              // In the single-process default: marked sent only once processed (lib/in-process-channels.ts).
+              untilProcessed: true,
+            } as PublishOptions),
       ),
     );
     const published = rows.filter((_, index) => results[index].status === "fulfilled");

@@ -49,6 +49,8 @@ interface OutboxState {
   outboxPrunedAt: number;
   /** Rows committed in this process and not yet published from memory. */
   outboxCommitted: OutboxRow[];
+  /** Ids of the rows this process is publishing from memory now: the relay leaves them alone. */
+  outboxInFlight: Set<string>;
   /**
    * Publishes of committed rows in progress, which stopping waits for too. Several may run at once: in the
    * single-process default a publish lasts until the local consumers have processed the message.
@@ -102,15 +104,22 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     const rows = svc.outboxCommitted.splice(0);
     // Nothing leaves before the node's consumer groups have subscribed: in memory, it would reach no one.
     if (rows.length === 0 || !channelsReady(svc.broker)) return;
+    for (const row of rows) svc.outboxInFlight.add(row.id);
     try {
       const { sent } = await publish(svc, rows);
       if (sent.length > 0) {
-        await svc.sequelize.query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[]) AND sent_at IS NULL", {
-          bind: [sent],
-        });
+        // Rows a relay round holds (it took them while this publish was slow) are left to it: waiting for its
+        // locks would hold a connection for as long as its publish lasts.
+        await svc.sequelize.query(
+          `UPDATE outbox SET sent_at = now() WHERE id IN (
+             SELECT id FROM outbox WHERE id = ANY($1::uuid[]) AND sent_at IS NULL FOR UPDATE SKIP LOCKED)`,
+          { bind: [sent] },
+        );
       }
     } catch (err) {
       svc.logger.debug(`Outbox: publishing from memory failed (${(err as Error).message}); the relay takes over`);
+    } finally {
+      for (const row of rows) svc.outboxInFlight.delete(row.id);
     }
   }
 
@@ -147,8 +156,9 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       },
 
       /**
-       * One relay round: publishes up to a batch of the rows still unsent RELAY_GRACE_MS after they were written,
-       * oldest first, under row locks other relays skip; the rows JetStream acknowledged are marked sent, the
+       * One relay round: publishes up to a batch of the rows still unsent RELAY_GRACE_MS after they were written
+       * (but for those this process is publishing from memory right now), oldest first, under row locks other relays
+       * skip; the rows JetStream acknowledged are marked sent, the
        * others keep their error for the next round.
        */
       async relayOutbox(this: OutboxThis): Promise<number> {
@@ -156,8 +166,9 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
           const rows = await this.sequelize.query<OutboxRow>(
             `SELECT id, channel, envelope FROM outbox
              WHERE sent_at IS NULL AND available_at <= now() - make_interval(secs => $2 / 1000.0)
+               AND id <> ALL($3::uuid[])
              ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-            { bind: [batchSize, RELAY_GRACE_MS], type: QueryTypes.SELECT, transaction },
+            { bind: [batchSize, RELAY_GRACE_MS, [...this.outboxInFlight]], type: QueryTypes.SELECT, transaction },
           );
           if (rows.length === 0) return { sent: 0, failed: 0 };
           const { sent, failures } = await publish(this, rows);
@@ -189,6 +200,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
 
     created() {
       this.outboxCommitted = [];
+      this.outboxInFlight = new Set();
       this.outboxPublishing = new Set();
     },
 

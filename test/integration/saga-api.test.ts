@@ -170,7 +170,9 @@ it("rides out a carrier outage with step retries, and counts the saga and its st
 });
 
 it("handles a saga's steps under the request id of the order's request, so its retry warnings name it", async () => {
-  expect((await send("POST", "/api/shipping/outage", { durationMs: 400 })).status).toBe(200);
+  // Long enough that the saga surely reaches its shipping step inside it (the executor gets there in a few
+  // milliseconds, or a second on a loaded machine), short enough for the step's retries (5, from 200 ms, doubling).
+  expect((await send("POST", "/api/shipping/outage", { durationMs: 1500 })).status).toBe(200);
   const linesBefore = logs.records.length;
   const res = await send("POST", "/api/orders", orderBody(product.id, "REQUEST-ID"));
   expect(res.status).toBe(201);

@@ -24,16 +24,15 @@
  * The goal is 0 in every column but accepted and final. A refused POST (the gateway down, a 503 while the
  * database is) is counted apart: it was never the client's order.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { Client } from "pg";
-import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
+import { startEmbeddedPostgres } from "../lib/embedded-postgres";
 import type { Order } from "../services/orders.service";
 import type { Product } from "../services/products.service";
 import { orderBody, type OrderOptions } from "../test/support/api";
-import { startNodeProcess, type NodeProcess } from "../test/support/nodes";
-import { freePort, startNats, type NatsServer } from "../test/support/servers";
+import { login, startNodeProcess, type NodeProcess } from "../test/support/nodes";
+import { freePort, startNats, startTestPostgres, type NatsServer } from "../test/support/servers";
+
+type TestPostgres = Awaited<ReturnType<typeof startTestPostgres>>;
 
 const ADMIN = { email: "chaos@aicunet.local", password: "chaos-admin-password" };
 const ROLES = {
@@ -84,27 +83,13 @@ export interface ChaosResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface Postgres {
-  url: string;
-  port: number;
-  dataDir: string;
-  server: EmbeddedPostgres;
-}
-
-async function startPostgres(): Promise<Postgres> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), "aicunet-chaos-pg-"));
-  const port = await freePort();
-  const server = await startEmbeddedPostgres({ dataDir, port, log: () => undefined });
-  return { url: server.url, port, dataDir, server };
-}
-
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const { log } = options;
   let nats: NatsServer | undefined;
-  let postgres: Postgres | undefined;
+  let postgres: TestPostgres | undefined;
   const nodes = new Map<Role, NodeProcess>();
   try {
-    [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
+    [nats, postgres] = await Promise.all([startNats(), startTestPostgres()]);
     const gatewayPort = await freePort();
     const env = (role: Role): Record<string, string> => ({
       NODE_ENV: "test",
@@ -136,7 +121,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const base = `http://127.0.0.1:${gatewayPort}`;
     log(`chaos: cluster up (nats ${nats.url}, postgres ${postgres.url}, gateway ${base})`);
 
-    const token = await loginAs(base);
+    const token = await login(base, ADMIN);
     const request = (method: string, route: string, body?: unknown) =>
       fetch(`${base}${route}`, {
         method,
@@ -172,7 +157,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleep(OUTAGE_MS);
         postgres!.server = await startEmbeddedPostgres({
           dataDir: postgres!.dataDir,
-          port: postgres!.port,
+          port: Number(new URL(postgres!.url).port),
           log: () => undefined,
         });
       } else {
@@ -252,21 +237,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   } finally {
     await Promise.all([...nodes.values()].map((node) => node.stop("SIGKILL")));
     await nats?.stop();
-    if (postgres) {
-      await postgres.server.stop().catch(() => undefined);
-      await rm(postgres.dataDir, { recursive: true, force: true });
-    }
+    await postgres?.stop();
   }
-}
-
-async function loginAs(base: string): Promise<string> {
-  const res = await fetch(`${base}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(ADMIN),
-  });
-  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { accessToken: string }).accessToken;
 }
 
 type Databases = Record<"orders" | "sagas" | "payments" | "audit", Client>;

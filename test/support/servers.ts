@@ -143,13 +143,15 @@ export interface PostgresServer {
 export async function startTestPostgres(): Promise<PostgresServer & { server: EmbeddedPostgres; dataDir: string }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "aicunet-pg-"));
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort(), log: () => undefined });
-  return {
+  const postgres = {
     url: server.url,
     server,
     dataDir,
+    // The server it runs now: a test that restarts it puts the new one in `server`.
     async stop() {
-      await server.stop().catch(() => undefined);
+      await postgres.server.stop().catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  return postgres;
 }

@@ -30,9 +30,12 @@ export interface AuditContent {
   change: unknown;
 }
 
-/** Where an audited action's handler leaves the entity as it was before its change (`ctx.locals.auditBefore`). */
+/** What an audited action's handler tells the audit middleware through `ctx.locals`. */
 export interface AuditLocals {
+  /** The entity as it was before the change. */
   auditBefore?: unknown;
+  /** The record went out with the change, through the service's outbox (`enqueueAudit`): nothing left to publish. */
+  auditWritten?: boolean;
 }
 
 const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^key$|privateKey/i;

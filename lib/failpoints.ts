@@ -3,7 +3,8 @@
  *
  * Crash points: `FAILPOINTS=outbox.published:order.created,saga.committed:shipping` makes this process kill itself
  * with SIGKILL (no clean-up, as a power cut would) when it passes one of the named points (also
- * `consumer.committing:<channel>`: a consumer has processed a message and not committed it yet). They open the crash
+ * `consumer.committing:<channel>`: a consumer has processed a message and not committed it yet;
+ * `outbox.committed:<channel>`: a change and its outbox row are committed, nothing is published yet). They open the crash
  * windows that at-least-once delivery must survive and that a kill timed from outside a process cannot hit reliably:
  * a relay that published but did not mark its rows sent, a saga whose transition committed before its next command
  * left the outbox.

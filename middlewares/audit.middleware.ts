@@ -1,7 +1,10 @@
 /**
  * The audit trail's intake on every node: each successful call of an action that declares `audit` becomes an
  * `audit.recorded` message on a durable channel, which the audit service chains and stores. Declared on the action,
- * applied here, so no service can forget it. The record is published before the caller gets the answer. If the
+ * applied here, so no service can forget it. A handler whose service has an outbox writes the record in its own
+ * transaction instead (`enqueueAudit`, mixins/outbox.mixin.ts): then it is part of the change, published after the
+ * commit with its events, and this middleware leaves it. Otherwise the record is published before the caller gets the
+ * answer. If the
  * channel cannot take it (NATS down), the change is committed all the same, so the record goes to a spool on disk
  * (lib/spool.ts, fsynced) before the answer goes out, and is published from there when the channel is back, also
  * after a crash and restart. While the spool is full, audited calls are refused (503) before their handler runs, so
@@ -9,43 +12,17 @@
  * for its last place) is counted in `aicunet_audit_unsent` and logged. A change too large for a message is recorded by its size and digest, so the record
  * of an answered call always fits the channel; a record the audit service still gives up on is reported by verify.
  */
-import { createHash, randomUUID } from "node:crypto";
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
-import { canonicalJson, redact, type AuditContent, type AuditLocals } from "../lib/audit";
-import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
-import { createEnvelope, type EventEnvelope } from "../lib/events";
+import type { AuditContent, AuditLocals } from "../lib/audit";
+import { auditEnvelope } from "../lib/audit-record";
+import { channelsReady, ensureStream } from "../lib/delivery";
+import type { EventEnvelope } from "../lib/events";
 import { DependencyUnavailableError } from "../lib/errors";
 import { EnvelopeSpool } from "../lib/spool";
 import type { CallerMeta } from "./permissions.middleware";
 
 const SPOOL_LIMIT = 100_000;
-/** Largest change a record carries in full: a message, less room for the rest of the record (names and ids). */
-const MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 16 * 1024;
 const RETRY_MS = 2000;
-
-function entityId(declared: { idParam?: string }, params: Record<string, unknown>, result: unknown): string | null {
-  const fromResult = (result as { id?: unknown } | null)?.id;
-  if (typeof fromResult === "string") return fromResult;
-  const fromParams = params[declared.idParam ?? "id"];
-  return typeof fromParams === "string" ? fromParams : null;
-}
-
-/**
- * What an action record keeps of the change: the parameters, and the entity before and after where there is one. A
- * change too large for the channel (the audit consumer would refuse the message, after the call was answered) is kept
- * as its size and the SHA-256 of its canonical JSON instead.
- */
-function actionChange(params: object, before: unknown, result: unknown): unknown {
-  const change = {
-    params: redact(params),
-    ...(before !== undefined ? { before: redact(before) } : {}),
-    ...(result !== null && typeof result === "object" ? { after: redact(result) } : {}),
-  };
-  const text = canonicalJson(change);
-  const bytes = Buffer.byteLength(text);
-  if (bytes <= MAX_CHANGE_BYTES) return change;
-  return { omitted: "too large", bytes, sha256: createHash("sha256").update(text).digest("hex") };
-}
 
 export interface AuditMiddlewareOptions {
   /** Where records wait while the channel cannot take them; one directory per Moleculer namespace. */
@@ -145,26 +122,12 @@ export function AuditMiddleware(options: AuditMiddlewareOptions): Middleware {
           );
         }
         const result = await handler.call(this, ctx);
-        const caller = ctx.meta.caller;
-        const content: AuditContent = {
-          id: randomUUID(),
-          kind: "action",
-          name: action.name!,
-          actor: { type: caller?.type ?? "anonymous", id: caller && "id" in caller ? caller.id : null },
-          entity: { type: declared.entity, id: entityId(declared, ctx.params ?? {}, result) },
-          requestId: ctx.requestID ?? null,
-          nodeId: ctx.broker.nodeID,
-          occurredAt: new Date().toISOString(),
-          change: actionChange(ctx.params ?? {}, (ctx.locals as AuditLocals | undefined)?.auditBefore, result),
-        };
-        const { id, ...payload } = content;
-        const envelope = createEnvelope(
-          "audit.recorded",
-          { id, ...payload },
-          {
-            source: action.service?.name ?? "unknown",
-            correlationId: ctx.requestID ?? id,
-          },
+        // The handler wrote its record in its own transaction, through its service's outbox.
+        if ((ctx.locals as AuditLocals | undefined)?.auditWritten) return result;
+        const envelope = auditEnvelope(
+          ctx,
+          { name: action.name!, service: action.service?.name ?? "unknown", declared },
+          result,
         );
         await record(envelope);
         return result;

@@ -9,8 +9,10 @@
  * JetStream's window and the consumers' inbox. A channel's stream is created before its first publish, so events are
  * kept even before any consumer group has subscribed.
  */
-import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
+import type { AuditLocals } from "../lib/audit";
+import { auditEnvelope } from "../lib/audit-record";
 import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
@@ -32,6 +34,11 @@ export interface OutboxMethods {
    * drops it if the first arrived.
    */
   enqueueEvent(transaction: Transaction, envelope: EventEnvelope, messageId?: string): Promise<void>;
+  /**
+   * Writes the audit record of `ctx`'s call, which answers `result`, in `transaction`: the record is committed with the
+   * change or not at all, and the audit middleware, told so once it has committed, publishes nothing for the call.
+   */
+  enqueueAudit(transaction: Transaction, ctx: Context, result: unknown): Promise<void>;
   relayOutbox(): Promise<number>;
   ensureStream(channel: string): Promise<void>;
 }
@@ -141,6 +148,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
         // What is published is what the row holds (its text made storable), as the relay would publish it.
         const row = { id: messageId, channel: envelope.type, envelope: JSON.parse(json) as EventEnvelope };
         transaction.afterCommit(() => {
+          crashAt(`outbox.committed:${row.channel}`);
           if (this.outboxStopping) return;
           this.outboxCommitted.push(row);
           // Commits of the same tick share one publish and one UPDATE.
@@ -152,6 +160,16 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
               this.outboxPublishing.add(publishing);
             });
           }
+        });
+      },
+
+      async enqueueAudit(this: OutboxThis, transaction: Transaction, ctx: Context, result) {
+        const declared = ctx.action?.audit;
+        if (!declared) throw new Error(`${ctx.action?.name ?? "this action"} declares no audit`);
+        const action = { name: ctx.action!.name!, service: this.name, declared };
+        await this.enqueueEvent(transaction, auditEnvelope(ctx, action, result));
+        transaction.afterCommit(() => {
+          (ctx.locals as AuditLocals).auditWritten = true;
         });
       },
 

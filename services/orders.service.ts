@@ -147,12 +147,7 @@ function requestHash(params: CreateOrderParams): string {
 }
 
 interface OrdersMethods {
-  changeStatus(
-    order: Order,
-    next: OrderStatus,
-    reason: string | null,
-    correlationId: string,
-  ): Promise<OrderRow | undefined>;
+  changeStatus(order: Order, next: OrderStatus, reason: string | null, ctx: Context): Promise<Order | undefined>;
   query<T extends object>(
     sql: string,
     bind: unknown[],
@@ -359,6 +354,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             const order = toOrder(row, lineRows);
             // In the same transaction: the order and the event that announces it are committed together or not at all.
             await this.enqueueEvent(transaction, orderCreatedEvent(order, ctx.requestID ?? id));
+            await this.enqueueAudit(transaction, ctx, order);
             return order;
           });
           if (!inserted) return (await replay())!;
@@ -443,14 +439,13 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
           const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
           const next = transition(order.status, "CANCELLED");
           const reason = ctx.params.reason ?? "cancelled by request";
-          if (!(await this.changeStatus(order, next, reason, ctx.requestID ?? order.id))) {
+          const changed = await this.changeStatus(order, next, reason, ctx);
+          if (!changed) {
             throw new MoleculerClientError("The order changed meanwhile; read it again", 409, "STALE_VERSION", {
               id: order.id,
             });
           }
-          // The UPDATE was conditional on the version read: `order` is exactly what it changed.
-          (ctx.locals as AuditLocals).auditBefore = order;
-          return this.findOrder(order.id, undefined, { useMaster: true });
+          return changed;
         },
       },
 
@@ -472,12 +467,8 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             const order = await this.findOrder(id, undefined, { useMaster: true });
             if (order.status === status) return order;
             const next = transition(order.status, status);
-            const changed = await this.changeStatus(order, next, reason ?? null, ctx.requestID ?? id);
-            if (changed) {
-              (ctx.locals as AuditLocals).auditBefore = order;
-              // The lines never change: the order as it is now, without reading it again.
-              return { ...toOrder(changed, []), lines: order.lines };
-            }
+            const changed = await this.changeStatus(order, next, reason ?? null, ctx);
+            if (changed) return changed;
             // Changed meanwhile (a customer's cancel): decide again on what it is now.
           }
         },
@@ -515,10 +506,12 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
       },
 
       /**
-       * One conditional UPDATE from the version read, and its `order.statusChanged` event in the same transaction;
-       * the updated row, or undefined (and nothing written) when the order changed meanwhile.
+       * One conditional UPDATE from the version read, and in the same transaction its `order.statusChanged` event and
+       * the audit record of the call `ctx` (of an audited action); the order as changed, or undefined (and nothing
+       * written) when it changed meanwhile.
        */
-      async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, correlationId) {
+      async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, ctx: Context) {
+        const correlationId = ctx.requestID ?? order.id;
         return this.sequelize.transaction(async (transaction) => {
           const [updated] = await this.query<OrderRow>(
             `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
@@ -539,7 +532,12 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             transaction,
             createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
           );
-          return updated;
+          // The UPDATE was conditional on the version read: `order` is exactly what it changed. The lines never
+          // change, so the order as it is now needs no second read.
+          (ctx.locals as AuditLocals).auditBefore = order;
+          const after: Order = { ...toOrder(updated, []), lines: order.lines };
+          await this.enqueueAudit(transaction, ctx, after);
+          return after;
         });
       },
 

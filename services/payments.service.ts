@@ -18,6 +18,7 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 
 export type PaymentStatus = "CHARGED" | "DECLINED" | "REFUNDED" | "VOIDED";
 
@@ -94,15 +95,19 @@ interface PaymentsMethods {
   answer(row: PaymentRow): Payment;
 }
 
-type PaymentsThis = Service<DbSettings> & DbServiceThis & PaymentsMethods & { refundOutageUntil: number };
+type PaymentsThis = Service<DbSettings> &
+  DbServiceThis &
+  PaymentsMethods &
+  OutboxMethods & { refundOutageUntil: number };
 
 const PaymentsService: ServiceSchema<
   DbSettings,
-  DbMethods & PaymentsMethods,
+  DbMethods & PaymentsMethods & OutboxMethods,
   DbServiceThis & { refundOutageUntil: number }
 > = {
   name: "payments",
   mixins: [
+    outboxMixin(),
     dbMixin({
       service: "payments",
       migrations: paymentMigrations,
@@ -140,8 +145,6 @@ const PaymentsService: ServiceSchema<
         const { slowMs, flakyFailures } = config().payments;
         // The slow provider is slow on every call for this card, repeats included.
         if (paymentMethod === "pm_card_slow") await new Promise((resolve) => setTimeout(resolve, slowMs));
-        const [existing] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
-        if (existing) return this.answer(existing);
 
         let status: PaymentStatus = "CHARGED";
         let reason: string | null = null;
@@ -150,6 +153,9 @@ const PaymentsService: ServiceSchema<
           case "pm_card_slow":
             break;
           case "pm_card_flaky": {
+            // A repeat of a charge made does not call the provider again (its failures are counted per call).
+            const [existing] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+            if (existing) return this.answer(existing);
             const [{ calls }] = await this.sequelize.query<{ calls: number }>(
               `INSERT INTO provider_calls (charge_key, calls) VALUES ($1, 1)
                ON CONFLICT (charge_key) DO UPDATE SET calls = provider_calls.calls + 1 RETURNING calls`,
@@ -169,14 +175,24 @@ const PaymentsService: ServiceSchema<
           default:
             [status, reason] = ["DECLINED", "unknown payment method"];
         }
-        // A concurrent or late duplicate (or a refund that voided the key meanwhile) finds the row already there.
-        await this.rows(
-          `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING id`,
-          [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
-        );
-        const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
-        if (row.status === "CHARGED") this.logger.info(`Charged ${amount} ${currency} for order ${orderId} (${key})`);
+        // The key's one row: a repeat, a concurrent duplicate (or a refund that voided the key first) finds it there.
+        const inserted = await this.sequelize.transaction(async (transaction) => {
+          const [row] = await this.sequelize.query<PaymentRow>(
+            `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING *`,
+            {
+              bind: [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
+              type: QueryTypes.SELECT,
+              transaction,
+            },
+          );
+          if (row?.status === "CHARGED") await this.enqueueAudit(transaction, ctx, toPayment(row));
+          return row;
+        });
+        if (inserted?.status === "CHARGED") {
+          this.logger.info(`Charged ${amount} ${currency} for order ${orderId} (${key})`);
+        }
+        const row = inserted ?? (await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]))[0];
         return this.answer(row);
       },
     },
@@ -194,11 +210,15 @@ const PaymentsService: ServiceSchema<
         if (Date.now() < this.refundOutageUntil) {
           throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
         }
-        const [refunded] = await this.rows(
-          `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
-           RETURNING *`,
-          [chargeKey],
-        );
+        const refunded = await this.sequelize.transaction(async (transaction) => {
+          const [row] = await this.sequelize.query<PaymentRow>(
+            `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
+             RETURNING *`,
+            { bind: [chargeKey], type: QueryTypes.SELECT, transaction },
+          );
+          if (row) await this.enqueueAudit(transaction, ctx, toPayment(row));
+          return row;
+        });
         if (refunded) {
           this.logger.info(`Refunded ${refunded.amount} ${refunded.currency} for order ${refunded.order_id}`);
           return toPayment(refunded);

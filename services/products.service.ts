@@ -435,22 +435,24 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
             { field: "idempotencyKey", message: "required in meta", type: "required" },
           ]);
         }
-        const existing = await this.reservation(key);
-        if (existing) return this.answerReserve(existing);
         const lines = perProduct(ctx.params.lines);
         let refusal: InsufficientStockError | undefined;
         try {
           const taken = await this.sequelize.transaction(async (transaction) => {
-            const [claimed] = await this.rows<{ reservation_key: string }>(
+            const [claimed] = await this.rows<ReservationRow>(
               `INSERT INTO stock_reservations (reservation_key, order_id, lines, status) VALUES ($1, $2, $3, 'RESERVED')
-               ON CONFLICT (reservation_key) DO NOTHING RETURNING reservation_key`,
+               ON CONFLICT (reservation_key) DO NOTHING RETURNING *`,
               [key, ctx.params.orderId, storableJson(lines)],
               transaction,
             );
-            // A concurrent duplicate (or a release that voided the key) got there first: its row is the answer.
-            if (!claimed) return false;
+            // A repeat, a concurrent duplicate (or a release that voided the key) got there first: its row is the answer.
+            if (!claimed) return undefined;
             const short = await this.moveStock(ctx, lines, -1, transaction);
-            if (!short) return true;
+            if (!short) {
+              const reservation = toReservation(claimed);
+              await this.enqueueAudit(transaction, ctx, reservation);
+              return reservation;
+            }
             const [product] = await this.rows<StockRow>(
               "SELECT stock FROM products WHERE id = $1",
               [short.productId],
@@ -464,7 +466,10 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
               available: product?.stock ?? null,
             });
           });
-          if (taken) this.logger.info(`Reserved stock for order ${ctx.params.orderId} (${key})`);
+          if (taken) {
+            this.logger.info(`Reserved stock for order ${ctx.params.orderId} (${key})`);
+            return taken;
+          }
         } catch (err) {
           if (!(err instanceof InsufficientStockError)) throw err;
           refusal = err;
@@ -502,6 +507,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
           );
           if (releasing) {
             await this.moveStock(ctx, releasing.lines, 1, transaction);
+            await this.enqueueAudit(transaction, ctx, toReservation(releasing));
             return releasing;
           }
           await this.rows(
@@ -512,7 +518,10 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
           );
           return undefined;
         });
-        if (released) this.logger.info(`Released the stock of order ${released.order_id} (${reservationKey})`);
+        if (released) {
+          this.logger.info(`Released the stock of order ${released.order_id} (${reservationKey})`);
+          return toReservation(released);
+        }
         const row = await this.reservation(reservationKey);
         return toReservation(row!);
       },
@@ -528,11 +537,20 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
       params: { reservationKey: RESERVATION_KEY, $$strict: true },
       async handler(this: ProductsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
         const { reservationKey } = ctx.params;
-        await this.rows(
-          `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()
-           WHERE reservation_key = $1 AND status = ANY($2::text[])`,
-          [reservationKey, reservationSources("COMMITTED")],
-        );
+        const committed = await this.sequelize.transaction(async (transaction) => {
+          const [updated] = await this.rows<ReservationRow>(
+            `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()
+             WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
+            [reservationKey, reservationSources("COMMITTED")],
+            transaction,
+          );
+          if (!updated) return undefined;
+          const reservation = toReservation(updated);
+          await this.enqueueAudit(transaction, ctx, reservation);
+          return reservation;
+        });
+        if (committed) return committed;
+        // Committed before (a repeat), released or refused, or never made.
         const row = await this.reservation(reservationKey);
         if (!row) throw new NotFoundError("Stock reservation", reservationKey);
         if (row.status !== "COMMITTED") {

@@ -1,4 +1,5 @@
 /** The shipping database's migrations, in the order they run. Append; never edit one that has shipped. */
 import createShipments from "./0001-create-shipments";
+import createOutbox from "./0002-create-outbox";
 
-export default [createShipments];
+export default [createShipments, createOutbox];

@@ -1,14 +1,16 @@
 /**
- * No acknowledged write loses its audit record: with NATS down the gateway node spools the record to disk before it
- * answers, is then killed, and publishes the record when it starts again with NATS back. Real NATS (this file's own,
- * so it can stop it) and PostgreSQL, the gateway and the audit service in two processes.
+ * No committed write loses its audit record. A record published by the audit middleware: with NATS down the gateway
+ * node spools it to disk before it answers, is then killed, and publishes it when it starts again with NATS back. A
+ * record written through its service's outbox: it is committed with the change, so a node killed right after that
+ * commit, before anything was published, publishes it when it starts again. Real NATS (this file's own, so it can
+ * stop it) and PostgreSQL, the gateway and the audit service in two processes.
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Client } from "pg";
 import type { Product } from "../../services/products.service";
-import { apiRequest } from "../support/api";
+import { apiRequest, orderBody } from "../support/api";
 import {
   dropScopeDatabases,
   isolation,
@@ -16,6 +18,7 @@ import {
   login,
   nodeEnv,
   scopedDatabaseUrl,
+  crashed,
   startNodeProcess,
   waitFor,
   type NodeProcess,
@@ -32,8 +35,8 @@ let port: number;
 let base: string;
 let auditDb: Client;
 
-const startGateway = () =>
-  startNodeProcess({ ...env, SERVICES: "api,auth,products", NODE_ID: "gateway", PORT: String(port) });
+const startGateway = (extra: Record<string, string> = {}) =>
+  startNodeProcess({ ...env, SERVICES: "api,auth,products,orders", NODE_ID: "gateway", PORT: String(port), ...extra });
 
 async function recordsOf(requestId: string): Promise<number> {
   const { rows } = await auditDb.query<{ count: number }>(
@@ -102,4 +105,57 @@ it("spools the record of a write answered while NATS is down, and publishes it a
   // Published once, recorded once, however often the spool was retried.
   await new Promise((resolve) => setTimeout(resolve, 2500));
   expect(await recordsOf(patchId)).toBe(1);
+}, 120_000);
+
+it("commits an order's record with the order: a node killed after that commit publishes it when it starts again", async () => {
+  const token = await login(base);
+  const created = await apiRequest(base, token, "POST", "/api/products", {
+    sku: "OUTBOX-AUDIT-1",
+    name: "Recorded with its change",
+    price: { amount: 250, currency: "EUR" },
+    stock: 10,
+  });
+  expect(created.status).toBe(201);
+  const product = await json<Product>(created);
+
+  await gateway.stop("SIGTERM");
+  // Dies as the order's transaction commits, before its events or its record leave the outbox.
+  gateway = await startGateway({ FAILPOINTS: "outbox.committed:audit.recorded" });
+  const placing = apiRequest(
+    base,
+    await login(base),
+    "POST",
+    "/api/orders",
+    orderBody(product.id, "Crash After Commit"),
+  );
+  await expect(placing).rejects.toThrow();
+  await crashed(gateway);
+
+  const ordersDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "orders") });
+  await ordersDb.connect();
+  try {
+    const { rows: orders } = await ordersDb.query<{ id: string }>("SELECT id FROM orders");
+    expect(orders).toHaveLength(1);
+    const { rows: unsent } = await ordersDb.query<{ channel: string }>(
+      "SELECT channel FROM outbox WHERE sent_at IS NULL ORDER BY seq",
+    );
+    expect(unsent.map((row) => row.channel)).toEqual(["order.created", "audit.recorded"]);
+
+    gateway = await startGateway();
+    const recorded = async () => {
+      const { rows } = await auditDb.query<{ entity_id: string }>(
+        "SELECT entity_id FROM audit_records WHERE name = 'orders.create'",
+      );
+      return rows.length > 0 ? rows : undefined;
+    };
+    expect(await waitFor(recorded, 30_000, "the order's record")).toEqual([{ entity_id: orders[0].id }]);
+    await waitFor(
+      async () =>
+        (await ordersDb.query("SELECT 1 FROM outbox WHERE sent_at IS NULL")).rowCount === 0 ? true : undefined,
+      15_000,
+      "the outbox sent",
+    );
+  } finally {
+    await ordersDb.end();
+  }
 }, 120_000);

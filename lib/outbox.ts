@@ -33,6 +33,32 @@ export function outboxMigration(name: string): Migration {
   };
 }
 
+/** The channel on which a commit that wrote outbox rows wakes the relays of that database (mixins/outbox.mixin.ts). */
+export const OUTBOX_NOTIFY_CHANNEL = "outbox";
+
+/**
+ * The migration that makes every transaction writing outbox rows notify the relays when it commits (one notification
+ * per transaction: PostgreSQL folds repeats), so a relay sleeps until there may be work instead of polling.
+ */
+export function outboxNotifyMigration(name: string): Migration {
+  return {
+    name,
+    async up({ sequelize }) {
+      await sequelize.query(`
+        CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '');
+          RETURN NULL;
+        END $$;
+        CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+      `);
+    },
+    async down({ sequelize }) {
+      await sequelize.query("DROP TRIGGER outbox_notify ON outbox; DROP FUNCTION outbox_notify()");
+    },
+  };
+}
+
 /**
  * The migration that gives a consumer's database its inbox: the ids of the messages each consumer group has
  * processed, written in the same transaction as the processing, so a redelivered message is a no-op.

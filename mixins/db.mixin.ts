@@ -48,6 +48,8 @@ export interface DbMixinOptions {
 /** What a service using the mixin can rely on at run time. */
 export interface DbServiceThis {
   sequelize: Sequelize;
+  /** The primary's URL of the service's database. */
+  databaseUrl: string;
   model: ModelStatic<Model>;
 }
 
@@ -87,6 +89,7 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
 
     created() {
       this.sequelize = sequelize;
+      this.databaseUrl = url;
     },
 
     methods: {

@@ -3,9 +3,11 @@
  * catalogue and writes it in the caller's transaction. Once that transaction has committed, the envelope is
  * published from memory to the durable channel named after the event type (JetStream de-duplicates on the message
  * id) and its row marked sent: commits of the same tick share one publish batch and one UPDATE. The outbox row is
- * the safety net: a relay polls for rows still unsent a moment after they were written (the process died before it
+ * the safety net: a relay looks for rows still unsent a moment after they were written (the process died before it
  * published, publishing failed, NATS was down) and publishes them the same way, with a backoff while publishing
- * fails; nothing is dropped. A row published twice (a crash between publish and mark) is dropped as a duplicate by
+ * fails; nothing is dropped. It does not poll at a fast pace: a commit that wrote outbox rows notifies the relays of
+ * its database (a trigger's NOTIFY, lib/outbox.ts), which then look a moment later; a slow poll (`idleMs`) covers
+ * notifications missed while the listening connection was down. A row published twice (a crash between publish and mark) is dropped as a duplicate by
  * JetStream's window and the consumers' inbox. A channel's stream is created before its first publish, so events are
  * kept even before any consumer group has subscribed.
  */
@@ -19,10 +21,15 @@ import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt, dropAt } from "../lib/failpoints";
 import type { PublishOptions } from "../lib/in-process-channels";
+import { OUTBOX_NOTIFY_CHANNEL } from "../lib/outbox";
+import { listen, type PgListener } from "../lib/pg-listener";
 import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
-  /** Pause between two polls of the relay, in ms. */
+  /**
+   * Longest pause between two relay rounds, in ms: a commit that wrote outbox rows wakes the relay (LISTEN/NOTIFY), so
+   * this poll only covers a notification missed while the listening connection was down.
+   */
   idleMs?: number;
   batchSize?: number;
 }
@@ -45,7 +52,14 @@ export interface OutboxMethods {
 
 interface OutboxState {
   sequelize: Sequelize;
+  /** Set by the db mixin: where the relay listens for commits. */
+  databaseUrl: string;
+  outboxListener?: PgListener;
   outboxTimer?: NodeJS.Timeout;
+  /** When the next round is due (ms since the epoch), while no round runs. */
+  outboxDueAt: number;
+  /** A wake-up that came while a round ran: the round after it is due then at the latest. */
+  outboxWakeAt?: number;
   /** The relay's round in progress, which stopping waits for: the channel adapter disconnects right after. */
   outboxRound?: Promise<void>;
   outboxStopping: boolean;
@@ -75,9 +89,11 @@ interface OutboxRow {
 
 /** How long after its commit a row is left to the publish from memory before the relay takes it, in ms. */
 const RELAY_GRACE_MS = 1000;
+/** A woken relay's round comes this long after the grace, so the rows that woke it are past it by the database's clock. */
+const WAKE_MARGIN_MS = 100;
 
 export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSchema> {
-  const idleMs = options.idleMs ?? 1000;
+  const idleMs = options.idleMs ?? 10_000;
   const batchSize = options.batchSize ?? 100;
 
   /**
@@ -227,6 +243,17 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       this.outboxFailures = 0;
       this.outboxStreams = new Set();
       this.outboxPrunedAt = 0;
+      let running = false;
+      const runAt = (at: number) => {
+        this.outboxDueAt = at;
+        this.outboxTimer = setTimeout(
+          () => {
+            running = true;
+            this.outboxRound = round().finally(() => (running = false));
+          },
+          Math.max(0, at - Date.now()),
+        );
+      };
       const round = async () => {
         let delay = idleMs;
         if (channelsReady(this.broker)) {
@@ -243,24 +270,40 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
             if (sent === batchSize) delay = 0;
           } catch (err) {
             this.outboxFailures += 1;
-            delay = Math.min(5000, idleMs * 2 ** Math.min(this.outboxFailures, 5));
+            delay = Math.min(5000, 1000 * 2 ** Math.min(this.outboxFailures - 1, 3));
             if (!(err instanceof OutboxStalled) || this.outboxFailures % 10 === 1) {
               this.logger.warn(`Outbox relay: ${(err as Error).message}; retrying in ${delay} ms`);
             }
           }
+        } else {
+          // Not subscribed yet: soon again, not at the idle pace.
+          delay = Math.min(delay, 1000);
         }
-        if (!this.outboxStopping) this.outboxTimer = setTimeout(schedule, delay);
+        const at = Math.min(Date.now() + delay, this.outboxWakeAt ?? Infinity);
+        this.outboxWakeAt = undefined;
+        if (!this.outboxStopping) runAt(at);
       };
-      const schedule = () => {
-        this.outboxRound = round();
+      // A commit somewhere wrote outbox rows: a round once they are past the grace, unless one is due sooner.
+      const wake = () => {
+        const at = Date.now() + RELAY_GRACE_MS + WAKE_MARGIN_MS;
+        if (this.outboxStopping) return;
+        if (running) {
+          this.outboxWakeAt = Math.min(this.outboxWakeAt ?? Infinity, at);
+        } else if (at < this.outboxDueAt) {
+          clearTimeout(this.outboxTimer);
+          runAt(at);
+        }
       };
-      this.outboxTimer = setTimeout(schedule, 0);
+      this.outboxListener = listen(this.databaseUrl, OUTBOX_NOTIFY_CHANNEL, wake, (err) =>
+        this.logger.debug(`Outbox relay: not listening for commits (${err.message}); polling meanwhile`),
+      );
+      runAt(Date.now());
     },
 
     async stopped() {
       this.outboxStopping = true;
       clearTimeout(this.outboxTimer);
-      await Promise.all([this.outboxRound, ...this.outboxPublishing]);
+      await Promise.all([this.outboxListener?.close(), this.outboxRound, ...this.outboxPublishing]);
     },
   };
   // Typed against the state and methods it brings; a service's `mixins` take the untyped schema.

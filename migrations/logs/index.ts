@@ -2,5 +2,6 @@
 import createLogRecords from "./0001-create-log-records";
 import createInboxAndOutbox from "./0002-create-inbox-and-outbox";
 import createSpans from "./0003-create-spans";
+import notifyOutbox from "./0004-notify-outbox";
 
-export default [createLogRecords, createInboxAndOutbox, createSpans];
+export default [createLogRecords, createInboxAndOutbox, createSpans, notifyOutbox];

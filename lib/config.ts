@@ -259,6 +259,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
       "How long JetStream waits for a consumer to acknowledge a message before it redelivers it (a crashed consumer), in ms.",
   },
   {
+    key: "OUTBOX_POLL_INTERVAL",
+    default: "10000",
+    description:
+      "Longest pause between two rounds of a service's outbox relay, in ms. A commit that wrote outbox rows wakes the relays at once (LISTEN/NOTIFY); the poll covers a notification missed while the listening connection was down.",
+  },
+  {
     key: "SAGA_STEP_TIMEOUT",
     default: "5000",
     description: "How long a saga step (stock, payment, shipping) may take, in ms.",
@@ -439,7 +445,7 @@ export interface Config {
   corsOrigins: string[];
   trustedProxies: string[];
   jetstreamReplicas: number;
-  delivery: DeliveryPolicy & { ackWaitMs: number };
+  delivery: DeliveryPolicy & { ackWaitMs: number; outboxPollMs: number };
   saga: {
     stepTimeoutMs: number;
     stepAttempts: number;
@@ -659,6 +665,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryDelayMs: number("DELIVERY_RETRY_DELAY", 1000, { min: 1, max: 60_000 }),
       maxRetryDelayMs: 60_000,
       ackWaitMs: number("DELIVERY_ACK_WAIT", 10_000, { min: 1000, max: 600_000 }),
+      outboxPollMs: number("OUTBOX_POLL_INTERVAL", 10_000, { min: 100, max: 3_600_000 }),
     },
     saga: {
       stepTimeoutMs: number("SAGA_STEP_TIMEOUT", 5000, { min: 10, max: 600_000 }),

@@ -6,7 +6,7 @@
  * the safety net: a relay looks for rows still unsent a moment after they were written (the process died before it
  * published, publishing failed, NATS was down) and publishes them the same way, with a backoff while publishing
  * fails; nothing is dropped. It does not poll at a fast pace: a commit that wrote outbox rows notifies the relays of
- * its database (a trigger's NOTIFY, lib/outbox.ts), which then look a moment later; a slow poll (`idleMs`) covers
+ * its database (a trigger's NOTIFY, lib/outbox.ts), which then look a moment later; a slow poll (OUTBOX_POLL_INTERVAL) covers
  * notifications missed while the listening connection was down. A row published twice (a crash between publish and mark) is dropped as a duplicate by
  * JetStream's window and the consumers' inbox. A channel's stream is created before its first publish, so events are
  * kept even before any consumer group has subscribed.
@@ -15,6 +15,7 @@ import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "mole
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { auditEnvelope } from "../lib/audit-record";
+import { config } from "../lib/config";
 import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
@@ -26,11 +27,6 @@ import { listen, type PgListener } from "../lib/pg-listener";
 import { storableJson } from "../lib/storable";
 
 export interface OutboxMixinOptions {
-  /**
-   * Longest pause between two relay rounds, in ms: a commit that wrote outbox rows wakes the relay (LISTEN/NOTIFY), so
-   * this poll only covers a notification missed while the listening connection was down.
-   */
-  idleMs?: number;
   batchSize?: number;
 }
 
@@ -93,7 +89,6 @@ const RELAY_GRACE_MS = 1000;
 const WAKE_MARGIN_MS = 100;
 
 export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSchema> {
-  const idleMs = options.idleMs ?? 10_000;
   const batchSize = options.batchSize ?? 100;
 
   /**
@@ -255,7 +250,8 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
         );
       };
       const round = async () => {
-        let delay = idleMs;
+        // A commit wakes the relay (LISTEN/NOTIFY): the poll only covers a notification missed while not listening.
+        let delay = config().delivery.outboxPollMs;
         if (channelsReady(this.broker)) {
           try {
             if (Date.now() - this.outboxPrunedAt > PRUNE_EVERY_MS) {

@@ -380,3 +380,34 @@ it("processes a burst in shared consumer transactions, and a poison message amon
   await waitForEffect(poisoned.id);
   expect(await effectsOf(poisoned.id)).toBe(1);
 }, 120_000);
+
+it("wakes the relay on a commit instead of polling: a row another process left unsent goes out within seconds", async () => {
+  await producer.stop("SIGTERM");
+  // The poll is ten minutes away: only the commit's notification can make the relay look in time.
+  producer = await startProducer({ OUTBOX_POLL_INTERVAL: "600000" });
+  token = await login(base);
+  // The rounds of the start are over.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const envelope = createEnvelope(
+    "product.stockChanged",
+    { product: { id: product.id, sku: product.sku, name: product.name, stock: 5000 } },
+    { source: "products", correlationId: "relay-wake" },
+  );
+  // As a process that committed the row and died before publishing it would leave it.
+  const written = Date.now();
+  await ordersDb.query("INSERT INTO outbox (id, channel, envelope) VALUES ($1, $2, $3)", [
+    envelope.id,
+    envelope.type,
+    JSON.stringify(envelope),
+  ]);
+  await waitFor(
+    async () => {
+      const { rows } = await ordersDb.query("SELECT sent_at FROM outbox WHERE id = $1", [envelope.id]);
+      return rows[0].sent_at ? true : undefined;
+    },
+    10_000,
+    "the relay to publish the row",
+  );
+  // The grace a publish from memory gets (1 s), then the round.
+  expect(Date.now() - written).toBeLessThan(8000);
+});

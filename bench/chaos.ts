@@ -11,7 +11,9 @@
  * The load: `CHAOS_ORDERS` orders (500) at `CHAOS_RATE` per second (10), open loop (each POST leaves at its time
  * whatever the earlier ones are doing), cycling through the test cards: three plain, one declined, one shipped to
  * an unsupported country, one flaky. Meanwhile the faults, evenly spaced over the load: SIGKILL of each node in
- * turn (restarted at once), a NATS restart (down 2 s), a PostgreSQL restart (down 2 s). After the load, the bench
+ * turn (restarted at once), a NATS restart (down 2 s), a PostgreSQL restart (down 2 s); `CHAOS_FAULTS` picks some
+ * (`orders,nats`) or `none`: the overload run is `CHAOS_FAULTS=none CHAOS_RATE=60 CHAOS_ORDERS=3600` (a minute at about
+ * twice what the cluster completes), where the refused column counts the 503 `OVERLOADED` answers. After the load, the bench
  * waits (up to `CHAOS_DRAIN_SECONDS`, 180) for every accepted order to end, then counts per accepted order:
  * - **final**: the order ended (COMPLETED, CANCELLED, COMPENSATED) and its saga too (COMPLETED, COMPENSATED);
  * - **stuck**: accepted, not final;
@@ -325,12 +327,23 @@ export function chaosTable(result: ChaosResult): string {
 export const badColumns = (result: ChaosResult) =>
   result.stuck + result.doubleCharged + result.refundsWithoutCharge + result.auditMissing;
 
+/** `CHAOS_FAULTS`: a comma list of faults in the order they strike, `none` for a load alone (overload); unset: all. */
+function faultsOf(text: string | undefined): Fault[] {
+  if (text === undefined) return ALL_FAULTS;
+  if (text.trim() === "none") return [];
+  const faults = text.split(",").map((name) => name.trim()) as Fault[];
+  const unknown = faults.filter((fault) => !ALL_FAULTS.includes(fault));
+  if (unknown.length > 0)
+    throw new Error(`CHAOS_FAULTS: unknown ${unknown.join(", ")} (known: ${ALL_FAULTS.join(", ")})`);
+  return faults;
+}
+
 if (require.main === module) {
   const number = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
   runChaos({
     orders: number("CHAOS_ORDERS", 500),
     rate: number("CHAOS_RATE", 10),
-    faults: ALL_FAULTS,
+    faults: faultsOf(process.env.CHAOS_FAULTS),
     drainSeconds: number("CHAOS_DRAIN_SECONDS", 180),
     log: (line) => console.log(line),
   })

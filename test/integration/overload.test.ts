@@ -1,11 +1,12 @@
 /**
- * Overload slows intake and drops nothing inside. One node process with every service on the embedded default's
- * wiring (in-memory channels) and the real PostgreSQL, offered orders open loop at several times what it completes
+ * Overload slows intake and drops nothing inside. Orders offered open loop at several times what the system completes
  * on two cores (~25–30 sagas/s; bench/README.md), with ORDERS_MAX_BACKLOG at 150, while readiness is polled every
- * second as Kubernetes does. Every answer is 201 or 503 `OVERLOADED` with `Retry-After`; every accepted order
- * (happy-path cards) ends COMPLETED, so none was compensated because the node was busy; nothing is dead-lettered; and
- * the node stays ready throughout. The long version (twice the measured saturation for a minute, in a cluster too)
- * is `npm run chaos` in bench/.
+ * second as Kubernetes does, to two systems on the real PostgreSQL: one node process with every service on the
+ * embedded default's wiring (in-memory channels), and a cluster of three processes over NATS JetStream (gateway and
+ * orders; saga engine and dead letters; participants and audit). Every answer is 201 or 503 `OVERLOADED` with
+ * `Retry-After`; every accepted order (happy-path cards) ends COMPLETED, so none was compensated because the system was
+ * busy; nothing is dead-lettered; and the gateway stays ready throughout. The long version (twice the measured
+ * saturation for a minute, in a cluster) is `CHAOS_FAULTS=none CHAOS_RATE=60 CHAOS_ORDERS=3600 npm run chaos`.
  */
 import { Client } from "pg";
 import type { Order } from "../../services/orders.service";
@@ -20,46 +21,36 @@ import {
   nodeEnv,
   scopedDatabaseUrl,
   startNodeProcess,
+  testNatsUrl,
   waitFor,
   type ErrorBody,
   type NodeProcess,
 } from "../support/nodes";
 
-const RATE_PER_SECOND = 80;
 const SECONDS = 15;
 const MAX_BACKLOG = 150;
+const OVERLOAD_ENV = {
+  ORDERS_MAX_BACKLOG: String(MAX_BACKLOG),
+  // One client sends it all: the per-user limit (a 429, also with Retry-After) would otherwise refuse first.
+  RATE_LIMIT_USER: "100000",
+};
 
 const scope = isolation();
-let node: NodeProcess;
-let base: string;
-let admin: string;
+const nodes: NodeProcess[] = [];
 let ordersDb: Client;
 
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
-
-beforeAll(async () => {
-  node = await startNodeProcess(
-    nodeEnv(scope, {
-      TRANSPORTER: "",
-      SERVICES: "",
-      ORDERS_MAX_BACKLOG: String(MAX_BACKLOG),
-      // One client sends it all: the per-user limit (a 429, also with Retry-After) would otherwise refuse first.
-      RATE_LIMIT_USER: "100000",
-    }),
-  );
-  base = `http://127.0.0.1:${node.port}`;
-  admin = await login(base);
-  ordersDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "orders") });
-  await ordersDb.connect();
-}, 60_000);
-
-afterAll(async () => {
+afterEach(async () => {
   await ordersDb?.end();
-  await node?.stop("SIGTERM");
+  await Promise.all(nodes.splice(0).map((node) => node.stop("SIGTERM")));
   await dropScopeDatabases(scope.prefix);
 });
 
-it("refuses the excess at intake with 503 and Retry-After, stays ready, and completes every accepted order", async () => {
+/** Offers `rate` orders per second for SECONDS through `base`, then checks what became of every one of them. */
+async function overload(base: string, rate: number) {
+  const admin = await login(base);
+  const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
+  ordersDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "orders") });
+  await ordersDb.connect();
   const created = await send("POST", "/api/products", {
     sku: "OVERLOAD-1",
     name: "Overload widget",
@@ -79,8 +70,8 @@ it("refuses the excess at intake with 503 and Retry-After, stays ready, and comp
   // Open loop: each POST leaves at its scheduled time, whether or not the earlier ones have been answered.
   const answers: Promise<Response>[] = [];
   const started = Date.now();
-  for (let i = 0; i < RATE_PER_SECOND * SECONDS; i++) {
-    const due = started + (i * 1000) / RATE_PER_SECOND;
+  for (let i = 0; i < rate * SECONDS; i++) {
+    const due = started + (i * 1000) / rate;
     const wait = due - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     answers.push(send("POST", "/api/orders", orderBody(product.id, `OVERLOAD-${i}`)));
@@ -121,4 +112,23 @@ it("refuses the excess at intake with 503 and Retry-After, stays ready, and comp
   expect(outcomes).toEqual([{ status: "COMPLETED", count: ids.length }]);
   const deadLetters = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING"));
   expect(deadLetters.total).toBe(0);
+}
+
+it("one process: refuses the excess at intake with 503 and Retry-After, stays ready, completes every accepted order", async () => {
+  const node = await startNodeProcess(nodeEnv(scope, { TRANSPORTER: "", SERVICES: "", ...OVERLOAD_ENV }));
+  nodes.push(node);
+  await overload(`http://127.0.0.1:${node.port}`, 80);
+}, 240_000);
+
+it("a cluster over NATS: the same at intake, with the saga engine and the participants on other nodes", async () => {
+  const env = nodeEnv(scope, { TRANSPORTER: testNatsUrl(), ...OVERLOAD_ENV });
+  const gateway = await startNodeProcess({ ...env, SERVICES: "api,auth,products,orders", NODE_ID: "gateway" });
+  nodes.push(gateway);
+  nodes.push(
+    ...(await Promise.all([
+      startNodeProcess({ ...env, SERVICES: "sagas,dlq", NODE_ID: "engine" }),
+      startNodeProcess({ ...env, SERVICES: "payments,shipping,audit", NODE_ID: "participants" }),
+    ])),
+  );
+  await overload(`http://127.0.0.1:${gateway.port}`, 60);
 }, 240_000);

@@ -18,7 +18,6 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 
 export type PaymentStatus = "CHARGED" | "DECLINED" | "REFUNDED" | "VOIDED";
 
@@ -95,19 +94,15 @@ interface PaymentsMethods {
   answer(row: PaymentRow): Payment;
 }
 
-type PaymentsThis = Service<DbSettings> &
-  DbServiceThis &
-  PaymentsMethods &
-  OutboxMethods & { refundOutageUntil: number };
+type PaymentsThis = Service<DbSettings> & DbServiceThis & PaymentsMethods & { refundOutageUntil: number };
 
 const PaymentsService: ServiceSchema<
   DbSettings,
-  DbMethods & PaymentsMethods & OutboxMethods,
+  DbMethods & PaymentsMethods,
   DbServiceThis & { refundOutageUntil: number }
 > = {
   name: "payments",
   mixins: [
-    outboxMixin(),
     dbMixin({
       service: "payments",
       migrations: paymentMigrations,
@@ -175,20 +170,13 @@ const PaymentsService: ServiceSchema<
           default:
             [status, reason] = ["DECLINED", "unknown payment method"];
         }
-        // The key's one row: a repeat, a concurrent duplicate (or a refund that voided the key first) finds it there.
-        const inserted = await this.sequelize.transaction(async (transaction) => {
-          const [row] = await this.sequelize.query<PaymentRow>(
-            `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING *`,
-            {
-              bind: [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
-              type: QueryTypes.SELECT,
-              transaction,
-            },
-          );
-          if (row?.status === "CHARGED") await this.enqueueAudit(transaction, ctx, toPayment(row));
-          return row;
-        });
+        // The key's one row, in one statement: a repeat, a concurrent duplicate (or a refund that voided the key
+        // first) finds it there.
+        const [inserted] = await this.rows(
+          `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING *`,
+          [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
+        );
         if (inserted?.status === "CHARGED") {
           this.logger.info(`Charged ${amount} ${currency} for order ${orderId} (${key})`);
         }
@@ -210,15 +198,11 @@ const PaymentsService: ServiceSchema<
         if (Date.now() < this.refundOutageUntil) {
           throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
         }
-        const refunded = await this.sequelize.transaction(async (transaction) => {
-          const [row] = await this.sequelize.query<PaymentRow>(
-            `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
-             RETURNING *`,
-            { bind: [chargeKey], type: QueryTypes.SELECT, transaction },
-          );
-          if (row) await this.enqueueAudit(transaction, ctx, toPayment(row));
-          return row;
-        });
+        const [refunded] = await this.rows(
+          `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
+           RETURNING *`,
+          [chargeKey],
+        );
         if (refunded) {
           this.logger.info(`Refunded ${refunded.amount} ${refunded.currency} for order ${refunded.order_id}`);
           return toPayment(refunded);

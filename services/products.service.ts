@@ -537,19 +537,12 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
       params: { reservationKey: RESERVATION_KEY, $$strict: true },
       async handler(this: ProductsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
         const { reservationKey } = ctx.params;
-        const committed = await this.sequelize.transaction(async (transaction) => {
-          const [updated] = await this.rows<ReservationRow>(
-            `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()
-             WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
-            [reservationKey, reservationSources("COMMITTED")],
-            transaction,
-          );
-          if (!updated) return undefined;
-          const reservation = toReservation(updated);
-          await this.enqueueAudit(transaction, ctx, reservation);
-          return reservation;
-        });
-        if (committed) return committed;
+        const [committed] = await this.rows<ReservationRow>(
+          `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()
+           WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
+          [reservationKey, reservationSources("COMMITTED")],
+        );
+        if (committed) return toReservation(committed);
         // Committed before (a repeat), released or refused, or never made.
         const row = await this.reservation(reservationKey);
         if (!row) throw new NotFoundError("Stock reservation", reservationKey);

@@ -11,7 +11,6 @@ import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError,
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import shippingMigrations from "../migrations/shipping";
-import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import type { ShippingAddress } from "./orders.service";
 import { storableJson } from "../lib/storable";
@@ -65,152 +64,129 @@ interface ShippingMethods {
   rows(sql: string, bind: unknown[]): Promise<ShipmentRow[]>;
 }
 
-type ShippingThis = Service<DbSettings> & DbServiceThis & ShippingMethods & OutboxMethods & { outageUntil: number };
+type ShippingThis = Service<DbSettings> & DbServiceThis & ShippingMethods & { outageUntil: number };
 
-const ShippingService: ServiceSchema<
-  DbSettings,
-  DbMethods & ShippingMethods & OutboxMethods,
-  DbServiceThis & { outageUntil: number }
-> = {
-  name: "shipping",
-  mixins: [
-    outboxMixin(),
-    dbMixin({
-      service: "shipping",
-      migrations: shippingMigrations,
-      model: {
-        name: "shipment",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "shipments", timestamps: false },
-      },
-    }),
-  ],
+const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, DbServiceThis & { outageUntil: number }> =
+  {
+    name: "shipping",
+    mixins: [
+      dbMixin({
+        service: "shipping",
+        migrations: shippingMigrations,
+        model: {
+          name: "shipment",
+          define: { id: { type: DataTypes.UUID, primaryKey: true } },
+          options: { tableName: "shipments", timestamps: false },
+        },
+      }),
+    ],
 
-  created(this: ShippingThis) {
-    this.outageUntil = 0;
-  },
+    created(this: ShippingThis) {
+      this.outageUntil = 0;
+    },
 
-  actions: {
-    /**
-     * Creates the shipment of a paid order, once per `meta.idempotencyKey`. 422 `UNSUPPORTED_DESTINATION` for `ZZ`,
-     * 503 (retryable) during an outage, 409 when a cancel voided the key first. System only (the order saga).
-     */
-    create: {
-      audit: { entity: "shipment", idParam: "orderId" },
-      ...CARRIER_CALL,
-      params: {
-        orderId: { type: "uuid" },
-        address: { type: "object", props: { country: { type: "string", pattern: /^[A-Z]{2}$/ } } },
-        $$strict: true,
-      },
-      async handler(
-        this: ShippingThis,
-        ctx: Context<{ orderId: string; address: ShippingAddress }, GatewayMeta>,
-      ): Promise<Shipment> {
-        const key = ctx.meta.idempotencyKey;
-        if (!key) {
-          throw invalidFields("A shipment needs an idempotency key", [
-            { field: "idempotencyKey", message: "required in meta", type: "required" },
-          ]);
-        }
-        // A repeat answers the shipment made, also while the carrier is down.
-        const [existing] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
-        if (!existing) {
-          const { orderId, address } = ctx.params;
-          if (UNSUPPORTED_COUNTRIES.has(address.country)) throw new UnsupportedDestinationError(address.country);
-          if (Date.now() < this.outageUntil) {
-            throw new DependencyUnavailableError("carrier", "outage (simulated)");
+    actions: {
+      /**
+       * Creates the shipment of a paid order, once per `meta.idempotencyKey`. 422 `UNSUPPORTED_DESTINATION` for `ZZ`,
+       * 503 (retryable) during an outage, 409 when a cancel voided the key first. System only (the order saga).
+       */
+      create: {
+        audit: { entity: "shipment", idParam: "orderId" },
+        ...CARRIER_CALL,
+        params: {
+          orderId: { type: "uuid" },
+          address: { type: "object", props: { country: { type: "string", pattern: /^[A-Z]{2}$/ } } },
+          $$strict: true,
+        },
+        async handler(
+          this: ShippingThis,
+          ctx: Context<{ orderId: string; address: ShippingAddress }, GatewayMeta>,
+        ): Promise<Shipment> {
+          const key = ctx.meta.idempotencyKey;
+          if (!key) {
+            throw invalidFields("A shipment needs an idempotency key", [
+              { field: "idempotencyKey", message: "required in meta", type: "required" },
+            ]);
           }
-          const created = await this.sequelize.transaction(async (transaction) => {
-            const [inserted] = await this.sequelize.query<ShipmentRow>(
+          // A repeat answers the shipment made, also while the carrier is down.
+          let [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+          if (!row) {
+            const { orderId, address } = ctx.params;
+            if (UNSUPPORTED_COUNTRIES.has(address.country)) throw new UnsupportedDestinationError(address.country);
+            if (Date.now() < this.outageUntil) {
+              throw new DependencyUnavailableError("carrier", "outage (simulated)");
+            }
+            [row] = await this.rows(
               `INSERT INTO shipments (id, shipment_key, order_id, country, address, status)
-                 VALUES ($1, $2, $3, $4, $5, 'CREATED') ON CONFLICT (shipment_key) DO NOTHING RETURNING *`,
-              {
-                bind: [randomUUID(), key, orderId, address.country, storableJson(address)],
-                type: QueryTypes.SELECT,
-                transaction,
-              },
+             VALUES ($1, $2, $3, $4, $5, 'CREATED') ON CONFLICT (shipment_key) DO NOTHING RETURNING *`,
+              [randomUUID(), key, orderId, address.country, storableJson(address)],
             );
-            if (!inserted) return undefined;
-            const shipment = toShipment(inserted);
-            await this.enqueueAudit(transaction, ctx, shipment);
-            return shipment;
-          });
-          if (created) return created;
-        }
-        // Made by a concurrent duplicate, or voided by a cancel that came first.
-        const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
-        if (row.status === "VOIDED") {
-          throw new ConflictError("This shipment was cancelled before it was made", "CONFLICT", { shipmentKey: key });
-        }
-        return toShipment(row);
+            // Made by a concurrent duplicate, or voided by a cancel that came first.
+            if (!row) [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+          }
+          if (row.status === "VOIDED") {
+            throw new ConflictError("This shipment was cancelled before it was made", "CONFLICT", { shipmentKey: key });
+          }
+          return toShipment(row);
+        },
       },
-    },
 
-    /** Cancels the shipment made under `shipmentKey`, once; with none yet, voids the key. System only. */
-    cancel: {
-      audit: { entity: "shipment", idParam: "shipmentKey" },
-      ...CARRIER_CALL,
-      params: { shipmentKey: { type: "string", min: 1, max: 300 }, $$strict: true },
-      async handler(this: ShippingThis, ctx: Context<{ shipmentKey: string }>): Promise<Shipment> {
-        const { shipmentKey } = ctx.params;
-        const cancelled = await this.sequelize.transaction(async (transaction) => {
-          const [updated] = await this.sequelize.query<ShipmentRow>(
-            `UPDATE shipments SET status = 'CANCELLED', cancelled_at = now()
-               WHERE shipment_key = $1 AND status = 'CREATED' RETURNING *`,
-            { bind: [shipmentKey], type: QueryTypes.SELECT, transaction },
+      /** Cancels the shipment made under `shipmentKey`, once; with none yet, voids the key. System only. */
+      cancel: {
+        audit: { entity: "shipment", idParam: "shipmentKey" },
+        ...CARRIER_CALL,
+        params: { shipmentKey: { type: "string", min: 1, max: 300 }, $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ shipmentKey: string }>): Promise<Shipment> {
+          const { shipmentKey } = ctx.params;
+          await this.rows(
+            `UPDATE shipments SET status = 'CANCELLED', cancelled_at = now() WHERE shipment_key = $1 AND status = 'CREATED'`,
+            [shipmentKey],
           );
-          if (!updated) return undefined;
-          const shipment = toShipment(updated);
-          await this.enqueueAudit(transaction, ctx, shipment);
-          return shipment;
-        });
-        if (cancelled) return cancelled;
-        await this.rows(
-          `INSERT INTO shipments (id, shipment_key, status) VALUES ($1, $2, 'VOIDED') ON CONFLICT (shipment_key) DO NOTHING`,
-          [randomUUID(), shipmentKey],
-        );
-        const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [shipmentKey]);
-        return toShipment(row);
+          await this.rows(
+            `INSERT INTO shipments (id, shipment_key, status) VALUES ($1, $2, 'VOIDED') ON CONFLICT (shipment_key) DO NOTHING`,
+            [randomUUID(), shipmentKey],
+          );
+          const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [shipmentKey]);
+          return toShipment(row);
+        },
+      },
+
+      /**
+       * Simulates a carrier outage on this node for `durationMs` (0 ends it): new shipments fail with a retryable 503.
+       * `shipping:admin`.
+       */
+      outage: {
+        audit: { entity: "carrier" },
+        rest: "POST /outage",
+        permissions: ["shipping:admin"],
+        params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ durationMs: number }>) {
+          this.outageUntil = Date.now() + ctx.params.durationMs;
+          this.logger.warn(`Simulated carrier outage for ${ctx.params.durationMs} ms`);
+          return { outageUntil: new Date(this.outageUntil).toISOString() };
+        },
+      },
+
+      /** The shipments of an order (a few: all of them unless paged). `shipping:read` (operators). */
+      list: {
+        rest: "GET /",
+        list: "page",
+        permissions: ["shipping:read"],
+        params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
+        async handler(this: ShippingThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Shipment>> {
+          const rows = await this.rows("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
+            ctx.params.orderId,
+          ]);
+          return pageOf(rows.map(toShipment), ctx.params);
+        },
       },
     },
 
-    /**
-     * Simulates a carrier outage on this node for `durationMs` (0 ends it): new shipments fail with a retryable 503.
-     * `shipping:admin`.
-     */
-    outage: {
-      audit: { entity: "carrier" },
-      rest: "POST /outage",
-      permissions: ["shipping:admin"],
-      params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
-      async handler(this: ShippingThis, ctx: Context<{ durationMs: number }>) {
-        this.outageUntil = Date.now() + ctx.params.durationMs;
-        this.logger.warn(`Simulated carrier outage for ${ctx.params.durationMs} ms`);
-        return { outageUntil: new Date(this.outageUntil).toISOString() };
+    methods: {
+      async rows(this: ShippingThis, sql: string, bind: unknown[]) {
+        return this.sequelize.query<ShipmentRow>(sql, { bind, type: QueryTypes.SELECT });
       },
     },
-
-    /** The shipments of an order (a few: all of them unless paged). `shipping:read` (operators). */
-    list: {
-      rest: "GET /",
-      list: "page",
-      permissions: ["shipping:read"],
-      params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
-      async handler(this: ShippingThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Shipment>> {
-        const rows = await this.rows("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
-          ctx.params.orderId,
-        ]);
-        return pageOf(rows.map(toShipment), ctx.params);
-      },
-    },
-  },
-
-  methods: {
-    async rows(this: ShippingThis, sql: string, bind: unknown[]) {
-      return this.sequelize.query<ShipmentRow>(sql, { bind, type: QueryTypes.SELECT });
-    },
-  },
-};
+  };
 
 export default ShippingService;

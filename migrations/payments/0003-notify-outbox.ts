@@ -1,3 +1,0 @@
-import { outboxNotifyMigration } from "../../lib/outbox";
-
-export default outboxNotifyMigration("0003-notify-outbox");

@@ -184,6 +184,12 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
   { key: "AUTH_ISSUER", default: "aicunet", description: "`iss` of the access tokens." },
   { key: "AUTH_AUDIENCE", default: "aicunet-api", description: "`aud` of the access tokens." },
   { key: "ACCESS_TOKEN_TTL", default: "900", description: "Access token lifetime in seconds." },
+  {
+    key: "TOKEN_CACHE_SIZE",
+    default: "10000",
+    description:
+      "Access tokens whose signature a gateway keeps as verified (until each one's expiry; revocation and roles are still checked on every request). 0 verifies every request.",
+  },
   { key: "REFRESH_TOKEN_TTL", default: "2592000", description: "Refresh token lifetime in seconds (30 days)." },
   { key: "AUTH_SELF_REGISTRATION", default: "true", description: "Whether `POST /api/auth/register` is open." },
   {
@@ -434,6 +440,7 @@ export interface Config {
     issuer: string;
     audience: string;
     accessTokenTtl: number;
+    tokenCacheSize: number;
     refreshTokenTtl: number;
     selfRegistration: boolean;
     adminEmail: string | null;
@@ -640,6 +647,7 @@ export function loadConfig(env: Env = process.env): Config {
       issuer: text("AUTH_ISSUER") ?? "aicunet",
       audience: text("AUTH_AUDIENCE") ?? "aicunet-api",
       accessTokenTtl: number("ACCESS_TOKEN_TTL", 900, { min: 10, max: 86_400 }),
+      tokenCacheSize: number("TOKEN_CACHE_SIZE", 10_000, { min: 0, max: 10_000_000 }),
       refreshTokenTtl: number("REFRESH_TOKEN_TTL", 2_592_000, { min: 60 }),
       selfRegistration: flag("AUTH_SELF_REGISTRATION", true),
       adminEmail: text("ADMIN_EMAIL")?.toLowerCase() ?? null,

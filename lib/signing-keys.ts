@@ -9,6 +9,7 @@ import {
   createHash,
   createPublicKey,
   generateKeyPairSync,
+  KeyObject,
   randomBytes,
   randomUUID,
 } from "node:crypto";
@@ -95,6 +96,11 @@ export function signAccessToken(
   });
 }
 
+/** A JWK as a key object: building one costs more than an ES256 verification, so verifiers keep it per `kid`. */
+export function publicKeyObject(publicJwk: PublicJwk): KeyObject {
+  return createPublicKey({ key: { ...publicJwk }, format: "jwk" });
+}
+
 /** The `kid` of a token's header, without trusting anything else in it. */
 export function tokenKeyId(token: string): string | undefined {
   const decoded = jwt.decode(token, { complete: true });
@@ -105,8 +111,12 @@ export function tokenKeyId(token: string): string | undefined {
  * Verifies signature (ES256 only), issuer, audience and expiry against the given public key; throws otherwise. A token
  * without `exp` is refused: jsonwebtoken checks `exp` only when it is present, and such a token would never end.
  */
-export function verifyAccessToken(token: string, publicJwk: PublicJwk, settings: TokenSettings): VerifiedClaims {
-  const key = createPublicKey({ key: { ...publicJwk }, format: "jwk" });
+export function verifyAccessToken(
+  token: string,
+  publicKey: PublicJwk | KeyObject,
+  settings: TokenSettings,
+): VerifiedClaims {
+  const key = publicKey instanceof KeyObject ? publicKey : publicKeyObject(publicKey);
   const claims = jwt.verify(token, key, {
     algorithms: [ALGORITHM],
     issuer: settings.issuer,

@@ -5,7 +5,7 @@
  * Authorization is not here: the permissions
  * middleware checks every call on the node that runs it. Business rules live in the services.
  */
-import { randomUUID } from "node:crypto";
+import { randomUUID, type KeyObject } from "node:crypto";
 import type { BlockList } from "node:net";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import path from "node:path";
@@ -43,7 +43,14 @@ import type { ListShape } from "../lib/paging";
 import { asSystem, permissionsOfRoles, type Caller, type PermissionDeclaration } from "../lib/permissions";
 import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore, type WindowCount } from "../lib/rate-limit";
 import { RevocationList, subjectOf, type Revocation } from "../lib/revocation";
-import { tokenKeyId, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
+import {
+  publicKeyObject,
+  tokenKeyId,
+  verifyAccessToken,
+  type PublicJwk,
+  type VerifiedClaims,
+} from "../lib/signing-keys";
+import { VerifiedTokenCache } from "../lib/token-cache";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import type { OAuthMeta } from "./auth.service";
@@ -190,7 +197,9 @@ interface ApiState {
   fallbackLimits: RateLimitStore;
   fallbackWarnedAt?: number;
   trustedProxies: BlockList;
-  jwks: { keys: Map<string, PublicJwk>; fetchedAt: number; pending?: Promise<void> };
+  /** The auth service's verification keys, as key objects by `kid`. */
+  jwks: { keys: Map<string, KeyObject>; fetchedAt: number; pending?: Promise<void> };
+  verifiedTokens: VerifiedTokenCache;
   roles: { table?: Record<string, string[]>; fetchedAt: number };
   revocations: { list: RevocationList; syncedAt: number; attemptedAt: number; pending?: Promise<void> };
   /** Open event streams (log tails, order progress), ended when the node stops taking requests. */
@@ -210,9 +219,10 @@ interface ApiMethods {
   refuseLockedOutLogin(req: GatewayRequest): Promise<void>;
   countLoginFailure(req: GatewayRequest): Promise<void>;
   clientOf(req: GatewayRequest): string;
-  publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined>;
+  publicKey(kid: string, ctx: Context): Promise<KeyObject | undefined>;
   rolePermissions(ctx: Context): Promise<Record<string, string[]>>;
   callerFromToken(token: string, ctx: Context): Promise<{ caller: Caller; token: AccessTokenInfo }>;
+  verifyToken(token: string, ctx: Context): Promise<VerifiedClaims>;
   syncRevocations(ctx: Context): Promise<void>;
   tailLogs(req: GatewayRequest, res: ServerResponse): Promise<void>;
   streamOrder(req: GatewayRequest, res: ServerResponse): Promise<void>;
@@ -491,6 +501,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
     this.localServicesStarted = false;
     this.routesGenerated = false;
     this.jwks = { keys: new Map(), fetchedAt: 0 };
+    this.verifiedTokens = new VerifiedTokenCache(cfg.auth.tokenCacheSize);
     this.roles = { fetchedAt: 0 };
     this.revocations = { list: new RevocationList(cfg.auth.accessTokenTtl * 1000), syncedAt: 0, attemptedAt: 0 };
     this.tails = new Set();
@@ -591,22 +602,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
      * verify, has no expiry, or was revoked (its subject was disabled or changed after it was issued: lib/revocation.ts).
      */
     async callerFromToken(token: string, ctx: Context): Promise<{ caller: Caller; token: AccessTokenInfo }> {
-      const kid = tokenKeyId(token);
-      const key = kid ? await this.publicKey(kid, ctx) : undefined;
-      if (!key) throw new UnauthorizedError("The token is not signed by a known key", "INVALID_TOKEN");
-      let claims;
-      try {
-        claims = verifyAccessToken(token, key, { issuer: cfg.auth.issuer, audience: cfg.auth.audience });
-      } catch (err) {
-        const expired = (err as Error).name === "TokenExpiredError";
-        throw new UnauthorizedError(
-          expired ? "The token has expired" : `Invalid token: ${(err as Error).message}`,
-          "INVALID_TOKEN",
-          {
-            reason: expired ? "expired" : "invalid",
-          },
-        );
-      }
+      // Verified before, and its key is still published: the signature needs no second check.
+      const cached = this.verifiedTokens.get(token);
+      let claims = cached && (await this.publicKey(cached.kid, ctx)) ? cached.claims : undefined;
+      if (!claims) claims = await this.verifyToken(token, ctx);
       const info = {
         subject: subjectOf(claims.typ === "client" ? "client" : "user", claims.sub),
         generation: claims.gen ?? 0,
@@ -658,8 +657,30 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       if (!loaded) await revocations.pending;
     },
 
+    /**
+     * Checks a token's signature (ES256, by the key its `kid` names), issuer, audience and expiry, and keeps the result
+     * in the verified-token cache. 401 for a token that does not verify.
+     */
+    async verifyToken(token: string, ctx: Context): Promise<VerifiedClaims> {
+      const kid = tokenKeyId(token);
+      const key = kid ? await this.publicKey(kid, ctx) : undefined;
+      if (!kid || !key) throw new UnauthorizedError("The token is not signed by a known key", "INVALID_TOKEN");
+      try {
+        const claims = verifyAccessToken(token, key, { issuer: cfg.auth.issuer, audience: cfg.auth.audience });
+        this.verifiedTokens.set(token, { kid, claims });
+        return claims;
+      } catch (err) {
+        const expired = (err as Error).name === "TokenExpiredError";
+        throw new UnauthorizedError(
+          expired ? "The token has expired" : `Invalid token: ${(err as Error).message}`,
+          "INVALID_TOKEN",
+          { reason: expired ? "expired" : "invalid" },
+        );
+      }
+    },
+
     /** A verification key by id from the auth service's JWKS, cached; an unknown id refreshes the cache (throttled). */
-    async publicKey(kid: string, ctx: Context): Promise<PublicJwk | undefined> {
+    async publicKey(kid: string, ctx: Context): Promise<KeyObject | undefined> {
       const jwks = this.jwks;
       const stale = Date.now() - jwks.fetchedAt > JWKS_TTL_MS;
       const unknownAndRefreshable = !jwks.keys.has(kid) && Date.now() - jwks.fetchedAt > JWKS_MIN_REFRESH_MS;
@@ -667,7 +688,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         jwks.pending ??= this.broker
           .call<{ keys: PublicJwk[] }, Record<string, never>>("auth.jwks", {}, asSystem(ctx))
           .then((result) => {
-            this.jwks = { keys: new Map(result.keys.map((key) => [key.kid, key])), fetchedAt: Date.now() };
+            const keys = new Map(result.keys.map((jwk) => [jwk.kid, publicKeyObject(jwk)]));
+            this.jwks = { keys, fetchedAt: Date.now() };
           })
           .finally(() => {
             jwks.pending = undefined;

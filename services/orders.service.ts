@@ -647,22 +647,10 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
       /** Each item's product at its current price; unknown or inactive products and mixed currencies are 422. */
       async priceItems(this: OrdersThis, ctx: Context, items: CreateOrderParams["items"]) {
         const ids = [...new Set(items.map((item) => item.productId))];
-        const products = new Map<string, Product | undefined>();
-        await Promise.all(
-          ids.map(async (productId) => {
-            try {
-              products.set(
-                productId,
-                await this.broker.call<Product, { id: string }>("products.get", { id: productId }, asSystem(ctx)),
-              );
-            } catch (err) {
-              // Only the products service's own answer means no such product; a 404 of the bus (SERVICE_NOT_FOUND:
-              // no node hosts products right now) is an outage, not the client's mistake.
-              if ((err as { type?: string }).type !== "NOT_FOUND") throw err;
-              products.set(productId, undefined);
-            }
-          }),
-        );
+        // One call for all lines. A product it does not return does not exist; a failed call (no node hosts products
+        // right now) is an outage, not the client's mistake.
+        const found = await this.broker.call<Product[], { ids: string[] }>("products.getMany", { ids }, asSystem(ctx));
+        const products = new Map(found.map((product) => [product.id, product]));
         const problems: FieldProblem[] = [];
         items.forEach((item, index) => {
           const product = products.get(item.productId);

@@ -17,7 +17,7 @@ import Fastify from "fastify";
 import type { Context, ServiceSchema } from "moleculer";
 import { createNode, waitUntilReady, type NodeOptions } from "../bin/node";
 import { loadConfig, type Config } from "../lib/config";
-import { verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
+import { publicKeyObject, verifyAccessToken, type PublicJwk } from "../lib/signing-keys";
 import { brokerOptions } from "../moleculer.config";
 
 /** The work every server does per request: build a small catalog entry and serialise it. */
@@ -63,6 +63,8 @@ async function startGateway(
     // No limit may throttle the load generator's single address.
     RATE_LIMIT_IP: "100000000",
     RATE_LIMIT_USER: "100000000",
+    // No saga engine runs here, so no order ever ends: backpressure would refuse the order bench's POSTs.
+    ORDERS_MAX_BACKLOG: "10000000",
     DATABASE_URL: process.env.DATABASE_URL ?? "postgres://unused@127.0.0.1/unused",
   });
   const broker = await createNode(cfg, nodeOptions(cfg));
@@ -72,7 +74,8 @@ async function startGateway(
 }
 
 function startFastify(port: number): Promise<string> {
-  const jwk = JSON.parse(process.env.BENCH_JWK ?? "null") as PublicJwk;
+  // The key object is built once, as a Fastify service would keep it; the ES256 check runs on every request.
+  const key = publicKeyObject(JSON.parse(process.env.BENCH_JWK ?? "null") as PublicJwk);
   const settings = {
     issuer: process.env.AUTH_ISSUER ?? "aicunet",
     audience: process.env.AUTH_AUDIENCE ?? "aicunet-api",
@@ -82,7 +85,7 @@ function startFastify(port: number): Promise<string> {
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? "");
     try {
       if (!bearer) throw new Error("no token");
-      verifyAccessToken(bearer[1], jwk, settings);
+      verifyAccessToken(bearer[1], key, settings);
     } catch {
       return reply.code(401).send({ error: "unauthorized" });
     }

@@ -146,7 +146,10 @@ describe("outcomes", () => {
     const order = await settled((await placeOrder("HAPPY")).id);
     expect(order.status).toBe("COMPLETED");
     expect(order.saga).toMatchObject({ status: "COMPLETED", completedSteps: 6, reason: null });
-    expect(outcomes(order.saga!)).toEqual([
+    // The suite's first saga may start before the saga node has discovered a participant's node (the three start
+    // together): it then waits for it (`stock:unavailable`) instead of failing, which is not an outcome.
+    const waitedOut = outcomes(order.saga!).filter((outcome) => !outcome.endsWith(":unavailable"));
+    expect(waitedOut).toEqual([
       "start:started",
       "stock:ok",
       "payment:ok",

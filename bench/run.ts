@@ -15,6 +15,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
+import { loadConfig } from "../lib/config";
+import { databaseUrlFor } from "../lib/database";
 import { startEmbeddedPostgres } from "../lib/embedded-postgres";
 import { auditBench, reportAudit } from "./audit";
 import { dataPairs, httpRate, type RateResult } from "./data";
@@ -150,10 +152,29 @@ async function dataServices(env: Record<string, string>) {
       customerToken: await login(base, customer),
       env: { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` },
     };
-    return await dataPairs(setup, connections, duration);
+    const pairs = await dataPairs(setup, connections, duration);
+    return { ...pairs, authenticatedList: await authenticatedList(setup) };
   } finally {
     node.child.kill("SIGKILL");
   }
+}
+
+/**
+ * Authenticated `GET /api/products` (10 rows, the products `dataPairs` seeded) vs Fastify verifying the same ES256
+ * token and running the same query on the same database (issue 16).
+ */
+async function authenticatedList(setup: { base: string; adminToken: string; env: Record<string, string> }) {
+  const headers = { authorization: `Bearer ${setup.adminToken}` };
+  const viaGateway = await measure("GET /api/products (gateway)", `${setup.base}/api/products?pageSize=10`, headers);
+  const { keys } = (await (await fetch(`${setup.base}/.well-known/jwks.json`)).json()) as { keys: PublicJwk[] };
+  const productsUrl = databaseUrlFor("products", loadConfig({ ...process.env, ...setup.env }));
+  const viaFastify = await run(
+    "fastify-jwt",
+    "/products?pageSize=10",
+    { BENCH_JWK: JSON.stringify(keys[0]), BENCH_PRODUCTS_URL: productsUrl },
+    headers,
+  );
+  return [viaFastify, viaGateway] as const;
 }
 
 /**
@@ -182,9 +203,10 @@ async function main(): Promise<void> {
         report("Authenticated REST GET (issue 3)", fastify, gatewayAuth);
       }
       if (runs("data")) {
-        const { list, create } = await dataServices(env);
+        const { list, create, authenticatedList: authenticated } = await dataServices(env);
         report("Product list, 20 per page (issue 4)", list[0], list[1]);
         report("Order create (issue 4)", create[0], create[1]);
+        report("Authenticated product list, 10 per page (issue 16)", authenticated[0], authenticated[1]);
       }
       if (runs("events")) reportEvents(await eventBackbone(env.DATABASE_URL));
       if (runs("sagas")) reportSagas(await sagaBench(env.DATABASE_URL));

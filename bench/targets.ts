@@ -14,6 +14,7 @@
  */
 import { createServer } from "node:http";
 import Fastify from "fastify";
+import { Pool } from "pg";
 import type { Context, ServiceSchema } from "moleculer";
 import { createNode, waitUntilReady, type NodeOptions } from "../bin/node";
 import { loadConfig, type Config } from "../lib/config";
@@ -80,8 +81,12 @@ function startFastify(port: number): Promise<string> {
     issuer: process.env.AUTH_ISSUER ?? "aicunet",
     audience: process.env.AUTH_AUDIENCE ?? "aicunet-api",
   };
+  // With BENCH_PRODUCTS_URL, /products answers a page of the products table as the gateway's GET /api/products does.
+  const products = process.env.BENCH_PRODUCTS_URL
+    ? new Pool({ connectionString: process.env.BENCH_PRODUCTS_URL, max: 10 })
+    : null;
   const app = Fastify({ logger: false });
-  app.get<{ Querystring: { id?: string } }>("/item", async (request, reply) => {
+  app.addHook("onRequest", async (request, reply) => {
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? "");
     try {
       if (!bearer) throw new Error("no token");
@@ -89,9 +94,52 @@ function startFastify(port: number): Promise<string> {
     } catch {
       return reply.code(401).send({ error: "unauthorized" });
     }
-    return catalogItem(request.query.id ?? "1");
+  });
+  app.get<{ Querystring: { id?: string } }>("/item", async (request) => catalogItem(request.query.id ?? "1"));
+  app.get<{ Querystring: { pageSize?: string } }>("/products", async (request) => {
+    const pageSize = Math.min(100, Number(request.query.pageSize ?? 20));
+    const { rows } = await products!.query<ProductRow>(PRODUCT_PAGE_SQL, [pageSize]);
+    const total = rows.length > 0 ? Number(rows[0].full_count) : 0;
+    return {
+      rows: rows.map((row) => ({
+        id: row.id,
+        sku: row.sku,
+        name: row.name,
+        description: row.description,
+        price: { amount: Number(row.price_amount), currency: row.currency },
+        stock: row.stock,
+        active: row.active,
+        version: row.version,
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+      })),
+      total,
+      page: 1,
+      pageSize,
+      totalPages: Math.ceil(total / pageSize),
+    };
   });
   return app.listen({ port, host: "127.0.0.1" });
+}
+
+/** The products page query the service runs (bench/data.ts measures it on its own too). */
+export const PRODUCT_PAGE_SQL = `SELECT id, sku, name, description, price_amount, currency, stock, active, version,
+  created_at, updated_at, count(*) OVER () AS full_count
+  FROM products ORDER BY name ASC, id ASC LIMIT $1 OFFSET 0`;
+
+interface ProductRow {
+  id: string;
+  sku: string;
+  name: string;
+  description: string | null;
+  price_amount: string;
+  currency: string;
+  stock: number;
+  active: boolean;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  full_count: string;
 }
 
 async function main(): Promise<void> {

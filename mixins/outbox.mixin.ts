@@ -6,10 +6,11 @@
  * the safety net: a relay looks for rows still unsent a moment after they were written (the process died before it
  * published, publishing failed, NATS was down) and publishes them the same way, with a backoff while publishing
  * fails; nothing is dropped. It does not poll at a fast pace: a commit that wrote outbox rows notifies the relays of
- * its database (a trigger's NOTIFY, lib/outbox.ts), which then look a moment later; a slow poll (OUTBOX_POLL_INTERVAL) covers
- * notifications missed while the listening connection was down. A row published twice (a crash between publish and mark) is dropped as a duplicate by
- * JetStream's window and the consumers' inbox. A channel's stream is created before its first publish, so events are
- * kept even before any consumer group has subscribed.
+ * its database (a trigger's NOTIFY, lib/outbox.ts), which then look a moment later; a slow poll
+ * (OUTBOX_POLL_INTERVAL) covers notifications missed while the listening connection was down. A row published twice
+ * (a crash between publish and mark) is dropped as a duplicate by JetStream's window and the consumers' inbox. A
+ * channel's stream is created before its first publish, so events are kept even before any consumer group has
+ * subscribed.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
@@ -52,10 +53,6 @@ interface OutboxState {
   databaseUrl: string;
   outboxListener?: PgListener;
   outboxTimer?: NodeJS.Timeout;
-  /** When the next round is due (ms since the epoch), while no round runs. */
-  outboxDueAt: number;
-  /** A wake-up that came while a round ran: the round after it is due then at the latest. */
-  outboxWakeAt?: number;
   /** The relay's round in progress, which stopping waits for: the channel adapter disconnects right after. */
   outboxRound?: Promise<void>;
   outboxStopping: boolean;
@@ -239,8 +236,12 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       this.outboxStreams = new Set();
       this.outboxPrunedAt = 0;
       let running = false;
+      /** When the next round is due (ms since the epoch), while no round runs. */
+      let dueAt = 0;
+      /** A wake-up that came while a round ran: the round after it is due then at the latest. */
+      let wakeAt = Infinity;
       const runAt = (at: number) => {
-        this.outboxDueAt = at;
+        dueAt = at;
         this.outboxTimer = setTimeout(
           () => {
             running = true;
@@ -275,8 +276,8 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
           // Not subscribed yet: soon again, not at the idle pace.
           delay = Math.min(delay, 1000);
         }
-        const at = Math.min(Date.now() + delay, this.outboxWakeAt ?? Infinity);
-        this.outboxWakeAt = undefined;
+        const at = Math.min(Date.now() + delay, wakeAt);
+        wakeAt = Infinity;
         if (!this.outboxStopping) runAt(at);
       };
       // A commit somewhere wrote outbox rows: a round once they are past the grace, unless one is due sooner.
@@ -284,8 +285,8 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
         const at = Date.now() + RELAY_GRACE_MS + WAKE_MARGIN_MS;
         if (this.outboxStopping) return;
         if (running) {
-          this.outboxWakeAt = Math.min(this.outboxWakeAt ?? Infinity, at);
-        } else if (at < this.outboxDueAt) {
+          wakeAt = Math.min(wakeAt, at);
+        } else if (at < dueAt) {
           clearTimeout(this.outboxTimer);
           runAt(at);
         }

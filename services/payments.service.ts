@@ -91,6 +91,7 @@ function keyOf(ctx: Context<unknown, GatewayMeta>): string {
 
 interface PaymentsMethods {
   rows(sql: string, bind: unknown[]): Promise<PaymentRow[]>;
+  byChargeKey(key: string): Promise<PaymentRow | undefined>;
   answer(row: PaymentRow): Payment;
 }
 
@@ -149,7 +150,7 @@ const PaymentsService: ServiceSchema<
             break;
           case "pm_card_flaky": {
             // A repeat of a charge made does not call the provider again (its failures are counted per call).
-            const [existing] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+            const existing = await this.byChargeKey(key);
             if (existing) return this.answer(existing);
             const [{ calls }] = await this.sequelize.query<{ calls: number }>(
               `INSERT INTO provider_calls (charge_key, calls) VALUES ($1, 1)
@@ -180,7 +181,7 @@ const PaymentsService: ServiceSchema<
         if (inserted?.status === "CHARGED") {
           this.logger.info(`Charged ${amount} ${currency} for order ${orderId} (${key})`);
         }
-        const row = inserted ?? (await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]))[0];
+        const row = inserted ?? (await this.byChargeKey(key))!;
         return this.answer(row);
       },
     },
@@ -212,7 +213,7 @@ const PaymentsService: ServiceSchema<
            ON CONFLICT (charge_key) DO NOTHING`,
           [randomUUID(), chargeKey],
         );
-        const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [chargeKey]);
+        const row = (await this.byChargeKey(chargeKey))!;
         return toPayment(row);
       },
     },
@@ -251,6 +252,12 @@ const PaymentsService: ServiceSchema<
   methods: {
     async rows(this: PaymentsThis, sql: string, bind: unknown[]) {
       return this.sequelize.query<PaymentRow>(sql, { bind, type: QueryTypes.SELECT });
+    },
+
+    /** The one row of a charge key, if any. */
+    async byChargeKey(this: PaymentsThis, key: string) {
+      const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+      return row;
     },
 
     /** The result a charge key stands for: the payment, or the refusal it recorded. */

@@ -62,6 +62,7 @@ const CARRIER_CALL = {
 
 interface ShippingMethods {
   rows(sql: string, bind: unknown[]): Promise<ShipmentRow[]>;
+  byShipmentKey(key: string): Promise<ShipmentRow | undefined>;
 }
 
 type ShippingThis = Service<DbSettings> & DbServiceThis & ShippingMethods & { outageUntil: number };
@@ -109,7 +110,7 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
             ]);
           }
           // A repeat answers the shipment made, also while the carrier is down.
-          let [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+          let row = await this.byShipmentKey(key);
           if (!row) {
             const { orderId, address } = ctx.params;
             if (UNSUPPORTED_COUNTRIES.has(address.country)) throw new UnsupportedDestinationError(address.country);
@@ -122,12 +123,12 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
               [randomUUID(), key, orderId, address.country, storableJson(address)],
             );
             // Made by a concurrent duplicate, or voided by a cancel that came first.
-            if (!row) [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+            row ??= await this.byShipmentKey(key);
           }
-          if (row.status === "VOIDED") {
+          if (row!.status === "VOIDED") {
             throw new ConflictError("This shipment was cancelled before it was made", "CONFLICT", { shipmentKey: key });
           }
-          return toShipment(row);
+          return toShipment(row!);
         },
       },
 
@@ -146,8 +147,7 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
             `INSERT INTO shipments (id, shipment_key, status) VALUES ($1, $2, 'VOIDED') ON CONFLICT (shipment_key) DO NOTHING`,
             [randomUUID(), shipmentKey],
           );
-          const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [shipmentKey]);
-          return toShipment(row);
+          return toShipment((await this.byShipmentKey(shipmentKey))!);
         },
       },
 
@@ -185,6 +185,12 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
     methods: {
       async rows(this: ShippingThis, sql: string, bind: unknown[]) {
         return this.sequelize.query<ShipmentRow>(sql, { bind, type: QueryTypes.SELECT });
+      },
+
+      /** The one row of a shipment key, if any. */
+      async byShipmentKey(this: ShippingThis, key: string) {
+        const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+        return row;
       },
     },
   };

@@ -12,6 +12,7 @@ import { Pool } from "pg";
 import { databaseUrlFor } from "../lib/database";
 import { loadConfig } from "../lib/config";
 import type { Product } from "../services/products.service";
+import { PRODUCT_PAGE_SQL } from "./product-page";
 
 export interface RateResult {
   target: string;
@@ -90,10 +91,14 @@ export async function seedProducts(setup: DataBenchSetup, count: number): Promis
   return created;
 }
 
+/** The database of one of the bench node's services, as the node names it from its environment. */
+export function serviceDatabaseUrl(setup: Pick<DataBenchSetup, "env">, service: "products" | "orders"): string {
+  return databaseUrlFor(service, loadConfig({ ...process.env, ...setup.env }));
+}
+
 export async function dataPairs(setup: DataBenchSetup, connections: number, seconds: number) {
-  const cfg = loadConfig({ ...process.env, ...setup.env });
-  const productsPool = new Pool({ connectionString: databaseUrlFor("products", cfg), max: connections });
-  const ordersPool = new Pool({ connectionString: databaseUrlFor("orders", cfg), max: connections });
+  const productsPool = new Pool({ connectionString: serviceDatabaseUrl(setup, "products"), max: connections });
+  const ordersPool = new Pool({ connectionString: serviceDatabaseUrl(setup, "orders"), max: connections });
   try {
     const products = await seedProducts(setup, 200);
     const orderBody = {
@@ -111,13 +116,8 @@ export async function dataPairs(setup: DataBenchSetup, connections: number, seco
       connections,
       seconds,
     );
-    // The page and its total in one statement, as the service runs it.
     const listBare = await measureLoop("same query on pg", connections, seconds, () =>
-      productsPool.query(
-        `SELECT id, sku, name, description, price_amount, currency, stock, active, version, created_at, updated_at,
-                count(*) OVER () AS full_count
-         FROM products ORDER BY name ASC, id ASC LIMIT 20 OFFSET 0`,
-      ),
+      productsPool.query(PRODUCT_PAGE_SQL, [20]),
     );
 
     const createViaGateway = await httpRate(

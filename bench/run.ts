@@ -15,11 +15,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
-import { loadConfig } from "../lib/config";
-import { databaseUrlFor } from "../lib/database";
 import { startEmbeddedPostgres } from "../lib/embedded-postgres";
 import { auditBench, reportAudit } from "./audit";
-import { dataPairs, httpRate, type RateResult } from "./data";
+import { dataPairs, httpRate, serviceDatabaseUrl, type RateResult } from "./data";
 import { eventBackbone, reportEvents } from "./events";
 import { reportSagas, sagaBench } from "./sagas";
 import { reportUi, uiBench } from "./ui";
@@ -167,11 +165,10 @@ async function authenticatedList(setup: { base: string; adminToken: string; env:
   const headers = { authorization: `Bearer ${setup.adminToken}` };
   const viaGateway = await measure("GET /api/products (gateway)", `${setup.base}/api/products?pageSize=10`, headers);
   const { keys } = (await (await fetch(`${setup.base}/.well-known/jwks.json`)).json()) as { keys: PublicJwk[] };
-  const productsUrl = databaseUrlFor("products", loadConfig({ ...process.env, ...setup.env }));
   const viaFastify = await run(
     "fastify-jwt",
     "/products?pageSize=10",
-    { BENCH_JWK: JSON.stringify(keys[0]), BENCH_PRODUCTS_URL: productsUrl },
+    { BENCH_JWK: JSON.stringify(keys[0]), BENCH_PRODUCTS_URL: serviceDatabaseUrl(setup, "products") },
     headers,
   );
   return [viaFastify, viaGateway] as const;

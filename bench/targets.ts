@@ -15,6 +15,7 @@
 import { createServer } from "node:http";
 import Fastify from "fastify";
 import { Pool } from "pg";
+import { PRODUCT_PAGE_SQL } from "./product-page";
 import type { Context, ServiceSchema } from "moleculer";
 import { createNode, waitUntilReady, type NodeOptions } from "../bin/node";
 import { loadConfig, type Config } from "../lib/config";
@@ -121,11 +122,6 @@ function startFastify(port: number): Promise<string> {
   });
   return app.listen({ port, host: "127.0.0.1" });
 }
-
-/** The products page query the service runs (bench/data.ts measures it on its own too). */
-export const PRODUCT_PAGE_SQL = `SELECT id, sku, name, description, price_amount, currency, stock, active, version,
-  created_at, updated_at, count(*) OVER () AS full_count
-  FROM products ORDER BY name ASC, id ASC LIMIT $1 OFFSET 0`;
 
 interface ProductRow {
   id: string;

@@ -6,6 +6,8 @@
 import path from "node:path";
 import { Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import {
+  ServiceBroker,
+  TracerExporters,
   Validators,
   type BrokerOptions,
   type Context,
@@ -20,6 +22,8 @@ import { InProcessChannelsAdapter } from "./lib/in-process-channels";
 import { LogShipper } from "./lib/log-shipper";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
+import { SampledTraceExporter } from "./lib/trace-sampling";
+import { ActionMetricsMiddleware } from "./middlewares/action-metrics.middleware";
 import { AuditMiddleware } from "./middlewares/audit.middleware";
 import { BusIdentityMiddleware } from "./middlewares/bus-identity.middleware";
 import { ChannelsReadyMiddleware } from "./middlewares/channels-ready.middleware";
@@ -67,7 +71,21 @@ function logger(config: Config): BrokerOptions["logger"] {
   return [local, new LogShipper({ level: config.log.shipLevel })] as BrokerOptions["logger"];
 }
 
+/** The exporters `TRACING_EXPORTER` names, behind the sampler when only a share of traces is kept. */
 function tracingExporters(config: Config): TracerOptions["exporter"] {
+  const { sampleRate, slowMs } = config.tracing;
+  const exporters = namedExporters(config);
+  if (sampleRate >= 1 || exporters.length === 0) return exporters;
+  const sampler = new SampledTraceExporter({
+    rate: sampleRate,
+    slowMs,
+    exporters: exporters.map(TracerExporters.resolve),
+  });
+  // Moleculer takes exporter instances too (it resolves each entry); its typings list only the named ones.
+  return [sampler as unknown as "Event"];
+}
+
+function namedExporters(config: Config) {
   const { exporters, endpoint } = config.tracing;
   return exporters.map((name) => {
     switch (name) {
@@ -183,7 +201,12 @@ export function brokerOptions(config: Config): BrokerOptions {
       AuditMiddleware({ spoolDir: path.join(config.dataDir, "audit-spool", config.namespace) }),
       channels(config),
       ChannelsReadyMiddleware(),
+      // Moleculer's own middlewares, in its order, with request metrics that an action can switch off.
+      ...ServiceBroker.INTERNAL_MIDDLEWARES.map((name) =>
+        name === "Metrics" ? (ActionMetricsMiddleware as unknown as Middleware) : name,
+      ),
     ],
+    internalMiddlewares: false,
 
     metrics: {
       enabled: true,
@@ -191,8 +214,9 @@ export function brokerOptions(config: Config): BrokerOptions {
         ? [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }]
         : [],
     },
+    // No exporter, no spans: they would be made and dropped on every call.
     tracing: {
-      enabled: true,
+      enabled: config.tracing.exporters.length > 0,
       exporter: tracingExporters(config),
       events: true,
       stackTrace: !config.isProduction,

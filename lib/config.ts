@@ -154,7 +154,18 @@ export const CONFIG_KEYS: readonly KeyDoc[] = [
     key: "TRACING_EXPORTER",
     default: "event (none in production and test)",
     description:
-      "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none`; spans are always created and propagated.",
+      "Comma list of `console`, `event` (to the log store's span store, `GET /api/logs/traces/:traceId`), `zipkin` (also what Jaeger and OpenTelemetry collectors accept), or `none` (no spans are made at all; request ids are still propagated).",
+  },
+  {
+    key: "TRACING_SAMPLE_RATE",
+    default: "1 (0.1 in production)",
+    description:
+      "Share of traces exported whole, from 0 to 1, chosen by the trace id so every node keeps the same ones. Traces outside it are still exported where a span failed or was slow (`TRACING_SLOW_MS`).",
+  },
+  {
+    key: "TRACING_SLOW_MS",
+    default: "1000",
+    description: "A span this long or longer, in ms, keeps its node's part of a trace outside the sampled share.",
   },
   {
     key: "TRACING_ENDPOINT",
@@ -427,7 +438,7 @@ export interface Config {
   retries: number;
   circuitBreakerThreshold: number;
   bulkhead: { concurrency: number; maxQueueSize: number };
-  tracing: { exporters: TracingExporterName[]; endpoint: string | null };
+  tracing: { exporters: TracingExporterName[]; endpoint: string | null; sampleRate: number; slowMs: number };
   shutdownTimeout: number;
   dataDir: string;
   embeddedPostgresPort: number;
@@ -637,7 +648,12 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: number("BULKHEAD_CONCURRENCY", 50, { min: 1 }),
       maxQueueSize: number("BULKHEAD_MAX_QUEUE", 500, { min: 0 }),
     },
-    tracing: { exporters: tracingExporters, endpoint: tracingEndpoint },
+    tracing: {
+      exporters: tracingExporters,
+      endpoint: tracingEndpoint,
+      sampleRate: number("TRACING_SAMPLE_RATE", isProduction ? 0.1 : 1, { max: 1 }),
+      slowMs: number("TRACING_SLOW_MS", 1000),
+    },
     shutdownTimeout: number("SHUTDOWN_TIMEOUT", 10_000, { min: 0 }),
     dataDir: path.resolve(text("DATA_DIR") ?? ".data"),
     embeddedPostgresPort: number("EMBEDDED_PG_PORT", 54320, { min: 1, max: 65535 }),

@@ -447,6 +447,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
       // One span per request, the routed action's, which roots the trace: a span of the HTTP entry as well cost about
       // a sixth of an authenticated request (bench/README.md). Method, URL, status and time are in the access log.
       tracing: false,
+      // Likewise one set of request metrics: the routed action's, beside the gateway's own HTTP counter and histogram.
+      metrics: false,
     },
     // moleculer-web's route listing is not part of the public API.
     listAliases: false,

@@ -5,6 +5,9 @@ import type { ListShape } from "../lib/paging";
 import type { PermissionDeclaration } from "../lib/permissions";
 
 declare module "moleculer" {
+  /** The built-in middleware factories by name (untyped in the package). */
+  const Middlewares: Record<string, (broker: ServiceBroker) => Middleware>;
+
   interface ServiceSchema {
     /** moleculer-db: the store adapter (set by `mixins/db.mixin.ts`). */
     adapter?: unknown;
@@ -51,6 +54,8 @@ declare module "moleculer" {
      * stream). The OpenAPI document gives it as the response schema, and a test checks every such route answers it.
      */
     list?: ListShape;
+    /** `false`: no `moleculer.request.*` metrics for this action (middlewares/action-metrics.middleware.ts). */
+    metrics?: boolean;
   }
 
   interface EventSchema {

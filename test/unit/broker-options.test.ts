@@ -1,7 +1,8 @@
-import { Errors, type LoggerConfig, type TracerOptions } from "moleculer";
+import { Errors, ServiceBroker, type LoggerConfig, type TracerOptions } from "moleculer";
 import { loadConfig } from "../../lib/config";
 import { ConflictError, DependencyUnavailableError, NotReadyError } from "../../lib/errors";
 import { LogShipper } from "../../lib/log-shipper";
+import { SampledTraceExporter } from "../../lib/trace-sampling";
 import { brokerOptions } from "../../moleculer.config";
 
 describe("brokerOptions", () => {
@@ -79,6 +80,21 @@ describe("brokerOptions", () => {
       { type: "Pino", options: { level: "info", pino: { options: { mixin: expect.any(Function) } } } },
       expect.any(LogShipper),
     ]);
-    expect(production.tracing).toMatchObject({ enabled: true, exporter: [] });
+    // No exporter in production unless one is configured, and then no spans are made.
+    expect(production.tracing).toMatchObject({ enabled: false, exporter: [] });
+  });
+
+  it("samples a share of traces when the rate is below 1, and exports every span at rate 1", () => {
+    const sampled = brokerOptions(loadConfig({ TRACING_EXPORTER: "event", TRACING_SAMPLE_RATE: "0.25" }));
+    expect(sampled.tracing).toMatchObject({ enabled: true, exporter: [expect.any(SampledTraceExporter)] });
+    const all = brokerOptions(loadConfig({ TRACING_EXPORTER: "event", TRACING_SAMPLE_RATE: "1" }));
+    expect(all.tracing).toMatchObject({ exporter: [{ type: "Event" }] });
+    expect(() => loadConfig({ TRACING_SAMPLE_RATE: "1.5" })).toThrow(/TRACING_SAMPLE_RATE/);
+  });
+
+  it("replaces Moleculer's metrics middleware by one an action can switch off, keeping Moleculer's order", () => {
+    expect(options.internalMiddlewares).toBe(false);
+    const names = (options.middlewares ?? []).map((mw) => (typeof mw === "function" ? "Metrics" : mw));
+    expect(names.filter((name) => typeof name === "string")).toEqual(ServiceBroker.INTERNAL_MIDDLEWARES);
   });
 });

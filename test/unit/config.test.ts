@@ -148,6 +148,8 @@ describe("loadConfig", () => {
     expect(loadConfig({ TRACING_EXPORTER: "zipkin", TRACING_ENDPOINT: "http://zipkin:9411" }).tracing).toEqual({
       exporters: ["zipkin"],
       endpoint: "http://zipkin:9411",
+      sampleRate: 1,
+      slowMs: 1000,
     });
   });
 

@@ -15,6 +15,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { Client } from "pg";
 import { STATEMENT_COUNT_REQUEST, type StatementCounts } from "./statement-counts";
 
@@ -48,7 +49,9 @@ Client.prototype.query = function countedQuery(this: Client, ...args: unknown[])
 process.on("message", (message) => {
   if (message === STATEMENT_COUNT_REQUEST) process.send?.({ ...counts });
 });
-if (logDir) {
+// Preloads run in worker threads too (the logger's transport): only the node's main thread sends statements, and a
+// worker's empty file written last would replace its log.
+if (logDir && isMainThread) {
   process.on("exit", () => {
     mkdirSync(logDir, { recursive: true });
     const sorted = Object.fromEntries([...byText].sort((a, b) => b[1] - a[1]));

@@ -23,7 +23,7 @@ import { reportSagas, sagaBench } from "./sagas";
 import { reportUi, uiBench } from "./ui";
 import type { PublicJwk } from "../lib/signing-keys";
 import { dropScopeDatabases } from "../test/support/nodes";
-import { freePort } from "../test/support/servers";
+import { freePort, startNats } from "../test/support/servers";
 
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -135,7 +135,10 @@ async function authenticatedPair(env: Record<string, string>): Promise<[Measurem
 }
 
 async function dataServices(env: Record<string, string>) {
-  const node = await startTarget("gateway-data", { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` });
+  const dataEnv = { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` };
+  const node = await startTarget("gateway-data", dataEnv);
+  let pairs: Awaited<ReturnType<typeof dataPairs>>;
+  let authenticated: readonly [Measurement, Measurement];
   try {
     const base = `http://127.0.0.1:${node.port}`;
     const customer = { email: "bench-customer@aicunet.local", password: "bench-customer-password" };
@@ -148,13 +151,16 @@ async function dataServices(env: Record<string, string>) {
       base,
       adminToken: await login(base, ADMIN),
       customerToken: await login(base, customer),
-      env: { ...env, DATABASE_NAME_PREFIX: `${env.DATABASE_NAME_PREFIX}data_` },
+      env: dataEnv,
     };
-    const pairs = await dataPairs(setup, connections, duration);
-    return { ...pairs, authenticatedList: await authenticatedList(setup) };
+    pairs = await dataPairs(setup, connections, duration);
+    authenticated = await authenticatedList(setup);
   } finally {
     node.child.kill("SIGKILL");
   }
+  // The same databases, the products service now on a node of its own.
+  const remote = await remoteList(dataEnv);
+  return { ...pairs, authenticatedList: authenticated, remoteList: [authenticated[1], remote] as const };
 }
 
 /**
@@ -172,6 +178,31 @@ async function authenticatedList(setup: { base: string; adminToken: string; env:
     headers,
   );
   return [viaFastify, viaGateway] as const;
+}
+
+/**
+ * The same authenticated `GET /api/products` with the products service on a second node: the gateway (api, auth) and
+ * the products node are two processes on a nats-server started for the run (issue 16).
+ */
+async function remoteList(env: Record<string, string>): Promise<Measurement> {
+  const nats = await startNats();
+  const cluster = { ...env, TRANSPORTER: nats.url, NAMESPACE: `bench-remote-${process.pid}` };
+  const products = await startTarget("products-node", { ...cluster, NODE_ID: "bench-products" });
+  const gateway = await startTarget("gateway-edge", { ...cluster, NODE_ID: "bench-edge" });
+  try {
+    const base = `http://127.0.0.1:${gateway.port}`;
+    const headers = { authorization: `Bearer ${await login(base, ADMIN)}` };
+    // The gateway's routes to products exist once the products node is discovered.
+    for (let probe = 0; (await fetch(`${base}/api/products?pageSize=10`, { headers })).status !== 200; probe++) {
+      if (probe === 30) throw new Error("the products node was not reachable through the gateway in 30 s");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return await measure("GET /api/products (products on another node)", `${base}/api/products?pageSize=10`, headers);
+  } finally {
+    gateway.child.kill("SIGKILL");
+    products.child.kill("SIGKILL");
+    await nats.stop();
+  }
 }
 
 /**
@@ -200,10 +231,11 @@ async function main(): Promise<void> {
         report("Authenticated REST GET (issue 3)", fastify, gatewayAuth);
       }
       if (runs("data")) {
-        const { list, create, authenticatedList: authenticated } = await dataServices(env);
+        const { list, create, authenticatedList: authenticated, remoteList: remote } = await dataServices(env);
         report("Product list, 20 per page (issue 4)", list[0], list[1]);
         report("Order create (issue 4)", create[0], create[1]);
         report("Authenticated product list, 10 per page (issue 16)", authenticated[0], authenticated[1]);
+        report("The same list with products on a second node over NATS (issue 16)", remote[0], remote[1]);
       }
       if (runs("events")) reportEvents(await eventBackbone(env.DATABASE_URL));
       if (runs("sagas")) reportSagas(await sagaBench(env.DATABASE_URL));

@@ -8,6 +8,8 @@
  * - `gateway-auth`: the gateway with the auth service, the same handler behind an action that needs an
  *   authenticated caller (token verification, caller resolution and the permissions middleware on every request);
  * - `gateway-data`: api, auth, products and orders in one node, for the data service benchmarks (bench/data.ts);
+ * - `gateway-edge` and `products-node`: api and auth in one node, products in another, over the transporter
+ *   `TRANSPORTER` names, for the same product list with the data service on a second node;
  * - `audit-on`: api, auth, products, audit and logs in one node with the broker's middlewares and log shipping as
  *   `npm start` has them (the transporter comes from `TRANSPORTER`), for the audit overhead benchmark (bench/audit.ts);
  * - `audit-off`: the same node without the audit and logs services, the Audit middleware and log shipping.
@@ -158,6 +160,12 @@ async function main(): Promise<void> {
       break;
     case "gateway-data":
       await startGateway(port, "api,auth,products,orders");
+      break;
+    case "gateway-edge":
+      await startGateway(port, "api,auth");
+      break;
+    case "products-node":
+      await startGateway(port, "products");
       break;
     case "audit-on":
       // The audit trail and the log store, as npm start runs them.

@@ -94,3 +94,11 @@ export function inboxAndOutboxMigration(name: string): Migration {
     },
   };
 }
+
+/**
+ * Outbox rows passed as one JSON array parameter (`param`, e.g. `$1`: `[{ id, channel, envelope }]`), as the `FROM`
+ * item of an `INSERT INTO outbox ... SELECT`: so a statement can write several rows, or a change and its rows at once.
+ */
+export function outboxRowsFrom(param: string): string {
+  return `jsonb_to_recordset(${param}::jsonb) AS outbox_row(id uuid, channel text, envelope jsonb)`;
+}

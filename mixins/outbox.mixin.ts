@@ -23,7 +23,7 @@ import { eventCatalogue } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt, dropAt } from "../lib/failpoints";
 import type { PublishOptions } from "../lib/in-process-channels";
-import { OUTBOX_NOTIFY_CHANNEL } from "../lib/outbox";
+import { OUTBOX_NOTIFY_CHANNEL, outboxRowsFrom } from "../lib/outbox";
 import { listen, type PgListener } from "../lib/pg-listener";
 import { storableJson } from "../lib/storable";
 
@@ -39,10 +39,17 @@ export interface OutboxMethods {
    */
   enqueueEvent(transaction: Transaction, envelope: EventEnvelope, messageId?: string): Promise<void>;
   /**
-   * Writes the audit record of `ctx`'s call, which answers `result`, in `transaction`: the record is committed with the
-   * change or not at all, and the audit middleware, told so once it has committed, publishes nothing for the call.
+   * Writes the audit record of `ctx`'s call, which answers `result`, in `transaction`, with the change's `events` in the
+   * same statement: the record is committed with the change or not at all, and the audit middleware, told so once it
+   * has committed, publishes nothing for the call.
    */
-  enqueueAudit(transaction: Transaction, ctx: Context, result: unknown): Promise<void>;
+  enqueueAudit(transaction: Transaction, ctx: Context, result: unknown, events?: EventEnvelope[]): Promise<void>;
+  /**
+   * The envelopes (and the audit record of `audit.ctx`'s call, answering `audit.result`), validated, as outbox rows
+   * for a statement of the service's own that writes them with its change (from `outboxRowsFrom`, lib/outbox.ts);
+   * once that statement has committed, the caller calls `committed()`.
+   */
+  prepareOutbox(events: EventEnvelope[], audit?: { ctx: Context; result: unknown }): Promise<PreparedOutbox>;
   relayOutbox(): Promise<number>;
   ensureStream(channel: string): Promise<void>;
 }
@@ -73,6 +80,19 @@ interface OutboxState {
 }
 
 type OutboxThis = Service & OutboxState & OutboxMethods;
+
+/**
+ * Outbox rows ready to be written: `rows` is a JSON array of `{ id, channel, envelope }` for one statement
+ * (`jsonb_to_recordset`), and `committed()` publishes them from memory once that statement has committed.
+ */
+export interface PreparedOutbox {
+  rows: string;
+  committed(): void;
+}
+
+/** Writes a prepared outbox's rows (`$1`); a message id already there is written once. */
+const OUTBOX_INSERT = `INSERT INTO outbox (id, channel, envelope)
+  SELECT id, channel, envelope FROM ${outboxRowsFrom("$1")} ON CONFLICT (id) DO NOTHING`;
 
 interface OutboxRow {
   id: string;
@@ -138,47 +158,95 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     }
   }
 
+  /** Validates the envelopes and makes them outbox rows (see `PreparedOutbox`). */
+  async function prepareRows(
+    svc: OutboxThis,
+    entries: { envelope: EventEnvelope; messageId: string }[],
+  ): Promise<PreparedOutbox> {
+    const rows: OutboxRow[] = [];
+    const texts: string[] = [];
+    for (const { envelope, messageId } of entries) {
+      await eventCatalogue.validate(envelope);
+      const json = storableJson(envelope);
+      if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
+        throw invalidFields(`The ${envelope.type} event is larger than ${MAX_MESSAGE_BYTES} bytes`, [
+          { field: "payload", message: "too large", type: "messageTooLarge", actual: Buffer.byteLength(json) },
+        ]);
+      }
+      // What is published is what the row holds (its text made storable), as the relay would publish it.
+      rows.push({ id: messageId, channel: envelope.type, envelope: JSON.parse(json) as EventEnvelope });
+      texts.push(`{"id":${JSON.stringify(messageId)},"channel":${JSON.stringify(envelope.type)},"envelope":${json}}`);
+    }
+    return {
+      rows: `[${texts.join(",")}]`,
+      committed() {
+        for (const row of rows) crashAt(`outbox.committed:${row.channel}`);
+        if (svc.outboxStopping) return;
+        const wasEmpty = svc.outboxCommitted.length === 0;
+        svc.outboxCommitted.push(...rows);
+        // Commits of the same tick share one publish and one UPDATE.
+        if (wasEmpty) {
+          setImmediate(() => {
+            const publishing: Promise<void> = publishCommitted(svc).finally(() =>
+              svc.outboxPublishing.delete(publishing),
+            );
+            svc.outboxPublishing.add(publishing);
+          });
+        }
+      },
+    };
+  }
+
+  /** Writes prepared rows in `transaction`, in one statement, and publishes them once it has committed. */
+  async function writeRows(svc: OutboxThis, transaction: Transaction, prepared: PreparedOutbox): Promise<void> {
+    await svc.sequelize.query(OUTBOX_INSERT, { bind: [prepared.rows], transaction });
+    transaction.afterCommit(() => prepared.committed());
+  }
+
+  /** The audit record of `ctx`'s call as an envelope, and the middleware told, once `transaction` commits. */
+  function auditEntry(svc: OutboxThis, ctx: Context, result: unknown) {
+    const declared = ctx.action?.audit;
+    if (!declared) throw new Error(`${ctx.action?.name ?? "this action"} declares no audit`);
+    const envelope = auditEnvelope(ctx, { name: ctx.action!.name!, service: svc.name, declared }, result);
+    return { envelope, messageId: envelope.id };
+  }
+
   const schema: Partial<ServiceSchema<ServiceSettingSchema, OutboxMethods, OutboxState>> = {
     methods: {
       /** Validates the envelope and writes it in `transaction`; the same message id twice is written once. */
       async enqueueEvent(this: OutboxThis, transaction: Transaction, envelope: EventEnvelope, messageId = envelope.id) {
-        await eventCatalogue.validate(envelope);
-        const json = storableJson(envelope);
-        if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
-          throw invalidFields(`The ${envelope.type} event is larger than ${MAX_MESSAGE_BYTES} bytes`, [
-            { field: "payload", message: "too large", type: "messageTooLarge", actual: Buffer.byteLength(json) },
-          ]);
-        }
-        await this.sequelize.query(
-          "INSERT INTO outbox (id, channel, envelope) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-          { bind: [messageId, envelope.type, json], transaction },
-        );
-        // What is published is what the row holds (its text made storable), as the relay would publish it.
-        const row = { id: messageId, channel: envelope.type, envelope: JSON.parse(json) as EventEnvelope };
-        transaction.afterCommit(() => {
-          crashAt(`outbox.committed:${row.channel}`);
-          if (this.outboxStopping) return;
-          this.outboxCommitted.push(row);
-          // Commits of the same tick share one publish and one UPDATE.
-          if (this.outboxCommitted.length === 1) {
-            setImmediate(() => {
-              const publishing: Promise<void> = publishCommitted(this).finally(() =>
-                this.outboxPublishing.delete(publishing),
-              );
-              this.outboxPublishing.add(publishing);
-            });
-          }
-        });
+        await writeRows(this, transaction, await prepareRows(this, [{ envelope, messageId }]));
       },
 
-      async enqueueAudit(this: OutboxThis, transaction: Transaction, ctx: Context, result) {
-        const declared = ctx.action?.audit;
-        if (!declared) throw new Error(`${ctx.action?.name ?? "this action"} declares no audit`);
-        const action = { name: ctx.action!.name!, service: this.name, declared };
-        await this.enqueueEvent(transaction, auditEnvelope(ctx, action, result));
+      async enqueueAudit(
+        this: OutboxThis,
+        transaction: Transaction,
+        ctx: Context,
+        result,
+        events: EventEnvelope[] = [],
+      ) {
+        const entries = [
+          ...events.map((envelope) => ({ envelope, messageId: envelope.id })),
+          auditEntry(this, ctx, result),
+        ];
+        await writeRows(this, transaction, await prepareRows(this, entries));
         transaction.afterCommit(() => {
           (ctx.locals as AuditLocals).auditWritten = true;
         });
+      },
+
+      async prepareOutbox(this: OutboxThis, events: EventEnvelope[], audit?: { ctx: Context; result: unknown }) {
+        const entries = events.map((envelope) => ({ envelope, messageId: envelope.id }));
+        if (audit) entries.push(auditEntry(this, audit.ctx, audit.result));
+        const prepared = await prepareRows(this, entries);
+        if (!audit) return prepared;
+        return {
+          rows: prepared.rows,
+          committed() {
+            prepared.committed();
+            (audit.ctx.locals as AuditLocals).auditWritten = true;
+          },
+        };
       },
 
       /**

@@ -26,6 +26,7 @@ import orderMigrations from "../migrations/orders";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { outboxRowsFrom } from "../lib/outbox";
 import { createEnvelope } from "../lib/events";
 import { deterministicId } from "../lib/delivery";
 import type { Product } from "./products.service";
@@ -313,55 +314,86 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
           const { lines, currency } = await this.priceItems(ctx, ctx.params.items);
           const total = lines.reduce((sum, line) => sum + line.quantity * line.unitPrice.amount, 0);
           const id = randomUUID();
-          const inserted = await this.sequelize.transaction(async (transaction) => {
-            // Concurrent requests with one key meet at the unique index: one inserts, the others insert nothing.
-            const [row] = await this.query<OrderRow>(
-              `INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
-                                 idempotency_key, request_hash, request_id)
-             VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING *`,
-              [
-                id,
-                caller.id,
-                currency,
-                total,
-                storableJson(ctx.params.shippingAddress),
-                ctx.params.paymentMethod,
-                key ?? null,
-                hash,
-                ctx.requestID ?? id,
-              ],
-              { useMaster: true, transaction },
-            );
-            if (!row) return undefined;
-            const lineRows: LineRow[] = [];
-            for (const [index, line] of lines.entries()) {
-              await this.query(
-                `INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_amount)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-                [id, index + 1, line.productId, line.sku, line.name, line.quantity, line.unitPrice.amount],
-                { useMaster: true, transaction },
-              );
-              lineRows.push({
-                order_id: id,
-                product_id: line.productId,
-                sku: line.sku,
-                name: line.name,
-                quantity: line.quantity,
-                unit_price_amount: String(line.unitPrice.amount),
-              });
-            }
-            const order = toOrder(row, lineRows);
-            // In the same transaction: the order and the event that announces it are committed together or not at all.
-            await this.enqueueEvent(transaction, orderCreatedEvent(order, ctx.requestID ?? id));
-            await this.enqueueAudit(transaction, ctx, order);
-            return order;
+          const now = new Date();
+          const shippingAddress = storableJson(ctx.params.shippingAddress);
+          // The row as the statement below writes it, so the answer, the event and the audit record hold what was
+          // written without reading it back.
+          const row: OrderRow = {
+            id,
+            customer_id: caller.id,
+            status: "PENDING",
+            status_reason: null,
+            currency,
+            total_amount: String(total),
+            shipping_address: JSON.parse(shippingAddress) as ShippingAddress,
+            payment_method: ctx.params.paymentMethod,
+            request_hash: hash,
+            request_id: ctx.requestID ?? id,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+          };
+          const order = toOrder(
+            row,
+            lines.map((line) => ({
+              order_id: id,
+              product_id: line.productId,
+              sku: line.sku,
+              name: line.name,
+              quantity: line.quantity,
+              unit_price_amount: String(line.unitPrice.amount),
+            })),
+          );
+          // The order, its lines, the event that announces it and its audit record, in one statement: committed
+          // together or not at all, in one round trip. Concurrent requests with one key meet at the unique index: one
+          // inserts, the others insert nothing (no lines or rows either: those are joined to what was inserted).
+          const outbox = await this.prepareOutbox([orderCreatedEvent(order, ctx.requestID ?? id)], {
+            ctx,
+            result: order,
           });
-          if (!inserted) return (await replay())!;
+          const created = await this.query<{ id: string }>(
+            `WITH created AS (
+               INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
+                                   idempotency_key, request_hash, request_id, version, created_at, updated_at)
+               VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)
+               ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING id
+             ), lines AS (
+               INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_amount)
+               SELECT created.id, line.*
+               FROM created, unnest($11::int[], $12::uuid[], $13::text[], $14::text[], $15::int[], $16::bigint[])
+                 AS line(line_no, product_id, sku, name, quantity, unit_price_amount)
+             ), announced AS (
+               INSERT INTO outbox (id, channel, envelope)
+               SELECT outbox_row.* FROM created, ${outboxRowsFrom("$17")}
+             )
+             SELECT id FROM created`,
+            [
+              row.id,
+              row.customer_id,
+              currency,
+              total,
+              shippingAddress,
+              ctx.params.paymentMethod,
+              key ?? null,
+              hash,
+              row.request_id,
+              now,
+              lines.map((_, index) => index + 1),
+              lines.map((line) => line.productId),
+              lines.map((line) => line.sku),
+              lines.map((line) => line.name),
+              lines.map((line) => line.quantity),
+              lines.map((line) => line.unitPrice.amount),
+              outbox.rows,
+            ],
+            { useMaster: true },
+          );
+          if (created.length === 0) return (await replay())!;
+          outbox.committed();
           // Answered from what was written, not read back: once committed, the order is the client's, and a read
           // failing now (the database going away) must not answer 503 for an order that exists.
-          ctx.meta.$location = `/api/orders/${inserted.id}`;
-          return inserted;
+          ctx.meta.$location = `/api/orders/${order.id}`;
+          return order;
         },
       },
 
@@ -528,15 +560,16 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             reason,
             version: updated.version,
           };
-          await this.enqueueEvent(
-            transaction,
-            createEnvelope("order.statusChanged", { order: changed }, { source: "orders", correlationId }),
+          const statusChanged = createEnvelope(
+            "order.statusChanged",
+            { order: changed },
+            { source: "orders", correlationId },
           );
           // The UPDATE was conditional on the version read: `order` is exactly what it changed. The lines never
           // change, so the order as it is now needs no second read.
           (ctx.locals as AuditLocals).auditBefore = order;
           const after: Order = { ...toOrder(updated, []), lines: order.lines };
-          await this.enqueueAudit(transaction, ctx, after);
+          await this.enqueueAudit(transaction, ctx, after, [statusChanged]);
           return after;
         });
       },

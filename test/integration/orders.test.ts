@@ -248,6 +248,23 @@ describe("Idempotency-Key", () => {
     expect(ids.size).toBe(1);
     const { rows } = await primary.query("SELECT count(*)::int AS count FROM orders WHERE idempotency_key = 'burst-1'");
     expect(rows).toEqual([{ count: 1 }]);
+    // The requests that lost the race wrote nothing else either: no lines, event or audit record of an order that
+    // does not exist, and the order that does has one of each.
+    const [id] = ids;
+    const written = await primary.query(
+      `SELECT (SELECT count(*)::int FROM order_lines WHERE order_id = $1::uuid) AS lines,
+              (SELECT count(*)::int FROM outbox WHERE channel = 'order.created'
+                 AND envelope->'payload'->'order'->>'id' = $1::text) AS events,
+              (SELECT count(*)::int FROM outbox WHERE channel = 'audit.recorded'
+                 AND envelope->'payload'->'entity'->>'id' = $1::text
+                 AND envelope->'payload'->>'name' = 'orders.create') AS records,
+              (SELECT count(*)::int FROM outbox WHERE (channel = 'order.created'
+                   AND (envelope->'payload'->'order'->>'id')::uuid NOT IN (SELECT id FROM orders))
+                 OR (channel = 'audit.recorded' AND envelope->'payload'->>'name' = 'orders.create'
+                   AND (envelope->'payload'->'entity'->>'id')::uuid NOT IN (SELECT id FROM orders))) AS orphans`,
+      [id],
+    );
+    expect(written.rows).toEqual([{ lines: orderBody(5).items.length, events: 1, records: 1, orphans: 0 }]);
   });
 });
 

@@ -195,7 +195,11 @@ const duplicateSku = (sku: string) =>
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 function toProduct(model: Model): Product {
-  const row = model.get({ plain: true }) as ProductRow;
+  return productOf(model.get({ plain: true }) as ProductRow);
+}
+
+/** A product from its row as a `raw` read answers it: reads that only answer rows build no model instances. */
+function productOf(row: ProductRow): Product {
   return {
     id: row.id,
     sku: row.sku,
@@ -316,7 +320,8 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
         if (inStock !== undefined) conditions.push({ stock: inStock ? { [Op.gt]: 0 } : 0 });
         const where: WhereOptions = { [Op.and]: conditions };
         // The page and the total in one statement: the window's count is taken before LIMIT applies.
-        const rows = await this.model.findAll({
+        const rows = (await this.model.findAll({
+          raw: true,
           where,
           attributes: { include: [[this.sequelize.literal("count(*) OVER ()"), "fullCount"]] },
           order: [
@@ -325,11 +330,10 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
           ],
           limit: pageSize,
           offset: (page - 1) * pageSize,
-        });
+        })) as unknown as (ProductRow & { fullCount: string })[];
         // A page past the end has no row to carry the total: only then is it counted apart.
-        const total =
-          rows.length > 0 ? Number(rows[0].get("fullCount")) : page > 1 ? await this.model.count({ where }) : 0;
-        return { rows: rows.map(toProduct), total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
+        const total = rows.length > 0 ? Number(rows[0].fullCount) : page > 1 ? await this.model.count({ where }) : 0;
+        return { rows: rows.map(productOf), total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
       },
     },
 
@@ -352,8 +356,8 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
     getMany: {
       params: { ids: { type: "array", min: 1, max: 100, unique: true, items: { type: "uuid" } }, $$strict: true },
       async handler(ctx: Context<{ ids: string[] }>): Promise<Product[]> {
-        const found = await this.model.findAll({ where: { id: { [Op.in]: ctx.params.ids } } });
-        return found.map(toProduct);
+        const found = await this.model.findAll({ raw: true, where: { id: { [Op.in]: ctx.params.ids } } });
+        return (found as unknown as ProductRow[]).map(productOf);
       },
     },
 

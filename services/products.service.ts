@@ -651,10 +651,12 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
             transaction,
           });
           if (count === 0) return undefined;
-          if (before) (ctx.locals as AuditLocals).auditBefore = toProduct(before);
+          const previous = before ? toProduct(before) : undefined;
+          if (previous) (ctx.locals as AuditLocals).auditBefore = previous;
           const product = toProduct(rows[0]);
-          // Committed with the change or not at all: exec's rules (low stock) react to it.
-          if (fields.stock !== undefined) {
+          // Committed with the change or not at all: exec's rules (low stock) react to it. Only a change of the stock
+          // is one: an edit that sends the stock it already had (a form sending every field) would re-fire them.
+          if (fields.stock !== undefined && fields.stock !== previous?.stock) {
             const { sku, name, stock } = product;
             await this.enqueueEvent(
               transaction,

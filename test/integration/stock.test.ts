@@ -308,3 +308,22 @@ it("lets only the system reserve, release or commit stock", async () => {
     ).rejects.toMatchObject({ code: 403 });
   }
 });
+
+it("announces a stock change only when an edit changes the stock, whatever other fields it sends", async () => {
+  const product = await newProduct("STOCK-EDIT", 10);
+  const announcedAtCreation = await announcedStock(product);
+  // An edit form that sends every field, stock unchanged: a price change is not a stock change.
+  const priceOnly = await send("PATCH", `/api/products/${product.id}`, {
+    price: { amount: 650, currency: "EUR" },
+    stock: 10,
+    version: product.version,
+  });
+  expect(priceOnly.status).toBe(200);
+  const repriced = await json<Product>(priceOnly);
+  expect(repriced.price.amount).toBe(650);
+  expect(await announcedStock(product)).toEqual(announcedAtCreation);
+
+  const restocked = await send("PATCH", `/api/products/${product.id}`, { stock: 4, version: repriced.version });
+  expect(restocked.status).toBe(200);
+  expect(await announcedStock(product)).toEqual([...announcedAtCreation, 4]);
+});

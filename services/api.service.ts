@@ -23,6 +23,7 @@ import { parseBasicCredentials } from "../lib/basic-credentials";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
 import { normalizeEmail } from "../lib/account-input";
 import { SERVICE_NAMES, config } from "../lib/config";
+import { COOKIE_SESSION, SESSION_MODE_HEADER, refreshCookie, refreshTokenFromCookies } from "../lib/session-cookie";
 import { PUBLIC_DIR, UI_DIR } from "../lib/paths";
 import {
   MalformedJsonError,
@@ -98,14 +99,12 @@ const gateway = (
   ApiGateway as unknown as { methods: Record<"httpHandler" | "sendError" | "send404", (...args: unknown[]) => unknown> }
 ).methods;
 const MINUTE = 60_000;
-/** Endpoints that take credentials get the stricter per-IP limit. */
-const CREDENTIAL_ACTIONS = new Set([
-  "auth.login",
-  "auth.refresh",
-  "auth.register",
-  "auth.changePassword",
-  "auth.oauthToken",
-]);
+/**
+ * Endpoints that take credentials get the stricter per-IP limit. Not the refresh: a refresh token cannot be guessed
+ * (256 random bits), and the console refreshes on every reload and in every tab; under this limit, a few reloads
+ * ended sessions. It has the per-IP limit of every request.
+ */
+const CREDENTIAL_ACTIONS = new Set(["auth.login", "auth.register", "auth.changePassword", "auth.oauthToken"]);
 /** How long an account's failed sign-ins count against it. */
 const ACCOUNT_WINDOW_MS = 15 * MINUTE;
 
@@ -117,6 +116,32 @@ function loginAccountOf(req: GatewayRequest): string {
 
 /** Their answers carry tokens: no cache may keep them (RFC 6749 §5.1). */
 const TOKEN_ACTIONS = new Set(["auth.login", "auth.refresh", "auth.changePassword"]);
+/** Actions that take a refresh token, which a cookie session sends as its cookie (lib/session-cookie.ts). */
+const REFRESH_TOKEN_ACTIONS = new Set(["auth.refresh", "auth.logout"]);
+
+const wantsCookieSession = (req: GatewayRequest) => req.headers[SESSION_MODE_HEADER] === COOKIE_SESSION;
+
+/** A cookie session's refresh or sign-out: its cookie stands for the refresh token the body does not carry. */
+function takeRefreshTokenFromCookie(req: GatewayRequest): void {
+  const action = req.$alias?.action;
+  if (!action || !REFRESH_TOKEN_ACTIONS.has(action) || !wantsCookieSession(req)) return;
+  const params = req.$params as { refreshToken?: unknown };
+  if (params.refreshToken !== undefined) return;
+  const token = refreshTokenFromCookies(req.headers.cookie);
+  if (token === undefined) throw new UnauthorizedError("This browser holds no session", "INVALID_TOKEN");
+  params.refreshToken = token;
+}
+
+/** A cookie session's new tokens: the refresh token goes into the cookie, not the body; a sign-out removes it. */
+function giveRefreshTokenAsCookie(req: GatewayRequest, res: ServerResponse, data: unknown): unknown {
+  const action = req.$alias?.action;
+  if (!action || !wantsCookieSession(req)) return data;
+  if (action === "auth.logout") res.setHeader("Set-Cookie", refreshCookie(null, 0));
+  if (!TOKEN_ACTIONS.has(action)) return data;
+  const { refreshToken, ...rest } = data as { refreshToken: string };
+  res.setHeader("Set-Cookie", refreshCookie(refreshToken, cfg.auth.refreshTokenTtl));
+  return rest;
+}
 const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
 const JWKS_TTL_MS = 5 * MINUTE;
 const JWKS_MIN_REFRESH_MS = 5_000;
@@ -399,6 +424,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
         onBeforeCall(ctx: Context<unknown, GatewayMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse) {
           refuseUnstorableInput(req);
           if (req.$alias?.action && TOKEN_ACTIONS.has(req.$alias.action)) res.setHeader("Cache-Control", "no-store");
+          takeRefreshTokenFromCookie(req);
           const ifMatch = req.headers["if-match"];
           const idempotencyKey = req.headers["idempotency-key"];
           if (typeof ifMatch === "string") ctx.meta.ifMatch = ifMatch;
@@ -409,11 +435,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, ApiMethods & DashboardMethods
           ctx: Context<unknown, GatewayMeta>,
           _route: unknown,
           req: GatewayRequest,
-          _res: unknown,
+          res: ServerResponse,
           data: unknown,
         ) {
           ctx.meta.$statusCode ??= req.$action?.status;
-          return data;
+          return giveRefreshTokenAsCookie(req, res, data);
         },
         autoAliases: true,
         mappingPolicy: "restrict",

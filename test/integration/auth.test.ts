@@ -230,6 +230,65 @@ describe("accounts and sessions", () => {
   });
 });
 
+describe("cookie sessions (the web console)", () => {
+  const cookieCall = (path: string, body: unknown, cookie?: string) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-session": "cookie", ...(cookie ? { cookie } : {}) },
+      body: JSON.stringify(body),
+    });
+  /** The refresh cookie a response sets, as the browser would send it back (`name=value`), and its attributes. */
+  const cookieOf = (res: Response) => {
+    const [pair, ...attributes] = (res.headers.get("set-cookie") ?? "").split(";").map((part) => part.trim());
+    return { pair, attributes };
+  };
+
+  it("keeps the refresh token out of the body, in an HttpOnly, Secure, SameSite=Strict cookie for the auth path", async () => {
+    await register("cookie@example.com");
+    const signedIn = await cookieCall("/api/auth/login", {
+      email: "cookie@example.com",
+      password: "a-long-enough-password",
+    });
+    expect(signedIn.status).toBe(200);
+    const body = await json<Record<string, unknown>>(signedIn);
+    expect(Object.keys(body).sort()).toEqual(["accessToken", "expiresIn", "tokenType"]);
+    const { pair, attributes } = cookieOf(signedIn);
+    expect(pair).toMatch(/^aicunet_refresh=[A-Za-z0-9_-]{43}$/);
+    expect(attributes).toEqual(
+      expect.arrayContaining(["Path=/api/auth", "HttpOnly", "Secure", "SameSite=Strict", "Max-Age=2592000"]),
+    );
+
+    // The cookie stands for the token: a refresh rotates it, and the spent one is refused (reuse ends the family).
+    const refreshed = await cookieCall("/api/auth/refresh", {}, pair);
+    expect(refreshed.status).toBe(200);
+    expect(await json<Record<string, unknown>>(refreshed)).not.toHaveProperty("refreshToken");
+    const next = cookieOf(refreshed).pair;
+    expect(next).not.toBe(pair);
+    const reused = await cookieCall("/api/auth/refresh", {}, pair);
+    expect(reused.status).toBe(401);
+    expect(await json<ErrorBody>(reused)).toMatchObject({ type: "TOKEN_REUSED" });
+  });
+
+  it("signs out by the cookie and removes it; a browser without one is told it holds no session", async () => {
+    const signedIn = await cookieCall("/api/auth/login", {
+      email: "cookie@example.com",
+      password: "a-long-enough-password",
+    });
+    const { pair } = cookieOf(signedIn);
+    const signedOut = await cookieCall("/api/auth/logout", {}, pair);
+    expect(signedOut.status).toBe(204);
+    expect(cookieOf(signedOut).pair).toBe("aicunet_refresh=");
+    expect(cookieOf(signedOut).attributes).toContain("Max-Age=0");
+    expect((await cookieCall("/api/auth/refresh", {}, pair)).status).toBe(401);
+
+    const none = await cookieCall("/api/auth/refresh", {});
+    expect(none.status).toBe(401);
+    expect(await json<ErrorBody>(none)).toMatchObject({ type: "INVALID_TOKEN" });
+    // A malformed cookie is no token either; a client that keeps its token sends it in the body as before.
+    expect((await cookieCall("/api/auth/refresh", {}, "aicunet_refresh=bad%00value")).status).toBe(401);
+  });
+});
+
 describe("access token verification", () => {
   const me = (token: string) => call("GET", "/api/auth/me", { token });
   const adminClaims = async () => {

@@ -14,6 +14,7 @@ import {
   startNodeProcess,
   testNatsUrl,
   testRedisUrl,
+  TEST_ADMIN,
   waitFor,
   type ErrorBody,
   type NodeProcess,
@@ -179,4 +180,22 @@ it("limits failed sign-ins per account from any address, and spares others behin
   const registered = await credentialsCall(gateway, "register", "192.0.2.10", { ...neighbour, displayName: "N" });
   expect(registered.status).toBe(201);
   expect((await credentialsCall(gateway, "login", "192.0.2.10", neighbour)).status).toBe(200);
+});
+
+it("lets a session refresh more often than the credential limit: reloads and tabs must not end it", async () => {
+  const gateway = await startGateway({ TRUSTED_PROXIES: "127.0.0.1" });
+  const address = "192.0.2.77";
+  const signedIn = await credentialsCall(gateway, "login", address, TEST_ADMIN);
+  expect(signedIn.status).toBe(200);
+  let { refreshToken } = await json<{ refreshToken: string }>(signedIn);
+  // Twice the credential limit (RATE_LIMIT_AUTH=5) of refreshes from one address, each with the token the last gave.
+  const statuses: number[] = [];
+  for (let refresh = 0; refresh < 10; refresh++) {
+    const res = await credentialsCall(gateway, "refresh", address, { refreshToken });
+    statuses.push(res.status);
+    if (res.status === 200) ({ refreshToken } = await json<{ refreshToken: string }>(res));
+  }
+  expect(statuses).toEqual(Array(10).fill(200));
+  // Failed sign-ins from the address are still under it (the right one above did not count).
+  expect(await wrongLogins(gateway, 6, address)).toEqual([401, 401, 401, 401, 401, 429]);
 });

@@ -243,6 +243,70 @@ describe("as an operator (the admin)", () => {
   });
 });
 
+describe("the session", () => {
+  it("says a wrong password is wrong, not that a session ended", async () => {
+    const fresh = await newPage(browser, { width: 1280, height: 900 });
+    await fresh.goto(`${base}/login`);
+    await fresh.getByLabel("Email").fill(TEST_ADMIN.email);
+    await fresh.getByLabel("Password").fill("not-the-admin-password");
+    await fresh.getByRole("button", { name: "Sign in" }).click();
+    await fresh.getByText("Wrong email or password.").waitFor();
+    await fresh.context().close();
+  });
+
+  it("opens a deep link in a new tab signed in, and keeps the refresh token out of the page's reach", async () => {
+    const first = await newPage(browser, { width: 1280, height: 900 });
+    await signIn(first, base, TEST_ADMIN.email, TEST_ADMIN.password);
+    await first.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
+    const cookies = await first.context().cookies();
+    expect(
+      cookies.map(({ name, httpOnly, secure, sameSite, path }) => ({ name, httpOnly, secure, sameSite, path })),
+    ).toEqual([{ name: "aicunet_refresh", httpOnly: true, secure: true, sameSite: "Strict", path: "/api/auth" }]);
+    expect(await first.evaluate("document.cookie")).toBe("");
+    expect(await first.evaluate<string>("JSON.stringify({ ...sessionStorage, ...localStorage })")).not.toMatch(
+      /aicunet_refresh|refresh/i,
+    );
+
+    // A link pasted into a new tab of the same browser opens the page, not the sign-in form.
+    const second = await first.context().newPage();
+    await second.goto(`${base}/operations/logs`);
+    await second.getByRole("heading", { level: 1, name: "Logs" }).waitFor();
+    expect(await second.getByRole("heading", { name: "Sign in to AiCUnet" }).count()).toBe(0);
+    // Both tabs keep working through their refreshes (10 s tokens, refreshed one tab at a time).
+    await first.waitForTimeout(12_000);
+    await second.reload();
+    await second.getByRole("heading", { level: 1, name: "Logs" }).waitFor();
+    await first.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Orders" }).click();
+    await first.getByRole("heading", { level: 1, name: "Orders" }).waitFor();
+    expect(await first.getByRole("heading", { name: "Sign in to AiCUnet" }).count()).toBe(0);
+    await first.context().close();
+  });
+
+  it("keeps the session when a refresh is rate-limited: it waits and tries again", async () => {
+    const tab = await newPage(browser, { width: 1280, height: 900 });
+    await signIn(tab, base, TEST_ADMIN.email, TEST_ADMIN.password);
+    await tab.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
+    // The reload's refresh meets one 429 (as from a gateway's limiter); the next goes through.
+    let limited = 0;
+    await tab.route("**/api/auth/refresh", async (route) => {
+      if (limited++ === 0) {
+        await route.fulfill({
+          status: 429,
+          headers: { "retry-after": "1", "content-type": "application/json" },
+          body: JSON.stringify({ name: "RateLimitedError", code: 429, type: "RATE_LIMITED", message: "Slow down" }),
+        });
+      } else {
+        await route.continue();
+      }
+    });
+    await tab.reload();
+    await tab.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
+    expect(limited).toBe(2);
+    expect(await tab.getByRole("heading", { name: "Sign in to AiCUnet" }).count()).toBe(0);
+    await tab.context().close();
+  });
+});
+
 describe("as a customer", () => {
   const customer = { email: "ui-customer@example.com", password: "a-long-enough-password" };
   let customerPage: Page;
@@ -309,7 +373,7 @@ describe("as a customer", () => {
     const me = await json<{ id: string }>(await send("GET", "/api/auth/me", undefined, await login(base, customer)));
     expect((await send("PATCH", `/api/auth/users/${me.id}`, { status: "disabled" })).status).toBe(200);
     // The next silent refresh (at 80% of the 10 s token life) is refused: back to sign-in, saying why.
-    await customerPage.getByText("Your session has expired. Please sign in again.").waitFor({ timeout: 20_000 });
+    await customerPage.getByText("Your session has ended. Please sign in again.").waitFor({ timeout: 20_000 });
     await customerPage.getByRole("heading", { name: "Sign in to AiCUnet" }).waitFor();
   });
 });

@@ -2,7 +2,7 @@
  * The console's one way to the API: JSON in and out, the session's access token on every call, one silent refresh
  * and retry when the token has expired, and errors as `ApiError` with the API's machine-readable type and fields.
  */
-import { sessionStore } from "../stores/session";
+import { SESSION_ENDED, sessionStore } from "../stores/session";
 
 export interface FieldProblem {
   field: string;
@@ -16,6 +16,8 @@ export class ApiError extends Error {
     message: string,
     readonly data: unknown,
     readonly requestId: string | null,
+    /** Seconds to wait before trying again, from a 429's or 503's `Retry-After`. */
+    readonly retryAfter: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -61,7 +63,14 @@ export function describeError(err: unknown): string {
 async function errorOf(res: Response): Promise<ApiError> {
   const requestId = res.headers.get("x-request-id");
   const body = (await res.json().catch(() => null)) as { type?: string; message?: string; data?: unknown } | null;
-  return new ApiError(res.status, body?.type ?? "HTTP_ERROR", body?.message ?? res.statusText, body?.data, requestId);
+  return new ApiError(
+    res.status,
+    body?.type ?? "HTTP_ERROR",
+    body?.message ?? res.statusText,
+    body?.data,
+    requestId,
+    res.headers.get("retry-after"),
+  );
 }
 
 export interface RequestOptions {
@@ -87,13 +96,13 @@ export async function api<T>(method: string, path: string, options: RequestOptio
     });
   };
   let res = await send();
-  if (res.status === 401 && sessionStore.getState().refreshToken) {
+  if (res.status === 401 && sessionStore.getState().user) {
     if (await sessionStore.getState().refresh()) res = await send();
   }
   if (!res.ok) {
     const error = await errorOf(res);
     if (error.status === 401 && sessionStore.getState().accessToken) {
-      sessionStore.getState().expire("Your session has ended. Please sign in again.");
+      sessionStore.getState().expire(SESSION_ENDED);
     }
     throw error;
   }
@@ -101,13 +110,17 @@ export async function api<T>(method: string, path: string, options: RequestOptio
   return (await res.json()) as T;
 }
 
-/** A request without a session (sign-in, refresh): errors as ApiError, no retry. */
+/**
+ * A call of the session's own (sign-in, refresh, sign-out): no access token; the refresh token travels as the
+ * session cookie (`X-Session: cookie`), never in the page. Errors as ApiError, no retry.
+ */
 export async function publicApi<T>(method: string, path: string, body: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
-    headers: { accept: "application/json", "content-type": "application/json" },
+    headers: { accept: "application/json", "content-type": "application/json", "x-session": "cookie" },
     body: JSON.stringify(body),
   });
   if (!res.ok) throw await errorOf(res);
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }

@@ -39,6 +39,8 @@ export function LoginPage() {
       navigate(from, { replace: true });
     } catch (err) {
       if (err instanceof ApiError && err.type === "PASSWORD_CHANGE_REQUIRED") setMustChange(true);
+      // A sign-in's 401 is the credentials, not a session: say so rather than "your session has ended".
+      else if (err instanceof ApiError && err.status === 401) setError("Wrong email or password.");
       else setError(describeError(err));
     } finally {
       setBusy(false);

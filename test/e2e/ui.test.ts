@@ -221,7 +221,10 @@ describe("as an operator (the admin)", () => {
     await row.getByRole("button", { name: "Edit" }).click();
     await row.getByLabel("Name").fill("Edited widget");
     await row.getByLabel("Price").fill("5.10");
+    // The edit sends what changed, not the stock the form also shows (that would announce a stock change).
+    const edit = page.waitForRequest((req) => req.method() === "PATCH" && req.url().includes("/api/products/"));
     await row.getByRole("button", { name: "Save" }).click();
+    expect((await edit).postDataJSON()).toEqual({ name: "Edited widget", price: { amount: 510, currency: "EUR" } });
     await row.getByText("5.10 EUR").waitFor();
     await row.getByRole("button", { name: "Disable" }).click();
     await row.getByRole("button", { name: "Enable" }).waitFor();
@@ -231,8 +234,18 @@ describe("as an operator (the admin)", () => {
     ]);
 
     await visit("Users", "users");
-    const user = page.getByRole("table", { name: "Users" }).getByRole("row").filter({ hasText: "auditor@example.com" });
+    const users = page.getByRole("table", { name: "Users" });
+    // No one disables their own account from the console.
+    const own = users.getByRole("row").filter({ hasText: TEST_ADMIN.email });
+    await own.getByText("Your own account cannot be disabled here.").waitFor();
+    expect(await own.getByRole("button", { name: "Disable" }).count()).toBe(0);
+    // Disabling someone else asks first; keeping them active changes nothing.
+    const user = users.getByRole("row").filter({ hasText: "auditor@example.com" });
     await user.getByRole("button", { name: "Disable" }).click();
+    await user.getByRole("button", { name: "Keep active" }).click();
+    await user.getByRole("button", { name: "Disable" }).click();
+    expect(await seriousViolations(page)).toEqual([]);
+    await user.getByRole("button", { name: "Confirm disable" }).click();
     await page.getByText("auditor@example.com disabled.").waitFor();
     const refused = await fetch(`${base}/api/auth/login`, {
       method: "POST",

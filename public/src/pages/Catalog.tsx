@@ -174,11 +174,14 @@ function ProductRow({ product, onChanged }: { product: Product; onChanged(): voi
                 onClick={() => {
                   const amount = toMinorUnits(form.price);
                   if (amount === null) return setError("Price must be an amount like 12.50.");
-                  void patch({
-                    name: form.name,
-                    price: { amount, currency: product.price.currency },
-                    stock: Number(form.stock),
-                  });
+                  // Only what changed: a stock sent unchanged would still read as a stock change to whoever watches.
+                  const changes = {
+                    ...(form.name !== product.name ? { name: form.name } : {}),
+                    ...(amount !== product.price.amount ? { price: { amount, currency: product.price.currency } } : {}),
+                    ...(Number(form.stock) !== product.stock ? { stock: Number(form.stock) } : {}),
+                  };
+                  if (Object.keys(changes).length === 0) return setEditing(false);
+                  void patch(changes);
                 }}
               >
                 Save

@@ -1,6 +1,7 @@
 /** Users and roles (admins): list accounts, create one, change roles, disable and enable; add and edit roles. */
 import { useState, type FormEvent } from "react";
 import { api, describeError } from "../api/client";
+import { useSession } from "../stores/session";
 import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
@@ -214,12 +215,15 @@ function NewUser({ roles, onCreated }: { roles: Role[]; onCreated(email: string)
 
 function UserRow({ user, roles, onChanged }: { user: User; roles: Role[]; onChanged(text: string): void }) {
   const [editing, setEditing] = useState(false);
+  const [confirmingDisable, setConfirmingDisable] = useState(false);
   const [chosen, setChosen] = useState(user.roles);
   const [error, setError] = useState<string | null>(null);
+  const isSelf = useSession((state) => state.user?.id) === user.id;
   async function patch(body: object, done: string) {
     try {
       await api("PATCH", `/api/auth/users/${user.id}`, { body });
       setEditing(false);
+      setConfirmingDisable(false);
       setError(null);
       onChanged(done);
     } catch (err) {
@@ -255,17 +259,27 @@ function UserRow({ user, roles, onChanged }: { user: User; roles: Role[]; onChan
               Edit roles
             </Button>
           )}
-          <Button
-            variant={user.status === "active" ? "danger" : "secondary"}
-            onClick={() =>
-              void patch(
-                { status: user.status === "active" ? "disabled" : "active" },
-                `${user.email} ${user.status === "active" ? "disabled" : "enabled"}.`,
-              )
-            }
-          >
-            {user.status === "active" ? "Disable" : "Enable"}
-          </Button>
+          {user.status !== "active" ? (
+            <Button variant="secondary" onClick={() => void patch({ status: "active" }, `${user.email} enabled.`)}>
+              Enable
+            </Button>
+          ) : isSelf ? (
+            <span className="text-xs text-slate-500">Your own account cannot be disabled here.</span>
+          ) : confirmingDisable ? (
+            <span role="group" aria-label={`Disable ${user.email}?`} className="flex flex-wrap items-center gap-2">
+              <span className="text-sm">Disable {user.email}? Their sessions end at once.</span>
+              <Button variant="danger" onClick={() => void patch({ status: "disabled" }, `${user.email} disabled.`)}>
+                Confirm disable
+              </Button>
+              <Button variant="secondary" onClick={() => setConfirmingDisable(false)}>
+                Keep active
+              </Button>
+            </span>
+          ) : (
+            <Button variant="danger" onClick={() => setConfirmingDisable(true)}>
+              Disable
+            </Button>
+          )}
         </div>
         <InlineError message={error} />
       </td>

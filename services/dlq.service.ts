@@ -51,9 +51,30 @@ export interface DeadLetter {
   discardReason: string | null;
   firstFailedAt: string;
   failedAt: string;
+  /** The failure's fingerprint: channel, consumer group, error type and summary (migration 0004); its group's key. */
+  fingerprint: string;
+  /** The error's first field message or its message, ids and numbers replaced: what the group says. */
+  errorSummary: string;
 }
 
 export type DeadLetterPage = Page<DeadLetter>;
+
+/** Dead letters that failed the same way (one fingerprint): `GET /api/dlq/groups`. */
+export interface DeadLetterGroup {
+  fingerprint: string;
+  channel: string;
+  group: string;
+  errorType: string;
+  summary: string;
+  count: number;
+  firstSeen: string;
+  lastSeen: string;
+  /** The group's latest dead letter, and its error in full (the `data` names the fields and the action). */
+  sampleId: string;
+  sampleError: ErrorRecord;
+  /** The orders its messages were about, up to 20. */
+  orders: string[];
+}
 
 /** One row of `GET /api/dlq/stats`. */
 export interface DeadLetterCount {
@@ -102,6 +123,8 @@ interface DeadLetterRow {
   discard_reason: string | null;
   first_failed_at: Date;
   failed_at: Date;
+  fingerprint: string;
+  error_summary: string;
 }
 
 export interface DeadLetterFilter {
@@ -113,6 +136,8 @@ export interface DeadLetterFilter {
   to?: Date;
   /** Text inside the message or the error. */
   search?: string;
+  /** One group's failures (`DeadLetterGroup.fingerprint`). */
+  fingerprint?: string;
 }
 
 const MAX_PAGE_SIZE = 100;
@@ -146,6 +171,8 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
     discardReason: row.discard_reason,
     firstFailedAt: row.first_failed_at.toISOString(),
     failedAt: row.failed_at.toISOString(),
+    fingerprint: row.fingerprint,
+    errorSummary: row.error_summary,
   };
 }
 
@@ -164,12 +191,14 @@ function whereOf(filter: DeadLetterFilter, firstBind = 1): { sql: string; bind: 
     filter.from ?? null,
     filter.to ?? null,
     filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null,
+    filter.fingerprint ?? null,
   ];
   const n = (i: number) => `$${firstBind + i}`;
   const sql = `(${n(0)}::text IS NULL OR status = ${n(0)}) AND (${n(1)}::text IS NULL OR channel = ${n(1)})
     AND (${n(2)}::text IS NULL OR consumer_group = ${n(2)}) AND (${n(3)}::text IS NULL OR error_type = ${n(3)})
     AND (${n(4)}::timestamptz IS NULL OR failed_at >= ${n(4)}) AND (${n(5)}::timestamptz IS NULL OR failed_at <= ${n(5)})
-    AND (${n(6)}::text IS NULL OR message::text ILIKE ${n(6)} OR error::text ILIKE ${n(6)})`;
+    AND (${n(6)}::text IS NULL OR message::text ILIKE ${n(6)} OR error::text ILIKE ${n(6)})
+    AND (${n(7)}::text IS NULL OR fingerprint = ${n(7)})`;
   return { sql, bind };
 }
 
@@ -180,6 +209,7 @@ const filterParams = {
   from: { type: "date", convert: true, optional: true },
   to: { type: "date", convert: true, optional: true },
   search: { type: "string", min: 1, max: 200, optional: true },
+  fingerprint: { type: "string", pattern: /^[0-9a-f]{32}$/, optional: true },
 } as const;
 
 interface DlqMethods {
@@ -328,6 +358,45 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
         const where = whereOf(ctx.params);
         const query = { table: "dead_letters", where: where.sql, order: "failed_at DESC, id", bind: where.bind };
         return selectPage(this.sequelize, query, page, pageSize, toDeadLetter);
+      },
+    },
+
+    /**
+     * Dead letters grouped by failure fingerprint (channel, consumer group, error type, the error's summary), largest
+     * group first: count, first and last seen, the latest one's error in full, the orders concerned. PENDING ones unless
+     * `status` says otherwise; the list's filters apply. A group's letters: `GET /api/dlq?fingerprint=`; replaying
+     * them: `POST /api/dlq/replay` with the fingerprint and the count seen (`expectedCount`). `dlq:read`.
+     */
+    groups: {
+      rest: "GET /groups",
+      list: "page",
+      permissions: ["dlq:read"],
+      params: {
+        status: { type: "enum", values: [...DEAD_LETTER_STATUSES], default: "PENDING" },
+        ...filterParams,
+        ...pageParams(MAX_STATS_PAGE),
+        $$strict: true,
+      },
+      async handler(this: DlqThis, ctx: Context<DeadLetterFilter & PageQuery>): Promise<Page<DeadLetterGroup>> {
+        const where = whereOf(ctx.params);
+        const groups = await this.sequelize.query<DeadLetterGroup & { firstSeen: Date; lastSeen: Date }>(
+          `SELECT fingerprint, channel, consumer_group AS "group", error_type AS "errorType", error_summary AS summary,
+             count(*)::int AS count, min(first_failed_at) AS "firstSeen", max(failed_at) AS "lastSeen",
+             (array_agg(id ORDER BY failed_at DESC, id))[1] AS "sampleId",
+             (array_agg(error ORDER BY failed_at DESC, id))[1] AS "sampleError",
+             COALESCE((array_agg(DISTINCT message->'payload'->'order'->>'id')
+               FILTER (WHERE message->'payload'->'order'->>'id' IS NOT NULL))[1:20], '{}') AS orders
+           FROM dead_letters WHERE ${where.sql}
+           GROUP BY fingerprint, channel, consumer_group, error_type, error_summary
+           ORDER BY count DESC, "lastSeen" DESC, fingerprint`,
+          { bind: where.bind, type: QueryTypes.SELECT },
+        );
+        const rows = groups.map((group) => ({
+          ...group,
+          firstSeen: group.firstSeen.toISOString(),
+          lastSeen: group.lastSeen.toISOString(),
+        }));
+        return pageOf(rows, ctx.params);
       },
     },
 

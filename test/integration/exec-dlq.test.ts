@@ -9,7 +9,7 @@ import { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
 import type { Page } from "../../lib/paging";
-import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
+import type { DeadLetter, DeadLetterGroup, DeadLetterPage } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
@@ -309,6 +309,78 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
   expect(resolved).toMatchObject({ replayCount: 1, lastReplayedBy: "system" });
   expect(depth("order.created")).toBe(0);
   expect((await send("POST", `/api/dlq/${entry.id}/replay`)).status).toBe(409);
+  await send("DELETE", `/api/exec/rules/${broken.id}`);
+});
+
+it("groups dead letters that failed the same way, and replays a group only as the count its operator saw", async () => {
+  const broken = await json<Rule>(
+    await send("POST", "/api/exec/rules", {
+      name: "Broken rule for groups",
+      event: "order.created",
+      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "EXECGROUP" }],
+      action: "exec.tasks.create",
+      params: { kind: "grouped", subject: "$.payload.order.id" },
+    }),
+  );
+  const orders = [await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP")];
+  const group = await waitFor(
+    async () => {
+      const page = await json<Page<DeadLetterGroup>>(await send("GET", "/api/dlq/groups?group=exec"));
+      return page.rows.find((row) => row.count === 3);
+    },
+    15_000,
+    "three dead letters in one group",
+  );
+  expect(group).toMatchObject({
+    channel: "order.created",
+    group: "exec",
+    errorType: "VALIDATION_ERROR",
+    summary: "The 'title' field is required.",
+    fingerprint: expect.stringMatching(/^[0-9a-f]{32}$/),
+  });
+  expect([...group.orders].sort()).toEqual(orders.map((order) => order.id).sort());
+  // The detail an operator needs is in the sample: the field and what was wrong with it.
+  expect(group.sampleError.data).toEqual([expect.objectContaining({ field: "title", type: "required" })]);
+  expect(Date.parse(group.firstSeen)).toBeLessThanOrEqual(Date.parse(group.lastSeen));
+
+  // The same failure earlier (the test above) has the same fingerprint; it is resolved, so not in the pending group.
+  const pending = `/api/dlq?fingerprint=${group.fingerprint}&status=PENDING`;
+  const members = await json<DeadLetterPage>(await send("GET", pending));
+  expect(members.total).toBe(3);
+  expect(members.rows.every((row) => row.fingerprint === group.fingerprint)).toBe(true);
+  expect((await send("GET", "/api/dlq?fingerprint=not-a-fingerprint")).status).toBe(422);
+
+  // Replaying the group as a different count than the one seen replays nothing.
+  const until = new Date().toISOString();
+  const stale = await send("POST", "/api/dlq/replay", { fingerprint: group.fingerprint, until, expectedCount: 2 });
+  expect(stale.status).toBe(409);
+  expect(await json<ErrorBody>(stale)).toMatchObject({ data: { expectedCount: 2, actualCount: 3 } });
+  expect((await json<DeadLetterPage>(await send("GET", pending))).rows).toEqual(
+    members.rows.map(() => expect.objectContaining({ status: "PENDING", replayCount: 0 })),
+  );
+
+  await send("PUT", `/api/exec/rules/${broken.id}`, {
+    name: broken.name,
+    event: broken.event,
+    condition: broken.condition,
+    action: broken.action,
+    params: { ...broken.params, title: "Fixed" },
+  });
+  const replayed = await send("POST", "/api/dlq/replay", { fingerprint: group.fingerprint, until, expectedCount: 3 });
+  expect(replayed.status).toBe(200);
+  expect(await json<{ replayed: number }>(replayed)).toMatchObject({ replayed: 3 });
+  await waitFor(
+    async () => {
+      const letters = await Promise.all(
+        members.rows.map(async (row) => json<DeadLetter>(await send("GET", `/api/dlq/${row.id}`))),
+      );
+      return letters.every((letter) => letter.status === "RESOLVED") ? true : undefined;
+    },
+    15_000,
+    "the group's letters to be resolved",
+  );
+  const groupsLeft = await json<Page<DeadLetterGroup>>(await send("GET", "/api/dlq/groups?group=exec"));
+  expect(groupsLeft.rows.map((row) => row.fingerprint)).not.toContain(group.fingerprint);
   await send("DELETE", `/api/exec/rules/${broken.id}`);
 });
 

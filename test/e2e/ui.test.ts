@@ -8,7 +8,7 @@
 import type { Browser, Page } from "playwright-core";
 import { Client } from "pg";
 import type { Product } from "../../services/products.service";
-import type { DeadLetterPage } from "../../services/dlq.service";
+import type { DeadLetterGroup, DeadLetterPage } from "../../services/dlq.service";
 import { launchBrowser, newPage, screenshot, seriousViolations, signIn } from "../support/browser";
 import {
   TEST_ADMIN,
@@ -164,6 +164,45 @@ describe("as an operator (the admin)", () => {
     await page.getByText("Replayed 1 of 1.").waitFor();
     const after = await json<{ replayCount: number }>(await send("GET", `/api/dlq/${entry.id}`));
     expect(after.replayCount).toBe(1);
+  });
+
+  it("groups dead letters by failure and replays a group after its count is typed", async () => {
+    const rule = await send("POST", "/api/exec/rules", {
+      name: "Broken rule for the group test",
+      event: "order.created",
+      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "UI-DLQ-G" }],
+      action: "exec.tasks.create",
+      params: { kind: "broken-group", subject: "$.payload.order.id" },
+    });
+    expect(rule.status).toBe(201);
+    const orders = [
+      await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
+      await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
+    ];
+    // Both fail as the test above's letter did (a task without a title): one group, whatever its size now.
+    const group = await waitFor(async () => {
+      const page = await json<{ rows: DeadLetterGroup[] }>(await send("GET", "/api/dlq/groups?group=exec"));
+      const found = page.rows.find((row) => orders.every((id) => row.orders.includes(id)));
+      return found;
+    }, 20_000);
+    await visit("Dead letters", "dead-letter-groups");
+    const row = page
+      .getByRole("table", { name: "Failure groups" })
+      .getByRole("row")
+      .filter({ hasText: "The 'title' field is required." });
+    await row.getByRole("link", { name: orders[0] }).waitFor();
+    await row.getByRole("button", { name: "Replay group…" }).click();
+    const typed = row.getByLabel(`Type ${group.count} to replay them all`);
+    await typed.fill(String(group.count + 1));
+    expect(await row.getByRole("button", { name: `Replay ${group.count}` }).isDisabled()).toBe(true);
+    await typed.fill(String(group.count));
+    expect(await seriousViolations(page)).toEqual([]);
+    await row.getByRole("button", { name: `Replay ${group.count}` }).click();
+    await page.getByText(`Sent ${group.count} dead letters`).waitFor();
+    const letters = await json<DeadLetterPage>(await send("GET", `/api/dlq?fingerprint=${group.fingerprint}`));
+    expect(letters.rows.filter((letter) => letter.replayCount > 0).length).toBeGreaterThanOrEqual(group.count);
+    await row.getByRole("button", { name: "Show letters" }).click();
+    await page.waitForURL(new RegExp(`fingerprint=${group.fingerprint}`));
   });
 
   it("verifies the audit chain", async () => {

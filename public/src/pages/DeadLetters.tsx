@@ -9,6 +9,7 @@ import { useFilters } from "../components/useFilters";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
+import { DeadLetterGroups } from "./DeadLetterGroups";
 import type { Page } from "../../../lib/paging";
 
 interface DeadLetter {
@@ -27,7 +28,7 @@ interface DeadLetter {
   failedAt: string;
 }
 
-const FILTERS = ["status", "channel", "errorType", "search", "page"];
+const FILTERS = ["status", "channel", "errorType", "search", "fingerprint", "page"];
 
 export function DeadLettersPage() {
   const [params, changeFilter] = useFilters();
@@ -73,6 +74,15 @@ export function DeadLettersPage() {
   return (
     <>
       <PageTitle>Dead letters</PageTitle>
+      <DeadLetterGroups
+        query={query}
+        canReplay={canReplay}
+        onShow={(fingerprint) => setFilter("fingerprint", fingerprint)}
+        onReplayed={(text) => {
+          setMessage(text);
+          loaded.reload();
+        }}
+      />
       <Section title="Messages the consumers gave up on">
         <form className="mb-3 flex flex-wrap gap-3" onSubmit={(event) => event.preventDefault()} aria-label="Filters">
           <Select
@@ -100,6 +110,14 @@ export function DeadLettersPage() {
             onChange={(e) => setFilter("search", e.target.value)}
           />
         </form>
+        {params.get("fingerprint") && (
+          <p className="mb-2 flex items-center gap-2 text-sm">
+            Showing one failure group.
+            <Button variant="secondary" onClick={() => setFilter("fingerprint", "")}>
+              Show all
+            </Button>
+          </p>
+        )}
         {message && <Notice tone="success">{message}</Notice>}
         {progress && (
           <div className="my-2" role="status" aria-live="polite">

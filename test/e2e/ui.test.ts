@@ -142,6 +142,23 @@ describe("as an operator (the admin)", () => {
       .getByText("orders.transition")
       .waitFor({ timeout: 20_000 });
     await screenshot(page, "order-declined");
+
+    // The list says why it failed and whose it is; its full id opens it from the search.
+    const id = page.url().split("/").pop()!;
+    const order = await json<{ statusReason: string }>(await send("GET", `/api/orders/${id}`));
+    expect(order.statusReason).toBeTruthy();
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Orders" }).click();
+    const row = page.getByRole("table", { name: "Orders" }).getByRole("row").filter({ hasText: id });
+    await row.getByText(order.statusReason).waitFor();
+    await row.getByText("UI-DECLINED").waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    const find = page.getByRole("form", { name: "Find an order" });
+    await find.getByLabel("Order id").fill("not-an-id");
+    await find.getByRole("button", { name: "Open" }).click();
+    await find.getByText("An order id is a UUID").waitFor();
+    await find.getByLabel("Order id").fill(id.toUpperCase());
+    await find.getByRole("button", { name: "Open" }).click();
+    await page.waitForURL(new RegExp(`/orders/${id}$`));
   });
 
   it("replays a dead letter from the console", async () => {

@@ -33,10 +33,39 @@ export interface Order {
   total: Money;
   lines: { productId: string; sku: string; name: string; quantity: number; unitPrice: Money }[];
   paymentMethod: string;
+  shippingAddress: { name: string; city: string; country: string };
   requestId: string | null;
   version: number;
   createdAt: string;
   updatedAt: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Goes straight to an order whose id the operator has (from a log line, a dead letter, a customer). */
+function FindOrder() {
+  const navigate = useNavigate();
+  const [id, setId] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <form
+      aria-label="Find an order"
+      className="mb-3 flex flex-wrap items-end gap-2"
+      onSubmit={(event) => {
+        event.preventDefault();
+        const wanted = id.trim();
+        if (!UUID.test(wanted)) return setError("An order id is a UUID, like 3f2c…-….");
+        setError(null);
+        navigate(`/orders/${wanted.toLowerCase()}`);
+      }}
+    >
+      <Field label="Order id" value={id} onChange={(event) => setId(event.target.value)} placeholder="uuid" />
+      <Button type="submit" variant="secondary">
+        Open
+      </Button>
+      <InlineError message={error} />
+    </form>
+  );
 }
 
 interface Product {
@@ -73,6 +102,7 @@ export function OrdersPage() {
       <div className="space-y-6">
         {canCreate && <NewOrder onPlaced={loaded.reload} />}
         <Section title="All orders">
+          <FindOrder />
           <form className="mb-3 flex flex-wrap gap-3" onSubmit={(event) => event.preventDefault()} aria-label="Filters">
             <Select
               label="Status"
@@ -104,16 +134,36 @@ export function OrdersPage() {
           <Guarded loaded={loaded} what="orders" empty={(page) => (page.total === 0 ? "No orders match." : null)}>
             {(page) => (
               <>
-                <Table caption="Orders" head={["Order", "Status", "Total", "Payment", "Placed"]}>
+                <Table caption="Orders" head={["Order", "Status", "Why", "Customer", "Total", "Payment", "Placed"]}>
                   {page.rows.map((order) => (
                     <tr key={order.id}>
                       <td className="px-2 py-2">
-                        <Link className="font-mono text-xs text-blue-800 underline" to={`/orders/${order.id}`}>
-                          {order.id.slice(0, 8)}
+                        <Link
+                          className="font-mono text-xs break-all text-blue-800 underline"
+                          to={`/orders/${order.id}`}
+                        >
+                          {order.id}
                         </Link>
                       </td>
                       <td className="px-2 py-2">
                         <Badge value={order.status} />
+                      </td>
+                      <td className="px-2 py-2 text-xs">{order.statusReason ?? ""}</td>
+                      <td className="px-2 py-2 text-xs">
+                        {order.shippingAddress.name}
+                        {canSeeAll && (
+                          <>
+                            <br />
+                            <button
+                              type="button"
+                              className="font-mono break-all text-blue-800 underline"
+                              title="Show this customer's orders"
+                              onClick={() => setFilter("customerId", order.customerId)}
+                            >
+                              {order.customerId}
+                            </button>
+                          </>
+                        )}
                       </td>
                       <td className="px-2 py-2">{formatMoney(order.total)}</td>
                       <td className="px-2 py-2">{order.paymentMethod}</td>

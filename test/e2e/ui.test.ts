@@ -58,6 +58,18 @@ async function placeOrderInUi(tag: string, paymentLabel: string): Promise<string
   return page.url().split("/").pop()!;
 }
 
+/** A rule whose action fails validation (its task has no title) for every order shipped to `shippedTo`. */
+async function addBrokenRule(name: string, shippedTo: string, kind: string) {
+  const rule = await send("POST", "/api/exec/rules", {
+    name,
+    event: "order.created",
+    condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: shippedTo }],
+    action: "exec.tasks.create",
+    params: { kind, subject: "$.payload.order.id" },
+  });
+  expect(rule.status).toBe(201);
+}
+
 beforeAll(async () => {
   node = await startNodeProcess(
     nodeEnv(scope, {
@@ -162,14 +174,7 @@ describe("as an operator (the admin)", () => {
   });
 
   it("replays a dead letter from the console", async () => {
-    const rule = await send("POST", "/api/exec/rules", {
-      name: "Broken rule for the UI test",
-      event: "order.created",
-      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "UI-DLQ" }],
-      action: "exec.tasks.create",
-      params: { kind: "broken", subject: "$.payload.order.id" },
-    });
-    expect(rule.status).toBe(201);
+    await addBrokenRule("Broken rule for the UI test", "UI-DLQ", "broken");
     await placeOrderInUi("UI-DLQ", "Card (succeeds)");
     const entry = await waitFor(async () => {
       const page = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING&group=exec"));
@@ -184,14 +189,7 @@ describe("as an operator (the admin)", () => {
   });
 
   it("groups dead letters by failure and replays a group after its count is typed", async () => {
-    const rule = await send("POST", "/api/exec/rules", {
-      name: "Broken rule for the group test",
-      event: "order.created",
-      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "UI-DLQ-G" }],
-      action: "exec.tasks.create",
-      params: { kind: "broken-group", subject: "$.payload.order.id" },
-    });
-    expect(rule.status).toBe(201);
+    await addBrokenRule("Broken rule for the group test", "UI-DLQ-G", "broken-group");
     const orders = [
       await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
       await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),

@@ -242,16 +242,33 @@ describe("rules API", () => {
   });
 });
 
-it("dead-letters an event whose rule action rejects its parameters, publishes exec.failed, and replays from the REPL once fixed", async () => {
-  const broken = await json<Rule>(
+/** A rule for orders shipped to `shippedTo` whose action always fails validation: its task has no title. */
+async function brokenRule(name: string, shippedTo: string, kind: string): Promise<Rule> {
+  return json<Rule>(
     await send("POST", "/api/exec/rules", {
-      name: "Broken rule",
+      name,
       event: "order.created",
-      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "EXECFAIL" }],
+      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: shippedTo }],
       action: "exec.tasks.create",
-      params: { kind: "broken", subject: "$.payload.order.id" },
+      params: { kind, subject: "$.payload.order.id" },
     }),
   );
+}
+
+/** Gives a broken rule's action the title it lacked, so a replay of what it dead-lettered succeeds. */
+async function fixRule(rule: Rule): Promise<void> {
+  const fixed = await send("PUT", `/api/exec/rules/${rule.id}`, {
+    name: rule.name,
+    event: rule.event,
+    condition: rule.condition,
+    action: rule.action,
+    params: { ...rule.params, title: "Fixed" },
+  });
+  expect(fixed.status).toBe(200);
+}
+
+it("dead-letters an event whose rule action rejects its parameters, publishes exec.failed, and replays from the REPL once fixed", async () => {
+  const broken = await brokenRule("Broken rule", "EXECFAIL", "broken");
   const order = await placeOrder("EXECFAIL");
   const entry = await waitFor(
     async () => (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec&status=PENDING"))).rows[0],
@@ -281,13 +298,7 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
   expect(printed[0]).toBe("1 dead letter(s)");
   expect(printed[1]).toContain(entry.id);
 
-  await send("PUT", `/api/exec/rules/${broken.id}`, {
-    name: broken.name,
-    event: broken.event,
-    condition: broken.condition,
-    action: broken.action,
-    params: { ...broken.params, title: "Fixed" },
-  });
+  await fixRule(broken);
   await dlqCommand(broker, "replay", entry.id, {}, (text) => printed.push(text));
   expect(printed.at(-1)).toBe(`Replayed ${entry.id} to order.created (replay 1)`);
   await waitFor(
@@ -313,15 +324,7 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
 });
 
 it("groups dead letters that failed the same way, and replays a group only as the count its operator saw", async () => {
-  const broken = await json<Rule>(
-    await send("POST", "/api/exec/rules", {
-      name: "Broken rule for groups",
-      event: "order.created",
-      condition: [{ path: "$.payload.order.shippingAddress.name", op: "eq", value: "EXECGROUP" }],
-      action: "exec.tasks.create",
-      params: { kind: "grouped", subject: "$.payload.order.id" },
-    }),
-  );
+  const broken = await brokenRule("Broken rule for groups", "EXECGROUP", "grouped");
   const orders = [await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP")];
   const group = await waitFor(
     async () => {
@@ -359,13 +362,7 @@ it("groups dead letters that failed the same way, and replays a group only as th
     members.rows.map(() => expect.objectContaining({ status: "PENDING", replayCount: 0 })),
   );
 
-  await send("PUT", `/api/exec/rules/${broken.id}`, {
-    name: broken.name,
-    event: broken.event,
-    condition: broken.condition,
-    action: broken.action,
-    params: { ...broken.params, title: "Fixed" },
-  });
+  await fixRule(broken);
   const replayed = await send("POST", "/api/dlq/replay", { fingerprint: group.fingerprint, until, expectedCount: 3 });
   expect(replayed.status).toBe(200);
   expect(await json<{ replayed: number }>(replayed)).toMatchObject({ replayed: 3 });

@@ -113,6 +113,12 @@ describe("as an operator (the admin)", () => {
     expect(await page.getByTestId("tile-Dead letters pending").textContent()).toMatch(/^\d+$/);
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "dashboard");
+    // A tile opens the list behind its figure, filtered to what it counts.
+    await page.getByRole("link", { name: "Pending dead letters" }).click();
+    await page.waitForURL(/\/operations\/dead-letters\?status=PENDING$/);
+    await page.getByRole("heading", { level: 1, name: "Dead letters" }).waitFor();
+    await page.goBack();
+    await page.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
   });
 
   it("places an order that completes and shows its timeline, audit entries, log lines and trace id", async () => {

@@ -1,5 +1,6 @@
 /** The cluster at a glance: every node's health, and the traffic, dead letters and sagas of the last 15 minutes. */
 import { useEffect } from "react";
+import { Link } from "react-router";
 import { useApi } from "../api/useApi";
 import { Guarded } from "../components/States";
 import { Sparkline } from "../components/Sparkline";
@@ -31,6 +32,8 @@ interface Tile {
   format: (value: number) => string;
   unit?: string;
   source: string;
+  /** The list behind the figure, filtered to what it counts. */
+  list?: { to: string; name: string };
 }
 
 const TILES: Tile[] = [
@@ -41,6 +44,7 @@ const TILES: Tile[] = [
     format: (v) => `${v.toFixed(2)} %`,
     unit: " %",
     source: "traffic",
+    list: { to: "/operations/logs?level=error", name: "Error log lines" },
   },
   {
     label: "Latency p50 (slowest gateway)",
@@ -56,7 +60,13 @@ const TILES: Tile[] = [
     unit: " ms",
     source: "traffic",
   },
-  { label: "Dead letters pending", value: (s) => s.deadLetters, format: (v) => String(v), source: "deadLetters" },
+  {
+    label: "Dead letters pending",
+    value: (s) => s.deadLetters,
+    format: (v) => String(v),
+    source: "deadLetters",
+    list: { to: "/operations/dead-letters?status=PENDING", name: "Pending dead letters" },
+  },
   { label: "Sagas in flight", value: (s) => s.sagasInFlight, format: (v) => String(v), source: "sagas" },
   { label: "Sagas failed (parked)", value: (s) => s.sagasFailed, format: (v) => String(v), source: "sagas" },
   { label: "Sagas stalled (being swept)", value: (s) => s.sagasStalled, format: (v) => String(v), source: "sagas" },
@@ -91,6 +101,11 @@ export function DashboardPage() {
                     </p>
                     <Sparkline values={data.history.map(tile.value)} label={tile.label} unit={tile.unit} />
                     <p className="mt-1 text-xs text-slate-500">Source: {data.sources[tile.source]}</p>
+                    {tile.list && (
+                      <Link className="mt-1 inline-block text-sm text-blue-800 underline" to={tile.list.to}>
+                        {tile.list.name}
+                      </Link>
+                    )}
                   </li>
                 );
               })}

@@ -203,7 +203,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     transaction.afterCommit(() => prepared.committed());
   }
 
-  /** The audit record of `ctx`'s call as an envelope, and the middleware told, once `transaction` commits. */
+  /** The audit record of `ctx`'s call, answering `result`, as an outbox entry. */
   function auditEntry(svc: OutboxThis, ctx: Context, result: unknown) {
     const declared = ctx.action?.audit;
     if (!declared) throw new Error(`${ctx.action?.name ?? "this action"} declares no audit`);
@@ -225,14 +225,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
         result,
         events: EventEnvelope[] = [],
       ) {
-        const entries = [
-          ...events.map((envelope) => ({ envelope, messageId: envelope.id })),
-          auditEntry(this, ctx, result),
-        ];
-        await writeRows(this, transaction, await prepareRows(this, entries));
-        transaction.afterCommit(() => {
-          (ctx.locals as AuditLocals).auditWritten = true;
-        });
+        await writeRows(this, transaction, await this.prepareOutbox(events, { ctx, result }));
       },
 
       async prepareOutbox(this: OutboxThis, events: EventEnvelope[], audit?: { ctx: Context; result: unknown }) {

@@ -180,7 +180,7 @@ export function writerRoleOf(url: string): string {
  * neither change their rows nor switch their triggers off. Run after the migrations on every start, so tables that
  * a new migration added are granted too; GRANT and REVOKE are idempotent.
  */
-export async function grantWriterRole(owner: Sequelize, url: string, appendOnly: string[]): Promise<string> {
+export async function grantWriterRole(owner: Sequelize, url: string, appendOnly: string[]): Promise<void> {
   const name = writerRoleOf(url);
   const role = quoteIdentifier(name);
   const [found] = await owner.query("SELECT 1 FROM pg_roles WHERE rolname = $1", {
@@ -203,13 +203,18 @@ export async function grantWriterRole(owner: Sequelize, url: string, appendOnly:
   ]) {
     await owner.query(statement);
   }
-  return name;
 }
 
-/** Every new connection of `sequelize` acts as `role` (the URL's user stays the one that logs in). */
+/** Every connection of `sequelize` acts as `role` (the URL's user stays the one that logs in), or fails to open. */
 export function actAsRole(sequelize: Sequelize, role: string): void {
   sequelize.addHook("afterConnect", async (connection) => {
-    await (connection as Client).query(`SET ROLE ${quoteIdentifier(role)}`);
+    try {
+      await (connection as Client).query(`SET ROLE ${quoteIdentifier(role)}`);
+    } catch (err) {
+      // Sequelize neither pools nor closes a connection its hook refused: closed here, or it stays open for good.
+      await (connection as Client).end().catch(() => undefined);
+      throw err;
+    }
   });
 }
 

@@ -27,6 +27,7 @@ import {
   redactUrl,
   replicaUrlFor,
   runMigrations,
+  writerRoleOf,
   type Migration,
 } from "../lib/database";
 import { timedCheck, type ReadinessCheck } from "../lib/health";
@@ -76,8 +77,12 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
   const url = databaseUrlFor(options.service, cfg);
   const replicaUrl = options.readReplica ? replicaUrlFor(options.service, cfg) : null;
   const sequelize = createSequelize(url, cfg.database.poolMax, replicaUrl);
-  const settings: DbSettings = { idField: "id" };
   const appendOnly = options.appendOnly?.length ? options.appendOnly : undefined;
+  // From the pool's first connection, not once the role is granted: one opened before (a readiness probe during the
+  // migrations) would otherwise stay in the pool as the owner, able to rewrite the append-only tables. Until the role
+  // exists, connecting fails, and the service is simply not ready.
+  if (appendOnly) actAsRole(sequelize, writerRoleOf(url));
+  const settings: DbSettings = { idField: "id" };
 
   return {
     mixins: [DbService as unknown as Partial<ServiceSchema>],
@@ -102,8 +107,7 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
         try {
           const applied = await runMigrations(url, migrator, options.migrations);
           if (applied.length > 0) this.logger.info(`Applied migrations: ${applied.join(", ")}`);
-          // Before the service's first connection, so every one of them acts as the role.
-          if (appendOnly) actAsRole(sequelize, await grantWriterRole(migrator, url, appendOnly));
+          if (appendOnly) await grantWriterRole(migrator, url, appendOnly);
         } finally {
           if (migrator !== sequelize) await migrator.close();
         }

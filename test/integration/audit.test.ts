@@ -8,6 +8,7 @@ import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
 import { QueryTypes, type Sequelize } from "sequelize";
 import type { Config } from "../../lib/config";
+import type { ReadinessCheck } from "../../lib/health";
 import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import type { CursorPage, Page } from "../../lib/paging";
@@ -239,6 +240,39 @@ it("writes as a role that may only add to the trail and the event store, and can
   // Readiness checks the same of the role, so a node whose trail could be rewritten is never ready.
   const ready = await json<{ checks: { name: string; ok: boolean }[] }>(await fetch(`${base}/health/ready`));
   expect(ready.checks).toContainEqual(expect.objectContaining({ name: "database:audit", ok: true }));
+});
+
+it("never pools a connection acting as the owner, even one a readiness probe opened while the service started", async () => {
+  const starting = isolation();
+  let node: ServiceBroker | undefined;
+  try {
+    // Started inside the module registry it was created in: modules loaded while starting must be the same copies.
+    await jest.isolateModulesAsync(async () => {
+      const { createNode } = await import("../../bin/node");
+      node = await createNode(testConfig(starting, { SERVICES: "audit" }), { broker: { logger: false } });
+      const audit = node.getLocalService("audit") as unknown as { readinessChecks(): Promise<ReadinessCheck[]> };
+      // Probed from before the database exists until the service has started.
+      const started = node.start();
+      const whileStarting: ReadinessCheck[] = [];
+      while (!node.started) {
+        whileStarting.push(...(await audit.readinessChecks()));
+        // Often enough to land inside the migrations, not so often that opening connections starves PostgreSQL.
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      await started;
+      // Not ready while the database or the role did not exist yet, but never connected as one that may rewrite.
+      expect(whileStarting.filter((check) => !check.ok).length).toBeGreaterThan(0);
+      expect(whileStarting.filter((check) => /may change/.test(check.error ?? ""))).toEqual([]);
+      // Several probes at once take several of the pool's connections, whenever each was opened.
+      for (let round = 0; round < 5; round += 1) {
+        const rounds = await Promise.all(Array.from({ length: 4 }, () => audit.readinessChecks()));
+        expect(rounds.flat().filter((check) => !check.ok)).toEqual([]);
+      }
+    });
+  } finally {
+    await node?.stop();
+    await dropScopeDatabases(starting.prefix);
+  }
 });
 
 it("refuses changes to records, and verify names a record edited behind its back", async () => {

@@ -3,8 +3,11 @@
  * record (mixins/consumer.mixin.ts); this service keeps them in its own database where operators list, search and
  * inspect them, replay them to their original channel once the cause is fixed, or discard them. A replayed message
  * that is then processed reports `message.recovered`, which resolves its entry; one that fails again reopens it.
+ * Every replay is kept with what became of it (its lineage). Many letters are replayed by a replay operation: a
+ * selection frozen when it starts, sent by the server at a bounded rate, cancellable, kept with a result per letter.
  * DLQ depth (pending entries) is exported per channel as the `aicunet.dlq.depth` gauge.
  */
+import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
@@ -58,6 +61,53 @@ export interface DeadLetter {
 }
 
 export type DeadLetterPage = Page<DeadLetter>;
+
+/** A letter's replay: waiting for its turn in an operation, sent, or skipped or cancelled before it was sent. */
+export type ReplayState = "WAITING" | "SENT" | "SKIPPED" | "CANCELLED";
+/** What became of a sent replay: still pending, resolved (processed), or failed again. */
+export type ReplayOutcome = "PENDING" | "RESOLVED" | "FAILED";
+
+/** One replay of a dead letter, alone or as a place in a replay operation: a row of the letter's lineage. */
+export interface Replay {
+  id: string;
+  deadLetterId: string;
+  operationId: string | null;
+  state: ReplayState;
+  /** Why it was skipped: the letter was resolved or discarded meanwhile, or never replayable. */
+  detail: string | null;
+  /** The letter's replay count this replay made (its message carries it in its JetStream id). */
+  attempt: number | null;
+  replayedBy: string | null;
+  replayedAt: string | null;
+  outcome: ReplayOutcome | null;
+  /** The error it failed with again. */
+  outcomeError: ErrorRecord | null;
+  outcomeAt: string | null;
+}
+
+/** What a replay operation acts on: pending, replayable letters matching the filter, failed no later than `until`. */
+export type ReplaySelection = Omit<DeadLetterFilter, "status" | "from" | "to"> & {
+  from?: string;
+  to?: string;
+  until: string;
+};
+
+/** A batch replay run by the server: `POST /api/dlq/replays`. */
+export interface ReplayOperation {
+  id: string;
+  selection: ReplaySelection;
+  status: "RUNNING" | "CANCELLED" | "DONE";
+  total: number;
+  ratePerSecond: number;
+  startedBy: string;
+  startedAt: string;
+  cancelledBy: string | null;
+  finishedAt: string | null;
+  /** Its letters by state: sent ones have an outcome. */
+  progress: Record<"waiting" | "sent" | "skipped" | "cancelled", number>;
+  /** What became of the sent ones. */
+  outcomes: Record<"pending" | "resolved" | "failed", number>;
+}
 
 /** Dead letters that failed the same way (one fingerprint): `GET /api/dlq/groups`. */
 export interface DeadLetterGroup {
@@ -143,8 +193,12 @@ export interface DeadLetterFilter {
 const MAX_PAGE_SIZE = 100;
 /** Channels × groups × statuses: a few dozen rows, which the dashboards and alerts read whole. */
 const MAX_STATS_PAGE = 1000;
-/** Most entries one batch replay acts on; a larger selection is refused so the operator narrows it. */
+/** Most entries one replay operation acts on; a larger selection is refused so the operator narrows it. */
 const MAX_BATCH = 1000;
+/** Letters a replay operation sends per second unless asked otherwise: consumers get time to show the outcome. */
+const DEFAULT_REPLAY_RATE = 10;
+/** How often a dlq node looks for replay operations due, when none of its own is (another node's, or after a restart). */
+const REPLAY_IDLE_POLL_MS = 2000;
 const DEPTH_METRIC = "aicunet.dlq.depth";
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
@@ -173,6 +227,66 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
     failedAt: row.failed_at.toISOString(),
     fingerprint: row.fingerprint,
     errorSummary: row.error_summary,
+  };
+}
+
+interface ReplayRow {
+  id: string;
+  dead_letter_id: string;
+  operation_id: string | null;
+  state: ReplayState;
+  detail: string | null;
+  attempt: number | null;
+  replayed_by: string | null;
+  replayed_at: Date | null;
+  outcome: ReplayOutcome | null;
+  outcome_error: ErrorRecord | null;
+  outcome_at: Date | null;
+}
+
+function toReplay(row: ReplayRow): Replay {
+  return {
+    id: row.id,
+    deadLetterId: row.dead_letter_id,
+    operationId: row.operation_id,
+    state: row.state,
+    detail: row.detail,
+    attempt: row.attempt,
+    replayedBy: row.replayed_by,
+    replayedAt: iso(row.replayed_at),
+    outcome: row.outcome,
+    outcomeError: row.outcome_error,
+    outcomeAt: iso(row.outcome_at),
+  };
+}
+
+interface ReplayOperationRow {
+  id: string;
+  selection: ReplaySelection;
+  status: ReplayOperation["status"];
+  total: number;
+  rate_per_second: number;
+  started_by: string;
+  started_at: Date;
+  cancelled_by: string | null;
+  finished_at: Date | null;
+}
+
+type ReplayCounts = Pick<ReplayOperation, "progress" | "outcomes">;
+
+function toReplayOperation(row: ReplayOperationRow, counts: ReplayCounts | undefined): ReplayOperation {
+  return {
+    id: row.id,
+    selection: row.selection,
+    status: row.status,
+    total: row.total,
+    ratePerSecond: row.rate_per_second,
+    startedBy: row.started_by,
+    startedAt: row.started_at.toISOString(),
+    cancelledBy: row.cancelled_by,
+    finishedAt: iso(row.finished_at),
+    progress: counts?.progress ?? { waiting: 0, sent: 0, skipped: 0, cancelled: 0 },
+    outcomes: counts?.outcomes ?? { pending: 0, resolved: 0, failed: 0 },
   };
 }
 
@@ -215,13 +329,49 @@ const filterParams = {
 interface DlqMethods {
   rows(sql: string, bind: unknown[], transaction?: Transaction): Promise<DeadLetterRow[]>;
   findEntry(id: string): Promise<DeadLetterRow>;
-  replayEntry(id: string, caller: Caller | undefined): Promise<DeadLetter>;
+  replayLetter(id: string, actor: string, transaction: Transaction, replayId?: string): Promise<DeadLetterRow>;
+  selectionIds(selection: ReplaySelection, transaction?: Transaction): Promise<string[]>;
+  replayOperations(rows: ReplayOperationRow[]): Promise<ReplayOperation[]>;
+  findReplayOperation(id: string): Promise<ReplayOperation>;
+  replayNextDue(): Promise<boolean>;
+  runReplays(): void;
   refreshDepth(): Promise<void>;
 }
 
-type DlqThis = Service<DbSettings> & DbServiceThis & DlqMethods & { depthChannels: Set<string> };
+interface DlqState {
+  depthChannels: Set<string>;
+  /** The replay runner's next turn, and the turn running now (awaited when the service stops). */
+  replayTimer?: NodeJS.Timeout;
+  replayTurn?: Promise<void>;
+  replayStopped: boolean;
+}
 
-const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThis & { depthChannels: Set<string> }> = {
+type DlqThis = Service<DbSettings> & DbServiceThis & DlqMethods & DlqState;
+
+/** A replay selection as the filter it is: the letters pending then, and none that failed after `until`. */
+function selectionFilter(selection: ReplaySelection): DeadLetterFilter {
+  const until = new Date(selection.until);
+  const to = selection.to && new Date(selection.to) < until ? new Date(selection.to) : until;
+  return { ...selection, from: selection.from ? new Date(selection.from) : undefined, to, status: "PENDING" };
+}
+
+const selectionParams = {
+  ...filterParams,
+  /** When the operator's view was loaded (a group's `lastSeen`): letters that failed later are left alone. */
+  until: { type: "date", convert: true },
+  $$strict: true,
+} as const;
+
+/** The selection as stored: dates as ISO strings. */
+function selectionOf(params: Omit<DeadLetterFilter, "status"> & { until: Date }): ReplaySelection {
+  const { until, from, to, ...filter } = params;
+  const selection: ReplaySelection = { ...filter, until: until.toISOString() };
+  if (from) selection.from = from.toISOString();
+  if (to) selection.to = to.toISOString();
+  return selection;
+}
+
+const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThis & DlqState> = {
   name: "dlq",
   mixins: [
     dbMixin({
@@ -279,15 +429,20 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
             error: dead.error,
             failedAt: dead.failedAt,
           };
+          // A message that failed again after a replay: its entry reopens, and that replay's outcome is this error.
           await this.sequelize.query(
-            `INSERT INTO dead_letters (id, channel, consumer_group, message_id, message, replayable, attempts, error,
-               error_type, failures, correlation_id, first_failed_at, failed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, jsonb_build_array($10::jsonb), $11, $12, $12)
-             ON CONFLICT (consumer_group, message_id) WHERE message_id IS NOT NULL AND status <> 'DISCARDED'
-             DO UPDATE SET status = 'PENDING', attempts = dead_letters.attempts + EXCLUDED.attempts,
-               error = EXCLUDED.error, error_type = EXCLUDED.error_type, message = EXCLUDED.message,
-               failures = dead_letters.failures || EXCLUDED.failures, failed_at = EXCLUDED.failed_at,
-               updated_at = now()`,
+            `WITH stored AS (
+               INSERT INTO dead_letters (id, channel, consumer_group, message_id, message, replayable, attempts, error,
+                 error_type, failures, correlation_id, first_failed_at, failed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, jsonb_build_array($10::jsonb), $11, $12, $12)
+               ON CONFLICT (consumer_group, message_id) WHERE message_id IS NOT NULL AND status <> 'DISCARDED'
+               DO UPDATE SET status = 'PENDING', attempts = dead_letters.attempts + EXCLUDED.attempts,
+                 error = EXCLUDED.error, error_type = EXCLUDED.error_type, message = EXCLUDED.message,
+                 failures = dead_letters.failures || EXCLUDED.failures, failed_at = EXCLUDED.failed_at,
+                 updated_at = now()
+               RETURNING id)
+             UPDATE replays SET outcome = 'FAILED', outcome_error = $8, outcome_at = now()
+             WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM stored)`,
             {
               bind: [
                 envelope.id,
@@ -309,12 +464,18 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
           transaction.afterCommit(() => (this as unknown as DlqThis).refreshDepth());
         },
 
-        /** A replayed message was processed by its group: its entry (and any other for it in that group) is resolved. */
+        /**
+         * A replayed message was processed by its group: its entry (and any other for it in that group) is resolved,
+         * and so is the outcome of its replay.
+         */
         async "message.recovered"(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
           const recovered = envelope.payload as RecoveredPayload;
           await this.sequelize.query(
-            `UPDATE dead_letters SET status = 'RESOLVED', resolved_at = now(), updated_at = now()
-             WHERE consumer_group = $1 AND message_id = $2 AND status IN ('PENDING', 'REPLAYED')`,
+            `WITH resolved AS (
+               UPDATE dead_letters SET status = 'RESOLVED', resolved_at = now(), updated_at = now()
+               WHERE consumer_group = $1 AND message_id = $2 AND status IN ('PENDING', 'REPLAYED') RETURNING id)
+             UPDATE replays SET outcome = 'RESOLVED', outcome_at = now()
+             WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM resolved)`,
             { bind: [recovered.group, recovered.messageId], transaction },
           );
           transaction.afterCommit(() => (this as unknown as DlqThis).refreshDepth());
@@ -325,6 +486,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
 
   created(this: DlqThis) {
     this.depthChannels = new Set();
+    this.replayStopped = false;
     this.broker.metrics.register({
       type: "gauge",
       name: DEPTH_METRIC,
@@ -335,6 +497,14 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
 
   async started(this: DlqThis) {
     await this.refreshDepth();
+    // Operations left running by a stopped node (this one before a restart, or another) go on from where they were.
+    this.runReplays();
+  },
+
+  async stopped(this: DlqThis) {
+    this.replayStopped = true;
+    clearTimeout(this.replayTimer);
+    await this.replayTurn;
   },
 
   actions: {
@@ -416,13 +586,166 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** One dead letter: the message, the last error and every failure, and its replays. `dlq:read`. */
+    /**
+     * A dry run of a replay operation: how many letters it would replay, and the first of them, changing nothing. The
+     * operator confirms that count to start it. 409 above 1000. `dlq:read`.
+     */
+    previewReplay: {
+      rest: "POST /replays/preview",
+      permissions: ["dlq:read"],
+      params: selectionParams,
+      async handler(this: DlqThis, ctx: Context<Omit<DeadLetterFilter, "status"> & { until: Date }>) {
+        const selection = selectionOf(ctx.params);
+        const ids = await this.selectionIds(selection);
+        return { count: ids.length, selection, firstIds: ids.slice(0, 20) };
+      },
+    },
+
+    /**
+     * Starts a replay operation: the selection's letters are frozen as they are now, then sent by the server at
+     * `ratePerSecond`, each with its result (sent, or skipped and why); it goes on after a reload or a restart, and
+     * can be cancelled. `expectedCount` is the count the operator confirmed: another count is 409 and nothing starts.
+     * 202 with the operation; follow it at `GET /api/dlq/replays/:id`. `dlq:replay`.
+     */
+    startReplay: {
+      audit: { entity: "replayOperation" },
+      rest: "POST /replays",
+      status: 202,
+      permissions: ["dlq:replay"],
+      params: {
+        ...selectionParams,
+        expectedCount: { type: "number", integer: true, positive: true, max: MAX_BATCH },
+        ratePerSecond: { type: "number", integer: true, positive: true, max: 100, default: DEFAULT_REPLAY_RATE },
+      },
+      async handler(
+        this: DlqThis,
+        ctx: Context<
+          Omit<DeadLetterFilter, "status"> & { until: Date; expectedCount: number; ratePerSecond: number },
+          CallerMeta
+        >,
+      ): Promise<ReplayOperation> {
+        const { expectedCount, ratePerSecond, ...filter } = ctx.params;
+        const selection = selectionOf(filter);
+        const actor = actorOf(ctx.meta.caller);
+        const id = randomUUID();
+        await this.sequelize.transaction(async (transaction) => {
+          const ids = await this.selectionIds(selection, transaction);
+          if (ids.length !== expectedCount) {
+            throw new ConflictError(
+              `${ids.length} entries match, not ${expectedCount}; reload and confirm`,
+              "CONFLICT",
+              {
+                expectedCount,
+                actualCount: ids.length,
+              },
+            );
+          }
+          await this.sequelize.query(
+            `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by) VALUES ($1, $2, $3, $4, $5)`,
+            { bind: [id, storableJson(selection), ids.length, ratePerSecond, actor], transaction },
+          );
+          await this.sequelize.query(
+            `INSERT INTO replays (id, dead_letter_id, operation_id, position, state)
+             SELECT gen_random_uuid(), letter, $1, position, 'WAITING' FROM unnest($2::uuid[]) WITH ORDINALITY AS t(letter, position)`,
+            { bind: [id, ids], transaction },
+          );
+        });
+        this.logger.info(`Replay operation ${id} of ${expectedCount} dead letters started by ${actor}`);
+        this.runReplays();
+        return this.findReplayOperation(id);
+      },
+    },
+
+    /** Replay operations, newest first, with their progress and outcomes. `dlq:read`. */
+    replayOperations: {
+      rest: "GET /replays",
+      list: "page",
+      permissions: ["dlq:read"],
+      params: { ...pageParams(MAX_PAGE_SIZE, 20), $$strict: true },
+      async handler(this: DlqThis, ctx: Context<PageQuery>): Promise<Page<ReplayOperation>> {
+        const page = await selectPage<ReplayOperationRow, ReplayOperationRow>(
+          this.sequelize,
+          { table: "replay_operations", where: "true", order: "started_at DESC, id", bind: [] },
+          ctx.params.page,
+          ctx.params.pageSize,
+          (row) => row,
+        );
+        return { ...page, rows: await this.replayOperations(page.rows) };
+      },
+    },
+
+    /** One replay operation: its selection, who started it, its progress and what became of the letters sent. */
+    replayOperation: {
+      rest: "GET /replays/:id",
+      permissions: ["dlq:read"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: DlqThis, ctx: Context<{ id: string }>): Promise<ReplayOperation> {
+        return this.findReplayOperation(ctx.params.id);
+      },
+    },
+
+    /** A replay operation's letters in their order, each with its state, why it was skipped, and its outcome. */
+    replayOperationLetters: {
+      rest: "GET /replays/:id/letters",
+      list: "page",
+      permissions: ["dlq:read"],
+      params: { id: { type: "uuid" }, ...pageParams(MAX_PAGE_SIZE, 50), $$strict: true },
+      async handler(this: DlqThis, ctx: Context<{ id: string } & PageQuery>): Promise<Page<Replay>> {
+        await this.findReplayOperation(ctx.params.id);
+        const query = { table: "replays", where: "operation_id = $1", order: "position", bind: [ctx.params.id] };
+        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toReplay);
+      },
+    },
+
+    /**
+     * Cancels a running replay operation: the letters not sent yet are left as they are (pending) and marked
+     * cancelled in it; those sent stay sent. 409 for one that has ended. `dlq:replay`.
+     */
+    cancelReplay: {
+      audit: { entity: "replayOperation" },
+      rest: "POST /replays/:id/cancel",
+      permissions: ["dlq:replay"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: DlqThis, ctx: Context<{ id: string }, CallerMeta>): Promise<ReplayOperation> {
+        const actor = actorOf(ctx.meta.caller);
+        const cancelled = await this.sequelize.transaction(async (transaction) => {
+          // Waits for a letter being sent now (the runner holds the operation's row while it sends).
+          const [row] = await this.sequelize.query<{ id: string }>(
+            `UPDATE replay_operations SET status = 'CANCELLED', cancelled_by = $2, finished_at = now()
+             WHERE id = $1 AND status = 'RUNNING' RETURNING id`,
+            { bind: [ctx.params.id, actor], type: QueryTypes.SELECT, transaction },
+          );
+          if (!row) return false;
+          await this.sequelize.query(
+            "UPDATE replays SET state = 'CANCELLED' WHERE operation_id = $1 AND state = 'WAITING'",
+            { bind: [ctx.params.id], transaction },
+          );
+          return true;
+        });
+        const operation = await this.findReplayOperation(ctx.params.id);
+        if (!cancelled) {
+          throw new ConflictError(`Replay operation ${operation.id} has ended`, "CONFLICT", {
+            id: operation.id,
+            status: operation.status,
+          });
+        }
+        this.logger.info(`Replay operation ${operation.id} cancelled by ${actor}`);
+        return operation;
+      },
+    },
+
+    /** One dead letter: the message, the last error and every failure, and its replays with their outcomes. */
     get: {
       rest: "GET /:id",
       permissions: ["dlq:read"],
       params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: DlqThis, ctx: Context<{ id: string }>): Promise<DeadLetter> {
-        return toDeadLetter(await this.findEntry(ctx.params.id));
+      async handler(this: DlqThis, ctx: Context<{ id: string }>): Promise<DeadLetter & { replays: Replay[] }> {
+        const entry = toDeadLetter(await this.findEntry(ctx.params.id));
+        const replays = await this.sequelize.query<ReplayRow>(
+          "SELECT * FROM replays WHERE dead_letter_id = $1 ORDER BY replayed_at NULLS LAST, id",
+          { bind: [ctx.params.id], type: QueryTypes.SELECT },
+        );
+        return { ...entry, replays: replays.map(toReplay) };
       },
     },
 
@@ -437,53 +760,13 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       permissions: ["dlq:replay"],
       params: { id: { type: "uuid" }, $$strict: true },
       async handler(this: DlqThis, ctx: Context<{ id: string }, CallerMeta>): Promise<DeadLetter> {
-        return this.replayEntry(ctx.params.id, ctx.meta.caller);
-      },
-    },
-
-    /**
-     * Replays every pending entry that matches the filter and failed no later than `until` (the time the operator's
-     * view was loaded), so what arrived since is left alone. With `expectedCount`, a different number of matches is
-     * 409 and nothing is replayed. At most 1000 entries at once (409 above that). `dlq:replay`.
-     */
-    replayBatch: {
-      audit: { entity: "deadLetter" },
-      rest: "POST /replay",
-      permissions: ["dlq:replay"],
-      params: {
-        ...filterParams,
-        until: { type: "date", convert: true },
-        expectedCount: { type: "number", integer: true, min: 0, optional: true },
-        $$strict: true,
-      },
-      async handler(
-        this: DlqThis,
-        ctx: Context<Omit<DeadLetterFilter, "status"> & { until: Date; expectedCount?: number }, CallerMeta>,
-      ) {
-        const { until, expectedCount, ...filter } = ctx.params;
-        const to = filter.to && filter.to < until ? filter.to : until;
-        const where = whereOf({ ...filter, to, status: "PENDING" });
-        const ids = await this.sequelize.query<{ id: string }>(
-          `SELECT id FROM dead_letters WHERE ${where.sql} AND replayable ORDER BY failed_at LIMIT ${MAX_BATCH + 1}`,
-          { bind: where.bind, type: QueryTypes.SELECT },
+        const actor = actorOf(ctx.meta.caller);
+        const row = await this.sequelize.transaction((transaction) =>
+          this.replayLetter(ctx.params.id, actor, transaction),
         );
-        if (ids.length > MAX_BATCH) {
-          throw new ConflictError(`More than ${MAX_BATCH} entries match; narrow the filter`, "CONFLICT", {
-            limit: MAX_BATCH,
-          });
-        }
-        if (expectedCount !== undefined && ids.length !== expectedCount) {
-          throw new ConflictError(`${ids.length} entries match, not ${expectedCount}; reload and confirm`, "CONFLICT", {
-            expectedCount,
-            actualCount: ids.length,
-          });
-        }
-        const replayed: string[] = [];
-        for (const { id } of ids) {
-          await this.replayEntry(id, ctx.meta.caller);
-          replayed.push(id);
-        }
-        return { replayed: replayed.length, ids: replayed };
+        this.logger.info(`Dead letter ${row.id} replayed to ${row.channel} by ${actor}`);
+        await this.refreshDepth();
+        return toDeadLetter(row);
       },
     },
 
@@ -529,40 +812,161 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     },
 
     /**
-     * Marks the entry REPLAYED and publishes the message in one transaction: a publish that fails rolls the mark
-     * back, and a `message.recovered` that arrives quickly waits for the mark instead of being overwritten by it.
+     * Marks the entry REPLAYED, records the replay (as `replayId`, a waiting place in an operation, or a new row) and
+     * publishes the message, in the caller's transaction: a publish that fails rolls the mark back, and a
+     * `message.recovered` that arrives quickly waits for the mark instead of being overwritten by it.
      */
-    async replayEntry(this: DlqThis, id: string, caller: Caller | undefined): Promise<DeadLetter> {
-      const row = await this.sequelize.transaction(async (transaction) => {
-        const [entry] = await this.rows("SELECT * FROM dead_letters WHERE id = $1 FOR UPDATE", [id], transaction);
-        if (!entry) throw new NotFoundError("Dead letter", id);
-        if (!entry.replayable) {
-          throw new ConflictError("This message was never a valid envelope; it cannot be replayed", "CONFLICT", {
-            id,
-            reason: "notReplayable",
-          });
-        }
-        if (entry.status === "RESOLVED" || entry.status === "DISCARDED") {
-          throw new ConflictError(`Dead letter ${id} is ${entry.status.toLowerCase()}`, "CONFLICT", {
-            id,
-            status: entry.status,
-          });
-        }
-        const [updated] = await this.rows(
-          `UPDATE dead_letters SET status = 'REPLAYED', replay_count = replay_count + 1, last_replayed_at = now(),
-             last_replayed_by = $2, updated_at = now() WHERE id = $1 RETURNING *`,
-          [id, actorOf(caller)],
-          transaction,
-        );
-        await this.broker.sendToChannel(entry.channel, entry.message, {
-          // A new JetStream message id, or the duplicate window would drop the replay as a copy of the original.
-          headers: { [REPLAY_HEADER]: id, "Nats-Msg-Id": `${entry.message_id}:replay:${id}:${updated.replay_count}` },
+    async replayLetter(this: DlqThis, id: string, actor: string, transaction: Transaction, replayId?: string) {
+      const [entry] = await this.rows("SELECT * FROM dead_letters WHERE id = $1 FOR UPDATE", [id], transaction);
+      if (!entry) throw new NotFoundError("Dead letter", id);
+      if (!entry.replayable) {
+        throw new ConflictError("This message was never a valid envelope; it cannot be replayed", "CONFLICT", {
+          id,
+          reason: "notReplayable",
         });
-        return updated;
+      }
+      if (entry.status === "RESOLVED" || entry.status === "DISCARDED") {
+        throw new ConflictError(`Dead letter ${id} is ${entry.status.toLowerCase()}`, "CONFLICT", {
+          id,
+          status: entry.status,
+        });
+      }
+      const [updated] = await this.rows(
+        `UPDATE dead_letters SET status = 'REPLAYED', replay_count = replay_count + 1, last_replayed_at = now(),
+           last_replayed_by = $2, updated_at = now() WHERE id = $1 RETURNING *`,
+        [id, actor],
+        transaction,
+      );
+      await this.sequelize.query(
+        `INSERT INTO replays (id, dead_letter_id, state, attempt, replayed_by, replayed_at, outcome)
+         VALUES ($2, $1, 'SENT', $3, $4, now(), 'PENDING')
+         ON CONFLICT (id) DO UPDATE SET state = 'SENT', attempt = $3, replayed_by = $4, replayed_at = now(),
+           outcome = 'PENDING'`,
+        { bind: [id, replayId ?? randomUUID(), updated.replay_count, actor], transaction },
+      );
+      await this.broker.sendToChannel(entry.channel, entry.message, {
+        // A new JetStream message id, or the duplicate window would drop the replay as a copy of the original.
+        headers: { [REPLAY_HEADER]: id, "Nats-Msg-Id": `${entry.message_id}:replay:${id}:${updated.replay_count}` },
       });
-      this.logger.info(`Dead letter ${id} replayed to ${row.channel} by ${actorOf(caller)}`);
-      await this.refreshDepth();
-      return toDeadLetter(row);
+      return updated;
+    },
+
+    /** The letters a replay selection takes now, oldest failure first; 409 above the most one operation acts on. */
+    async selectionIds(this: DlqThis, selection: ReplaySelection, transaction?: Transaction) {
+      const where = whereOf(selectionFilter(selection));
+      const ids = await this.sequelize.query<{ id: string }>(
+        `SELECT id FROM dead_letters WHERE ${where.sql} AND replayable ORDER BY failed_at, id LIMIT ${MAX_BATCH + 1}`,
+        { bind: where.bind, type: QueryTypes.SELECT, transaction },
+      );
+      if (ids.length > MAX_BATCH) {
+        throw new ConflictError(`More than ${MAX_BATCH} entries match; narrow the filter`, "CONFLICT", {
+          limit: MAX_BATCH,
+        });
+      }
+      return ids.map((row) => row.id);
+    },
+
+    /** Operations with their letters counted by state and outcome (one statement for all of them). */
+    async replayOperations(this: DlqThis, rows: ReplayOperationRow[]) {
+      const counts = await this.sequelize.query<{ operation_id: string } & Record<string, number>>(
+        `SELECT operation_id,
+           count(*) FILTER (WHERE state = 'WAITING')::int AS waiting, count(*) FILTER (WHERE state = 'SENT')::int AS sent,
+           count(*) FILTER (WHERE state = 'SKIPPED')::int AS skipped,
+           count(*) FILTER (WHERE state = 'CANCELLED')::int AS cancelled,
+           count(*) FILTER (WHERE outcome = 'PENDING')::int AS pending,
+           count(*) FILTER (WHERE outcome = 'RESOLVED')::int AS resolved,
+           count(*) FILTER (WHERE outcome = 'FAILED')::int AS failed
+         FROM replays WHERE operation_id = ANY($1::uuid[]) GROUP BY operation_id`,
+        { bind: [rows.map((row) => row.id)], type: QueryTypes.SELECT },
+      );
+      const byOperation = new Map(
+        counts.map((count) => [
+          count.operation_id,
+          {
+            progress: { waiting: count.waiting, sent: count.sent, skipped: count.skipped, cancelled: count.cancelled },
+            outcomes: { pending: count.pending, resolved: count.resolved, failed: count.failed },
+          },
+        ]),
+      );
+      return rows.map((row) => toReplayOperation(row, byOperation.get(row.id)));
+    },
+
+    async findReplayOperation(this: DlqThis, id: string) {
+      const rows = await this.sequelize.query<ReplayOperationRow>("SELECT * FROM replay_operations WHERE id = $1", {
+        bind: [id],
+        type: QueryTypes.SELECT,
+      });
+      if (!rows[0]) throw new NotFoundError("Replay operation", id);
+      return (await this.replayOperations(rows))[0];
+    },
+
+    /**
+     * Sends the next letter of one running operation whose turn has come (its rate sets the next turn), or ends an
+     * operation with none left. The operation's row is held meanwhile, so two dlq nodes never take the same turn and a
+     * cancel waits for the letter being sent. False when no operation was due.
+     */
+    async replayNextDue(this: DlqThis) {
+      return this.sequelize.transaction(async (transaction) => {
+        const [operation] = await this.sequelize.query<{ id: string; started_by: string }>(
+          `SELECT id, started_by FROM replay_operations WHERE status = 'RUNNING' AND next_due_at <= now()
+           ORDER BY next_due_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+          { type: QueryTypes.SELECT, transaction },
+        );
+        if (!operation) return false;
+        const [turn] = await this.sequelize.query<{ id: string; dead_letter_id: string }>(
+          "SELECT id, dead_letter_id FROM replays WHERE operation_id = $1 AND state = 'WAITING' ORDER BY position LIMIT 1",
+          { bind: [operation.id], type: QueryTypes.SELECT, transaction },
+        );
+        if (turn) {
+          try {
+            await this.replayLetter(turn.dead_letter_id, operation.started_by, transaction, turn.id);
+          } catch (err) {
+            // The letter changed since the selection was frozen: resolved, discarded, or gone.
+            if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+            await this.sequelize.query("UPDATE replays SET state = 'SKIPPED', detail = $2 WHERE id = $1", {
+              bind: [turn.id, (err as Error).message],
+              transaction,
+            });
+          }
+        }
+        await this.sequelize.query(
+          `UPDATE replay_operations SET next_due_at = now() + interval '1 second' / rate_per_second,
+             status = CASE WHEN waiting.any THEN status ELSE 'DONE' END,
+             finished_at = CASE WHEN waiting.any THEN NULL ELSE now() END
+           FROM (SELECT EXISTS (SELECT 1 FROM replays WHERE operation_id = $1 AND state = 'WAITING') AS any) AS waiting
+           WHERE id = $1`,
+          { bind: [operation.id], transaction },
+        );
+        if (turn) transaction.afterCommit(() => this.refreshDepth());
+        return true;
+      });
+    },
+
+    /**
+     * The replay runner: takes every turn that is due, then sleeps until the next one (or polls, for operations
+     * started elsewhere). Called again when an operation starts here, to begin at once.
+     */
+    runReplays(this: DlqThis) {
+      clearTimeout(this.replayTimer);
+      if (this.replayStopped) return;
+      const turn = async () => {
+        let delayMs = REPLAY_IDLE_POLL_MS;
+        try {
+          while (!this.replayStopped && (await this.replayNextDue()));
+          const [next] = await this.sequelize.query<{ in_ms: number | null }>(
+            `SELECT (extract(epoch FROM min(next_due_at) - now()) * 1000)::int AS in_ms
+             FROM replay_operations WHERE status = 'RUNNING'`,
+            { type: QueryTypes.SELECT },
+          );
+          if (next.in_ms !== null) delayMs = Math.min(Math.max(next.in_ms, 5), REPLAY_IDLE_POLL_MS);
+        } catch (err) {
+          this.logger.warn(`Replay operations: ${(err as Error).message}; trying again`);
+        }
+        clearTimeout(this.replayTimer);
+        if (!this.replayStopped) this.replayTimer = setTimeout(() => this.runReplays(), delayMs);
+      };
+      // One turn at a time: a wake-up during a turn runs after it.
+      this.replayTurn = (this.replayTurn ?? Promise.resolve()).then(turn);
     },
 
     async refreshDepth(this: DlqThis) {

@@ -288,10 +288,10 @@ it("parks bad payloads (not JSON, too large, wrong schema) with a validation err
   expect(await count(probeDb, "SELECT count(*) FROM inbox WHERE message_id = $1", [wrongSchema.id])).toBe(0);
   expect((await json<Page<Task>>(await send("GET", "/api/exec/tasks"))).total).toBe(tasksBefore);
 
-  // Not replayable: they never were envelopes. A batch replay that expects another count replays nothing.
+  // Not replayable: they never were envelopes. A replay operation does not count them, so expecting them starts nothing.
   const notReplayable = parked.find((entry) => !entry.replayable)!;
   expect((await send("POST", `/api/dlq/${notReplayable.id}/replay`)).status).toBe(409);
-  const batch = await send("POST", "/api/dlq/replay", { until: new Date().toISOString(), expectedCount: 5 });
+  const batch = await send("POST", "/api/dlq/replays", { until: new Date().toISOString(), expectedCount: 5 });
   expect(batch.status).toBe(409);
   expect(await json<{ data: unknown }>(batch)).toMatchObject({ data: { expectedCount: 5, actualCount: 2 } });
   for (const entry of parked) {

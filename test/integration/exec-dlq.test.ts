@@ -9,7 +9,7 @@ import { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
 import type { Page } from "../../lib/paging";
-import type { DeadLetter, DeadLetterGroup, DeadLetterPage } from "../../services/dlq.service";
+import type { DeadLetter, DeadLetterGroup, DeadLetterPage, Replay, ReplayOperation } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
@@ -353,31 +353,178 @@ it("groups dead letters that failed the same way, and replays a group only as th
   expect(members.rows.every((row) => row.fingerprint === group.fingerprint)).toBe(true);
   expect((await send("GET", "/api/dlq?fingerprint=not-a-fingerprint")).status).toBe(422);
 
-  // Replaying the group as a different count than the one seen replays nothing.
+  // Replaying the group as a different count than the one seen starts nothing.
   const until = new Date().toISOString();
-  const stale = await send("POST", "/api/dlq/replay", { fingerprint: group.fingerprint, until, expectedCount: 2 });
+  const selection = { fingerprint: group.fingerprint, until };
+  const preview = await json<{ count: number }>(await send("POST", "/api/dlq/replays/preview", selection));
+  expect(preview.count).toBe(3);
+  const stale = await send("POST", "/api/dlq/replays", { ...selection, expectedCount: 2 });
   expect(stale.status).toBe(409);
   expect(await json<ErrorBody>(stale)).toMatchObject({ data: { expectedCount: 2, actualCount: 3 } });
   expect((await json<DeadLetterPage>(await send("GET", pending))).rows).toEqual(
     members.rows.map(() => expect.objectContaining({ status: "PENDING", replayCount: 0 })),
   );
+  expect((await dlqDb.query("SELECT count(*)::int AS n FROM replay_operations")).rows[0].n).toBe(0);
 
   await fixRule(broken);
-  const replayed = await send("POST", "/api/dlq/replay", { fingerprint: group.fingerprint, until, expectedCount: 3 });
-  expect(replayed.status).toBe(200);
-  expect(await json<{ replayed: number }>(replayed)).toMatchObject({ replayed: 3 });
-  await waitFor(
+  const started = await send("POST", "/api/dlq/replays", { ...selection, expectedCount: 3, ratePerSecond: 50 });
+  expect(started.status).toBe(202);
+  const operation = await json<ReplayOperation>(started);
+  expect(operation).toMatchObject({ status: "RUNNING", total: 3, startedBy: expect.stringMatching(/^user:/) });
+  const done = await waitFor(
     async () => {
-      const letters = await Promise.all(
-        members.rows.map(async (row) => json<DeadLetter>(await send("GET", `/api/dlq/${row.id}`))),
-      );
-      return letters.every((letter) => letter.status === "RESOLVED") ? true : undefined;
+      const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${operation.id}`));
+      return current.outcomes.resolved === 3 ? current : undefined;
     },
     15_000,
     "the group's letters to be resolved",
   );
+  expect(done).toMatchObject({
+    status: "DONE",
+    progress: { waiting: 0, sent: 3, skipped: 0, cancelled: 0 },
+    outcomes: { pending: 0, resolved: 3, failed: 0 },
+  });
   const groupsLeft = await json<Page<DeadLetterGroup>>(await send("GET", "/api/dlq/groups?group=exec"));
   expect(groupsLeft.rows.map((row) => row.fingerprint)).not.toContain(group.fingerprint);
+  await send("DELETE", `/api/exec/rules/${broken.id}`);
+});
+
+it("runs a replay operation at its rate, cancels it half-way, and counts what became of each letter", async () => {
+  const broken = await brokenRule("Broken rule for operations", "EXECOPS", "operated");
+  for (let i = 0; i < 6; i += 1) await placeOrder("EXECOPS");
+  const mine = "/api/dlq?status=PENDING&search=EXECOPS";
+  const letters = await waitFor(
+    async () => {
+      const page = await json<DeadLetterPage>(await send("GET", mine));
+      return page.total === 6 ? page.rows : undefined;
+    },
+    15_000,
+    "six dead letters",
+  );
+  const selection = { fingerprint: letters[0].fingerprint, search: "EXECOPS", until: new Date().toISOString() };
+
+  // The dry run counts what the operation would touch, and touches nothing.
+  const before = (await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0];
+  const preview = await send("POST", "/api/dlq/replays/preview", selection);
+  expect(preview.status).toBe(200);
+  expect(await json<{ count: number; firstIds: string[] }>(preview)).toMatchObject({ count: 6 });
+  expect((await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0]).toEqual(before);
+
+  // The rule is still broken: every letter sent fails again. One a second, so there is time to cancel.
+  const operation = await json<ReplayOperation>(
+    await send("POST", "/api/dlq/replays", { ...selection, expectedCount: 6, ratePerSecond: 1 }),
+  );
+  await waitFor(
+    async () => {
+      const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${operation.id}`));
+      return current.progress.sent >= 2 ? current : undefined;
+    },
+    15_000,
+    "two letters sent",
+  );
+  const cancel = await send("POST", `/api/dlq/replays/${operation.id}/cancel`);
+  expect(cancel.status).toBe(200);
+  const cancelled = await json<ReplayOperation>(cancel);
+  expect(cancelled).toMatchObject({ status: "CANCELLED", cancelledBy: expect.stringMatching(/^user:/) });
+  const { sent } = cancelled.progress;
+  expect(sent).toBeGreaterThanOrEqual(2);
+  expect(sent).toBeLessThan(6);
+  expect(cancelled.progress).toEqual({ waiting: 0, sent, skipped: 0, cancelled: 6 - sent });
+  expect((await send("POST", `/api/dlq/replays/${operation.id}/cancel`)).status).toBe(409);
+
+  // The summary counts outcomes: every letter sent failed again, none is counted as replayed.
+  const settled = await waitFor(
+    async () => {
+      const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${operation.id}`));
+      return current.outcomes.pending === 0 ? current : undefined;
+    },
+    15_000,
+    "the outcomes of the letters sent",
+  );
+  expect(settled.outcomes).toEqual({ pending: 0, resolved: 0, failed: sent });
+  const results = await json<Page<Replay>>(await send("GET", `/api/dlq/replays/${operation.id}/letters`));
+  expect(results.rows.map((row) => row.state)).toEqual([
+    ...Array(sent).fill("SENT"),
+    ...Array(6 - sent).fill("CANCELLED"),
+  ]);
+  for (const row of results.rows.slice(sent)) expect(row).toMatchObject({ attempt: null, outcome: null });
+
+  // The letter's lineage names the replay, who sent it, and the error it failed with again.
+  const failedAgain = results.rows[0];
+  const letter = await json<DeadLetter & { replays: Replay[] }>(
+    await send("GET", `/api/dlq/${failedAgain.deadLetterId}`),
+  );
+  expect(letter).toMatchObject({ status: "PENDING", replayCount: 1 });
+  expect(letter.replays).toEqual([
+    expect.objectContaining({
+      operationId: operation.id,
+      state: "SENT",
+      attempt: 1,
+      replayedBy: cancelled.startedBy,
+      outcome: "FAILED",
+      outcomeError: expect.objectContaining({ type: "VALIDATION_ERROR" }),
+    }),
+  ]);
+  expect(letter.failures).toHaveLength(2);
+
+  // Fixed, the same selection replays all six: the lineage shows the failed replay, then the one that resolved it.
+  await fixRule(broken);
+  const again = await json<ReplayOperation>(
+    await send("POST", "/api/dlq/replays", { ...selection, until: new Date().toISOString(), expectedCount: 6 }),
+  );
+  const resolved = await waitFor(
+    async () => {
+      const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${again.id}`));
+      return current.outcomes.resolved === 6 ? current : undefined;
+    },
+    15_000,
+    "the six letters resolved",
+  );
+  expect(resolved).toMatchObject({ status: "DONE", outcomes: { pending: 0, resolved: 6, failed: 0 } });
+  const lineage = (await json<DeadLetter & { replays: Replay[] }>(await send("GET", `/api/dlq/${letter.id}`))).replays;
+  expect(lineage.map((replay) => [replay.attempt, replay.outcome])).toEqual([
+    [1, "FAILED"],
+    [2, "RESOLVED"],
+  ]);
+  await send("DELETE", `/api/exec/rules/${broken.id}`);
+});
+
+it("goes on with a replay operation a stopped node left running", async () => {
+  const broken = await brokenRule("Broken rule for a left operation", "EXECLEFT", "left");
+  await placeOrder("EXECLEFT");
+  const [letter] = await waitFor(
+    async () => {
+      const page = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING&search=EXECLEFT"));
+      return page.total === 1 ? page.rows : undefined;
+    },
+    15_000,
+    "the dead letter",
+  );
+  await fixRule(broken);
+  // As a node that stopped mid-operation left it: running, its letter waiting, started by someone else.
+  const operationId = crypto.randomUUID();
+  await dlqDb.query(
+    `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by)
+     VALUES ($1, '{"until": "2026-01-01T00:00:00Z"}', 1, 5, 'user:elsewhere')`,
+    [operationId],
+  );
+  await dlqDb.query(
+    "INSERT INTO replays (id, dead_letter_id, operation_id, position, state) VALUES ($1, $2, $3, 1, 'WAITING')",
+    [crypto.randomUUID(), letter.id, operationId],
+  );
+  const done = await waitFor(
+    async () => {
+      const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${operationId}`));
+      return current.outcomes.resolved === 1 ? current : undefined;
+    },
+    15_000,
+    "the left operation to be done",
+  );
+  expect(done).toMatchObject({ status: "DONE", startedBy: "user:elsewhere" });
+  expect(await json<DeadLetter>(await send("GET", `/api/dlq/${letter.id}`))).toMatchObject({
+    status: "RESOLVED",
+    lastReplayedBy: "user:elsewhere",
+  });
   await send("DELETE", `/api/exec/rules/${broken.id}`);
 });
 
@@ -429,7 +576,7 @@ it("retries a rule action that keeps failing transiently, then dead-letters the 
 it("documents the rules and dead-letter routes in a valid OpenAPI 3.1 document", async () => {
   const doc = await json<{ paths: Record<string, unknown> }>(await send("GET", "/api/openapi.json"));
   expect(Object.keys(doc.paths)).toEqual(
-    expect.arrayContaining(["/api/exec/rules", "/api/exec/rules/{id}", "/api/dlq", "/api/dlq/replay"]),
+    expect.arrayContaining(["/api/exec/rules", "/api/exec/rules/{id}", "/api/dlq", "/api/dlq/replays"]),
   );
   expect(await validateOpenApi(doc)).toEqual({ valid: true });
 });
@@ -440,18 +587,55 @@ describe("dead-letter API on bad input", () => {
     ["an unknown status", "GET", "/api/dlq?status=GONE", undefined, 422],
     ["an id that is no UUID", "GET", "/api/dlq/1%20OR%201=1", undefined, 422],
     ["an unknown id", "GET", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
-    ["a batch replay without the time of the view", "POST", "/api/dlq/replay", {}, 422],
+    ["a replay operation without the time of the view", "POST", "/api/dlq/replays", { expectedCount: 1 }, 422],
+    ["a replay operation without the confirmed count", "POST", "/api/dlq/replays", { until: "2026-01-01" }, 422],
+    [
+      "a replay operation of a huge count",
+      "POST",
+      "/api/dlq/replays",
+      { until: "2026-01-01", expectedCount: 1e308 },
+      422,
+    ],
+    [
+      "a replay operation faster than allowed",
+      "POST",
+      "/api/dlq/replays",
+      { until: "2026-01-01", expectedCount: 1, ratePerSecond: 1000 },
+      422,
+    ],
+    [
+      "a replay preview with NUL in its search",
+      "POST",
+      "/api/dlq/replays/preview",
+      { until: "2026-01-01", search: "a\u0000b" },
+      422,
+    ],
+    [
+      "cancelling an unknown replay operation",
+      "POST",
+      "/api/dlq/replays/6f1c2a4e-0000-4000-8000-000000000000/cancel",
+      undefined,
+      404,
+    ],
+    ["an unknown replay operation", "GET", "/api/dlq/replays/6f1c2a4e-0000-4000-8000-000000000000", undefined, 404],
     ["replaying an unknown id", "POST", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000/replay", undefined, 404],
     ["discarding an unknown id", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", { reason: "x" }, 404],
     ["discarding without a reason", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", {}, 422],
     ["discarding with a blank reason", "DELETE", "/api/dlq/6f1c2a4e-0000-4000-8000-000000000000", { reason: " " }, 422],
   ];
-  it.each(cases)("answers %s with the right 4xx and changes nothing", async (_, method, path, body, status) => {
-    const before = (await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0];
+  it.each(cases)("answers %s with the right 4xx and changes nothing", async (name, method, path, body, status) => {
+    const state = async () =>
+      (
+        await dlqDb.query(
+          "SELECT count(*), max(updated_at), (SELECT count(*) FROM replay_operations) AS operations FROM dead_letters",
+        )
+      ).rows[0];
+    const before = await state();
     const res = await send(method, path, body);
     expect(res.status).toBe(status);
-    expect((await json<ErrorBody>(res)).type).toBe(status === 404 ? "NOT_FOUND" : "VALIDATION_ERROR");
-    expect((await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0]).toEqual(before);
+    const type = status === 404 ? "NOT_FOUND" : /NUL/.test(name) ? "UNSTORABLE_TEXT" : "VALIDATION_ERROR";
+    expect((await json<ErrorBody>(res)).type).toBe(type);
+    expect(await state()).toEqual(before);
   });
 
   it("treats SQL in a search as text", async () => {

@@ -591,7 +591,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
      * operator confirms that count to start it. 409 above 1000. `dlq:read`.
      */
     previewReplay: {
-      rest: "POST /replays/preview",
+      rest: "GET /replays/preview",
       permissions: ["dlq:read"],
       params: selectionParams,
       async handler(this: DlqThis, ctx: Context<Omit<DeadLetterFilter, "status"> & { until: Date }>) {

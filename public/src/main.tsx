@@ -8,10 +8,12 @@ import { LoginPage } from "./pages/Login";
 import { AuditPage } from "./pages/Audit";
 import { CatalogPage } from "./pages/Catalog";
 import { DashboardPage } from "./pages/Dashboard";
+import { DeadLetterPage } from "./pages/DeadLetter";
 import { DeadLettersPage } from "./pages/DeadLetters";
 import { LogsPage } from "./pages/Logs";
 import { OrderDetailPage } from "./pages/OrderDetail";
 import { OrdersPage } from "./pages/Orders";
+import { ReplayOperationPage } from "./pages/ReplayOperation";
 import { UsersPage } from "./pages/Users";
 import { sessionStore, useSession } from "./stores/session";
 import "./styles.css";
@@ -81,6 +83,22 @@ const router = createBrowserRouter([
         element: (
           <Allowed anyOf={["dlq:read"]}>
             <DeadLettersPage />
+          </Allowed>
+        ),
+      },
+      {
+        path: "operations/dead-letters/:id",
+        element: (
+          <Allowed anyOf={["dlq:read"]}>
+            <DeadLetterPage />
+          </Allowed>
+        ),
+      },
+      {
+        path: "operations/dead-letters/replays/:id",
+        element: (
+          <Allowed anyOf={["dlq:read"]}>
+            <ReplayOperationPage />
           </Allowed>
         ),
       },

@@ -179,7 +179,7 @@ describe("as an operator (the admin)", () => {
     await page.waitForURL(new RegExp(`/orders/${id}$`));
   });
 
-  it("replays a dead letter from the console", async () => {
+  it("replays a dead letter from its page, whose lineage shows the error it failed with again", async () => {
     await addBrokenRule("Broken rule for the UI test", "UI-DLQ", "broken");
     await placeOrderInUi("UI-DLQ", "Card (succeeds)");
     const entry = await waitFor(async () => {
@@ -187,24 +187,36 @@ describe("as an operator (the admin)", () => {
       return page.rows[0];
     }, 20_000);
     await visit("Dead letters", "dead-letters");
-    await page.getByRole("checkbox", { name: `Select ${entry.id}` }).check();
-    await page.getByRole("button", { name: "Replay selected (1)" }).click();
-    await page.getByText("Replayed 1 of 1.").waitFor();
-    const after = await json<{ replayCount: number }>(await send("GET", `/api/dlq/${entry.id}`));
-    expect(after.replayCount).toBe(1);
+    await page.getByRole("link", { name: `Open dead letter ${entry.id}` }).click();
+    await page.waitForURL(new RegExp(`/operations/dead-letters/${entry.id}$`));
+    await page.getByText("Never replayed.").waitFor();
+    await page.getByRole("button", { name: "Replay", exact: true }).click();
+    await page.getByText("Replayed.", { exact: true }).waitFor();
+    // The rule is still broken: the replay fails again, and the letter's page says with what, once reloaded.
+    await waitFor(async () => {
+      const letter = await json<{ replays: { outcome: string }[] }>(await send("GET", `/api/dlq/${entry.id}`));
+      return letter.replays[0]?.outcome === "FAILED" ? true : undefined;
+    }, 20_000);
+    await page.reload();
+    const lineage = page.getByRole("table", { name: "Replays of this letter" }).getByRole("row").nth(1);
+    await lineage.getByText("#1").waitFor();
+    await lineage.getByText("FAILED").waitFor();
+    await lineage.getByText(/VALIDATION_ERROR/).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, "dead-letter");
   });
 
-  it("groups dead letters by failure and replays a group after its count is typed", async () => {
+  it("replays a failure group as a server-side operation: dry-run count, typed confirmation, cancel, outcomes", async () => {
     await addBrokenRule("Broken rule for the group test", "UI-DLQ-G", "broken-group");
     const orders = [
       await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
       await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
+      await placeOrderInUi("UI-DLQ-G", "Card (succeeds)"),
     ];
-    // Both fail as the test above's letter did (a task without a title): one group, whatever its size now.
+    // They fail as the test above's letter did (a task without a title): one group, with that letter in it again.
     const group = await waitFor(async () => {
       const page = await json<{ rows: DeadLetterGroup[] }>(await send("GET", "/api/dlq/groups?group=exec"));
-      const found = page.rows.find((row) => orders.every((id) => row.orders.includes(id)));
-      return found;
+      return page.rows.find((row) => orders.every((id) => row.orders.includes(id)) && row.count >= 4);
     }, 20_000);
     await visit("Dead letters", "dead-letter-groups");
     const row = page
@@ -212,20 +224,52 @@ describe("as an operator (the admin)", () => {
       .getByRole("row")
       .filter({ hasText: "The 'title' field is required." });
     await row.getByRole("link", { name: orders[0] }).waitFor();
-    // Before the replay: once replayed, the group's letters are not pending until they fail again, and the reloaded
-    // groups may not show it.
     await row.getByRole("button", { name: "Show letters" }).click();
     await page.waitForURL(new RegExp(`fingerprint=${group.fingerprint}`));
     await row.getByRole("button", { name: "Replay group…" }).click();
+    // The dry run's count is what must be typed.
+    await row.getByText(`The dry run found ${group.count} pending letters to replay.`).waitFor();
     const typed = row.getByLabel(`Type ${group.count} to replay them all`);
     await typed.fill(String(group.count + 1));
     expect(await row.getByRole("button", { name: `Replay ${group.count}` }).isDisabled()).toBe(true);
     await typed.fill(String(group.count));
+    await row.getByLabel("Letters per second").fill("1");
     expect(await seriousViolations(page)).toEqual([]);
     await row.getByRole("button", { name: `Replay ${group.count}` }).click();
-    await page.getByText(`Sent ${group.count} dead letters`).waitFor();
-    const letters = await json<DeadLetterPage>(await send("GET", `/api/dlq?fingerprint=${group.fingerprint}`));
-    expect(letters.rows.filter((letter) => letter.replayCount > 0).length).toBeGreaterThanOrEqual(group.count);
+
+    // The operation's own page: cancelled while letters are still waiting (one is sent a second).
+    await page.waitForURL(/\/operations\/dead-letters\/replays\/[0-9a-f-]{36}$/);
+    const operationId = page.url().split("/").pop()!;
+    await page.getByRole("button", { name: "Cancel the letters not sent yet" }).click();
+    const progress = page.getByRole("status");
+    await progress.getByText(/cancelled\./).waitFor();
+    const [, sent, cancelled] = /(\d+) of \d+ sent, (\d+) cancelled\./.exec((await progress.textContent())!)!;
+    expect(Number(sent) + Number(cancelled)).toBe(group.count);
+    expect(Number(cancelled)).toBeGreaterThan(0);
+    // The rule is still broken: the summary counts the letters sent as failed again, not as replayed.
+    let operation: { status: string; outcomes: { pending: number } } | undefined;
+    await waitFor(async () => {
+      operation = await json(await send("GET", `/api/dlq/replays/${operationId}`));
+      return operation!.outcomes.pending === 0 ? true : undefined;
+    }, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}; the operation: ${JSON.stringify(operation)}`);
+    });
+    expect(operation).toMatchObject({ status: "CANCELLED", outcomes: { resolved: 0, failed: Number(sent) } });
+    await page.getByText(`0 resolved, ${sent} failed again, 0 pending.`).waitFor();
+    // Its start and its cancel are in the audit trail, under the operation.
+    const records = await waitFor(async () => {
+      const trail = await json<{ rows: { name: string }[] }>(
+        await send("GET", `/api/audit?entityType=replayOperation&entityId=${operationId}`),
+      );
+      return trail.rows.length === 2 ? trail.rows : undefined;
+    }, 10_000);
+    expect(records.map((record) => record.name).sort()).toEqual(["dlq.cancelReplay", "dlq.startReplay"]);
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, "replay-operation");
+
+    // Its page is still there after a reload, as the server keeps it.
+    await page.reload();
+    await page.getByText(`0 resolved, ${sent} failed again, 0 pending.`).waitFor();
   });
 
   it("verifies the audit chain", async () => {
@@ -315,6 +359,39 @@ describe("as an operator (the admin)", () => {
       body: JSON.stringify({ email: "auditor@example.com", password: "an-auditor-password" }),
     });
     expect(refused.status).toBe(401);
+  });
+});
+
+describe("on a phone (390×844)", () => {
+  it("shows every page without serious accessibility problems", async () => {
+    const phone = await newPage(browser, { width: 390, height: 844 });
+    await signIn(phone, base, TEST_ADMIN.email, TEST_ADMIN.password);
+    await phone.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
+    const order = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/orders?pageSize=1"))).rows[0];
+    const letter = (await json<DeadLetterPage>(await send("GET", "/api/dlq?pageSize=1"))).rows[0];
+    const replay = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/dlq/replays?pageSize=1"))).rows[0];
+    const pages: [string, string, string][] = [
+      ["dashboard", "/dashboard", "Dashboard"],
+      ["orders", "/orders", "Orders"],
+      ["order", `/orders/${order.id}`, "Order"],
+      ["dead-letters", "/operations/dead-letters", "Dead letters"],
+      ["dead-letter", `/operations/dead-letters/${letter.id}`, "Dead letter"],
+      ["replay-operation", `/operations/dead-letters/replays/${replay.id}`, "Replay operation"],
+      ["audit", "/operations/audit", "Audit"],
+      ["logs", "/operations/logs", "Logs"],
+      ["catalog", "/catalog", "Catalog"],
+      ["users", "/users", "Users"],
+    ];
+    const found: Record<string, string[]> = {};
+    for (const [name, path, heading] of pages) {
+      await phone.goto(`${base}${path}`);
+      await phone.getByRole("heading", { level: 1, name: new RegExp(`^${heading}`) }).waitFor();
+      await phone.waitForLoadState("networkidle").catch(() => undefined);
+      found[name] = await seriousViolations(phone);
+      await screenshot(phone, `phone-${name}`);
+    }
+    expect(found).toEqual(Object.fromEntries(pages.map(([name]) => [name, []])));
+    await phone.context().close();
   });
 });
 

@@ -356,7 +356,9 @@ it("groups dead letters that failed the same way, and replays a group only as th
   // Replaying the group as a different count than the one seen starts nothing.
   const until = new Date().toISOString();
   const selection = { fingerprint: group.fingerprint, until };
-  const preview = await json<{ count: number }>(await send("POST", "/api/dlq/replays/preview", selection));
+  const preview = await json<{ count: number }>(
+    await send("GET", `/api/dlq/replays/preview?${new URLSearchParams(selection)}`),
+  );
   expect(preview.count).toBe(3);
   const stale = await send("POST", "/api/dlq/replays", { ...selection, expectedCount: 2 });
   expect(stale.status).toBe(409);
@@ -405,7 +407,7 @@ it("runs a replay operation at its rate, cancels it half-way, and counts what be
 
   // The dry run counts what the operation would touch, and touches nothing.
   const before = (await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0];
-  const preview = await send("POST", "/api/dlq/replays/preview", selection);
+  const preview = await send("GET", `/api/dlq/replays/preview?${new URLSearchParams(selection)}`);
   expect(preview.status).toBe(200);
   expect(await json<{ count: number; firstIds: string[] }>(preview)).toMatchObject({ count: 6 });
   expect((await dlqDb.query("SELECT count(*), max(updated_at) FROM dead_letters")).rows[0]).toEqual(before);
@@ -605,9 +607,9 @@ describe("dead-letter API on bad input", () => {
     ],
     [
       "a replay preview with NUL in its search",
-      "POST",
-      "/api/dlq/replays/preview",
-      { until: "2026-01-01", search: "a\u0000b" },
+      "GET",
+      "/api/dlq/replays/preview?until=2026-01-01&search=a%00b",
+      undefined,
       422,
     ],
     [

@@ -24,6 +24,7 @@ const BADGE: Record<string, string> = {
   PAID: "bg-green-100 text-green-900",
   SHIPPED: "bg-green-100 text-green-900",
   RESOLVED: "bg-green-100 text-green-900",
+  DONE: "bg-green-100 text-green-900",
   ok: "bg-green-100 text-green-900",
   up: "bg-green-100 text-green-900",
   active: "bg-green-100 text-green-900",
@@ -31,8 +32,10 @@ const BADGE: Record<string, string> = {
   RUNNING: "bg-blue-100 text-blue-900",
   COMPENSATING: "bg-amber-100 text-amber-900",
   REPLAYED: "bg-blue-100 text-blue-900",
+  SENT: "bg-blue-100 text-blue-900",
   CANCELLED: "bg-slate-200 text-slate-900",
   DISCARDED: "bg-slate-200 text-slate-900",
+  SKIPPED: "bg-slate-200 text-slate-900",
   left: "bg-slate-200 text-slate-900",
   disabled: "bg-slate-200 text-slate-900",
   COMPENSATED: "bg-orange-100 text-orange-900",
@@ -113,10 +116,13 @@ export const formatTime = (iso: string | null | undefined) => (iso ? new Date(is
 export const formatMoney = (money: { amount: number; currency: string }) =>
   `${(money.amount / 100).toFixed(2)} ${money.currency}`;
 
-/** Table wrapper: scrolls sideways on a narrow window instead of squeezing columns. */
+/**
+ * Table wrapper: scrolls sideways on a narrow window instead of squeezing columns. The scrolling region is focusable
+ * and named, so it can be scrolled from the keyboard (axe: scrollable-region-focusable).
+ */
 export function Table({ caption, head, children }: { caption: string; head: string[]; children: ReactNode }) {
   return (
-    <div className="overflow-x-auto">
+    <div className="overflow-x-auto" role="region" aria-label={caption} tabIndex={0}>
       <table className="min-w-full text-left text-sm">
         <caption className="sr-only">{caption}</caption>
         <thead className="border-b border-slate-300 text-slate-700">

@@ -148,7 +148,7 @@ export function AuditPage() {
                       {open === record.seq && (
                         <tr>
                           <td colSpan={7} className="bg-slate-50 px-2 py-2">
-                            <pre className="max-h-64 overflow-auto text-xs">
+                            <pre className="max-h-64 overflow-auto text-xs" tabIndex={0}>
                               {JSON.stringify(record.change, null, 2)}
                             </pre>
                           </td>

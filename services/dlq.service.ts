@@ -188,6 +188,8 @@ export interface DeadLetterFilter {
   search?: string;
   /** One group's failures (`DeadLetterGroup.fingerprint`). */
   fingerprint?: string;
+  /** Messages about one order (its `order.id` or `orderId` in the payload). */
+  orderId?: string;
 }
 
 const MAX_PAGE_SIZE = 100;
@@ -306,13 +308,15 @@ function whereOf(filter: DeadLetterFilter, firstBind = 1): { sql: string; bind: 
     filter.to ?? null,
     filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null,
     filter.fingerprint ?? null,
+    filter.orderId ?? null,
   ];
   const n = (i: number) => `$${firstBind + i}`;
   const sql = `(${n(0)}::text IS NULL OR status = ${n(0)}) AND (${n(1)}::text IS NULL OR channel = ${n(1)})
     AND (${n(2)}::text IS NULL OR consumer_group = ${n(2)}) AND (${n(3)}::text IS NULL OR error_type = ${n(3)})
     AND (${n(4)}::timestamptz IS NULL OR failed_at >= ${n(4)}) AND (${n(5)}::timestamptz IS NULL OR failed_at <= ${n(5)})
     AND (${n(6)}::text IS NULL OR message::text ILIKE ${n(6)} OR error::text ILIKE ${n(6)})
-    AND (${n(7)}::text IS NULL OR fingerprint = ${n(7)})`;
+    AND (${n(7)}::text IS NULL OR fingerprint = ${n(7)})
+    AND (${n(8)}::text IS NULL OR message->'payload'->'order'->>'id' = ${n(8)} OR message->'payload'->>'orderId' = ${n(8)})`;
   return { sql, bind };
 }
 
@@ -324,6 +328,7 @@ const filterParams = {
   to: { type: "date", convert: true, optional: true },
   search: { type: "string", min: 1, max: 200, optional: true },
   fingerprint: { type: "string", pattern: /^[0-9a-f]{32}$/, optional: true },
+  orderId: { type: "uuid", optional: true },
 } as const;
 
 interface DlqMethods {

@@ -181,11 +181,15 @@ describe("as an operator (the admin)", () => {
 
   it("replays a dead letter from its page, whose lineage shows the error it failed with again", async () => {
     await addBrokenRule("Broken rule for the UI test", "UI-DLQ", "broken");
-    await placeOrderInUi("UI-DLQ", "Card (succeeds)");
+    const orderId = await placeOrderInUi("UI-DLQ", "Card (succeeds)");
     const entry = await waitFor(async () => {
       const page = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING&group=exec"));
       return page.rows[0];
     }, 20_000);
+    // The order's page lists it.
+    await page.goto(`${base}/orders/${orderId}`);
+    const ofOrder = page.getByRole("table", { name: "Dead letters of the order" });
+    await ofOrder.getByText("The 'title' field is required.").waitFor();
     await visit("Dead letters", "dead-letters");
     await page.getByRole("link", { name: `Open dead letter ${entry.id}` }).click();
     await page.waitForURL(new RegExp(`/operations/dead-letters/${entry.id}$`));
@@ -223,7 +227,11 @@ describe("as an operator (the admin)", () => {
       .getByRole("table", { name: "Failure groups" })
       .getByRole("row")
       .filter({ hasText: "The 'title' field is required." });
-    await row.getByRole("link", { name: orders[0] }).waitFor();
+    // The group shows its count and links the first of its orders (the test above's, then these).
+    await row.getByRole("button", { name: "Show letters" }).waitFor();
+    expect(await row.getByRole("cell").first().textContent()).toBe(String(group.count));
+    expect(await row.getByRole("link").count()).toBe(3);
+    await row.getByText(`and ${group.orders.length - 3} more`).waitFor();
     await row.getByRole("button", { name: "Show letters" }).click();
     await page.waitForURL(new RegExp(`fingerprint=${group.fingerprint}`));
     await row.getByRole("button", { name: "Replay group…" }).click();

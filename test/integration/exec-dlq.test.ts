@@ -352,6 +352,10 @@ it("groups dead letters that failed the same way, and replays a group only as th
   expect(members.total).toBe(3);
   expect(members.rows.every((row) => row.fingerprint === group.fingerprint)).toBe(true);
   expect((await send("GET", "/api/dlq?fingerprint=not-a-fingerprint")).status).toBe(422);
+  // An order's dead letters, as its page lists them.
+  const ofOrder = await json<DeadLetterPage>(await send("GET", `/api/dlq?orderId=${orders[1].id}`));
+  expect(ofOrder.rows).toEqual([expect.objectContaining({ fingerprint: group.fingerprint })]);
+  expect((await send("GET", "/api/dlq?orderId=not-an-id")).status).toBe(422);
 
   // Replaying the group as a different count than the one seen starts nothing.
   const until = new Date().toISOString();

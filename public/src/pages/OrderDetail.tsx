@@ -1,6 +1,7 @@
 /**
  * One order and everything it caused, side by side: the saga's timeline (each step, attempt, duration, error and
- * compensation), and the audit records, log lines and trace spans that share the order's request id. Status changes
+ * compensation, repeated attempts collapsed with their count), the dead letters about it, and the audit records, log
+ * lines and trace spans that share the order's request id. Status changes
  * arrive live over server-sent events; if the stream cannot be opened the page polls every 3 s instead.
  */
 import { useEffect, useState } from "react";
@@ -11,6 +12,8 @@ import { useApi } from "../api/useApi";
 import { ErrorNotice, Guarded, Loading, Notice } from "../components/States";
 import { Badge, PageTitle, Section, Table, formatMoney, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
+import type { DeadLetter } from "../api/dead-letters";
+import type { Page } from "../../../lib/paging";
 import type { Order } from "./Orders";
 
 interface TimelineEntry {
@@ -175,6 +178,7 @@ export function OrderDetailPage() {
             </dl>
           </Section>
           <SagaTimeline saga={order.saga} />
+          <OrderDeadLetters orderId={order.id} version={order.status} />
         </div>
         <div className="space-y-4">
           {order.requestId && (
@@ -200,7 +204,7 @@ function SagaTimeline({ saga }: { saga: Saga | null }) {
         {saga.reason && <span className="text-slate-700"> — {saga.reason}</span>}
       </p>
       <ol className="space-y-2" aria-label="Saga steps">
-        {(saga.timeline ?? []).map((entry, index) => {
+        {collapseRepeats(saga.timeline ?? []).map(({ entry, times }, index) => {
           const compensation = entry.step.includes(":compensate");
           const failed = !["ok", "started", "resumed"].includes(entry.outcome);
           return (
@@ -211,7 +215,10 @@ function SagaTimeline({ saga }: { saga: Saga | null }) {
               <div className="flex flex-wrap gap-x-3">
                 <span className="font-medium">{entry.step}</span>
                 <span>{entry.outcome}</span>
-                <span className="text-slate-600">attempt {entry.attempt}</span>
+                <span className="text-slate-600">
+                  attempt {entry.attempt}
+                  {times > 1 && ` (${times}× in a row, the last shown)`}
+                </span>
                 {entry.durationMs !== null && <span className="text-slate-600">{entry.durationMs} ms</span>}
                 <time className="ml-auto text-slate-600" dateTime={entry.at}>
                   {formatTime(entry.at)}
@@ -222,6 +229,61 @@ function SagaTimeline({ saga }: { saga: Saga | null }) {
           );
         })}
       </ol>
+    </Section>
+  );
+}
+
+/** Entries that repeat the one before (same step, outcome and message: a wait retried) shown once, with a count. */
+function collapseRepeats(timeline: TimelineEntry[]): { entry: TimelineEntry; times: number }[] {
+  const collapsed: { entry: TimelineEntry; times: number }[] = [];
+  for (const entry of timeline) {
+    const last = collapsed.at(-1);
+    const same =
+      last &&
+      last.entry.step === entry.step &&
+      last.entry.outcome === entry.outcome &&
+      last.entry.message === entry.message;
+    if (same) collapsed[collapsed.length - 1] = { entry, times: last.times + 1 };
+    else collapsed.push({ entry, times: 1 });
+  }
+  return collapsed;
+}
+
+/** The dead letters about this order (any channel and consumer group), each opening its page. */
+function OrderDeadLetters({ orderId, version }: { orderId: string; version: string }) {
+  const can = useSession((state) => state.can);
+  const letters = useApi<Page<DeadLetter>>(can("dlq:read") ? `/api/dlq?orderId=${orderId}&pageSize=20` : null);
+  const { reload } = letters;
+  useEffect(() => {
+    // A consumer dead-letters a little after the change it failed on.
+    const timers = [2500, 6000].map((delay) => setTimeout(reload, delay));
+    return () => timers.forEach(clearTimeout);
+  }, [version, reload]);
+  if (!can("dlq:read")) return null;
+  return (
+    <Section title="Dead letters">
+      <Guarded loaded={letters} what="dead letters" empty={(page) => (page.total === 0 ? "None." : null)}>
+        {(page) => (
+          <Table caption="Dead letters of the order" head={["Failed", "Consumer", "Error", "Status"]}>
+            {page.rows.map((letter) => (
+              <tr key={letter.id}>
+                <td className="px-2 py-1 whitespace-nowrap">
+                  <Link className="text-blue-800 underline" to={`/operations/dead-letters/${letter.id}`}>
+                    {formatTime(letter.failedAt)}
+                  </Link>
+                </td>
+                <td className="px-2 py-1 font-mono text-xs">
+                  {letter.channel} → {letter.group}
+                </td>
+                <td className="px-2 py-1">{letter.errorSummary || letter.error.message}</td>
+                <td className="px-2 py-1">
+                  <Badge value={letter.status} />
+                </td>
+              </tr>
+            ))}
+          </Table>
+        )}
+      </Guarded>
     </Section>
   );
 }

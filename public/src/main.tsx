@@ -14,6 +14,7 @@ import { LogsPage } from "./pages/Logs";
 import { OrderDetailPage } from "./pages/OrderDetail";
 import { OrdersPage } from "./pages/Orders";
 import { ReplayOperationPage } from "./pages/ReplayOperation";
+import { SagasPage } from "./pages/Sagas";
 import { UsersPage } from "./pages/Users";
 import { sessionStore, useSession } from "./stores/session";
 import "./styles.css";
@@ -99,6 +100,14 @@ const router = createBrowserRouter([
         element: (
           <Allowed anyOf={["dlq:read"]}>
             <ReplayOperationPage />
+          </Allowed>
+        ),
+      },
+      {
+        path: "operations/sagas",
+        element: (
+          <Allowed anyOf={["sagas:read"]}>
+            <SagasPage />
           </Allowed>
         ),
       },

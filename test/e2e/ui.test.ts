@@ -280,6 +280,34 @@ describe("as an operator (the admin)", () => {
     await page.getByText(`0 resolved, ${sent} failed again, 0 pending.`).waitFor();
   });
 
+  it("compensates a running saga from the sagas page, after a confirmation", async () => {
+    // The provider is too slow: the saga stays in its payment step, retrying, for about 15 s.
+    const orderId = await placeOrderInUi("UI-SLOW", "Card (provider too slow)");
+    await visit("Sagas", "sagas");
+    await page.getByRole("combobox", { name: "Status" }).selectOption("RUNNING");
+    const row = page.getByRole("table", { name: "Sagas" }).getByRole("row").filter({ hasText: orderId });
+    await row.getByRole("button", { name: "Compensate…" }).click();
+    const confirm = row.getByRole("group", { name: `Compensate the saga of order ${orderId}` });
+    await confirm.getByText("the steps it has done are undone").waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    await confirm.getByRole("button", { name: "Compensate now" }).click();
+    await page.getByText(`Compensate: saga of order ${orderId} done.`).waitFor();
+    const order = await waitFor(async () => {
+      const current = await json<{ status: string; saga: { id: string; status: string; reason: string } }>(
+        await send("GET", `/api/orders/${orderId}`),
+      );
+      return current.saga.status === "COMPENSATED" ? current : undefined;
+    }, 30_000);
+    expect(order.saga.reason).toMatch(/compensated by an operator/);
+    const trail = await waitFor(async () => {
+      const page = await json<{ rows: { name: string }[] }>(
+        await send("GET", `/api/audit?entityType=saga&entityId=${order.saga.id}`),
+      );
+      return page.rows.some((record) => record.name === "sagas.compensate") ? page.rows : undefined;
+    }, 10_000);
+    expect(trail.length).toBeGreaterThan(0);
+  });
+
   it("verifies the audit chain", async () => {
     await visit("Audit trail", "audit");
     await page.getByRole("button", { name: "Verify the chain" }).click();
@@ -385,6 +413,7 @@ describe("on a phone (390×844)", () => {
       ["dead-letters", "/operations/dead-letters", "Dead letters"],
       ["dead-letter", `/operations/dead-letters/${letter.id}`, "Dead letter"],
       ["replay-operation", `/operations/dead-letters/replays/${replay.id}`, "Replay operation"],
+      ["sagas", "/operations/sagas?status=", "Sagas"],
       ["audit", "/operations/audit", "Audit"],
       ["logs", "/operations/logs", "Logs"],
       ["catalog", "/catalog", "Catalog"],

@@ -90,10 +90,19 @@ export function DeadLettersPage() {
                   <ReplayStarter selection={selection} label="Replay all that match…" />
                 </div>
               )}
-              <Table caption="Dead letters" head={["Failed", "Channel", "Group", "Error", "Status", ""]}>
+              <Table caption="Dead letters" head={["Failed", "Channel", "Group", "Error", "Status"]}>
                 {page.rows.map((entry) => (
                   <tr key={entry.id}>
-                    <td className="px-2 py-2 whitespace-nowrap">{formatTime(entry.failedAt)}</td>
+                    <td className="px-2 py-2 whitespace-nowrap">
+                      {/* First, so it shows on a phone too, where the table scrolls sideways. */}
+                      <Link
+                        className="text-blue-800 underline"
+                        to={`/operations/dead-letters/${entry.id}`}
+                        aria-label={`Open dead letter ${entry.id}`}
+                      >
+                        {formatTime(entry.failedAt)}
+                      </Link>
+                    </td>
                     <td className="px-2 py-2 font-mono text-xs">{entry.channel}</td>
                     <td className="px-2 py-2">{entry.group}</td>
                     <td className="px-2 py-2">
@@ -103,15 +112,6 @@ export function DeadLettersPage() {
                     <td className="px-2 py-2">
                       <Badge value={entry.status} />
                       {entry.replayCount > 0 && <span className="ml-1 text-xs">replayed {entry.replayCount}×</span>}
-                    </td>
-                    <td className="px-2 py-2">
-                      <Link
-                        className="text-blue-800 underline"
-                        to={`/operations/dead-letters/${entry.id}`}
-                        aria-label={`Open dead letter ${entry.id}`}
-                      >
-                        Open
-                      </Link>
                     </td>
                   </tr>
                 ))}

@@ -218,6 +218,11 @@ export function actAsRole(sequelize: Sequelize, role: string): void {
   });
 }
 
+/** `text` for a LIKE pattern, matched as itself: its wildcards (`%`, `_`) and the escape character are escaped. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 /**
  * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, from one statement
  * (one snapshot: two queries side by side could count a row committed between them that the page did not get).

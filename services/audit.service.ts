@@ -15,7 +15,7 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { KV, KvEntry } from "nats";
-import { selectPage } from "../lib/database";
+import { escapeLike, selectPage } from "../lib/database";
 import {
   CURSOR_PARAM,
   cursorPage,
@@ -396,7 +396,11 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
   },
 
   actions: {
-    /** Audit records, newest first, by actor, entity, action or event name, request and time. `audit:read`. */
+    /**
+     * Audit records, newest first, by actor, entity, action or event name (exact, or `namePrefix`: `orders.` for every
+     * orders action), request and time; `excludeName` leaves one name out (the console hides `auth.refresh`, written
+     * by every reload). `audit:read`.
+     */
     list: {
       rest: "GET /",
       list: "page",
@@ -406,6 +410,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         entityType: { type: "string", max: 100, optional: true },
         entityId: { type: "string", max: 200, optional: true },
         name: { type: "string", max: 200, optional: true },
+        namePrefix: { type: "string", min: 1, max: 200, optional: true },
+        excludeName: { type: "string", max: 200, optional: true },
         requestId: { type: "string", max: 200, optional: true },
         from: { type: "date", convert: true, optional: true },
         to: { type: "date", convert: true, optional: true },
@@ -420,6 +426,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           entityType?: string;
           entityId?: string;
           name?: string;
+          namePrefix?: string;
+          excludeName?: string;
           requestId?: string;
           from?: Date;
           to?: Date;
@@ -429,11 +437,23 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       ): Promise<AuditPage> {
         const { page, pageSize } = ctx.params;
         const p = ctx.params;
-        const bind = [p.actorId, p.entityType, p.entityId, p.name, p.requestId, p.from, p.to].map((v) => v ?? null);
+        const prefix = p.namePrefix === undefined ? undefined : `${escapeLike(p.namePrefix)}%`;
+        const bind = [
+          p.actorId,
+          p.entityType,
+          p.entityId,
+          p.name,
+          p.requestId,
+          p.from,
+          p.to,
+          prefix,
+          p.excludeName,
+        ].map((v) => v ?? null);
         const where = `($1::text IS NULL OR actor_id = $1) AND ($2::text IS NULL OR entity_type = $2)
           AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR name = $4)
           AND ($5::text IS NULL OR request_id = $5) AND ($6::timestamptz IS NULL OR occurred_at >= $6)
-          AND ($7::timestamptz IS NULL OR occurred_at <= $7)`;
+          AND ($7::timestamptz IS NULL OR occurred_at <= $7) AND ($8::text IS NULL OR name LIKE $8)
+          AND ($9::text IS NULL OR name <> $9)`;
         return selectPage(
           this.sequelize,
           { table: "audit_records", where, order: "seq DESC", bind },

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { selectPage } from "../lib/database";
+import { escapeLike, selectPage } from "../lib/database";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
@@ -306,7 +306,7 @@ function whereOf(filter: DeadLetterFilter, firstBind = 1): { sql: string; bind: 
     filter.errorType ?? null,
     filter.from ?? null,
     filter.to ?? null,
-    filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null,
+    filter.search ? `%${escapeLike(filter.search)}%` : null,
     filter.fingerprint ?? null,
     filter.orderId ?? null,
   ];

@@ -6,7 +6,7 @@
  * spans arrive as `$tracing.spans` events and a whole trace can be read back by its id (the request id).
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { selectPage } from "../lib/database";
+import { escapeLike, selectPage } from "../lib/database";
 import { CURSOR_PARAM, cursorPage, type CursorPage, type Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
@@ -65,7 +65,7 @@ const filterParams = {
 /** The WHERE clause of the filters, binding `$1…$7`. */
 function whereOf(p: LogFilter): { sql: string; bind: unknown[] } {
   const levels = p.level ? LEVELS.slice(0, LEVELS.indexOf(p.level) + 1) : null;
-  const search = p.search ? `%${p.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+  const search = p.search ? `%${escapeLike(p.search)}%` : null;
   const sql = `($1::text[] IS NULL OR level = ANY($1)) AND ($2::text IS NULL OR module = $2)
     AND ($3::text IS NULL OR node_id = $3) AND ($4::text IS NULL OR request_id = $4)
     AND ($5::text IS NULL OR message ILIKE $5 OR fields::text ILIKE $5)

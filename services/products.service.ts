@@ -17,6 +17,7 @@ import {
   type Transaction,
   type WhereOptions,
 } from "sequelize";
+import { escapeLike } from "../lib/database";
 import type { AuditLocals } from "../lib/audit";
 import {
   ConflictError,
@@ -190,9 +191,6 @@ function withETag(ctx: Context<unknown, GatewayMeta>, product: Product): Product
 
 const duplicateSku = (sku: string) =>
   new ConflictError(`A product with sku ${sku} exists`, "DUPLICATE", { field: "sku", value: sku });
-
-/** `%` and `_` in a search are literal characters, not wildcards. */
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 function toProduct(model: Model): Product {
   return productOf(model.get({ plain: true }) as ProductRow);

@@ -370,10 +370,30 @@ describe("as an operator (the admin)", () => {
     await row.getByText("5.10 EUR").waitFor();
     await row.getByRole("button", { name: "Disable" }).click();
     await row.getByRole("button", { name: "Enable" }).waitFor();
-    const { rows } = await json<{ rows: unknown[] }>(await send("GET", "/api/products?search=UI-EDIT-1"));
+    const { rows } = await json<{ rows: { id: string }[] }>(await send("GET", "/api/products?search=UI-EDIT-1"));
     expect(rows).toEqual([
       expect.objectContaining({ name: "Edited widget", price: { amount: 510, currency: "EUR" }, active: false }),
     ]);
+
+    // The audit trail, filtered by an action's start, shows the edit field by field.
+    await visit("Audit trail", "audit");
+    await page.getByLabel("Action or event (its start)").fill("products.");
+    await page.getByLabel("Entity id").fill(rows[0].id);
+    const record = page
+      .getByRole("table", { name: "Audit records" })
+      .getByRole("row")
+      .filter({ hasText: "products.update" })
+      // Newest first: the disable, then the edit.
+      .nth(1);
+    await record.getByRole("button", { name: "Change" }).click();
+    const changed = page.getByRole("table", { name: "What changed" });
+    await changed
+      .getByRole("row")
+      .filter({ hasText: "price.amount" })
+      .filter({ hasText: "420" })
+      .getByText("510")
+      .waitFor();
+    await changed.getByRole("row").filter({ hasText: "name" }).getByText('"Edited widget"').waitFor();
 
     await visit("Users", "users");
     const users = page.getByRole("table", { name: "Users" });

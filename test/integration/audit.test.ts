@@ -298,6 +298,22 @@ it("refuses changes to records, and verify names a record edited behind its back
   expect(printed[0]).toMatch(new RegExp(`^The audit chain is broken at record ${seq} \\(.+\\): content changed`));
 });
 
+it("finds records by the start of their name, and leaves one name out on request", async () => {
+  const all = async (query: string) => {
+    const page = await json<AuditPage>(await send("GET", `/api/audit?pageSize=100&${query}`, undefined, "prefix"));
+    return page.rows.map((record) => record.name);
+  };
+  const products = await all("namePrefix=products.");
+  expect(products.length).toBeGreaterThan(0);
+  expect(products.every((name) => name.startsWith("products."))).toBe(true);
+  // A LIKE wildcard in the prefix is a character like any other: nothing is named "products%".
+  expect(await all("namePrefix=products%25")).toEqual([]);
+  expect(await all("namePrefix=products_")).toEqual([]);
+  const withoutCreates = await all("namePrefix=products.&excludeName=products.create");
+  expect(withoutCreates).not.toContain("products.create");
+  expect(withoutCreates.length).toBe(products.filter((name) => name !== "products.create").length);
+});
+
 it("is for auditors only, and answers bad filters with 422", async () => {
   const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
   expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);

@@ -1,5 +1,11 @@
-/** The audit trail: search by actor, entity, action and time; verify the hash chain and see where it breaks. */
+/**
+ * The audit trail: search by actor, entity, action (by prefix) and time, session refreshes hidden unless asked for;
+ * full ids, entities linked to their pages, a request id filtering to its records; a change shown field by field
+ * (before → after); verify the hash chain and see where it breaks.
+ */
 import { Fragment, useState } from "react";
+import { Link } from "react-router";
+import { diffOf } from "../components/diff";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
@@ -24,7 +30,16 @@ type Verdict =
   | { valid: true; checked: number }
   | { valid: false; checked: number; brokenAt: { seq: number | null; id: string | null; reason: string } };
 
-const FILTERS = ["actorId", "entityType", "entityId", "name", "requestId", "from", "to", "page"];
+const FILTERS = ["actorId", "entityType", "entityId", "namePrefix", "requestId", "from", "to", "page"];
+/** Written by every reload of a signed-in page: hidden unless asked for, or they crowd out everything else. */
+const REFRESH = "auth.refresh";
+
+/** An entity's page in the console, where it has one. */
+const ENTITY_PAGES: Record<string, (id: string) => string> = {
+  order: (id) => `/orders/${id}`,
+  deadLetter: (id) => `/operations/dead-letters/${id}`,
+  replayOperation: (id) => `/operations/dead-letters/replays/${id}`,
+};
 
 export function AuditPage() {
   const [params, setFilter] = useFilters();
@@ -33,6 +48,8 @@ export function AuditPage() {
     const value = params.get(key);
     if (value) query.set(key, key === "from" || key === "to" ? new Date(value).toISOString() : value);
   }
+  const showRefreshes = params.get("refreshes") === "shown";
+  if (!showRefreshes) query.set("excludeName", REFRESH);
   const loaded = useApi<Page<AuditRecord>>(`/api/audit?${query}`);
   const [verdict, setVerdict] = useState<Verdict | null>(null);
   const [verifying, setVerifying] = useState(false);
@@ -95,9 +112,10 @@ export function AuditPage() {
               onChange={(e) => setFilter("entityId", e.target.value)}
             />
             <Field
-              label="Action or event"
-              value={params.get("name") ?? ""}
-              onChange={(e) => setFilter("name", e.target.value)}
+              label="Action or event (its start)"
+              placeholder="orders."
+              value={params.get("namePrefix") ?? ""}
+              onChange={(e) => setFilter("namePrefix", e.target.value)}
             />
             <Field
               label="From"
@@ -111,6 +129,14 @@ export function AuditPage() {
               value={params.get("to") ?? ""}
               onChange={(e) => setFilter("to", e.target.value)}
             />
+            <label className="flex items-center gap-2 self-end text-sm">
+              <input
+                type="checkbox"
+                checked={showRefreshes}
+                onChange={(event) => setFilter("refreshes", event.target.checked ? "shown" : "")}
+              />
+              Show session refreshes
+            </label>
           </form>
           <Guarded
             loaded={loaded}
@@ -127,14 +153,23 @@ export function AuditPage() {
                         <td className="px-2 py-2 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
                         <td className="px-2 py-2 font-mono text-xs">{record.name}</td>
                         <td className="px-2 py-2">
-                          {record.actor.type}
-                          {record.actor.id ? ` ${record.actor.id.slice(0, 8)}` : ""}
+                          {record.actor.type}{" "}
+                          {record.actor.id && <span className="font-mono text-xs break-all">{record.actor.id}</span>}
                         </td>
                         <td className="px-2 py-2">
-                          {record.entity.type}{" "}
-                          <span className="font-mono text-xs">{record.entity.id?.slice(0, 8)}</span>
+                          {record.entity.type} <EntityId type={record.entity.type} id={record.entity.id} />
                         </td>
-                        <td className="px-2 py-2 font-mono text-xs">{record.requestId?.slice(0, 12)}</td>
+                        <td className="px-2 py-2">
+                          {record.requestId && (
+                            <Link
+                              className="font-mono text-xs break-all text-blue-800 underline"
+                              to={`?requestId=${encodeURIComponent(record.requestId)}`}
+                              title="Every record of this request"
+                            >
+                              {record.requestId}
+                            </Link>
+                          )}
+                        </td>
                         <td className="px-2 py-2">
                           <Button
                             variant="secondary"
@@ -148,9 +183,7 @@ export function AuditPage() {
                       {open === record.seq && (
                         <tr>
                           <td colSpan={7} className="bg-slate-50 px-2 py-2">
-                            <pre className="max-h-64 overflow-auto text-xs" tabIndex={0}>
-                              {JSON.stringify(record.change, null, 2)}
-                            </pre>
+                            <Change change={record.change} />
                           </td>
                         </tr>
                       )}
@@ -164,5 +197,40 @@ export function AuditPage() {
         </Section>
       </div>
     </>
+  );
+}
+
+function EntityId({ type, id }: { type: string | null; id: string | null }) {
+  if (!id) return null;
+  const page = type ? ENTITY_PAGES[type] : undefined;
+  if (!page) return <span className="font-mono text-xs break-all">{id}</span>;
+  return (
+    <Link className="font-mono text-xs break-all text-blue-800 underline" to={page(id)}>
+      {id}
+    </Link>
+  );
+}
+
+/** A change with the entity before and after: the fields that changed; otherwise what was asked and answered. */
+function Change({ change }: { change: unknown }) {
+  const { before, after } = (change ?? {}) as { before?: unknown; after?: unknown };
+  if (before !== undefined && after !== undefined) {
+    const fields = diffOf(before, after);
+    return (
+      <Table caption="What changed" head={["Field", "Before", "After"]}>
+        {fields.map((field) => (
+          <tr key={field.path}>
+            <td className="px-2 py-1 font-mono text-xs">{field.path}</td>
+            <td className="px-2 py-1 font-mono text-xs break-all text-red-800">{JSON.stringify(field.before)}</td>
+            <td className="px-2 py-1 font-mono text-xs break-all text-green-800">{JSON.stringify(field.after)}</td>
+          </tr>
+        ))}
+      </Table>
+    );
+  }
+  return (
+    <pre className="max-h-64 overflow-auto text-xs" tabIndex={0}>
+      {JSON.stringify(change, null, 2)}
+    </pre>
   );
 }

@@ -689,14 +689,16 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
     },
 
-    /** A replay operation's letters in their order, each with its state, why it was skipped, and its outcome. */
+    /**
+     * A replay operation's letters in their order, each with its state, why it was skipped, and its outcome; an
+     * unknown operation has none (as an unknown stream has no events). `dlq:read`.
+     */
     replayOperationLetters: {
       rest: "GET /replays/:id/letters",
       list: "page",
       permissions: ["dlq:read"],
       params: { id: { type: "uuid" }, ...pageParams(MAX_PAGE_SIZE, 50), $$strict: true },
       async handler(this: DlqThis, ctx: Context<{ id: string } & PageQuery>): Promise<Page<Replay>> {
-        await this.findReplayOperation(ctx.params.id);
         const query = { table: "replays", where: "operation_id = $1", order: "position", bind: [ctx.params.id] };
         return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toReplay);
       },

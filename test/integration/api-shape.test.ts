@@ -111,6 +111,8 @@ describe("lists", () => {
         "/api/exec/tasks Page",
         "/api/dlq Page",
         "/api/dlq/stats Page",
+        "/api/dlq/replays Page",
+        "/api/dlq/replays/{id}/letters Page",
         "/api/audit Page",
         "/api/audit/schemas Page",
         "/api/audit/events CursorPage",

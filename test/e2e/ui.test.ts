@@ -324,6 +324,25 @@ describe("as an operator (the admin)", () => {
     await page.getByRole("button", { name: /^Resume \(\d+ new\)$/ }).waitFor();
     expect(await seriousViolations(page)).toEqual([]);
     await page.getByRole("button", { name: "Stop following" }).click();
+
+    // Following again opens with the latest stored lines, not an empty table.
+    await page.getByRole("button", { name: "Follow live" }).click();
+    const tail = page.getByRole("table", { name: "Log records" });
+    await tail.getByRole("row").nth(5).waitFor({ timeout: 5_000 });
+    await page.getByRole("button", { name: "Stop following" }).click();
+
+    // A request id is whole, and finds every record of its request.
+    const link = page.getByRole("table", { name: "Log records" }).getByRole("link").first();
+    const requestId = (await link.textContent())!;
+    await link.click();
+    await page.waitForURL(new RegExp(`requestId=${requestId}`));
+    await page
+      .getByRole("textbox", { name: "Request id" })
+      .and(page.locator(`[value="${requestId}"]`))
+      .waitFor();
+    const ids = await page.getByRole("table", { name: "Log records" }).getByRole("link").allTextContents();
+    expect(ids.length).toBeGreaterThan(0);
+    expect(new Set(ids)).toEqual(new Set([requestId]));
   });
 
   it("opens the catalog and the users page", async () => {
@@ -420,7 +439,10 @@ describe("as an operator (the admin)", () => {
 
 describe("on a phone (390×844)", () => {
   it("shows every page without serious accessibility problems", async () => {
-    const phone = await newPage(browser, { width: 390, height: 844 });
+    // In a zone other than the server's, to see the console name it.
+    const phone = await (
+      await browser.newContext({ viewport: { width: 390, height: 844 }, timezoneId: "America/New_York" })
+    ).newPage();
     await signIn(phone, base, TEST_ADMIN.email, TEST_ADMIN.password);
     await phone.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
     const order = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/orders?pageSize=1"))).rows[0];
@@ -448,6 +470,16 @@ describe("on a phone (390×844)", () => {
       await screenshot(phone, `phone-${name}`);
     }
     expect(found).toEqual(Object.fromEntries(pages.map(([name]) => [name, []])));
+
+    // Times name their zone: the browser's, or UTC when chosen (kept across a reload).
+    await phone.goto(`${base}/operations/audit`);
+    const when = phone.getByRole("table", { name: "Audit records" }).getByRole("row").nth(1).getByRole("cell").nth(1);
+    await when.getByText(/EST|EDT/).waitFor();
+    await phone.getByRole("button", { name: "Times: local" }).click();
+    await phone.getByRole("button", { name: "Times: UTC" }).waitFor();
+    await phone.reload();
+    await when.getByText(/UTC/).waitFor();
+    await phone.getByRole("button", { name: "Times: UTC" }).click();
     await phone.context().close();
   });
 });

@@ -1,6 +1,7 @@
 /** The frame of every signed-in page: navigation with only what the user may open, who is signed in, sign-out. */
 import { NavLink, Outlet, useNavigate } from "react-router";
 import { sessionStore, useSession } from "../stores/session";
+import { timeZoneStore, useTimeZone } from "../stores/timeZone";
 import { visibleItems } from "./nav";
 
 export function Layout() {
@@ -8,6 +9,7 @@ export function Layout() {
   const can = useSession((state) => state.can);
   const navigate = useNavigate();
   const items = visibleItems(can);
+  const zone = useTimeZone();
   return (
     <div className="min-h-screen bg-slate-50 text-slate-900">
       <a
@@ -39,6 +41,14 @@ export function Layout() {
             <button
               type="button"
               className="rounded border border-slate-400 px-2 py-1 hover:bg-slate-100"
+              title="Show times in UTC or in your time zone"
+              onClick={() => timeZoneStore.getState().toggle()}
+            >
+              Times: {zone === "UTC" ? "UTC" : "local"}
+            </button>
+            <button
+              type="button"
+              className="rounded border border-slate-400 px-2 py-1 hover:bg-slate-100"
               onClick={() => {
                 void sessionStore.getState().signOut();
                 navigate("/login");
@@ -50,7 +60,8 @@ export function Layout() {
         </div>
       </header>
       <main id="main" className="mx-auto max-w-7xl px-4 py-6">
-        <Outlet />
+        {/* Keyed by the zone, so every time on the page is shown again in the one chosen. */}
+        <Outlet key={zone} />
       </main>
     </div>
   );

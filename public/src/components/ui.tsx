@@ -112,7 +112,7 @@ export function Select({
   );
 }
 
-export const formatTime = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString() : "—");
+export { formatTime } from "../stores/timeZone";
 export const formatMoney = (money: { amount: number; currency: string }) =>
   `${(money.amount / 100).toFixed(2)} ${money.currency}`;
 

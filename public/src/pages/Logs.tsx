@@ -1,5 +1,10 @@
-/** Logs: search stored records by level, service, request id and text; or follow them live, with pause. */
+/**
+ * Logs: search stored records by level, service, request id and text; or follow them live, with pause, starting from
+ * the latest stored lines. A record's request id is shown whole and finds every record of that request.
+ */
 import { useEffect, useState } from "react";
+import { Link } from "react-router";
+import { api } from "../api/client";
 import { followEvents } from "../api/events";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
@@ -10,6 +15,8 @@ import type { Page } from "../../../lib/paging";
 
 const LEVELS = ["", "fatal", "error", "warn", "info", "debug", "trace"];
 const FILTERS = ["level", "service", "requestId", "search"];
+/** The stored lines a live tail opens with. */
+const TAIL_START = 50;
 
 const levelColor = (level: string) =>
   level === "error" || level === "fatal" ? "text-red-800" : level === "warn" ? "text-amber-800" : "text-slate-800";
@@ -120,7 +127,17 @@ function LiveTail({ filters }: { filters: string }) {
         () => controller.signal.aborted || void follow(String(logTailStore.getState().lastId ?? "")),
         (err: unknown) => controller.signal.aborted || setError(err),
       );
-    void follow();
+    // The latest lines first, then what is stored after the newest of them.
+    api<Page<TailRecord>>("GET", `/api/logs?${filters}${filters ? "&" : ""}pageSize=${TAIL_START}`, {
+      signal: controller.signal,
+    }).then(
+      (latest) => {
+        logTailStore.getState().seed(latest.rows);
+        void follow(latest.rows[0] ? String(latest.rows[0].id) : undefined);
+      },
+      // Without them the tail still follows what comes next.
+      () => controller.signal.aborted || void follow(),
+    );
     return () => controller.abort();
   }, [filters]);
 
@@ -157,7 +174,17 @@ function Records({ records }: { records: TailRecord[] }) {
           <td className={`px-2 py-1 font-medium ${levelColor(record.level)}`}>{record.level}</td>
           <td className="px-2 py-1 font-mono text-xs">{record.nodeId}</td>
           <td className="px-2 py-1">{record.module}</td>
-          <td className="px-2 py-1 font-mono text-xs">{record.requestId?.slice(0, 12)}</td>
+          <td className="px-2 py-1">
+            {record.requestId && (
+              <Link
+                className="font-mono text-xs break-all text-blue-800 underline"
+                to={`/operations/logs?requestId=${encodeURIComponent(record.requestId)}`}
+                title="Every record of this request"
+              >
+                {record.requestId}
+              </Link>
+            )}
+          </td>
           <td className="px-2 py-1">{record.message}</td>
         </tr>
       ))}

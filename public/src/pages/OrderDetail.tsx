@@ -341,8 +341,8 @@ function Related({ requestId, version }: { requestId: string; version: string })
               <ul className="space-y-1 font-mono text-xs" aria-label="Log lines">
                 {[...page.rows].reverse().map((record) => (
                   <li key={record.id}>
-                    <span className="text-slate-600">{new Date(record.time).toLocaleTimeString()}</span>{" "}
-                    {record.level.toUpperCase()} {record.nodeId}/{record.module}: {record.message}
+                    <span className="text-slate-600">{formatTime(record.time)}</span> {record.level.toUpperCase()}{" "}
+                    {record.nodeId}/{record.module}: {record.message}
                   </li>
                 ))}
               </ul>

@@ -18,6 +18,16 @@ describe("log tail store", () => {
     expect(store.getState().lastId).toBe(3);
   });
 
+  it("opens with the latest stored records, and goes on after the newest of them", () => {
+    const store = createLogTailStore();
+    store.getState().seed([record(9), record(8), record(7)]);
+    expect(store.getState().lastId).toBe(9);
+    store.getState().receive(record(10));
+    expect(store.getState().records.map((r) => r.id)).toEqual([10, 9, 8, 7]);
+    store.getState().seed([]);
+    expect(store.getState()).toMatchObject({ records: [], lastId: null });
+  });
+
   it("holds new records while paused and shows them in order on resume", () => {
     const store = createLogTailStore();
     store.getState().receive(record(1));

@@ -23,6 +23,8 @@ export interface LogTailState {
   paused: boolean;
   /** The last record id received, to resume the stream from. */
   lastId: number | null;
+  /** Starts the tail with the latest stored records (newest first), so it does not open empty. */
+  seed(latest: TailRecord[]): void;
   receive(record: TailRecord): void;
   pause(): void;
   resume(): void;
@@ -37,6 +39,9 @@ export const createLogTailStore = () =>
     waiting: [],
     paused: false,
     lastId: null,
+    seed(latest) {
+      set({ records: latest.slice(0, MAX_RECORDS), waiting: [], lastId: latest[0]?.id ?? null });
+    },
     receive(record) {
       const { paused, records, waiting } = get();
       if (paused) set({ waiting: [...waiting, record].slice(-MAX_RECORDS), lastId: record.id });

@@ -16,6 +16,11 @@ export type Caller =
   | { type: "user"; id: string; roles: string[]; permissions: string[] }
   | { type: "client"; id: string; permissions: string[] };
 
+/** Who did it, for a record kept with what they did: `user:<id>`, `client:<id>`, or the caller's type. */
+export function actorOf(caller: Caller | undefined): string {
+  return caller && "id" in caller ? `${caller.type}:${caller.id}` : (caller?.type ?? "unknown");
+}
+
 /** The identity of internal work (service to service, events, jobs, the REPL). Set explicitly, never assumed. */
 export const SYSTEM_CALLER: Caller = Object.freeze({ type: "system" });
 

@@ -31,7 +31,9 @@ import { selectPage } from "../lib/database";
 import type { Page } from "../lib/paging";
 import type { EventEnvelope } from "../lib/events";
 import type { ShippedLogRecord } from "../lib/log-shipper";
-import { asSystem } from "../lib/permissions";
+import { ConflictError, NotFoundError } from "../lib/errors";
+import { actorOf, asSystem } from "../lib/permissions";
+import type { CallerMeta } from "../middlewares/permissions.middleware";
 import alertMigrations from "../migrations/alerts";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import type { ClusterHealth } from "./health.service";
@@ -50,9 +52,23 @@ export interface Incident {
   notified: boolean;
   openedAt: string;
   resolvedAt: string | null;
+  /** Someone has it in hand: who (`user:<id>`) and when. It stays open until what fired clears. */
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
 }
 
 export type IncidentPage = Page<Incident>;
+
+/** A notice sent (or being sent) about an incident: `GET /api/alerts/:id`. */
+export interface Notice {
+  kind: "firing" | "resolved";
+  channel: NotificationChannel;
+  status: "PENDING" | "SENT" | "FAILED";
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  sentAt: string | null;
+}
 
 interface IncidentRow {
   id: string;
@@ -63,6 +79,8 @@ interface IncidentRow {
   notified: boolean;
   opened_at: Date;
   resolved_at: Date | null;
+  acknowledged_at: Date | null;
+  acknowledged_by: string | null;
 }
 
 interface DueNotification {
@@ -104,6 +122,8 @@ function toIncident(row: IncidentRow): Incident {
     notified: row.notified,
     openedAt: row.opened_at.toISOString(),
     resolvedAt: row.resolved_at?.toISOString() ?? null,
+    acknowledgedAt: row.acknowledged_at?.toISOString() ?? null,
+    acknowledgedBy: row.acknowledged_by,
   };
 }
 
@@ -250,6 +270,50 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
           channels: channels(),
           rules: ALERT_RULES.map((rule) => ({ rule, firesOn: thresholds[rule], open: openOf(rule) })),
         };
+      },
+    },
+
+    /** One incident, with the notices sent about it (each channel's, firing and resolved). `alerts:read`. */
+    get: {
+      rest: "GET /:id",
+      permissions: ["alerts:read"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: AlertsThis, ctx: Context<{ id: string }>): Promise<Incident & { notices: Notice[] }> {
+        const [row] = await this.rows<IncidentRow>("SELECT * FROM incidents WHERE id = $1", [ctx.params.id]);
+        if (!row) throw new NotFoundError("Incident", ctx.params.id);
+        const notices = await this.rows<Notice>(
+          `SELECT kind, channel, status, attempts, last_error AS "lastError",
+             to_json(created_at) #>> '{}' AS "createdAt", to_json(sent_at) #>> '{}' AS "sentAt"
+           FROM notifications WHERE incident_id = $1 ORDER BY created_at, channel`,
+          [row.id],
+        );
+        return { ...toIncident(row), notices };
+      },
+    },
+
+    /**
+     * Acknowledges an open incident: someone has it in hand (kept with who and when; audited). It stays open until
+     * what fired clears. 409 for one resolved or acknowledged already. `alerts:acknowledge`.
+     */
+    acknowledge: {
+      audit: { entity: "incident" },
+      rest: "POST /:id/acknowledge",
+      permissions: ["alerts:acknowledge"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: AlertsThis, ctx: Context<{ id: string }, CallerMeta>): Promise<Incident> {
+        const [row] = await this.rows<IncidentRow>(
+          `UPDATE incidents SET acknowledged_at = now(), acknowledged_by = $2
+           WHERE id = $1 AND status = 'FIRING' AND acknowledged_at IS NULL RETURNING *`,
+          [ctx.params.id, actorOf(ctx.meta.caller)],
+        );
+        if (row) return toIncident(row);
+        const [existing] = await this.rows<IncidentRow>("SELECT * FROM incidents WHERE id = $1", [ctx.params.id]);
+        if (!existing) throw new NotFoundError("Incident", ctx.params.id);
+        throw new ConflictError(
+          existing.status === "RESOLVED" ? "This incident has resolved" : "This incident is acknowledged already",
+          "CONFLICT",
+          { id: existing.id, status: existing.status, acknowledgedBy: existing.acknowledged_by },
+        );
       },
     },
   },

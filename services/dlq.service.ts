@@ -15,7 +15,7 @@ import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import type { EventEnvelope } from "../lib/events";
-import type { Caller } from "../lib/permissions";
+import { actorOf } from "../lib/permissions";
 import dlqMigrations from "../migrations/dlq";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import { consumerMixin, type ConsumerThis, type UnprocessableMessage } from "../mixins/consumer.mixin";
@@ -290,11 +290,6 @@ function toReplayOperation(row: ReplayOperationRow, counts: ReplayCounts | undef
     progress: counts?.progress ?? { waiting: 0, sent: 0, skipped: 0, cancelled: 0 },
     outcomes: counts?.outcomes ?? { pending: 0, resolved: 0, failed: 0 },
   };
-}
-
-/** Who did it, for the record: a user or client id, or "system". */
-function actorOf(caller: Caller | undefined): string {
-  return caller && "id" in caller ? `${caller.type}:${caller.id}` : (caller?.type ?? "unknown");
 }
 
 /** The WHERE clause and binds of a filter; every value is bound, never interpolated. */

@@ -5,6 +5,7 @@ import { Layout } from "./components/Layout";
 import { visibleItems } from "./components/nav";
 import { Empty, Loading } from "./components/States";
 import { LoginPage } from "./pages/Login";
+import { AlertsPage } from "./pages/Alerts";
 import { AuditPage } from "./pages/Audit";
 import { CatalogPage } from "./pages/Catalog";
 import { DashboardPage } from "./pages/Dashboard";
@@ -108,6 +109,14 @@ const router = createBrowserRouter([
         element: (
           <Allowed anyOf={["sagas:read"]}>
             <SagasPage />
+          </Allowed>
+        ),
+      },
+      {
+        path: "operations/alerts",
+        element: (
+          <Allowed anyOf={["alerts:read"]}>
+            <AlertsPage />
           </Allowed>
         ),
       },

@@ -75,6 +75,8 @@ beforeAll(async () => {
     nodeEnv(scope, {
       SERVICES: "",
       TRACING_EXPORTER: "event",
+      // The dead letters the suite leaves pending open an alert within seconds.
+      ALERT_INTERVAL: "2000",
       // Short-lived access tokens, so the console's silent refresh runs during the suite.
       ACCESS_TOKEN_TTL: "10",
     }),
@@ -280,6 +282,31 @@ describe("as an operator (the admin)", () => {
     await page.getByText(`0 resolved, ${sent} failed again, 0 pending.`).waitFor();
   });
 
+  it("acknowledges an open alert, and shows the notices sent about it", async () => {
+    // The dead letters the tests above left pending are over the dlq-depth threshold.
+    const incident = await waitFor(async () => {
+      const open = await json<{ rows: { id: string; key: string }[] }>(
+        await send("GET", "/api/alerts?status=FIRING&rule=dlq-depth"),
+      );
+      return open.rows[0];
+    }, 20_000);
+    await visit("Alerts", "alerts");
+    const row = page
+      .getByRole("table", { name: "Incidents" })
+      .getByRole("row")
+      .filter({ hasText: "dlq-depth" })
+      .filter({ hasText: incident.key });
+    await row.getByRole("button", { name: "Acknowledge" }).click();
+    await row.getByText("acknowledged by").waitFor();
+    expect(await row.getByRole("button", { name: "Acknowledge" }).count()).toBe(0);
+    await row.getByRole("button", { name: "Notices" }).click();
+    // The suite's node has no email or webhook configured: it says so.
+    await page.getByText("No notices: no channel is configured.").waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    const acknowledged = await json<{ acknowledgedBy: string }>(await send("GET", `/api/alerts/${incident.id}`));
+    expect(acknowledged.acknowledgedBy).toMatch(/^user:/);
+  });
+
   it("compensates a running saga from the sagas page, after a confirmation", async () => {
     // The provider is too slow: the saga stays in its payment step, retrying, for about 15 s.
     const orderId = await placeOrderInUi("UI-SLOW", "Card (provider too slow)");
@@ -456,6 +483,7 @@ describe("on a phone (390×844)", () => {
       ["dead-letter", `/operations/dead-letters/${letter.id}`, "Dead letter"],
       ["replay-operation", `/operations/dead-letters/replays/${replay.id}`, "Replay operation"],
       ["sagas", "/operations/sagas?status=", "Sagas"],
+      ["alerts", "/operations/alerts?status=", "Alerts"],
       ["audit", "/operations/audit", "Audit"],
       ["logs", "/operations/logs", "Logs"],
       ["catalog", "/catalog", "Catalog"],

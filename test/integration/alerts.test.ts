@@ -8,7 +8,7 @@ import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { Client } from "pg";
 import { databaseUrlFor } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
-import type { IncidentPage } from "../../services/alerts.service";
+import type { Incident, IncidentPage, Notice } from "../../services/alerts.service";
 import type { DeadLetterPage } from "../../services/dlq.service";
 import type { Saga } from "../../services/sagas.service";
 import { apiRequest } from "../support/api";
@@ -125,6 +125,21 @@ describe("dead letters", () => {
     expect(smtp.messages[0].text).toContain("Rule: dlq-depth (order.created)");
     expect(webhookTexts()).toEqual(["[AiCUnet] FIRING dlq-depth: 1 dead letter(s) pending on order.created"]);
 
+    // The incident's page lists the notices sent; an operator acknowledges it, once, and it stays open.
+    const detail = await json<Incident & { notices: Notice[] }>(await send("GET", `/api/alerts/${firing.id}`));
+    expect(detail.notices).toEqual([
+      expect.objectContaining({ kind: "firing", channel: "email", status: "SENT", sentAt: expect.any(String) }),
+      expect.objectContaining({ kind: "firing", channel: "webhook", status: "SENT", attempts: expect.any(Number) }),
+    ]);
+    const acknowledged = await send("POST", `/api/alerts/${firing.id}/acknowledge`);
+    expect(acknowledged.status).toBe(200);
+    expect(await json<Incident>(acknowledged)).toMatchObject({
+      status: "FIRING",
+      acknowledgedBy: expect.stringMatching(/^user:/),
+      acknowledgedAt: expect.any(String),
+    });
+    expect((await send("POST", `/api/alerts/${firing.id}/acknowledge`)).status).toBe(409);
+
     // Many evaluations later, still one incident and one message per channel.
     await settle(1500);
     expect((await incidents("?rule=dlq-depth")).total).toBe(1);
@@ -136,6 +151,9 @@ describe("dead letters", () => {
     expect(subjects()[1]).toBe("[AiCUnet] RESOLVED dlq-depth: 1 dead letter(s) pending on order.created");
     expect(webhookTexts()[1]).toBe(subjects()[1]);
     expect(await incidents("?rule=dlq-depth")).toMatchObject({ total: 1, rows: [{ status: "RESOLVED" }] });
+    const resolved = await send("POST", `/api/alerts/${firing.id}/acknowledge`);
+    expect(resolved.status).toBe(409);
+    expect(await json<ErrorBody>(resolved)).toMatchObject({ message: "This incident has resolved" });
   });
 
   it("records a relapse within the cool-down without sending it", async () => {
@@ -247,6 +265,11 @@ describe("API", () => {
     expect((body.data as { field: string }[]).map((problem) => problem.field)).toEqual(["status"]);
     const customer = await registerCustomer(base, "cust@alerts.example");
     expect((await send("GET", "/api/alerts", undefined, customer)).status).toBe(403);
+    const unknown = "6f1c2a4e-0000-4000-8000-000000000000";
+    expect((await send("POST", `/api/alerts/${unknown}/acknowledge`, undefined, customer)).status).toBe(403);
+    expect((await send("POST", `/api/alerts/${unknown}/acknowledge`)).status).toBe(404);
+    expect((await send("GET", `/api/alerts/${unknown}`)).status).toBe(404);
+    expect((await send("GET", "/api/alerts/not-an-id")).status).toBe(422);
   });
 });
 

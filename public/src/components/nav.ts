@@ -11,6 +11,7 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/orders", label: "Orders", anyOf: ["orders:read:any", "orders:read:own"] },
   { to: "/operations/dead-letters", label: "Dead letters", anyOf: ["dlq:read"] },
   { to: "/operations/sagas", label: "Sagas", anyOf: ["sagas:read"] },
+  { to: "/operations/alerts", label: "Alerts", anyOf: ["alerts:read"] },
   { to: "/operations/audit", label: "Audit trail", anyOf: ["audit:read"] },
   { to: "/operations/logs", label: "Logs", anyOf: ["logs:read"] },
   { to: "/catalog", label: "Catalog", anyOf: ["products:write"] },

@@ -40,6 +40,7 @@ const BADGE: Record<string, string> = {
   disabled: "bg-slate-200 text-slate-900",
   COMPENSATED: "bg-orange-100 text-orange-900",
   FAILED: "bg-red-100 text-red-900",
+  FIRING: "bg-red-100 text-red-900",
   degraded: "bg-red-100 text-red-900",
   lost: "bg-red-100 text-red-900",
 };

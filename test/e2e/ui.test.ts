@@ -23,7 +23,7 @@ import {
   waitFor,
   type NodeProcess,
 } from "../support/nodes";
-import { apiRequest } from "../support/api";
+import { apiRequest, orderBody } from "../support/api";
 
 const scope = isolation();
 let node: NodeProcess;
@@ -333,6 +333,20 @@ describe("as an operator (the admin)", () => {
       return page.rows.some((record) => record.name === "sagas.compensate") ? page.rows : undefined;
     }, 10_000);
     expect(trail.length).toBeGreaterThan(0);
+  });
+
+  it("says how many orders are new since the list was shown, and shows them when asked", async () => {
+    await visit("Orders", "orders");
+    const table = page.getByRole("table", { name: "Orders" });
+    await table.waitFor();
+    const product = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/products?search=UI-1"))).rows[0];
+    const placed = await json<{ id: string }>(await send("POST", "/api/orders", orderBody(product.id, "UI-NEW")));
+    // The list stays as it was; a banner counts what arrived.
+    await page.getByText("1 new").waitFor({ timeout: 15_000 });
+    expect(await table.getByRole("link", { name: placed.id }).count()).toBe(0);
+    await page.getByRole("button", { name: "Show them" }).click();
+    await table.getByRole("link", { name: placed.id }).waitFor();
+    expect(await page.getByText("1 new").count()).toBe(0);
   });
 
   it("verifies the audit chain", async () => {

@@ -7,6 +7,7 @@ import { Fragment, useState } from "react";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
+import { NewRows } from "../components/NewRows";
 import { Guarded, InlineError } from "../components/States";
 import { Badge, Button, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
@@ -60,6 +61,7 @@ export function AlertsPage() {
         <Guarded loaded={loaded} what="incidents" empty={(page) => (page.total === 0 ? "No incidents." : null)}>
           {(page) => (
             <>
+              <NewRows path={`/api/alerts?${query}`} total={page.total} onShow={loaded.reload} />
               <Table caption="Incidents" head={["Opened", "Rule", "What", "Status", ""]}>
                 {page.rows.map((incident) => (
                   <Fragment key={incident.id}>

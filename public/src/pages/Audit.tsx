@@ -6,6 +6,7 @@
 import { Fragment, useState } from "react";
 import { Link } from "react-router";
 import { diffOf } from "../components/diff";
+import { NewRows } from "../components/NewRows";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
@@ -145,6 +146,7 @@ export function AuditPage() {
           >
             {(page) => (
               <>
+                <NewRows path={`/api/audit?${query}`} total={page.total} onShow={loaded.reload} />
                 <Table caption="Audit records" head={["#", "When", "What", "Who", "Entity", "Request", ""]}>
                   {page.rows.map((record) => (
                     <Fragment key={record.seq}>

@@ -9,6 +9,7 @@ import { useApi } from "../api/useApi";
 import type { DeadLetter, ReplayOperation } from "../api/dead-letters";
 import { useFilters } from "../components/useFilters";
 import { Guarded } from "../components/States";
+import { NewRows } from "../components/NewRows";
 import { ReplayStarter } from "../components/ReplayStarter";
 import { Badge, Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
@@ -84,6 +85,7 @@ export function DeadLettersPage() {
         >
           {(page) => (
             <>
+              <NewRows path={`/api/dlq?${query}`} total={page.total} onShow={loaded.reload} />
               <p className="mb-2 text-sm">{page.total} dead letters match.</p>
               {canReplay && query.get("status") === "PENDING" && (
                 <div className="mb-2">

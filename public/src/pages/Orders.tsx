@@ -4,6 +4,7 @@ import { Link, useNavigate } from "react-router";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
+import { NewRows } from "../components/NewRows";
 import { Guarded, InlineError } from "../components/States";
 import {
   Badge,
@@ -134,6 +135,7 @@ export function OrdersPage() {
           <Guarded loaded={loaded} what="orders" empty={(page) => (page.total === 0 ? "No orders match." : null)}>
             {(page) => (
               <>
+                <NewRows path={`/api/orders?${query}`} total={page.total} onShow={loaded.reload} />
                 <Table caption="Orders" head={["Order", "Status", "Why", "Customer", "Total", "Payment", "Placed"]}>
                   {page.rows.map((order) => (
                     <tr key={order.id}>

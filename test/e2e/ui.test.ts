@@ -347,6 +347,19 @@ describe("as an operator (the admin)", () => {
     await page.getByRole("button", { name: "Show them" }).click();
     await table.getByRole("link", { name: placed.id }).waitFor();
     expect(await page.getByText("1 new").count()).toBe(0);
+
+    // Keyboard: `?` lists the shortcuts, `/` goes to the first filter, `j` to the list's first row.
+    await page.locator("body").press("?");
+    await page.getByRole("dialog", { name: "Keyboard shortcuts" }).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.locator("body").press("Escape");
+    await page.locator("body").press("/");
+    expect(await page.locator("main form :is(input, select):focus").count()).toBe(1);
+    await page.locator("body").press("Escape");
+    await table.getByRole("link").first().focus();
+    await page.keyboard.press("j");
+    // The header is row 0: the second order's row has the focus now.
+    expect(await table.getByRole("row").nth(2).locator(":focus").count()).toBe(1);
   });
 
   it("verifies the audit chain", async () => {

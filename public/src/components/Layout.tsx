@@ -3,6 +3,7 @@ import { NavLink, Outlet, useNavigate } from "react-router";
 import { sessionStore, useSession } from "../stores/session";
 import { timeZoneStore, useTimeZone } from "../stores/timeZone";
 import { visibleItems } from "./nav";
+import { Shortcuts } from "./Shortcuts";
 
 export function Layout() {
   const user = useSession((state) => state.user);
@@ -59,6 +60,7 @@ export function Layout() {
           </div>
         </div>
       </header>
+      <Shortcuts />
       <main id="main" className="mx-auto max-w-7xl px-4 py-6">
         {/* Keyed by the zone, so every time on the page is shown again in the one chosen. */}
         <Outlet key={zone} />

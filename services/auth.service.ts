@@ -117,6 +117,9 @@ const cfg = config();
 const PASSWORD = { type: "string", min: 10, max: 128 } as const;
 const EMAIL = { type: "email", normalize: true, max: 320 } as const;
 const ROLE_NAME = { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ } as const;
+/** Up to 100 user ids (UUIDs), comma-separated: `users.names`. */
+const UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+const USER_IDS = new RegExp(`^${UUID_TEXT}(,${UUID_TEXT}){0,99}$`, "i");
 /** An arbitrary constant: the advisory lock replicas take to create the first admin once. */
 const FIRST_ADMIN_LOCK = 7_426_201;
 /** Taken by every change to a user, so two changes cannot each leave the other as the last admin and both pass. */
@@ -494,6 +497,32 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<User>> {
         const query = { table: "users", where: "true", order: "created_at, id", bind: [] };
         return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toUser);
+      },
+    },
+
+    /**
+     * The display names of users by id (`ids`, comma-separated, at most 100), so the console shows who did something
+     * instead of an id: for everyone who reads records naming users (audit, dead letters, sagas, alerts). Unknown ids
+     * are left out. Nothing else of the accounts is shown.
+     */
+    "users.names": {
+      rest: "GET /users/names",
+      permissions: ["users:admin", "audit:read", "dlq:read", "sagas:read", "alerts:read"],
+      params: {
+        ids: {
+          type: "string",
+          pattern: USER_IDS,
+          messages: { stringPattern: "ids are up to 100 user ids, separated by commas" },
+        },
+        $$strict: true,
+      },
+      async handler(this: AuthThis, ctx: Context<{ ids: string }>): Promise<Record<string, string>> {
+        const ids = ctx.params.ids.toLowerCase().split(",");
+        const rows = await this.query<{ id: string; display_name: string }>(
+          "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])",
+          [ids],
+        );
+        return Object.fromEntries(rows.map((row) => [row.id, row.display_name]));
       },
     },
 

@@ -277,6 +277,9 @@ describe("as an operator (the admin)", () => {
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "replay-operation");
 
+    // Who started and cancelled it, by name.
+    await page.getByRole("region", { name: "Progress" }).getByText("Administrator", { exact: true }).first().waitFor();
+
     // Its page is still there after a reload, as the server keeps it.
     await page.reload();
     await page.getByText(`0 resolved, ${sent} failed again, 0 pending.`).waitFor();

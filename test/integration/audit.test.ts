@@ -314,6 +314,20 @@ it("finds records by the start of their name, and leaves one name out on request
   expect(withoutCreates.length).toBe(products.filter((name) => name !== "products.create").length);
 });
 
+it("names the users its records name, for those who read them, and nothing else of the accounts", async () => {
+  const unknown = "6f1c2a4e-0000-4000-8000-000000000000";
+  const names = await send("GET", `/api/auth/users/names?ids=${adminId},${unknown}`, undefined, "names");
+  expect(names.status).toBe(200);
+  const me = await json<{ displayName: string }>(await send("GET", "/api/auth/me", undefined, "me"));
+  expect(await json(names)).toEqual({ [adminId]: me.displayName });
+  for (const ids of ["-".repeat(36), `${adminId},`, Array(101).fill(adminId).join(","), "x\u0000"]) {
+    const bad = await send("GET", `/api/auth/users/names?ids=${encodeURIComponent(ids)}`, undefined, "names");
+    expect(bad.status).toBe(422);
+  }
+  const customer = await registerCustomer(base, "named@example.com");
+  expect((await send("GET", `/api/auth/users/names?ids=${adminId}`, undefined, "names", customer)).status).toBe(403);
+});
+
 it("is for auditors only, and answers bad filters with 422", async () => {
   const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
   expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);

@@ -8,6 +8,8 @@ import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { NewRows } from "../components/NewRows";
+import { Who } from "../components/Who";
+import { useNames, userIdOf } from "../api/names";
 import { Guarded, InlineError } from "../components/States";
 import { Badge, Button, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
@@ -41,6 +43,7 @@ export function AlertsPage() {
   if (status) query.set("status", status);
   const loaded = useApi<Page<Incident>>(`/api/alerts?${query}`);
   const [open, setOpen] = useState<string | null>(null);
+  const names = useNames((loaded.data?.rows ?? []).map((incident) => userIdOf(incident.acknowledgedBy)));
 
   return (
     <>
@@ -67,6 +70,7 @@ export function AlertsPage() {
                   <Fragment key={incident.id}>
                     <IncidentRow
                       incident={incident}
+                      names={names}
                       open={open === incident.id}
                       onToggle={() => setOpen(open === incident.id ? null : incident.id)}
                       onChanged={loaded.reload}
@@ -90,7 +94,13 @@ export function AlertsPage() {
   );
 }
 
-function IncidentRow(props: { incident: Incident; open: boolean; onToggle(): void; onChanged(): void }) {
+function IncidentRow(props: {
+  incident: Incident;
+  names: Record<string, string>;
+  open: boolean;
+  onToggle(): void;
+  onChanged(): void;
+}) {
   const { incident } = props;
   const can = useSession((state) => state.can);
   const [error, setError] = useState<string | null>(null);
@@ -118,7 +128,7 @@ function IncidentRow(props: { incident: Incident; open: boolean; onToggle(): voi
         <Badge value={incident.status} />
         {incident.acknowledgedBy && (
           <p className="mt-1 text-xs">
-            acknowledged by <span className="font-mono break-all">{incident.acknowledgedBy}</span>,{" "}
+            acknowledged by <Who actor={incident.acknowledgedBy} names={props.names} />,{" "}
             {formatTime(incident.acknowledgedAt)}
           </p>
         )}

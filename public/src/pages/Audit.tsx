@@ -7,6 +7,8 @@ import { Fragment, useState } from "react";
 import { Link } from "react-router";
 import { diffOf } from "../components/diff";
 import { NewRows } from "../components/NewRows";
+import { Who } from "../components/Who";
+import { useNames } from "../api/names";
 import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
@@ -52,6 +54,9 @@ export function AuditPage() {
   const showRefreshes = params.get("refreshes") === "shown";
   if (!showRefreshes) query.set("excludeName", REFRESH);
   const loaded = useApi<Page<AuditRecord>>(`/api/audit?${query}`);
+  const names = useNames(
+    (loaded.data?.rows ?? []).map((record) => (record.actor.type === "user" ? record.actor.id : null)),
+  );
   const [verdict, setVerdict] = useState<Verdict | null>(null);
   const [verifying, setVerifying] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -155,8 +160,10 @@ export function AuditPage() {
                         <td className="px-2 py-2 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
                         <td className="px-2 py-2 font-mono text-xs">{record.name}</td>
                         <td className="px-2 py-2">
-                          {record.actor.type}{" "}
-                          {record.actor.id && <span className="font-mono text-xs break-all">{record.actor.id}</span>}
+                          <Who
+                            actor={record.actor.id ? `${record.actor.type}:${record.actor.id}` : record.actor.type}
+                            names={names}
+                          />
                         </td>
                         <td className="px-2 py-2">
                           {record.entity.type} <EntityId type={record.entity.type} id={record.entity.id} />

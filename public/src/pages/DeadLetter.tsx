@@ -9,6 +9,8 @@ import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { errorText, type DeadLetter, type Replay } from "../api/dead-letters";
 import { Guarded, InlineError, Notice } from "../components/States";
+import { Who } from "../components/Who";
+import { useNames, userIdOf } from "../api/names";
 import { Badge, Button, Field, PageTitle, Section, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
 
@@ -32,6 +34,7 @@ function DeadLetterView({ entry, onChanged }: { entry: DeadLetter & { replays: R
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const active = entry.status !== "DISCARDED" && entry.status !== "RESOLVED";
+  const names = useNames(entry.replays.map((replay) => userIdOf(replay.replayedBy)));
   const order = (entry.message as { payload?: { order?: { id?: string } } } | null)?.payload?.order?.id;
 
   async function act(step: () => Promise<unknown>, done: string) {
@@ -126,7 +129,9 @@ function DeadLetterView({ entry, onChanged }: { entry: DeadLetter & { replays: R
                   {replay.attempt === null ? <Badge value={replay.state} /> : `#${replay.attempt}`}
                 </td>
                 <td className="px-2 py-2 text-sm whitespace-nowrap">{formatTime(replay.replayedAt)}</td>
-                <td className="px-2 py-2 font-mono text-xs">{replay.replayedBy ?? ""}</td>
+                <td className="px-2 py-2">
+                  <Who actor={replay.replayedBy} names={names} />
+                </td>
                 <td className="px-2 py-2 text-sm">
                   {replay.outcome && <Badge value={replay.outcome} />}{" "}
                   {replay.outcomeError && errorText(replay.outcomeError)}

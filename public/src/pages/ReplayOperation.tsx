@@ -9,6 +9,8 @@ import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
 import { errorText, type Replay, type ReplayOperation } from "../api/dead-letters";
 import { Guarded, InlineError } from "../components/States";
+import { Who } from "../components/Who";
+import { useNames, userIdOf } from "../api/names";
 import { Badge, Button, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
 import type { Page } from "../../../lib/paging";
@@ -22,6 +24,7 @@ export function ReplayOperationPage() {
   const [page, setPage] = useState(1);
   const letters = useApi<Page<Replay>>(`/api/dlq/replays/${id}/letters?page=${page}`);
   const [error, setError] = useState<string | null>(null);
+  const names = useNames([userIdOf(operation.data?.startedBy), userIdOf(operation.data?.cancelledBy)]);
   const unsettled = operation.data?.status === "RUNNING" || (operation.data?.outcomes.pending ?? 0) > 0;
   const { reload: reloadOperation } = operation;
   const { reload: reloadLetters } = letters;
@@ -60,13 +63,13 @@ export function ReplayOperationPage() {
                 </dd>
                 <dt>Started</dt>
                 <dd>
-                  {formatTime(op.startedAt)} by <span className="font-mono">{op.startedBy}</span>
+                  {formatTime(op.startedAt)} by <Who actor={op.startedBy} names={names} />
                 </dd>
                 {op.cancelledBy && (
                   <>
                     <dt>Cancelled</dt>
                     <dd>
-                      {formatTime(op.finishedAt)} by <span className="font-mono">{op.cancelledBy}</span>
+                      {formatTime(op.finishedAt)} by <Who actor={op.cancelledBy} names={names} />
                     </dd>
                   </>
                 )}

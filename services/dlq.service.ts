@@ -86,6 +86,8 @@ export interface Replay {
 }
 
 /** What a replay operation acts on: pending, replayable letters matching the filter, failed no later than `until`. */
+export type ReplayParams = Omit<DeadLetterFilter, "status"> & { until: Date };
+/** A replay operation's selection as stored and answered (its dates as ISO strings). */
 export type ReplaySelection = Omit<DeadLetterFilter, "status" | "from" | "to"> & {
   from?: string;
   to?: string;
@@ -330,7 +332,7 @@ interface DlqMethods {
   rows(sql: string, bind: unknown[], transaction?: Transaction): Promise<DeadLetterRow[]>;
   findEntry(id: string): Promise<DeadLetterRow>;
   replayLetter(id: string, actor: string, transaction: Transaction, replayId?: string): Promise<DeadLetterRow>;
-  selectionIds(selection: ReplaySelection, transaction?: Transaction): Promise<string[]>;
+  selectionIds(selection: ReplayParams, transaction?: Transaction): Promise<string[]>;
   replayOperations(rows: ReplayOperationRow[]): Promise<ReplayOperation[]>;
   findReplayOperation(id: string): Promise<ReplayOperation>;
   replayNextDue(): Promise<boolean>;
@@ -348,11 +350,9 @@ interface DlqState {
 
 type DlqThis = Service<DbSettings> & DbServiceThis & DlqMethods & DlqState;
 
-/** A replay selection as the filter it is: the letters pending then, and none that failed after `until`. */
-function selectionFilter(selection: ReplaySelection): DeadLetterFilter {
-  const until = new Date(selection.until);
-  const to = selection.to && new Date(selection.to) < until ? new Date(selection.to) : until;
-  return { ...selection, from: selection.from ? new Date(selection.from) : undefined, to, status: "PENDING" };
+/** A replay selection as the filter it is: the letters pending now, and none that failed after `until`. */
+function selectionFilter({ until, ...filter }: ReplayParams): DeadLetterFilter {
+  return { ...filter, to: filter.to && filter.to < until ? filter.to : until, status: "PENDING" };
 }
 
 const selectionParams = {
@@ -361,15 +361,6 @@ const selectionParams = {
   until: { type: "date", convert: true },
   $$strict: true,
 } as const;
-
-/** The selection as stored: dates as ISO strings. */
-function selectionOf(params: Omit<DeadLetterFilter, "status"> & { until: Date }): ReplaySelection {
-  const { until, from, to, ...filter } = params;
-  const selection: ReplaySelection = { ...filter, until: until.toISOString() };
-  if (from) selection.from = from.toISOString();
-  if (to) selection.to = to.toISOString();
-  return selection;
-}
 
 const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThis & DlqState> = {
   name: "dlq",
@@ -594,10 +585,9 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       rest: "GET /replays/preview",
       permissions: ["dlq:read"],
       params: selectionParams,
-      async handler(this: DlqThis, ctx: Context<Omit<DeadLetterFilter, "status"> & { until: Date }>) {
-        const selection = selectionOf(ctx.params);
-        const ids = await this.selectionIds(selection);
-        return { count: ids.length, selection, firstIds: ids.slice(0, 20) };
+      async handler(this: DlqThis, ctx: Context<ReplayParams>) {
+        const ids = await this.selectionIds(ctx.params);
+        return { count: ids.length, selection: ctx.params, firstIds: ids.slice(0, 20) };
       },
     },
 
@@ -619,13 +609,9 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
       async handler(
         this: DlqThis,
-        ctx: Context<
-          Omit<DeadLetterFilter, "status"> & { until: Date; expectedCount: number; ratePerSecond: number },
-          CallerMeta
-        >,
+        ctx: Context<ReplayParams & { expectedCount: number; ratePerSecond: number }, CallerMeta>,
       ): Promise<ReplayOperation> {
-        const { expectedCount, ratePerSecond, ...filter } = ctx.params;
-        const selection = selectionOf(filter);
+        const { expectedCount, ratePerSecond, ...selection } = ctx.params;
         const actor = actorOf(ctx.meta.caller);
         const id = randomUUID();
         await this.sequelize.transaction(async (transaction) => {
@@ -854,7 +840,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     },
 
     /** The letters a replay selection takes now, oldest failure first; 409 above the most one operation acts on. */
-    async selectionIds(this: DlqThis, selection: ReplaySelection, transaction?: Transaction) {
+    async selectionIds(this: DlqThis, selection: ReplayParams, transaction?: Transaction) {
       const where = whereOf(selectionFilter(selection));
       const ids = await this.sequelize.query<{ id: string }>(
         `SELECT id FROM dead_letters WHERE ${where.sql} AND replayable ORDER BY failed_at, id LIMIT ${MAX_BATCH + 1}`,

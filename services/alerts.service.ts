@@ -83,6 +83,16 @@ interface IncidentRow {
   acknowledged_by: string | null;
 }
 
+interface NoticeRow {
+  kind: Notice["kind"];
+  channel: NotificationChannel;
+  status: Notice["status"];
+  attempts: number;
+  last_error: string | null;
+  created_at: Date;
+  sent_at: Date | null;
+}
+
 interface DueNotification {
   id: string;
   kind: "firing" | "resolved";
@@ -124,6 +134,18 @@ function toIncident(row: IncidentRow): Incident {
     resolvedAt: row.resolved_at?.toISOString() ?? null,
     acknowledgedAt: row.acknowledged_at?.toISOString() ?? null,
     acknowledgedBy: row.acknowledged_by,
+  };
+}
+
+function toNotice(row: NoticeRow): Notice {
+  return {
+    kind: row.kind,
+    channel: row.channel,
+    status: row.status,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    createdAt: row.created_at.toISOString(),
+    sentAt: row.sent_at?.toISOString() ?? null,
   };
 }
 
@@ -281,13 +303,12 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
       async handler(this: AlertsThis, ctx: Context<{ id: string }>): Promise<Incident & { notices: Notice[] }> {
         const [row] = await this.rows<IncidentRow>("SELECT * FROM incidents WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("Incident", ctx.params.id);
-        const notices = await this.rows<Notice>(
-          `SELECT kind, channel, status, attempts, last_error AS "lastError",
-             to_json(created_at) #>> '{}' AS "createdAt", to_json(sent_at) #>> '{}' AS "sentAt"
+        const notices = await this.rows<NoticeRow>(
+          `SELECT kind, channel, status, attempts, last_error, created_at, sent_at
            FROM notifications WHERE incident_id = $1 ORDER BY created_at, channel`,
           [row.id],
         );
-        return { ...toIncident(row), notices };
+        return { ...toIncident(row), notices: notices.map(toNotice) };
       },
     },
 

@@ -249,16 +249,21 @@ function collapseRepeats(timeline: TimelineEntry[]): { entry: TimelineEntry; tim
   return collapsed;
 }
 
+/** Calls `reloads` again `delaysMs` after `version` (the order's state) changes. */
+function useReloadsAfter(version: string, delaysMs: number[], reloads: (() => void)[]): void {
+  useEffect(() => {
+    const timers = delaysMs.map((delay) => setTimeout(() => reloads.forEach((reload) => reload()), delay));
+    return () => timers.forEach(clearTimeout);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the reload functions are stable; the version drives it
+  }, [version]);
+}
+
 /** The dead letters about this order (any channel and consumer group), each opening its page. */
 function OrderDeadLetters({ orderId, version }: { orderId: string; version: string }) {
   const can = useSession((state) => state.can);
   const letters = useApi<Page<DeadLetter>>(can("dlq:read") ? `/api/dlq?orderId=${orderId}&pageSize=20` : null);
-  const { reload } = letters;
-  useEffect(() => {
-    // A consumer dead-letters a little after the change it failed on.
-    const timers = [2500, 6000].map((delay) => setTimeout(reload, delay));
-    return () => timers.forEach(clearTimeout);
-  }, [version, reload]);
+  // A consumer dead-letters a little after the change it failed on.
+  useReloadsAfter(version, [2500, 6000], [letters.reload]);
   if (!can("dlq:read")) return null;
   return (
     <Section title="Dead letters">
@@ -297,13 +302,8 @@ function Related({ requestId, version }: { requestId: string; version: string })
   );
   const logs = useApi<{ rows: LogRecord[] }>(can("logs:read") ? `/api/logs?requestId=${encoded}&pageSize=100` : null);
   const trace = useApi<{ spans: Span[] }>(can("logs:read") ? `/api/logs/traces/${encoded}` : null);
-  const reloads = [audit.reload, logs.reload, trace.reload];
-  useEffect(() => {
-    // Records reach the audit trail, the log store and the span store a little after the change that caused them.
-    const timers = [0, 2500, 6000].map((delay) => setTimeout(() => reloads.forEach((reload) => reload()), delay));
-    return () => timers.forEach(clearTimeout);
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- the reload functions are stable; the version drives it
-  }, [version]);
+  // Records reach the audit trail, the log store and the span store a little after the change that caused them.
+  useReloadsAfter(version, [0, 2500, 6000], [audit.reload, logs.reload, trace.reload]);
   return (
     <>
       {can("audit:read") && (

@@ -12,7 +12,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
-import { REPLAY_HEADER, type ErrorRecord } from "../lib/delivery";
+import { REPLAY_HEADER, channelsReady, type ErrorRecord } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import type { EventEnvelope } from "../lib/events";
 import { actorOf } from "../lib/permissions";
@@ -932,7 +932,9 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
 
     /**
      * The replay runner: takes every turn that is due, then sleeps until the next one (or polls, for operations
-     * started elsewhere). Called again when an operation starts here, to begin at once.
+     * started elsewhere). Called again when an operation starts here, to begin at once. Like every publisher, it
+     * waits for the node's consumers to have subscribed: a letter sent before (an operation resumed at start) would
+     * reach no one on the in-memory channels, and its outcome would stay pending.
      */
     runReplays(this: DlqThis) {
       clearTimeout(this.replayTimer);
@@ -940,7 +942,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       const turn = async () => {
         let delayMs = REPLAY_IDLE_POLL_MS;
         try {
-          while (!this.replayStopped && (await this.replayNextDue()));
+          while (!this.replayStopped && channelsReady(this.broker) && (await this.replayNextDue()));
           const [next] = await this.sequelize.query<{ in_ms: number | null }>(
             `SELECT (extract(epoch FROM min(next_due_at) - now()) * 1000)::int AS in_ms
              FROM replay_operations WHERE status = 'RUNNING'`,

@@ -8,6 +8,7 @@ import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "mo
 import { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { databaseUrlFor } from "../../lib/database";
+import { setChannelsReady } from "../../lib/delivery";
 import type { Page } from "../../lib/paging";
 import type { DeadLetter, DeadLetterGroup, DeadLetterPage, Replay, ReplayOperation } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
@@ -507,17 +508,27 @@ it("goes on with a replay operation a stopped node left running", async () => {
     "the dead letter",
   );
   await fixRule(broken);
-  // As a node that stopped mid-operation left it: running, its letter waiting, started by someone else.
+  // As a node that stopped mid-operation left it: running, its letter waiting, started by someone else. This node is
+  // still starting as it finds it: its consumers have not subscribed yet.
   const operationId = crypto.randomUUID();
-  await dlqDb.query(
-    `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by)
-     VALUES ($1, '{"until": "2026-01-01T00:00:00Z"}', 1, 5, 'user:elsewhere')`,
-    [operationId],
-  );
-  await dlqDb.query(
-    "INSERT INTO replays (id, dead_letter_id, operation_id, position, state) VALUES ($1, $2, $3, 1, 'WAITING')",
-    [crypto.randomUUID(), letter.id, operationId],
-  );
+  setChannelsReady(broker, false);
+  try {
+    await dlqDb.query(
+      `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by)
+       VALUES ($1, '{"until": "2026-01-01T00:00:00Z"}', 1, 5, 'user:elsewhere')`,
+      [operationId],
+    );
+    await dlqDb.query(
+      "INSERT INTO replays (id, dead_letter_id, operation_id, position, state) VALUES ($1, $2, $3, 1, 'WAITING')",
+      [crypto.randomUUID(), letter.id, operationId],
+    );
+    // Longer than the runner's idle poll: a letter sent now would reach no consumer, so none is sent.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const { rows } = await dlqDb.query("SELECT state FROM replays WHERE operation_id = $1", [operationId]);
+    expect(rows).toEqual([{ state: "WAITING" }]);
+  } finally {
+    setChannelsReady(broker, true);
+  }
   const done = await waitFor(
     async () => {
       const current = await json<ReplayOperation>(await send("GET", `/api/dlq/replays/${operationId}`));

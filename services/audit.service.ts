@@ -40,7 +40,7 @@ import {
   type AuditContent,
   type ChainBreak,
 } from "../lib/audit";
-import { ConflictError, DependencyUnavailableError, invalidFields } from "../lib/errors";
+import { ConflictError, DependencyUnavailableError, NotFoundError, invalidFields } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
 import type { CallerMeta } from "../middlewares/permissions.middleware";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -595,6 +595,24 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       params: { $$strict: true },
       async handler(this: AuditThis): Promise<ChainVerdict> {
         return this.verifyChain();
+      },
+    },
+
+    /**
+     * One audit record by its id, with its place in the chain (`seq`, `hash`, `prevHash`): the console's page per
+     * record. Declared after the other `GET /…` routes, which `/:id` would otherwise take. `audit:read`.
+     */
+    get: {
+      rest: "GET /:id",
+      permissions: ["audit:read"],
+      params: { id: { type: "uuid" }, $$strict: true },
+      async handler(this: AuditThis, ctx: Context<{ id: string }>): Promise<AuditRecord> {
+        const [row] = await this.sequelize.query<AuditRow>("SELECT * FROM audit_records WHERE id = $1", {
+          bind: [ctx.params.id],
+          type: QueryTypes.SELECT,
+        });
+        if (!row) throw new NotFoundError("Audit record", ctx.params.id);
+        return toRecord(row);
       },
     },
   },

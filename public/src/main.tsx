@@ -7,6 +7,7 @@ import { Empty, Loading } from "./components/States";
 import { LoginPage } from "./pages/Login";
 import { AlertsPage } from "./pages/Alerts";
 import { AuditPage } from "./pages/Audit";
+import { AuditRecordPage } from "./pages/AuditRecord";
 import { CatalogPage } from "./pages/Catalog";
 import { DashboardPage } from "./pages/Dashboard";
 import { DeadLetterPage } from "./pages/DeadLetter";
@@ -15,6 +16,7 @@ import { LogsPage } from "./pages/Logs";
 import { OrderDetailPage } from "./pages/OrderDetail";
 import { OrdersPage } from "./pages/Orders";
 import { ReplayOperationPage } from "./pages/ReplayOperation";
+import { SagaPage } from "./pages/Saga";
 import { SagasPage } from "./pages/Sagas";
 import { UsersPage } from "./pages/Users";
 import { sessionStore, useSession } from "./stores/session";
@@ -113,6 +115,14 @@ const router = createBrowserRouter([
         ),
       },
       {
+        path: "operations/sagas/:id",
+        element: (
+          <Allowed anyOf={["sagas:read"]}>
+            <SagaPage />
+          </Allowed>
+        ),
+      },
+      {
         path: "operations/alerts",
         element: (
           <Allowed anyOf={["alerts:read"]}>
@@ -125,6 +135,14 @@ const router = createBrowserRouter([
         element: (
           <Allowed anyOf={["audit:read"]}>
             <AuditPage />
+          </Allowed>
+        ),
+      },
+      {
+        path: "operations/audit/:id",
+        element: (
+          <Allowed anyOf={["audit:read"]}>
+            <AuditRecordPage />
           </Allowed>
         ),
       },

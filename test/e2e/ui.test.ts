@@ -142,6 +142,11 @@ describe("as an operator (the admin)", () => {
       .waitFor({ timeout: 20_000 });
     const order = await json<{ requestId: string }>(await send("GET", `/api/orders/${id}`));
     expect(await page.getByTestId("trace-id").textContent()).toBe(order.requestId);
+    // The trace as a waterfall: the saga's calls under the spans that made them, each with its offset.
+    const spans = page.getByRole("table", { name: "Spans, each under its caller" });
+    await spans.locator("tr[data-depth='1']").first().waitFor({ timeout: 20_000 });
+    expect(await spans.locator("tr[data-depth='0']").count()).toBeGreaterThan(0);
+    expect(await spans.textContent()).toMatch(/\+\d+ ms/);
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "order-completed");
   });
@@ -336,6 +341,27 @@ describe("as an operator (the admin)", () => {
       return page.rows.some((record) => record.name === "sagas.compensate") ? page.rows : undefined;
     }, 10_000);
     expect(trail.length).toBeGreaterThan(0);
+
+    // From the order to its saga's page, to what operators did to it, to that record's page.
+    await page.goto(`${base}/orders/${orderId}`);
+    await page.getByRole("link", { name: "The saga's page" }).click();
+    await page.waitForURL(new RegExp(`/operations/sagas/${order.saga.id}$`));
+    await page.getByRole("region", { name: "Where it is" }).getByText("COMPENSATED", { exact: true }).waitFor();
+    await page.getByRole("list", { name: "Saga steps" }).getByText("finish:compensated").waitFor();
+    expect(await page.getByRole("button", { name: /Compensate|Retry/ }).count()).toBe(0);
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, "saga");
+    await page.getByRole("link", { name: "What operators did to it" }).click();
+    const records = page.getByRole("table", { name: "Audit records" });
+    const compensation = records.getByRole("row").filter({ hasText: "sagas.compensate" });
+    await compensation.getByRole("link", { name: /^Open audit record \d+$/ }).click();
+    await page.waitForURL(/\/operations\/audit\/[0-9a-f-]{36}$/);
+    const me = await json<{ displayName: string }>(await send("GET", "/api/auth/me"));
+    const record = page.getByRole("region", { name: /sagas\.compensate$/ });
+    await record.getByText(me.displayName).waitFor();
+    await record.getByRole("link", { name: order.saga.id }).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, "audit-record");
   });
 
   it("says how many orders are new since the list was shown, and shows them when asked", async () => {
@@ -494,6 +520,31 @@ describe("as an operator (the admin)", () => {
   });
 });
 
+/** Every page of the console, as [screenshot name, path, its heading's start], each showing a real item. */
+async function consolePages(): Promise<[string, string, string][]> {
+  const first = async (path: string) => (await json<{ rows: { id: string }[] }>(await send("GET", path))).rows[0].id;
+  return [
+    ["dashboard", "/dashboard", "Dashboard"],
+    ["orders", "/orders", "Orders"],
+    ["order", `/orders/${await first("/api/orders?pageSize=1")}`, "Order"],
+    ["dead-letters", "/operations/dead-letters", "Dead letters"],
+    ["dead-letter", `/operations/dead-letters/${await first("/api/dlq?pageSize=1")}`, "Dead letter"],
+    [
+      "replay-operation",
+      `/operations/dead-letters/replays/${await first("/api/dlq/replays?pageSize=1")}`,
+      "Replay operation",
+    ],
+    ["sagas", "/operations/sagas?status=", "Sagas"],
+    ["saga", `/operations/sagas/${await first("/api/sagas?pageSize=1")}`, "Saga"],
+    ["alerts", "/operations/alerts?status=", "Alerts"],
+    ["audit", "/operations/audit", "Audit"],
+    ["audit-record", `/operations/audit/${await first("/api/audit?pageSize=1")}`, "Audit record"],
+    ["logs", "/operations/logs", "Logs"],
+    ["catalog", "/catalog", "Catalog"],
+    ["users", "/users", "Users"],
+  ];
+}
+
 describe("on a phone (390×844)", () => {
   it("shows every page without serious accessibility problems", async () => {
     // In a zone other than the server's, to see the console name it.
@@ -502,23 +553,7 @@ describe("on a phone (390×844)", () => {
     ).newPage();
     await signIn(phone, base, TEST_ADMIN.email, TEST_ADMIN.password);
     await phone.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
-    const order = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/orders?pageSize=1"))).rows[0];
-    const letter = (await json<DeadLetterPage>(await send("GET", "/api/dlq?pageSize=1"))).rows[0];
-    const replay = (await json<{ rows: { id: string }[] }>(await send("GET", "/api/dlq/replays?pageSize=1"))).rows[0];
-    const pages: [string, string, string][] = [
-      ["dashboard", "/dashboard", "Dashboard"],
-      ["orders", "/orders", "Orders"],
-      ["order", `/orders/${order.id}`, "Order"],
-      ["dead-letters", "/operations/dead-letters", "Dead letters"],
-      ["dead-letter", `/operations/dead-letters/${letter.id}`, "Dead letter"],
-      ["replay-operation", `/operations/dead-letters/replays/${replay.id}`, "Replay operation"],
-      ["sagas", "/operations/sagas?status=", "Sagas"],
-      ["alerts", "/operations/alerts?status=", "Alerts"],
-      ["audit", "/operations/audit", "Audit"],
-      ["logs", "/operations/logs", "Logs"],
-      ["catalog", "/catalog", "Catalog"],
-      ["users", "/users", "Users"],
-    ];
+    const pages = await consolePages();
     const found: Record<string, string[]> = {};
     for (const [name, path, heading] of pages) {
       await phone.goto(`${base}${path}`);
@@ -539,6 +574,36 @@ describe("on a phone (390×844)", () => {
     await when.getByText(/UTC/).waitFor();
     await phone.getByRole("button", { name: "Times: UTC" }).click();
     await phone.context().close();
+  });
+});
+
+describe("in dark mode (the system's choice)", () => {
+  it("turns every page dark, without serious accessibility problems", async () => {
+    const dark = await (
+      await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" })
+    ).newPage();
+    await signIn(dark, base, TEST_ADMIN.email, TEST_ADMIN.password);
+    await dark.getByRole("heading", { level: 1, name: "Dashboard" }).waitFor();
+    // The page's background: near black here, near white in the light scheme the other tests use.
+    const lightness = async (tab: Page) => {
+      const color = await tab.evaluate<string>(
+        "getComputedStyle(document.querySelector('main').parentElement).backgroundColor",
+      );
+      return Number(/oklch\(([\d.]+)/.exec(color)?.[1] ?? NaN);
+    };
+    expect(await lightness(dark)).toBeLessThan(0.3);
+    expect(await lightness(page)).toBeGreaterThan(0.9);
+    const pages = await consolePages();
+    const found: Record<string, string[]> = {};
+    for (const [name, path, heading] of pages) {
+      await dark.goto(`${base}${path}`);
+      await dark.getByRole("heading", { level: 1, name: new RegExp(`^${heading}`) }).waitFor();
+      await dark.waitForLoadState("networkidle").catch(() => undefined);
+      found[name] = await seriousViolations(dark);
+      await screenshot(dark, `dark-${name}`);
+    }
+    expect(found).toEqual(Object.fromEntries(pages.map(([name]) => [name, []])));
+    await dark.context().close();
   });
 });
 

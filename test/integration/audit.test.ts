@@ -13,7 +13,7 @@ import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import type { CursorPage, Page } from "../../lib/paging";
 import type { OutboxMethods } from "../../mixins/outbox.mixin";
-import type { AuditPage, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
+import type { AuditPage, AuditRecord, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
 import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import { orderBody } from "../support/api";
@@ -333,6 +333,21 @@ it("is for auditors only, and answers bad filters with 422", async () => {
   expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);
   expect((await send("GET", "/api/audit?pageSize=1000", undefined, "c2")).status).toBe(422);
   expect((await send("GET", "/api/audit?from=yesterday", undefined, "c3")).status).toBe(422);
+});
+
+it("answers one record by its id, as the list has it, its place in the chain included; an unknown id is a 404", async () => {
+  const listed = (await recordsOf("audit-patch", 1)).find((found) => found.kind === "action")!;
+  const one = await send("GET", `/api/audit/${listed.id}`, undefined, "audit-one");
+  expect(one.status).toBe(200);
+  const record = await json<AuditRecord>(one);
+  expect(record).toEqual(listed);
+  expect(record.hash).toMatch(/^[0-9a-f]{64}$/);
+  expect((await send("GET", "/api/audit/6f1c2a4e-0000-4000-8000-000000000000", undefined, "audit-one")).status).toBe(
+    404,
+  );
+  expect((await send("GET", "/api/audit/not-a-uuid", undefined, "audit-one")).status).toBe(422);
+  const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
+  expect((await send("GET", `/api/audit/${listed.id}`, undefined, "audit-one", customer)).status).toBe(403);
 });
 
 describe("schema registry", () => {

@@ -4,6 +4,7 @@ import { visibleItems } from "./nav";
 import { Sparkline } from "./Sparkline";
 import { ErrorNotice } from "./States";
 import { toMinorUnits } from "../pages/Catalog";
+import { waterfallRows } from "./Waterfall";
 
 describe("navigation", () => {
   it("offers a customer only their orders, and an operator the operations pages but not users", () => {
@@ -64,4 +65,43 @@ it("reads prices as minor units", () => {
   expect(toMinorUnits("7")).toBe(700);
   expect(toMinorUnits("1.234")).toBeNull();
   expect(toMinorUnits("abc")).toBeNull();
+});
+
+describe("a trace as a waterfall", () => {
+  const span = (spanId: string, parentId: string | null, startMs: number, durationMs: number | null) => ({
+    spanId,
+    parentId,
+    name: spanId,
+    type: null,
+    nodeId: "n1",
+    startedAt: new Date(Date.UTC(2026, 0, 1) + startMs).toISOString(),
+    durationMs,
+    error: null,
+  });
+
+  it("puts each span under its caller, siblings by start, on the trace's time axis", () => {
+    const rows = waterfallRows([
+      span("late-child", "root", 60, 40),
+      span("root", null, 0, 100),
+      span("grandchild", "early-child", 20, 10),
+      span("early-child", "root", 10, 30),
+    ]);
+    expect(rows.map((row) => [row.span.spanId, row.depth, row.offsetMs])).toEqual([
+      ["root", 0, 0],
+      ["early-child", 1, 10],
+      ["grandchild", 2, 20],
+      ["late-child", 1, 60],
+    ]);
+    expect(rows[3]).toMatchObject({ offsetPercent: 60, widthPercent: 40 });
+  });
+
+  it("shows a span whose caller was not stored as a root, and one with no duration as a point", () => {
+    const rows = waterfallRows([span("orphan", "elsewhere", 50, null), span("root", null, 0, 100)]);
+    expect(rows.map((row) => [row.span.spanId, row.depth])).toEqual([
+      ["root", 0],
+      ["orphan", 0],
+    ]);
+    expect(rows[1]).toMatchObject({ offsetPercent: 50, widthPercent: 0 });
+    expect(waterfallRows([])).toEqual([]);
+  });
 });

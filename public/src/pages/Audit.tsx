@@ -5,7 +5,7 @@
  */
 import { Fragment, useState } from "react";
 import { Link } from "react-router";
-import { diffOf } from "../components/diff";
+import { AuditChange, EntityId, type AuditRecord } from "../components/AuditChange";
 import { NewRows } from "../components/NewRows";
 import { Who } from "../components/Who";
 import { useNames } from "../api/names";
@@ -16,19 +16,6 @@ import { Guarded, Notice, InlineError } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
 import type { Page } from "../../../lib/paging";
 
-interface AuditRecord {
-  seq: number;
-  id: string;
-  kind: string;
-  name: string;
-  actor: { type: string; id: string | null };
-  entity: { type: string | null; id: string | null };
-  requestId: string | null;
-  nodeId: string | null;
-  occurredAt: string;
-  change: unknown;
-}
-
 type Verdict =
   | { valid: true; checked: number }
   | { valid: false; checked: number; brokenAt: { seq: number | null; id: string | null; reason: string } };
@@ -36,13 +23,6 @@ type Verdict =
 const FILTERS = ["actorId", "entityType", "entityId", "namePrefix", "requestId", "from", "to", "page"];
 /** Written by every reload of a signed-in page: hidden unless asked for, or they crowd out everything else. */
 const REFRESH = "auth.refresh";
-
-/** An entity's page in the console, where it has one. */
-const ENTITY_PAGES: Record<string, (id: string) => string> = {
-  order: (id) => `/orders/${id}`,
-  deadLetter: (id) => `/operations/dead-letters/${id}`,
-  replayOperation: (id) => `/operations/dead-letters/replays/${id}`,
-};
 
 export function AuditPage() {
   const [params, setFilter] = useFilters();
@@ -156,7 +136,15 @@ export function AuditPage() {
                   {page.rows.map((record) => (
                     <Fragment key={record.seq}>
                       <tr>
-                        <td className="px-2 py-2">{record.seq}</td>
+                        <td className="px-2 py-2">
+                          <Link
+                            className="text-blue-800 underline"
+                            to={`/operations/audit/${record.id}`}
+                            aria-label={`Open audit record ${record.seq}`}
+                          >
+                            {record.seq}
+                          </Link>
+                        </td>
                         <td className="px-2 py-2 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
                         <td className="px-2 py-2 font-mono text-xs">{record.name}</td>
                         <td className="px-2 py-2">
@@ -192,7 +180,7 @@ export function AuditPage() {
                       {open === record.seq && (
                         <tr>
                           <td colSpan={7} className="bg-slate-50 px-2 py-2">
-                            <Change change={record.change} />
+                            <AuditChange change={record.change} />
                           </td>
                         </tr>
                       )}
@@ -206,40 +194,5 @@ export function AuditPage() {
         </Section>
       </div>
     </>
-  );
-}
-
-function EntityId({ type, id }: { type: string | null; id: string | null }) {
-  if (!id) return null;
-  const page = type ? ENTITY_PAGES[type] : undefined;
-  if (!page) return <span className="font-mono text-xs break-all">{id}</span>;
-  return (
-    <Link className="font-mono text-xs break-all text-blue-800 underline" to={page(id)}>
-      {id}
-    </Link>
-  );
-}
-
-/** A change with the entity before and after: the fields that changed; otherwise what was asked and answered. */
-function Change({ change }: { change: unknown }) {
-  const { before, after } = (change ?? {}) as { before?: unknown; after?: unknown };
-  if (before !== undefined && after !== undefined) {
-    const fields = diffOf(before, after);
-    return (
-      <Table caption="What changed" head={["Field", "Before", "After"]}>
-        {fields.map((field) => (
-          <tr key={field.path}>
-            <td className="px-2 py-1 font-mono text-xs">{field.path}</td>
-            <td className="px-2 py-1 font-mono text-xs break-all text-red-800">{JSON.stringify(field.before)}</td>
-            <td className="px-2 py-1 font-mono text-xs break-all text-green-800">{JSON.stringify(field.after)}</td>
-          </tr>
-        ))}
-      </Table>
-    );
-  }
-  return (
-    <pre className="max-h-64 overflow-auto text-xs" tabIndex={0}>
-      {JSON.stringify(change, null, 2)}
-    </pre>
   );
 }

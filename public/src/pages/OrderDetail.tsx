@@ -11,19 +11,14 @@ import { followEvents } from "../api/events";
 import { useApi } from "../api/useApi";
 import { ErrorNotice, Guarded, Loading, Notice } from "../components/States";
 import { Badge, PageTitle, Section, Table, formatMoney, formatTime } from "../components/ui";
+import { SagaTimeline, type TimelineEntry } from "../components/SagaTimeline";
+import { Waterfall, type Span } from "../components/Waterfall";
+import { Who } from "../components/Who";
+import { useNames } from "../api/names";
 import { useSession } from "../stores/session";
 import type { DeadLetter } from "../api/dead-letters";
 import type { Page } from "../../../lib/paging";
 import type { Order } from "./Orders";
-
-interface TimelineEntry {
-  at: string;
-  step: string;
-  attempt: number;
-  outcome: string;
-  message: string | null;
-  durationMs: number | null;
-}
 
 interface Saga {
   id: string;
@@ -36,6 +31,7 @@ interface Saga {
 export type OrderWithSaga = Order & { saga: Saga | null };
 
 interface AuditRecord {
+  id: string;
   seq: number;
   name: string;
   kind: string;
@@ -51,17 +47,6 @@ interface LogRecord {
   nodeId: string;
   module: string;
   message: string;
-}
-
-interface Span {
-  spanId: string;
-  parentId: string | null;
-  name: string;
-  type: string | null;
-  nodeId: string | null;
-  startedAt: string;
-  durationMs: number | null;
-  error: string | null;
 }
 
 const FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
@@ -177,7 +162,7 @@ export function OrderDetailPage() {
               <dd>{order.lines.map((line) => `${line.quantity} × ${line.name}`).join(", ")}</dd>
             </dl>
           </Section>
-          <SagaTimeline saga={order.saga} />
+          <SagaSection saga={order.saga} />
           <OrderDeadLetters orderId={order.id} version={order.status} />
         </div>
         <div className="space-y-4">
@@ -190,63 +175,27 @@ export function OrderDetailPage() {
   );
 }
 
-function SagaTimeline({ saga }: { saga: Saga | null }) {
-  if (!saga)
-    return (
-      <Section title="Saga timeline">
-        <Notice>The saga has not started yet.</Notice>
-      </Section>
-    );
+function SagaSection({ saga }: { saga: Saga | null }) {
+  const can = useSession((state) => state.can);
   return (
     <Section title="Saga timeline">
-      <p className="mb-2 text-sm">
-        Saga <Badge value={saga.status} /> at <span className="font-mono">{saga.step}</span>
-        {saga.reason && <span className="text-slate-700"> — {saga.reason}</span>}
-      </p>
-      <ol className="space-y-2" aria-label="Saga steps">
-        {collapseRepeats(saga.timeline ?? []).map(({ entry, times }, index) => {
-          const compensation = entry.step.includes(":compensate");
-          const failed = !["ok", "started", "resumed"].includes(entry.outcome);
-          return (
-            <li
-              key={index}
-              className={`rounded border-l-4 bg-slate-50 p-2 text-sm ${failed ? "border-red-500" : compensation ? "border-orange-500" : "border-green-600"}`}
-            >
-              <div className="flex flex-wrap gap-x-3">
-                <span className="font-medium">{entry.step}</span>
-                <span>{entry.outcome}</span>
-                <span className="text-slate-600">
-                  attempt {entry.attempt}
-                  {times > 1 && ` (${times}× in a row, the last shown)`}
-                </span>
-                {entry.durationMs !== null && <span className="text-slate-600">{entry.durationMs} ms</span>}
-                <time className="ml-auto text-slate-600" dateTime={entry.at}>
-                  {formatTime(entry.at)}
-                </time>
-              </div>
-              {entry.message && <p className={`mt-1 ${failed ? "text-red-800" : "text-slate-700"}`}>{entry.message}</p>}
-            </li>
-          );
-        })}
-      </ol>
+      {saga ? (
+        <>
+          {can("sagas:read") && (
+            <p className="mb-2 text-sm">
+              <Link className="text-blue-800 underline" to={`/operations/sagas/${saga.id}`}>
+                The saga's page
+              </Link>{" "}
+              (its engine, lease and context; retry or compensate)
+            </p>
+          )}
+          <SagaTimeline status={saga.status} step={saga.step} reason={saga.reason} timeline={saga.timeline ?? []} />
+        </>
+      ) : (
+        <Notice>The saga has not started yet.</Notice>
+      )}
     </Section>
   );
-}
-
-/** Entries that repeat the one before (same step, outcome and message: a wait retried) shown once, with a count. */
-function collapseRepeats(timeline: TimelineEntry[]): { entry: TimelineEntry; times: number }[] {
-  const collapsed: { entry: TimelineEntry; times: number }[] = [];
-  for (const entry of timeline) {
-    const last = collapsed.at(-1);
-    const same =
-      last &&
-      last.entry.step === entry.step &&
-      last.entry.outcome === entry.outcome &&
-      last.entry.message === entry.message;
-    if (same) collapsed[collapsed.length - 1] = { entry, times: last.times + 1 };
-    else collapsed.push({ entry, times: 1 });
-  }
-  return collapsed;
 }
 
 /** Calls `reloads` again `delaysMs` after `version` (the order's state) changes. */
@@ -302,6 +251,9 @@ function Related({ requestId, version }: { requestId: string; version: string })
   );
   const logs = useApi<{ rows: LogRecord[] }>(can("logs:read") ? `/api/logs?requestId=${encoded}&pageSize=100` : null);
   const trace = useApi<{ spans: Span[] }>(can("logs:read") ? `/api/logs/traces/${encoded}` : null);
+  const names = useNames(
+    (audit.data?.rows ?? []).map((record) => (record.actor.type === "user" ? record.actor.id : null)),
+  );
   // Records reach the audit trail, the log store and the span store a little after the change that caused them.
   useReloadsAfter(version, [0, 2500, 6000], [audit.reload, logs.reload, trace.reload]);
   return (
@@ -317,10 +269,17 @@ function Related({ requestId, version }: { requestId: string; version: string })
               <Table caption="Audit entries" head={["When", "What", "Who", "Entity"]}>
                 {[...page.rows].reverse().map((record) => (
                   <tr key={record.seq}>
-                    <td className="px-2 py-1 whitespace-nowrap">{formatTime(record.occurredAt)}</td>
+                    <td className="px-2 py-1 whitespace-nowrap">
+                      <Link className="text-blue-800 underline" to={`/operations/audit/${record.id}`}>
+                        {formatTime(record.occurredAt)}
+                      </Link>
+                    </td>
                     <td className="px-2 py-1 font-mono text-xs">{record.name}</td>
                     <td className="px-2 py-1">
-                      {record.actor.type === "user" ? "user" : (record.actor.id ?? record.actor.type)}
+                      <Who
+                        actor={record.actor.id ? `${record.actor.type}:${record.actor.id}` : record.actor.type}
+                        names={names}
+                      />
                     </td>
                     <td className="px-2 py-1">{record.entity.type}</td>
                   </tr>
@@ -358,20 +317,7 @@ function Related({ requestId, version }: { requestId: string; version: string })
             </Notice>
           ) : (
             <Guarded loaded={trace} what="the trace">
-              {(data) => (
-                <Table caption="Spans" head={["Span", "Node", "Duration", "Error"]}>
-                  {data.spans.map((span) => (
-                    <tr key={span.spanId}>
-                      <td className="px-2 py-1 font-mono text-xs">{span.name}</td>
-                      <td className="px-2 py-1">{span.nodeId}</td>
-                      <td className="px-2 py-1">
-                        {span.durationMs === null ? "—" : `${span.durationMs.toFixed(1)} ms`}
-                      </td>
-                      <td className="px-2 py-1 text-red-800">{span.error}</td>
-                    </tr>
-                  ))}
-                </Table>
-              )}
+              {(data) => <Waterfall spans={data.spans} />}
             </Guarded>
           )}
         </Section>

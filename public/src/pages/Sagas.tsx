@@ -1,16 +1,14 @@
 /**
  * Sagas: the order sagas by status (parked FAILED ones first to look at), stalled ones (no engine holds them), each
- * with its subject's page; retry a parked saga, or compensate a running one that waits on a participant that never
- * answers. Both ask for a confirmation and go through the API, which records them in the audit trail.
+ * with its subject's page and its own; retry a parked saga, or compensate a running one (components/SagaMoves).
  */
 import { useState } from "react";
 import { Link } from "react-router";
-import { api, describeError } from "../api/client";
 import { useApi } from "../api/useApi";
+import { SagaMoves } from "../components/SagaMoves";
 import { useFilters } from "../components/useFilters";
-import { Guarded, InlineError, Notice } from "../components/States";
-import { Badge, Button, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
-import { useSession } from "../stores/session";
+import { Guarded, Notice } from "../components/States";
+import { Badge, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import type { Page } from "../../../lib/paging";
 
 interface Saga {
@@ -26,22 +24,6 @@ interface Saga {
 }
 
 const STATUSES = ["RUNNING", "COMPENSATING", "COMPLETED", "COMPENSATED", "FAILED"];
-
-/** What an operator may do to a saga in its state, and what it does. */
-const MOVES: Record<string, { label: string; path: string; permission: string; explains: string }> = {
-  FAILED: {
-    label: "Retry",
-    path: "retry",
-    permission: "sagas:retry",
-    explains: "Runs the action it stopped at again, from its first attempt.",
-  },
-  RUNNING: {
-    label: "Compensate",
-    path: "compensate",
-    permission: "sagas:compensate",
-    explains: "Gives up on it: the steps it has done are undone (stock released, payment refunded).",
-  },
-};
 
 export function SagasPage() {
   const [params, changeFilter] = useFilters();
@@ -98,22 +80,6 @@ export function SagasPage() {
 }
 
 function SagaRow({ saga, onMoved }: { saga: Saga; onMoved(message: string): void }) {
-  const can = useSession((state) => state.can);
-  const [confirming, setConfirming] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const move = MOVES[saga.status];
-
-  async function confirm() {
-    setError(null);
-    try {
-      await api("POST", `/api/sagas/${saga.id}/${move.path}`);
-      setConfirming(false);
-      onMoved(`${move.label}: saga of order ${saga.subjectId} done.`);
-    } catch (err) {
-      setError(describeError(err));
-    }
-  }
-
   return (
     <tr className="align-top">
       <td className="px-2 py-2">
@@ -126,30 +92,14 @@ function SagaRow({ saga, onMoved }: { saga: Saga; onMoved(message: string): void
         {saga.stalled && <span className="ml-1 text-xs">stalled</span>}
       </td>
       <td className="px-2 py-2 font-mono text-xs">
-        {saga.step} (attempt {saga.attempt})
+        <Link className="text-blue-800 underline" to={`/operations/sagas/${saga.id}`} title="The saga's page">
+          {saga.step} (attempt {saga.attempt})
+        </Link>
       </td>
       <td className="px-2 py-2 text-sm">{saga.reason ?? ""}</td>
       <td className="px-2 py-2 text-xs whitespace-nowrap">{formatTime(saga.updatedAt)}</td>
       <td className="px-2 py-2">
-        {move && can(move.permission) && !confirming && (
-          <Button variant={move.path === "compensate" ? "danger" : "primary"} onClick={() => setConfirming(true)}>
-            {move.label}…
-          </Button>
-        )}
-        {confirming && (
-          <div role="group" aria-label={`${move.label} the saga of order ${saga.subjectId}`} className="space-y-2">
-            <p className="text-sm">{move.explains}</p>
-            <div className="flex gap-2">
-              <Button variant={move.path === "compensate" ? "danger" : "primary"} onClick={() => void confirm()}>
-                {move.label} now
-              </Button>
-              <Button variant="secondary" onClick={() => setConfirming(false)}>
-                Cancel
-              </Button>
-            </div>
-          </div>
-        )}
-        <InlineError message={error} />
+        <SagaMoves saga={saga} onMoved={onMoved} />
       </td>
     </tr>
   );

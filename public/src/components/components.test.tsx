@@ -5,6 +5,7 @@ import { Sparkline } from "./Sparkline";
 import { ErrorNotice } from "./States";
 import { toMinorUnits } from "../pages/Catalog";
 import { waterfallRows } from "./Waterfall";
+import { newRowsLabel } from "./NewRows";
 
 describe("navigation", () => {
   it("offers a customer only their orders, and an operator the operations pages but not users", () => {
@@ -103,5 +104,21 @@ describe("a trace as a waterfall", () => {
     ]);
     expect(rows[1]).toMatchObject({ offsetPercent: 50, widthPercent: 0 });
     expect(waterfallRows([])).toEqual([]);
+  });
+});
+
+describe("counting new rows", () => {
+  it("counts the rows above the first one shown, also when others left the list meanwhile", () => {
+    expect(newRowsLabel(["n2", "n1", "a", "b"], ["a", "b", "c"])).toBe("2 new");
+    // One arrived as "a" was resolved: the total is unchanged, the new row is still counted.
+    expect(newRowsLabel(["n1", "b", "c"], ["a", "b", "c"])).toBe("1 new");
+    expect(newRowsLabel(["a", "b"], ["a", "b", "c"])).toBeNull();
+    expect(newRowsLabel([], ["a"])).toBeNull();
+  });
+
+  it("says more than it compares, or that the list changed, when no row shown is among the newest", () => {
+    const many = Array.from({ length: 50 }, (_, i) => `n${i}`);
+    expect(newRowsLabel(many, ["a"])).toBe("50+ new");
+    expect(newRowsLabel(["x", "y"], ["a", "b"])).toBe("The list has changed");
   });
 });

@@ -64,7 +64,7 @@ export function AlertsPage() {
         <Guarded loaded={loaded} what="incidents" empty={(page) => (page.total === 0 ? "No incidents." : null)}>
           {(page) => (
             <>
-              <NewRows path={`/api/alerts?${query}`} total={page.total} onShow={loaded.reload} />
+              <NewRows path={`/api/alerts?${query}`} shown={page} onShow={loaded.reload} />
               <Table caption="Incidents" head={["Opened", "Rule", "What", "Status", ""]}>
                 {page.rows.map((incident) => (
                   <Fragment key={incident.id}>

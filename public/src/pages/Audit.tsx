@@ -131,7 +131,7 @@ export function AuditPage() {
           >
             {(page) => (
               <>
-                <NewRows path={`/api/audit?${query}`} total={page.total} onShow={loaded.reload} />
+                <NewRows path={`/api/audit?${query}`} shown={page} onShow={loaded.reload} />
                 <Table caption="Audit records" head={["#", "When", "What", "Who", "Entity", "Request", ""]}>
                   {page.rows.map((record) => (
                     <Fragment key={record.seq}>

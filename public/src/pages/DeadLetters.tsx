@@ -85,7 +85,7 @@ export function DeadLettersPage() {
         >
           {(page) => (
             <>
-              <NewRows path={`/api/dlq?${query}`} total={page.total} onShow={loaded.reload} />
+              <NewRows path={`/api/dlq?${query}`} shown={page} onShow={loaded.reload} />
               <p className="mb-2 text-sm">{page.total} dead letters match.</p>
               {canReplay && query.get("status") === "PENDING" && (
                 <div className="mb-2">

@@ -135,7 +135,7 @@ export function OrdersPage() {
           <Guarded loaded={loaded} what="orders" empty={(page) => (page.total === 0 ? "No orders match." : null)}>
             {(page) => (
               <>
-                <NewRows path={`/api/orders?${query}`} total={page.total} onShow={loaded.reload} />
+                <NewRows path={`/api/orders?${query}`} shown={page} onShow={loaded.reload} />
                 <Table caption="Orders" head={["Order", "Status", "Why", "Customer", "Total", "Payment", "Placed"]}>
                   {page.rows.map((order) => (
                     <tr key={order.id}>

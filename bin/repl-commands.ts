@@ -9,7 +9,8 @@ import { describeBreak } from "../lib/audit";
 import { asSystem } from "../lib/permissions";
 import type { Page } from "../lib/paging";
 import type { DeadLetter, DeadLetterPage } from "../services/dlq.service";
-import type { Saga, SagaPage } from "../services/sagas.service";
+import type { Saga } from "../contracts/sagas";
+import type { SagaPage } from "../services/sagas.service";
 import type { ChainVerdict } from "../services/audit.service";
 import type { Rule, RuleInput } from "../services/exec.service";
 

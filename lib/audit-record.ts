@@ -8,7 +8,7 @@ import type { Context } from "moleculer";
 import { canonicalJson, redact, type AuditContent, type AuditLocals } from "./audit";
 import { MAX_MESSAGE_BYTES } from "./delivery";
 import { createEnvelope, type EventEnvelope } from "./events";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 
 /** Largest change a record carries in full: a message, less room for the rest of the record (names and ids). */
 const MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 16 * 1024;

@@ -9,26 +9,11 @@
  * key cannot give it, or any record after it, a valid anchor.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { AuditContent } from "../contracts/audit";
+
+export type { AuditContent } from "../contracts/audit"; // TRANSITIONAL
 
 export const GENESIS_HASH = "0".repeat(64);
-
-export interface AuditContent {
-  id: string;
-  /** An action call, or a domain event. */
-  kind: "action" | "event";
-  /** The action (`products.update`) or event type (`order.created`). */
-  name: string;
-  actor: { type: string; id: string | null };
-  entity: { type: string | null; id: string | null };
-  requestId: string | null;
-  nodeId: string | null;
-  occurredAt: string;
-  /**
-   * For an action, what was asked and what came of it: `params`, the entity `before` (when the service read it:
-   * `auditBefore`) and `after` (the action's result); for an event, its payload. Secrets redacted throughout.
-   */
-  change: unknown;
-}
 
 /** What an audited action's handler tells the audit middleware through `ctx.locals`. */
 export interface AuditLocals {

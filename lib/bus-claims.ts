@@ -10,7 +10,7 @@
  * the system identity only for the few reads it makes itself; every other role may assert any caller.
  */
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import type { Caller } from "./permissions";
+import type { Caller } from "../contracts/caller";
 
 /** How long a signed claim is accepted: far longer than a packet takes across NATS, short enough to limit replay. */
 export const CLAIM_TTL_MS = 60_000;

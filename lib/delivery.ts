@@ -3,6 +3,7 @@
  * wait before the next attempt, what a dead letter records about an error, and how a message that is not even an
  * envelope (not JSON, too large) is told apart from one that is. `mixins/consumer.mixin.ts` applies them.
  */
+import type { ErrorRecord } from "../contracts/dead-letters";
 import { createHash } from "node:crypto";
 import { Serializers } from "moleculer";
 import { createEnvelope, type EventEnvelope } from "./events";
@@ -28,14 +29,6 @@ export function retryDelay(policy: DeliveryPolicy, attempt: number): number {
 }
 
 /** What a dead letter keeps of an error: the same `{ name, message, code, type, data }` shape clients get. */
-export interface ErrorRecord {
-  name: string;
-  message: string;
-  code: number;
-  type: string;
-  data: unknown;
-}
-
 interface ErrorLike {
   name?: string;
   message?: string;

@@ -6,7 +6,7 @@
  */
 import type { ValidationRule } from "fastest-validator";
 import { EventCatalogue, type EventSchema } from "./events";
-import { ORDER_STATUSES } from "./order-status";
+import { ORDER_STATUSES } from "../contracts/orders";
 
 const money: ValidationRule = {
   type: "object",

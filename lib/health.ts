@@ -1,21 +1,7 @@
-/** Readiness as plain data: what each node reports about its dependencies, and how the gateway sums a cluster. */
+/** Readiness checks: each timed, none throwing, and which of a node's failed. */
+import type { ReadinessCheck } from "../contracts/health";
 
-export interface ReadinessCheck {
-  /** What was checked, e.g. `database:products` or `transporter`. */
-  name: string;
-  ok: boolean;
-  latencyMs: number;
-  /** Why it failed; never a credential. */
-  error?: string;
-}
-
-export interface NodeReadiness {
-  nodeID: string;
-  ready: boolean;
-  services: string[];
-  checks: ReadinessCheck[];
-  uptimeSeconds: number;
-}
+export type { NodeReadiness, ReadinessCheck } from "../contracts/health"; // TRANSITIONAL
 
 /** Runs one check and times it; a thrown error or a timeout is a failed check, never an exception. */
 export async function timedCheck(

@@ -5,19 +5,10 @@
  * do not fit are counted and reported with the next batch that goes out.
  */
 import { Loggers, type ServiceBroker } from "moleculer";
+import type { ShippedLogRecord } from "../contracts/logs";
 import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "./delivery";
 import { createEnvelope } from "./events";
 import { requestLogFields } from "./request-context";
-
-export interface ShippedLogRecord {
-  time: string;
-  level: string;
-  nodeId: string;
-  module: string;
-  requestId: string | null;
-  message: string;
-  fields: Record<string, unknown> | null;
-}
 
 type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 

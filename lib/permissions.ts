@@ -4,17 +4,13 @@
  */
 import { ForbiddenError } from "./errors";
 import { hasPermission } from "./grants";
+import type { Caller } from "../contracts/caller";
 
 export { grants, hasPermission } from "./grants";
+export type { Caller } from "../contracts/caller"; // TRANSITIONAL
 
 /** What an action declares: open to anyone, to any authenticated caller, or to holders of any one of these. */
 export type PermissionDeclaration = "public" | "authenticated" | readonly string[];
-
-export type Caller =
-  | { type: "system" }
-  | { type: "anonymous" }
-  | { type: "user"; id: string; roles: string[]; permissions: string[] }
-  | { type: "client"; id: string; permissions: string[] };
 
 /** Who did it, for a record kept with what they did: `user:<id>`, `client:<id>`, or the caller's type. */
 export function actorOf(caller: Caller | undefined): string {

@@ -14,6 +14,8 @@
  *   failed, for an operator to `resume` once the cause is fixed.
  */
 import { isRetryable } from "./delivery";
+import type { SagaStatus } from "../contracts/sagas";
+export type { SagaStatus } from "../contracts/sagas"; // TRANSITIONAL
 
 export interface RetryPolicy {
   /** Tries of the action, the first included. */
@@ -54,9 +56,6 @@ export interface SagaDefinition<C> {
   /** Waits for an unavailable participant before the attempt counts as failed (transient). */
   maxUnavailableWaits: number;
 }
-
-export const SAGA_STATUSES = ["RUNNING", "COMPENSATING", "COMPLETED", "COMPENSATED", "FAILED"] as const;
-export type SagaStatus = (typeof SAGA_STATUSES)[number];
 
 /** Where a saga is: running a step forward, compensating one, or finishing (`finish` is the finisher to run). */
 export type Phase = "forward" | "compensate" | "finish";

@@ -3,6 +3,7 @@
  * few seconds, as one `$tracing.spans` event that one instance of the logs service stores; a trace is then every span
  * with its trace id, which is the request id of the request that started it.
  */
+import type { StoredSpan } from "../contracts/logs";
 
 /** The event the Event trace exporter sends finished spans with. */
 export const SPANS_EVENT = "$tracing.spans";
@@ -19,20 +20,6 @@ export interface ExportedSpan {
   duration?: number;
   tags?: Record<string, unknown>;
   error?: { name?: string; message?: string } | null;
-}
-
-export interface StoredSpan {
-  traceId: string;
-  spanId: string;
-  parentId: string | null;
-  name: string;
-  type: string | null;
-  service: string | null;
-  nodeId: string | null;
-  startedAt: string;
-  durationMs: number | null;
-  error: string | null;
-  tags: Record<string, unknown>;
 }
 
 export function toStoredSpan(span: ExportedSpan): StoredSpan {

@@ -19,7 +19,7 @@ import { channelsReady, ensureStream } from "../lib/delivery";
 import type { EventEnvelope } from "../lib/events";
 import { DependencyUnavailableError } from "../lib/errors";
 import { EnvelopeSpool } from "../lib/spool";
-import type { CallerMeta } from "./permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 
 const SPOOL_LIMIT = 100_000;
 const RETRY_MS = 2000;

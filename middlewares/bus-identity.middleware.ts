@@ -21,7 +21,7 @@ import {
   type SigningKey,
 } from "../lib/bus-claims";
 import type { Config } from "../lib/config";
-import type { Caller } from "../lib/permissions";
+import type { Caller } from "../contracts/caller";
 import { developmentSecret } from "../lib/secrets";
 
 interface PacketPayload {

@@ -6,11 +6,9 @@
  */
 import type { ActionHandler, ActionSchema, Context, Middleware, Service } from "moleculer";
 import { ForbiddenError, UnauthorizedError } from "../lib/errors";
-import { authorize, type Caller } from "../lib/permissions";
-
-export interface CallerMeta {
-  caller?: Caller;
-}
+import { authorize } from "../lib/permissions";
+import type { CallerMeta } from "../contracts/caller";
+export type { CallerMeta } from "../contracts/caller"; // TRANSITIONAL
 
 export function PermissionsMiddleware(): Middleware {
   return {

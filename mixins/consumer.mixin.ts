@@ -37,8 +37,8 @@ import {
   isRetryable,
   retryDelay,
   type DeliveryPolicy,
-  type ErrorRecord,
 } from "../lib/delivery";
+import type { ErrorRecord } from "../contracts/dead-letters";
 import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import { crashAt } from "../lib/failpoints";

@@ -18,7 +18,7 @@ import {
 } from "../lib/dashboard";
 import type { Page } from "../lib/paging";
 import { asSystem } from "../lib/permissions";
-import type { ClusterHealth } from "../services/health.service";
+import type { ClusterHealth } from "../contracts/health";
 
 const REQUESTS_METRIC = "aicunet.http.requests";
 const DURATION_METRIC = "aicunet.http.duration";

@@ -7,10 +7,10 @@
  */
 import { config } from "../lib/config";
 import type { SagaDefinition } from "../lib/saga";
-import type { Order, ShippingAddress } from "../services/orders.service";
+import type { Order, ShippingAddress } from "../contracts/orders";
 import type { ReservationLine } from "../lib/stock-reservation";
-import type { Payment } from "../services/payments.service";
-import type { Shipment } from "../services/shipping.service";
+import type { Payment } from "../contracts/payments";
+import type { Shipment } from "../contracts/shipping";
 
 export interface OrderSagaContext {
   sagaId: string;

@@ -30,14 +30,14 @@ import { config } from "../lib/config";
 import { selectPage } from "../lib/database";
 import type { Page } from "../lib/paging";
 import type { EventEnvelope } from "../lib/events";
-import type { ShippedLogRecord } from "../lib/log-shipper";
+import type { ShippedLogRecord } from "../contracts/logs";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { actorOf, asSystem } from "../lib/permissions";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import alertMigrations from "../migrations/alerts";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
-import type { ClusterHealth } from "./health.service";
-import type { Saga } from "./sagas.service";
+import type { ClusterHealth } from "../contracts/health";
+import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
 export type IncidentStatus = "FIRING" | "RESOLVED";

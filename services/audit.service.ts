@@ -37,15 +37,15 @@ import {
   type Checkpoint,
   redact,
   verifyLinks,
-  type AuditContent,
   type ChainBreak,
 } from "../lib/audit";
+import type { AuditContent, AuditRecord } from "../contracts/audit";
 import { ConflictError, DependencyUnavailableError, NotFoundError, invalidFields } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { compatibilityProblems, schemaDefinitionProblems } from "../lib/schema-compat";
-import type { ErrorRecord } from "../lib/delivery";
+import type { ErrorRecord } from "../contracts/dead-letters";
 import type { EventEnvelope } from "../lib/events";
 import auditMigrations from "../migrations/audit";
 import { config } from "../lib/config";
@@ -54,12 +54,7 @@ import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/c
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { storable, storableJson, storableText } from "../lib/storable";
 
-export interface AuditRecord extends AuditContent {
-  seq: number;
-  recordedAt: string;
-  hash: string;
-  prevHash: string;
-}
+export type { AuditRecord } from "../contracts/audit"; // TRANSITIONAL
 
 export type AuditPage = Page<AuditRecord>;
 

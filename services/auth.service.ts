@@ -43,7 +43,7 @@ import {
   type PublicJwk,
 } from "../lib/signing-keys";
 import authMigrations from "../migrations/auth";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
 export type UserStatus = "active" | "disabled";

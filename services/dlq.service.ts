@@ -12,130 +12,37 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
-import { REPLAY_HEADER, channelsReady, type ErrorRecord } from "../lib/delivery";
+import { REPLAY_HEADER, channelsReady } from "../lib/delivery";
+import {
+  DEAD_LETTER_STATUSES,
+  type DeadLetter,
+  type DeadLetterCount,
+  type DeadLetterFailure,
+  type DeadLetterFilter,
+  type DeadLetterGroup,
+  type DeadLetterStatus,
+  type ErrorRecord,
+  type Replay,
+  type ReplayOperation,
+  type ReplayOutcome,
+  type ReplaySelection,
+  type ReplayState,
+} from "../contracts/dead-letters";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import type { EventEnvelope } from "../lib/events";
 import { actorOf } from "../lib/permissions";
 import dlqMigrations from "../migrations/dlq";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import { consumerMixin, type ConsumerThis, type UnprocessableMessage } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { storableJson, storableText } from "../lib/storable";
 
-export const DEAD_LETTER_STATUSES = ["PENDING", "REPLAYED", "RESOLVED", "DISCARDED"] as const;
-export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
-
-export interface DeadLetterFailure {
-  deadLetterId: string;
-  attempts: number;
-  error: ErrorRecord;
-  failedAt: string;
-}
-
-export interface DeadLetter {
-  id: string;
-  channel: string;
-  group: string;
-  messageId: string | null;
-  message: unknown;
-  replayable: boolean;
-  status: DeadLetterStatus;
-  attempts: number;
-  error: ErrorRecord;
-  /** Every time the message was given up on: the first failure, then one per replay that failed again. */
-  failures: DeadLetterFailure[];
-  correlationId: string | null;
-  replayCount: number;
-  lastReplayedAt: string | null;
-  lastReplayedBy: string | null;
-  resolvedAt: string | null;
-  discardedAt: string | null;
-  discardedBy: string | null;
-  discardReason: string | null;
-  firstFailedAt: string;
-  failedAt: string;
-  /** The failure's fingerprint: channel, consumer group, error type and summary (migration 0004); its group's key. */
-  fingerprint: string;
-  /** The error's first field message or its message, ids and numbers replaced: what the group says. */
-  errorSummary: string;
-}
+export type { DeadLetter, DeadLetterGroup, Replay, ReplayOperation } from "../contracts/dead-letters"; // TRANSITIONAL
 
 export type DeadLetterPage = Page<DeadLetter>;
 
-/** A letter's replay: waiting for its turn in an operation, sent, or skipped or cancelled before it was sent. */
-export type ReplayState = "WAITING" | "SENT" | "SKIPPED" | "CANCELLED";
-/** What became of a sent replay: still pending, resolved (processed), or failed again. */
-export type ReplayOutcome = "PENDING" | "RESOLVED" | "FAILED";
-
-/** One replay of a dead letter, alone or as a place in a replay operation: a row of the letter's lineage. */
-export interface Replay {
-  id: string;
-  deadLetterId: string;
-  operationId: string | null;
-  state: ReplayState;
-  /** Why it was skipped: the letter was resolved or discarded meanwhile, or never replayable. */
-  detail: string | null;
-  /** The letter's replay count this replay made (its message carries it in its JetStream id). */
-  attempt: number | null;
-  replayedBy: string | null;
-  replayedAt: string | null;
-  outcome: ReplayOutcome | null;
-  /** The error it failed with again. */
-  outcomeError: ErrorRecord | null;
-  outcomeAt: string | null;
-}
-
 /** What a replay operation acts on: pending, replayable letters matching the filter, failed no later than `until`. */
 export type ReplayParams = Omit<DeadLetterFilter, "status"> & { until: Date };
-/** A replay operation's selection as stored and answered (its dates as ISO strings). */
-export type ReplaySelection = Omit<DeadLetterFilter, "status" | "from" | "to"> & {
-  from?: string;
-  to?: string;
-  until: string;
-};
-
-/** A batch replay run by the server: `POST /api/dlq/replays`. */
-export interface ReplayOperation {
-  id: string;
-  selection: ReplaySelection;
-  status: "RUNNING" | "CANCELLED" | "DONE";
-  total: number;
-  ratePerSecond: number;
-  startedBy: string;
-  startedAt: string;
-  cancelledBy: string | null;
-  finishedAt: string | null;
-  /** Its letters by state: sent ones have an outcome. */
-  progress: Record<"waiting" | "sent" | "skipped" | "cancelled", number>;
-  /** What became of the sent ones. */
-  outcomes: Record<"pending" | "resolved" | "failed", number>;
-}
-
-/** Dead letters that failed the same way (one fingerprint): `GET /api/dlq/groups`. */
-export interface DeadLetterGroup {
-  fingerprint: string;
-  channel: string;
-  group: string;
-  errorType: string;
-  summary: string;
-  count: number;
-  firstSeen: string;
-  lastSeen: string;
-  /** The group's latest dead letter, and its error in full (the `data` names the fields and the action). */
-  sampleId: string;
-  sampleError: ErrorRecord;
-  /** The orders its messages were about, up to 20. */
-  orders: string[];
-}
-
-/** One row of `GET /api/dlq/stats`. */
-export interface DeadLetterCount {
-  channel: string;
-  group: string;
-  status: DeadLetterStatus;
-  count: number;
-}
-
 interface DeadLetteredPayload {
   channel: string;
   group: string;
@@ -177,21 +84,6 @@ interface DeadLetterRow {
   failed_at: Date;
   fingerprint: string;
   error_summary: string;
-}
-
-export interface DeadLetterFilter {
-  status?: DeadLetterStatus;
-  channel?: string;
-  group?: string;
-  errorType?: string;
-  from?: Date;
-  to?: Date;
-  /** Text inside the message or the error. */
-  search?: string;
-  /** One group's failures (`DeadLetterGroup.fingerprint`). */
-  fingerprint?: string;
-  /** Messages about one order (its `order.id` or `orderId` in the payload). */
-  orderId?: string;
 }
 
 const MAX_PAGE_SIZE = 100;

@@ -5,7 +5,10 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { NotReadyError } from "../lib/errors";
-import { failingChecks, type NodeReadiness, type ReadinessCheck } from "../lib/health";
+import { failingChecks } from "../lib/health";
+import type { ClusterHealth, ClusterNodeHealth, NodeReadiness, NodeState, ReadinessCheck } from "../contracts/health";
+
+export type { ClusterHealth } from "../contracts/health"; // TRANSITIONAL
 
 interface ReadinessSource {
   name: string;
@@ -17,17 +20,6 @@ interface ClusterNode {
   available: boolean;
   hostname?: string;
   metadata?: { role?: string };
-}
-
-/** `up`: connected; `left`: said goodbye (a stop or a scale-down); `lost`: stopped answering (a crash). */
-export type NodeState = "up" | "left" | "lost";
-
-export type ClusterNodeHealth = NodeReadiness & { state: NodeState; available: boolean; hostname?: string };
-
-export interface ClusterHealth {
-  /** `degraded` while a connected node is not ready or a node was lost; nodes that left do not count. */
-  status: "ok" | "degraded";
-  nodes: ClusterNodeHealth[];
 }
 
 interface HealthState {

@@ -13,17 +13,15 @@ import { NotFoundError } from "../lib/errors";
 import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
-import type { ShippedLogRecord } from "../lib/log-shipper";
-import { SPANS_EVENT, toStoredSpan, type ExportedSpan, type StoredSpan } from "../lib/spans";
+import { SPANS_EVENT, toStoredSpan, type ExportedSpan } from "../lib/spans";
+import type { LogRecord, ShippedLogRecord, StoredSpan, Trace } from "../contracts/logs";
+
+export type { Trace } from "../contracts/logs"; // TRANSITIONAL
 import logMigrations from "../migrations/logs";
 import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
-
-export interface LogRecord extends ShippedLogRecord {
-  id: number;
-}
 
 export type LogPage = Page<LogRecord>;
 export type LogTailPage = CursorPage<LogRecord>;
@@ -77,11 +75,6 @@ const ALARMING = new Set(["fatal", "error"]);
 const MAX_PAGE_SIZE = 200;
 const RETENTION_EVERY_MS = 60 * 60_000;
 const MAX_TRACE_SPANS = 2000;
-
-export interface Trace {
-  traceId: string;
-  spans: StoredSpan[];
-}
 
 interface SpanRow {
   trace_id: string;

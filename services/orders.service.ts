@@ -20,54 +20,29 @@ import {
   MoleculerClientError,
 } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { ORDER_STATUSES, isFinal, transition, type OrderStatus } from "../lib/order-status";
+import { transition } from "../lib/order-status";
+import {
+  ORDER_STATUSES,
+  isFinal,
+  type Order,
+  type OrderLine,
+  type OrderStatus,
+  type OrderWithSaga,
+  type ShippingAddress,
+} from "../contracts/orders";
+import type { Saga } from "../contracts/sagas";
 import { asSystem, ownerScope } from "../lib/permissions";
 import orderMigrations from "../migrations/orders";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { outboxRowsFrom } from "../lib/outbox";
 import { createEnvelope } from "../lib/events";
 import { deterministicId } from "../lib/delivery";
 import type { Product } from "./products.service";
-import type { Saga } from "./sagas.service";
 import { storableJson } from "../lib/storable";
 
-export interface ShippingAddress {
-  name: string;
-  street: string;
-  city: string;
-  postalCode: string;
-  /** ISO 3166-1 alpha-2. */
-  country: string;
-}
-
-export interface OrderLine {
-  productId: string;
-  sku: string;
-  name: string;
-  quantity: number;
-  unitPrice: { amount: number; currency: string };
-}
-
-export interface Order {
-  id: string;
-  customerId: string;
-  status: OrderStatus;
-  statusReason: string | null;
-  total: { amount: number; currency: string };
-  lines: OrderLine[];
-  shippingAddress: ShippingAddress;
-  paymentMethod: string;
-  /** The request that placed it: the correlation id of its events and saga, and the trace id of what it caused. */
-  requestId: string | null;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** An order as `GET /api/orders/:id` answers: with its saga, if there is one. */
-export type OrderWithSaga = Order & { saga: Saga | null };
+export type { Order, OrderWithSaga, ShippingAddress } from "../contracts/orders"; // TRANSITIONAL
 
 export type OrderPage = Page<Order>;
 

@@ -18,21 +18,7 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-
-export type PaymentStatus = "CHARGED" | "DECLINED" | "REFUNDED" | "VOIDED";
-
-export interface Payment {
-  id: string;
-  chargeKey: string;
-  orderId: string | null;
-  amount: number | null;
-  currency: string | null;
-  paymentMethod: string | null;
-  status: PaymentStatus;
-  reason: string | null;
-  createdAt: string;
-  refundedAt: string | null;
-}
+import type { Payment, PaymentStatus } from "../contracts/payments";
 
 interface PaymentRow {
   id: string;

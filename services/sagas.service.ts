@@ -27,7 +27,6 @@ import { SYSTEM_CALLER } from "../lib/permissions";
 import { requestContext } from "../lib/request-context";
 import {
   classify,
-  SAGA_STATUSES,
   abandon,
   callAt,
   cursorName,
@@ -39,52 +38,17 @@ import {
   type Outcome,
   type SagaDefinition,
   type SagaState,
-  type SagaStatus,
 } from "../lib/saga";
 import { SagaExecutor, type Checkpoint, type RunningSaga, type TimelineEntry } from "../lib/saga-executor";
 import sagaMigrations from "../migrations/sagas";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
-import { sagaDefinitions, type StoredContext } from "../sagas";
+import { sagaDefinitions } from "../sagas";
+import { SAGA_STATUSES, type Saga, type SagaStatus, type StoredContext } from "../contracts/sagas";
 import { storableJson } from "../lib/storable";
 
-export interface SagaTimelineEntry {
-  at: string;
-  step: string;
-  attempt: number;
-  /**
-   * `ok`, `rejected`, `transient`, `unavailable`, or what happened to the saga: `started`, `resumed`, `abandoned`,
-   * `swept` (taken over from an engine whose lease ran out).
-   */
-  outcome: string;
-  message: string | null;
-  durationMs: number | null;
-}
-
-export interface Saga {
-  id: string;
-  definition: string;
-  subjectId: string;
-  status: SagaStatus;
-  /** What it runs now (or stopped at): `payment`, `payment:compensate`, `finish:completed`, … */
-  step: string;
-  attempt: number;
-  completedSteps: number;
-  reason: string | null;
-  context: StoredContext;
-  createdAt: string;
-  updatedAt: string;
-  /** When its current action was, or will be, due (a retry's backoff puts it in the future). */
-  dueAt: string;
-  /** The engine (`<node id>/<instance id>`) that runs it, and until when its lease holds; null when none does. */
-  leaseOwner: string | null;
-  leaseUntil: string | null;
-  /** RUNNING or COMPENSATING with no engine holding it (its lease ran out or was released): the sweeper takes it. */
-  stalled: boolean;
-  finishedAt: string | null;
-  timeline?: SagaTimelineEntry[];
-}
+export type { Saga } from "../contracts/sagas"; // TRANSITIONAL
 
 export type SagaPage = Page<Saga>;
 

@@ -12,20 +12,9 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import shippingMigrations from "../migrations/shipping";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import type { ShippingAddress } from "./orders.service";
+import type { ShippingAddress } from "../contracts/orders";
+import type { Shipment, ShipmentStatus } from "../contracts/shipping";
 import { storableJson } from "../lib/storable";
-
-export type ShipmentStatus = "CREATED" | "CANCELLED" | "VOIDED";
-
-export interface Shipment {
-  id: string;
-  shipmentKey: string;
-  orderId: string | null;
-  country: string | null;
-  status: ShipmentStatus;
-  createdAt: string;
-  cancelledAt: string | null;
-}
 
 interface ShipmentRow {
   id: string;

@@ -1,4 +1,5 @@
-import { ORDER_STATUSES, canTransition, transition, type OrderStatus } from "../../lib/order-status";
+import { ORDER_STATUSES, canTransition, type OrderStatus } from "../../contracts/orders";
+import { transition } from "../../lib/order-status";
 
 describe("order status transitions", () => {
   const legal: [OrderStatus, OrderStatus][] = [

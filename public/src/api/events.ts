@@ -3,7 +3,7 @@
  * stream with fetch and hands each event on. Resolves when the stream ends; rejects with ApiError if it is refused.
  */
 import { parseEvents, type StreamEvent } from "../../../lib/event-stream";
-import { ApiError } from "./client";
+import { ApiError } from "./http";
 import { sessionStore } from "../stores/session";
 
 export async function followEvents(

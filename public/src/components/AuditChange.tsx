@@ -6,22 +6,6 @@ import { Link } from "react-router";
 import { diffOf } from "./diff";
 import { Table } from "./ui";
 
-export interface AuditRecord {
-  seq: number;
-  id: string;
-  kind: string;
-  name: string;
-  actor: { type: string; id: string | null };
-  entity: { type: string | null; id: string | null };
-  requestId: string | null;
-  nodeId: string | null;
-  occurredAt: string;
-  recordedAt: string;
-  hash: string;
-  prevHash: string;
-  change: unknown;
-}
-
 /** An entity's page in the console, where it has one. */
 const ENTITY_PAGES: Record<string, (id: string) => string> = {
   order: (id) => `/orders/${id}`,

@@ -5,8 +5,9 @@
  */
 import { useState } from "react";
 import { useNavigate } from "react-router";
-import { api, describeError } from "../api/client";
-import type { ReplayOperation } from "../api/dead-letters";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
+import type { ReplayOperation } from "../../../contracts/dead-letters";
 import { InlineError } from "./States";
 import { Button, Field } from "./ui";
 

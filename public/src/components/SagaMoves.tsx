@@ -4,7 +4,8 @@
  * which records it in the audit trail. Used by the sagas list and the saga's page.
  */
 import { useState } from "react";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useSession } from "../stores/session";
 import { InlineError } from "./States";
 import { Button } from "./ui";

@@ -3,16 +3,8 @@
  * failures marked, and repeated attempts (a wait retried) collapsed into one entry with their count. Shown on the
  * order's page and on the saga's.
  */
+import type { SagaTimelineEntry } from "../../../contracts/sagas";
 import { Badge, formatTime } from "./ui";
-
-export interface TimelineEntry {
-  at: string;
-  step: string;
-  attempt: number;
-  outcome: string;
-  message: string | null;
-  durationMs: number | null;
-}
 
 export function SagaTimeline({
   status,
@@ -23,7 +15,7 @@ export function SagaTimeline({
   status: string;
   step: string;
   reason: string | null;
-  timeline: TimelineEntry[];
+  timeline: SagaTimelineEntry[];
 }) {
   return (
     <>
@@ -62,8 +54,8 @@ export function SagaTimeline({
 }
 
 /** Entries that repeat the one before (same step, outcome and message: a wait retried) shown once, with a count. */
-function collapseRepeats(timeline: TimelineEntry[]): { entry: TimelineEntry; times: number }[] {
-  const collapsed: { entry: TimelineEntry; times: number }[] = [];
+function collapseRepeats(timeline: SagaTimelineEntry[]): { entry: SagaTimelineEntry; times: number }[] {
+  const collapsed: { entry: SagaTimelineEntry; times: number }[] = [];
   for (const entry of timeline) {
     const last = collapsed.at(-1);
     const same =

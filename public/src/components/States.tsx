@@ -1,6 +1,6 @@
 /** The states every list and view has: loading, empty, failed; and the notices actions leave behind. */
 import type { ReactNode } from "react";
-import { describeError } from "../api/client";
+import { describeError } from "../api/http";
 
 export function Loading({ what }: { what: string }) {
   return (

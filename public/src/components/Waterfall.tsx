@@ -3,21 +3,11 @@
  * span) and how long it took, drawn as a bar on the trace's time axis. Spans whose parent was not stored (another
  * node's, not sent yet) are shown as roots rather than dropped.
  */
+import type { StoredSpan } from "../../../contracts/logs";
 import { Table } from "./ui";
 
-export interface Span {
-  spanId: string;
-  parentId: string | null;
-  name: string;
-  type: string | null;
-  nodeId: string | null;
-  startedAt: string;
-  durationMs: number | null;
-  error: string | null;
-}
-
 export interface WaterfallRow {
-  span: Span;
+  span: StoredSpan;
   depth: number;
   /** From the trace's first span, and as a share of the whole trace (0–100). */
   offsetMs: number;
@@ -26,11 +16,11 @@ export interface WaterfallRow {
 }
 
 /** The spans in call order (depth first, siblings by start), placed on the trace's time axis. */
-export function waterfallRows(spans: Span[]): WaterfallRow[] {
+export function waterfallRows(spans: StoredSpan[]): WaterfallRow[] {
   if (spans.length === 0) return [];
-  const startOf = (span: Span) => Date.parse(span.startedAt);
+  const startOf = (span: StoredSpan) => Date.parse(span.startedAt);
   const ids = new Set(spans.map((span) => span.spanId));
-  const children = new Map<string | null, Span[]>();
+  const children = new Map<string | null, StoredSpan[]>();
   for (const span of spans) {
     const parent = span.parentId !== null && ids.has(span.parentId) ? span.parentId : null;
     children.set(parent, [...(children.get(parent) ?? []), span]);
@@ -57,7 +47,7 @@ export function waterfallRows(spans: Span[]): WaterfallRow[] {
   return rows;
 }
 
-export function Waterfall({ spans }: { spans: Span[] }) {
+export function Waterfall({ spans }: { spans: StoredSpan[] }) {
   return (
     <Table caption="Spans, each under its caller" head={["Span", "Node", "Starts", "Duration", "Timeline"]}>
       {waterfallRows(spans).map(({ span, depth, offsetMs, offsetPercent, widthPercent }) => (

@@ -1,5 +1,5 @@
 import { render, screen } from "@testing-library/react";
-import { ApiError, describeError } from "../api/client";
+import { ApiError, describeError } from "../api/http";
 import { visibleItems } from "./nav";
 import { Sparkline } from "./Sparkline";
 import { ErrorNotice } from "./States";
@@ -70,14 +70,17 @@ it("reads prices as minor units", () => {
 
 describe("a trace as a waterfall", () => {
   const span = (spanId: string, parentId: string | null, startMs: number, durationMs: number | null) => ({
+    traceId: "t1",
     spanId,
     parentId,
     name: spanId,
     type: null,
+    service: null,
     nodeId: "n1",
     startedAt: new Date(Date.UTC(2026, 0, 1) + startMs).toISOString(),
     durationMs,
     error: null,
+    tags: {},
   });
 
   it("puts each span under its caller, siblings by start, on the trace's time axis", () => {

@@ -4,7 +4,8 @@
  * through the API, which keeps who and when and records it in the audit trail.
  */
 import { Fragment, useState } from "react";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { NewRows } from "../components/NewRows";

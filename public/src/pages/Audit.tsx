@@ -5,11 +5,13 @@
  */
 import { Fragment, useState } from "react";
 import { Link } from "react-router";
-import { AuditChange, EntityId, type AuditRecord } from "../components/AuditChange";
+import { AuditChange, EntityId } from "../components/AuditChange";
+import type { AuditRecord } from "../../../contracts/audit";
 import { NewRows } from "../components/NewRows";
 import { Who } from "../components/Who";
 import { useNames } from "../api/names";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { Guarded, Notice, InlineError } from "../components/States";

@@ -6,7 +6,8 @@
 import { Link, useParams } from "react-router";
 import { useNames } from "../api/names";
 import { useApi } from "../api/useApi";
-import { AuditChange, EntityId, type AuditRecord } from "../components/AuditChange";
+import { AuditChange, EntityId } from "../components/AuditChange";
+import type { AuditRecord } from "../../../contracts/audit";
 import { Guarded } from "../components/States";
 import { Who } from "../components/Who";
 import { PageTitle, Section, formatTime } from "../components/ui";

@@ -1,6 +1,7 @@
 /** The catalog: list, add, edit and disable products (a disabled product cannot be ordered). */
 import { useState, type FormEvent } from "react";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatMoney } from "../components/ui";

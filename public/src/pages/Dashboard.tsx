@@ -6,19 +6,11 @@ import { Guarded } from "../components/States";
 import { Sparkline } from "../components/Sparkline";
 import { Badge, PageTitle, Section, Table, formatTime } from "../components/ui";
 import type { Sample } from "../../../lib/dashboard";
-
-interface NodeHealth {
-  nodeID: string;
-  state: string;
-  ready: boolean;
-  services: string[];
-  checks: { name: string; ok: boolean; error?: string }[];
-  uptimeSeconds: number;
-}
+import type { ClusterHealth } from "../../../contracts/health";
 
 export interface DashboardData {
   generatedAt: string;
-  health: { status: string; nodes: NodeHealth[] };
+  health: ClusterHealth;
   current: Sample | null;
   history: Sample[];
   sources: Record<string, string>;

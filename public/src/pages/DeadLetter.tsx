@@ -5,9 +5,11 @@
  */
 import { useState } from "react";
 import { Link, useParams } from "react-router";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
-import { errorText, type DeadLetter, type Replay } from "../api/dead-letters";
+import { errorText } from "../api/dead-letters";
+import type { DeadLetter, Replay } from "../../../contracts/dead-letters";
 import { Guarded, InlineError, Notice } from "../components/States";
 import { Who } from "../components/Who";
 import { useNames, userIdOf } from "../api/names";

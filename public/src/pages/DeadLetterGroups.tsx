@@ -5,7 +5,7 @@
  */
 import { Link } from "react-router";
 import { useApi } from "../api/useApi";
-import type { DeadLetterGroup } from "../api/dead-letters";
+import type { DeadLetterGroup } from "../../../contracts/dead-letters";
 import { Guarded } from "../components/States";
 import { ReplayStarter } from "../components/ReplayStarter";
 import { Button, Section, Table, formatTime } from "../components/ui";

@@ -6,7 +6,7 @@
 import { useState } from "react";
 import { Link } from "react-router";
 import { useApi } from "../api/useApi";
-import type { DeadLetter, ReplayOperation } from "../api/dead-letters";
+import type { DeadLetter, ReplayOperation } from "../../../contracts/dead-letters";
 import { useFilters } from "../components/useFilters";
 import { Guarded } from "../components/States";
 import { NewRows } from "../components/NewRows";

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { Navigate, useLocation, useNavigate } from "react-router";
-import { ApiError, describeError } from "../api/client";
+import { ApiError, describeError } from "../api/http";
 import { Loading } from "../components/States";
 import { Button, Field } from "../components/ui";
 import { sessionStore, useSession } from "../stores/session";

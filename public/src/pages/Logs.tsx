@@ -10,7 +10,8 @@ import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { ErrorNotice, Guarded, Notice } from "../components/States";
 import { Button, Field, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
-import { logTailStore, useLogTail, type TailRecord } from "../stores/logTail";
+import { logTailStore, useLogTail } from "../stores/logTail";
+import type { LogRecord } from "../../../contracts/logs";
 import type { Page } from "../../../lib/paging";
 
 const LEVELS = ["", "fatal", "error", "warn", "info", "debug", "trace"];
@@ -86,7 +87,7 @@ function SearchResults({
 }) {
   const query = new URLSearchParams(filters);
   if (page) query.set("page", page);
-  const loaded = useApi<Page<TailRecord>>(`/api/logs?${query}`);
+  const loaded = useApi<Page<LogRecord>>(`/api/logs?${query}`);
   return (
     <Guarded loaded={loaded} what="log records" empty={(result) => (result.total === 0 ? "No records match." : null)}>
       {(result) => (
@@ -116,7 +117,7 @@ function LiveTail({ filters }: { filters: string }) {
         (event) => {
           if (event.event === "log") {
             setUnavailable(false);
-            logTailStore.getState().receive(JSON.parse(event.data) as TailRecord);
+            logTailStore.getState().receive(JSON.parse(event.data) as LogRecord);
           }
           if (event.event === "unavailable") setUnavailable(true);
         },
@@ -128,7 +129,7 @@ function LiveTail({ filters }: { filters: string }) {
         (err: unknown) => controller.signal.aborted || setError(err),
       );
     // The latest lines first, then what is stored after the newest of them.
-    api<Page<TailRecord>>("GET", `/api/logs?${filters}${filters ? "&" : ""}pageSize=${TAIL_START}`, {
+    api<Page<LogRecord>>("GET", `/api/logs?${filters}${filters ? "&" : ""}pageSize=${TAIL_START}`, {
       signal: controller.signal,
     }).then(
       (latest) => {
@@ -165,7 +166,7 @@ function LiveTail({ filters }: { filters: string }) {
   );
 }
 
-function Records({ records }: { records: TailRecord[] }) {
+function Records({ records }: { records: LogRecord[] }) {
   return (
     <Table caption="Log records" head={["Time", "Level", "Node", "Service", "Request", "Message"]}>
       {records.map((record) => (

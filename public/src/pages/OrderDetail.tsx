@@ -11,45 +11,18 @@ import { followEvents } from "../api/events";
 import { useApi } from "../api/useApi";
 import { ErrorNotice, Guarded, Loading, Notice } from "../components/States";
 import { Badge, PageTitle, Section, Table, formatMoney, formatTime } from "../components/ui";
-import { SagaTimeline, type TimelineEntry } from "../components/SagaTimeline";
-import { Waterfall, type Span } from "../components/Waterfall";
+import { SagaTimeline } from "../components/SagaTimeline";
+import { Waterfall } from "../components/Waterfall";
 import { Who } from "../components/Who";
 import { useNames } from "../api/names";
 import { useSession } from "../stores/session";
-import type { DeadLetter } from "../api/dead-letters";
+import type { DeadLetter } from "../../../contracts/dead-letters";
 import type { Page } from "../../../lib/paging";
-import type { Order } from "./Orders";
+import { isFinal, type OrderWithSaga } from "../../../contracts/orders";
+import type { Saga } from "../../../contracts/sagas";
+import type { AuditRecord } from "../../../contracts/audit";
+import type { LogRecord, StoredSpan } from "../../../contracts/logs";
 
-interface Saga {
-  id: string;
-  status: string;
-  step: string;
-  reason: string | null;
-  timeline?: TimelineEntry[];
-}
-
-export type OrderWithSaga = Order & { saga: Saga | null };
-
-interface AuditRecord {
-  id: string;
-  seq: number;
-  name: string;
-  kind: string;
-  actor: { type: string; id: string | null };
-  entity: { type: string | null; id: string | null };
-  occurredAt: string;
-}
-
-interface LogRecord {
-  id: number;
-  time: string;
-  level: string;
-  nodeId: string;
-  module: string;
-  message: string;
-}
-
-const FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
 const FALLBACK_POLL_MS = 3000;
 const RECONNECT_MS = 500;
 
@@ -69,7 +42,7 @@ function useLiveOrder(id: string) {
       api<OrderWithSaga>("GET", `/api/orders/${id}`, { signal: controller.signal }).then(
         (next) => {
           setOrder(next);
-          if (FINAL.has(next.status)) {
+          if (isFinal(next.status)) {
             clearInterval(timer);
             setMode("ended");
           }
@@ -250,7 +223,7 @@ function Related({ requestId, version }: { requestId: string; version: string })
     can("audit:read") ? `/api/audit?requestId=${encoded}&pageSize=100` : null,
   );
   const logs = useApi<{ rows: LogRecord[] }>(can("logs:read") ? `/api/logs?requestId=${encoded}&pageSize=100` : null);
-  const trace = useApi<{ spans: Span[] }>(can("logs:read") ? `/api/logs/traces/${encoded}` : null);
+  const trace = useApi<{ spans: StoredSpan[] }>(can("logs:read") ? `/api/logs/traces/${encoded}` : null);
   const names = useNames(
     (audit.data?.rows ?? []).map((record) => (record.actor.type === "user" ? record.actor.id : null)),
   );

@@ -1,7 +1,8 @@
 /** Orders: filter and page through them, and place one (operators can try every test payment method). */
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
 import { useFilters } from "../components/useFilters";
 import { NewRows } from "../components/NewRows";
@@ -20,25 +21,11 @@ import {
 } from "../components/ui";
 import { useSession } from "../stores/session";
 import type { Page } from "../../../lib/paging";
+import type { Order } from "../../../contracts/orders";
 
 export interface Money {
   amount: number;
   currency: string;
-}
-
-export interface Order {
-  id: string;
-  customerId: string;
-  status: string;
-  statusReason: string | null;
-  total: Money;
-  lines: { productId: string; sku: string; name: string; quantity: number; unitPrice: Money }[];
-  paymentMethod: string;
-  shippingAddress: { name: string; city: string; country: string };
-  requestId: string | null;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

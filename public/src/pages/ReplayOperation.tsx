@@ -5,9 +5,11 @@
  */
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useApi } from "../api/useApi";
-import { errorText, type Replay, type ReplayOperation } from "../api/dead-letters";
+import { errorText } from "../api/dead-letters";
+import type { Replay, ReplayOperation } from "../../../contracts/dead-letters";
 import { Guarded, InlineError } from "../components/States";
 import { Who } from "../components/Who";
 import { useNames, userIdOf } from "../api/names";

@@ -7,29 +7,10 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { useApi } from "../api/useApi";
 import { SagaMoves } from "../components/SagaMoves";
-import { SagaTimeline, type TimelineEntry } from "../components/SagaTimeline";
+import { SagaTimeline } from "../components/SagaTimeline";
+import type { Saga } from "../../../contracts/sagas";
 import { Guarded, Notice } from "../components/States";
 import { Badge, PageTitle, Section, formatTime } from "../components/ui";
-
-interface Saga {
-  id: string;
-  definition: string;
-  subjectId: string;
-  status: string;
-  step: string;
-  attempt: number;
-  completedSteps: number;
-  reason: string | null;
-  context: unknown;
-  createdAt: string;
-  updatedAt: string;
-  dueAt: string;
-  leaseOwner: string | null;
-  leaseUntil: string | null;
-  stalled: boolean;
-  finishedAt: string | null;
-  timeline: TimelineEntry[];
-}
 
 const MOVING = new Set(["RUNNING", "COMPENSATING"]);
 const POLL_MS = 2000;
@@ -118,7 +99,12 @@ export function SagaPage() {
               </div>
             </Section>
             <Section title="Timeline">
-              <SagaTimeline status={found.status} step={found.step} reason={found.reason} timeline={found.timeline} />
+              <SagaTimeline
+                status={found.status}
+                step={found.step}
+                reason={found.reason}
+                timeline={found.timeline ?? []}
+              />
             </Section>
             <Section title="Context">
               <pre className="max-h-64 overflow-auto text-xs" tabIndex={0} aria-label="The saga's context">

@@ -3,6 +3,7 @@
  * with its subject's page and its own; retry a parked saga, or compensate a running one (components/SagaMoves).
  */
 import { useState } from "react";
+import type { Saga } from "../../../contracts/sagas";
 import { Link } from "react-router";
 import { useApi } from "../api/useApi";
 import { SagaMoves } from "../components/SagaMoves";
@@ -10,18 +11,6 @@ import { useFilters } from "../components/useFilters";
 import { Guarded, Notice } from "../components/States";
 import { Badge, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import type { Page } from "../../../lib/paging";
-
-interface Saga {
-  id: string;
-  definition: string;
-  subjectId: string;
-  status: string;
-  step: string;
-  attempt: number;
-  reason: string | null;
-  updatedAt: string;
-  stalled: boolean;
-}
 
 const STATUSES = ["RUNNING", "COMPENSATING", "COMPLETED", "COMPENSATED", "FAILED"];
 

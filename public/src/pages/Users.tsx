@@ -1,6 +1,7 @@
 /** Users and roles (admins): list accounts, create one, change roles, disable and enable; add and edit roles. */
 import { useState, type FormEvent } from "react";
-import { api, describeError } from "../api/client";
+import { api } from "../api/client";
+import { describeError } from "../api/http";
 import { useSession } from "../stores/session";
 import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";

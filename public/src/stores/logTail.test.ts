@@ -1,6 +1,7 @@
-import { MAX_RECORDS, createLogTailStore, type TailRecord } from "./logTail";
+import type { LogRecord } from "../../../contracts/logs";
+import { MAX_RECORDS, createLogTailStore } from "./logTail";
 
-const record = (id: number): TailRecord => ({
+const record = (id: number): LogRecord => ({
   id,
   time: new Date(1_700_000_000_000 + id).toISOString(),
   level: "info",
@@ -8,6 +9,7 @@ const record = (id: number): TailRecord => ({
   module: "api",
   requestId: null,
   message: `record ${id}`,
+  fields: null,
 });
 
 describe("log tail store", () => {

@@ -4,34 +4,25 @@
  */
 import { createStore } from "zustand/vanilla";
 import { useStore } from "zustand";
-
-export interface TailRecord {
-  id: number;
-  time: string;
-  level: string;
-  nodeId: string;
-  module: string;
-  requestId: string | null;
-  message: string;
-}
+import type { LogRecord } from "../../../contracts/logs";
 
 export const MAX_RECORDS = 500;
 
 export interface LogTailState {
-  records: TailRecord[];
-  waiting: TailRecord[];
+  records: LogRecord[];
+  waiting: LogRecord[];
   paused: boolean;
   /** The last record id received, to resume the stream from. */
   lastId: number | null;
   /** Starts the tail with the latest stored records (newest first), so it does not open empty. */
-  seed(latest: TailRecord[]): void;
-  receive(record: TailRecord): void;
+  seed(latest: LogRecord[]): void;
+  receive(record: LogRecord): void;
   pause(): void;
   resume(): void;
   clear(): void;
 }
 
-const newestFirst = (records: TailRecord[]) => records.slice(-MAX_RECORDS).reverse();
+const newestFirst = (records: LogRecord[]) => records.slice(-MAX_RECORDS).reverse();
 
 export const createLogTailStore = () =>
   createStore<LogTailState>()((set, get) => ({

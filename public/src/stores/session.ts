@@ -12,7 +12,7 @@
 import { createStore } from "zustand/vanilla";
 import { useStore } from "zustand";
 import { hasPermission } from "../../../lib/grants";
-import { ApiError, publicApi } from "../api/client";
+import { ApiError, publicApi } from "../api/http";
 
 export interface Me {
   id: string;

@@ -7,6 +7,7 @@ import type { ErrorRecord } from "../contracts/dead-letters";
 import { createHash } from "node:crypto";
 import { Serializers } from "moleculer";
 import { createEnvelope, type EventEnvelope } from "./events";
+import { backoff } from "./backoff";
 
 /** Largest message a consumer accepts (and a producer enqueues), in bytes of its JSON. */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -25,7 +26,7 @@ export interface DeliveryPolicy {
 
 /** The delay before attempt `attempt + 1`, after `attempt` failed deliveries (1-based). */
 export function retryDelay(policy: DeliveryPolicy, attempt: number): number {
-  return Math.min(policy.maxRetryDelayMs, policy.retryDelayMs * 2 ** Math.max(0, attempt - 1));
+  return backoff(attempt, policy.retryDelayMs, policy.maxRetryDelayMs);
 }
 
 /** What a dead letter keeps of an error: the same `{ name, message, code, type, data }` shape clients get. */

@@ -19,13 +19,9 @@ export interface PublishOptions {
 
 export class InProcessChannelsAdapter extends Adapters.Fake {
   override async publish(channelName: string, payload: unknown, opts: PublishOptions = {}): Promise<void> {
-    const adapter = this as unknown as {
-      broker: { emit(event: string, data: unknown, opts: object): Promise<unknown> };
-      opts: { eventPrefix: string };
-    };
     // Moleculer's emit resolves once the local handlers have settled (it logs a handler's error, never throws it).
-    const processed = adapter.broker.emit(
-      `${adapter.opts.eventPrefix}.${channelName}`,
+    const processed = this.broker.emit(
+      `${this.opts.eventPrefix}.${channelName}`,
       { payload, headers: opts.headers },
       {},
     );

@@ -5,6 +5,7 @@
  */
 import { Client } from "pg";
 import { quoteIdentifier } from "./database";
+import { backoff } from "./backoff";
 
 export interface PgListener {
   close(): Promise<void>;
@@ -21,7 +22,7 @@ export function listen(url: string, channel: string, onWake: () => void, onError
 
   const retry = () => {
     if (closed || retryTimer) return;
-    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** Math.min(failures, 4));
+    const delay = backoff(failures + 1, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       void connect();

@@ -14,6 +14,7 @@
  * No broker and no SQL here: the engine (services/sagas.service.ts) supplies them through `ExecutorPorts`.
  */
 import { cursorName, decide, type Decision, type Outcome, type SagaDefinition, type SagaState } from "./saga";
+import { backoff } from "./backoff";
 
 export type StoredContext = Record<string, unknown>;
 
@@ -180,7 +181,7 @@ export class SagaExecutor {
         return parked ? await this.ports.park(checkpoint) : await this.enqueue(checkpoint);
       } catch (err) {
         if (this.stopping) return false;
-        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        const delay = backoff(failures + 1, 100, 5000);
         if (failures % 10 === 0) {
           this.ports.warn(
             `Saga ${checkpoint.saga.id}: checkpoint not written (${(err as Error).message}); trying again in ${delay} ms`,

@@ -15,6 +15,7 @@
  */
 import { isRetryable } from "./delivery";
 import type { SagaStatus } from "../contracts/sagas";
+import { backoff } from "./backoff";
 export type { SagaStatus } from "../contracts/sagas"; // TRANSITIONAL
 
 export interface RetryPolicy {
@@ -108,10 +109,6 @@ export function initialState(): SagaState {
   return { status: "RUNNING", cursor: { phase: "forward", step: 0, attempt: 1 }, completed: 0, reason: null };
 }
 
-export function backoff(policy: RetryPolicy, attempt: number): number {
-  return Math.min(policy.maxDelayMs, policy.delayMs * 2 ** Math.max(0, attempt - 1));
-}
-
 /** The action call the cursor points at. */
 export function callAt<C>(definition: SagaDefinition<C>, cursor: Cursor): ActionCall<C> {
   if (cursor.phase === "forward") return definition.steps[cursor.step];
@@ -188,7 +185,10 @@ export function decide<C>(definition: SagaDefinition<C>, state: SagaState, outco
     }
     if (outcome.kind === "transient" && cursor.attempt < policy.attempts) {
       const retry = nextAttempt(cursor);
-      return { state: { ...state, cursor: retry }, next: { cursor: retry, delayMs: backoff(policy, cursor.attempt) } };
+      return {
+        state: { ...state, cursor: retry },
+        next: { cursor: retry, delayMs: backoff(cursor.attempt, policy.delayMs, policy.maxDelayMs) },
+      };
     }
     if (outcome.kind === "transient") {
       const why = `${name} failed after ${cursor.attempt} attempt(s): ${outcome.message}`;
@@ -209,7 +209,10 @@ export function decide<C>(definition: SagaDefinition<C>, state: SagaState, outco
   const policy = definition.compensationRetry;
   if (cursor.attempt < policy.attempts) {
     const retry = nextAttempt(cursor);
-    return { state: { ...state, cursor: retry }, next: { cursor: retry, delayMs: backoff(policy, cursor.attempt) } };
+    return {
+      state: { ...state, cursor: retry },
+      next: { cursor: retry, delayMs: backoff(cursor.attempt, policy.delayMs, policy.maxDelayMs) },
+    };
   }
   const failure = `${name} failed after ${cursor.attempt} attempt(s): ${outcome.message}`;
   // Parked where it stopped, for an operator: `resume` runs the same action again.

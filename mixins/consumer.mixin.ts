@@ -43,23 +43,32 @@ import { invalidFields } from "../lib/errors";
 import { eventCatalogue } from "../lib/event-types";
 import { crashAt } from "../lib/failpoints";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
+import type { DbSettings } from "./db.mixin";
 
-export type ConsumerThis = Service & { sequelize: Sequelize };
+/** A consuming service: it has its own database (the db mixin), where its inbox and its handlers' writes go. */
+export type ConsumerThis = Service<DbSettings> & { sequelize: Sequelize };
 
-/** Handles one event inside the transaction that also records it in the inbox. */
-export type EventHandler = (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) => Promise<void>;
+/**
+ * Handles one event inside the transaction that also records it in the inbox, with `this` the service the mixin is
+ * mixed into (`S`: its methods and state included).
+ */
+export type EventHandler<S extends ConsumerThis = ConsumerThis> = (
+  this: S,
+  envelope: EventEnvelope,
+  transaction: Transaction,
+) => Promise<void>;
 
-export interface ConsumerMixinOptions {
+export interface ConsumerMixinOptions<S extends ConsumerThis> {
   /** The consumer group: each group gets every message once; the service's replicas share the group's messages. */
   group: string;
   /** Event type (= channel) → handler. */
-  handlers: Record<string, EventHandler>;
+  handlers: Record<string, EventHandler<S>>;
   /**
    * Runs before a message is dead-lettered, with a stable id for what it emits (a retried dead-lettering calls it
    * again with the same id). A failure here leaves the message unacknowledged, to be delivered again.
    */
   onDeadLetter?: (
-    this: ConsumerThis,
+    this: S,
     failure: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord; attempts: number },
   ) => Promise<void>;
   /**
@@ -68,7 +77,7 @@ export interface ConsumerMixinOptions {
    * back to the same group, which would fail on it the same way and dead-letter it again, without end. A failure here
    * leaves the message unacknowledged, to be delivered again.
    */
-  keepUnprocessable?: (this: ConsumerThis, message: UnprocessableMessage) => Promise<void>;
+  keepUnprocessable?: (this: S, message: UnprocessableMessage) => Promise<void>;
 }
 
 /** A message a group gave up on, as `keepUnprocessable` gets it: what arrived as text, not as a parsed envelope. */
@@ -166,11 +175,19 @@ function messageRecord(payload: unknown, jetstream: JsMsg | null): { message: un
   return { message: payload ?? null, replayable: true };
 }
 
-export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSchema> {
+export function consumerMixin<S extends ConsumerThis = ConsumerThis>(
+  options: ConsumerMixinOptions<S>,
+): Partial<ServiceSchema> {
   const { group } = options;
   if (options.handlers[DEAD_LETTER_CHANNEL] && !options.keepUnprocessable) {
     throw new Error(`The ${group} group consumes ${DEAD_LETTER_CHANNEL}, so it must keep what it gives up on itself`);
   }
+
+  /** A handler as the mixin runs it: on the service it is mixed into, which is the `S` the handler was written for. */
+  const onService = (handler: EventHandler<S>): EventHandler =>
+    function (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+      return handler.call(this as S, envelope, transaction);
+    };
 
   /** Runs a handler under the request that caused its message: its log lines name that request's id. */
   const runHandler = (svc: ConsumerThis, envelope: EventEnvelope, handler: EventHandler, transaction: Transaction) =>
@@ -263,9 +280,9 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
       delivery.channel,
       delivery.jetstream ? `seq:${delivery.jetstream.seq}` : randomUUID(),
     );
-    await options.onDeadLetter?.call(svc, { deadLetterId, envelope, error, attempts });
+    await options.onDeadLetter?.call(svc as S, { deadLetterId, envelope, error, attempts });
     if (options.keepUnprocessable) {
-      await options.keepUnprocessable.call(svc, {
+      await options.keepUnprocessable.call(svc as S, {
         id: deadLetterId,
         channel: delivery.channel,
         group,
@@ -395,7 +412,7 @@ export function consumerMixin(options: ConsumerMixinOptions): Partial<ServiceSch
 
   const schema: Partial<ServiceSchema<ServiceSettingSchema>> = {
     channels: Object.fromEntries(
-      Object.entries(options.handlers).map(([name, handler]) => [name, channel(name, handler)]),
+      Object.entries(options.handlers).map(([name, handler]) => [name, channel(name, onService(handler))]),
     ),
   };
   return schema as Partial<ServiceSchema>;

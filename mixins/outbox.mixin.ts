@@ -26,6 +26,7 @@ import type { PublishOptions } from "../lib/in-process-channels";
 import { OUTBOX_NOTIFY_CHANNEL, outboxRowsFrom } from "../lib/outbox";
 import { listen, type PgListener } from "../lib/pg-listener";
 import { storableJson } from "../lib/storable";
+import { backoff } from "../lib/backoff";
 
 export interface OutboxMixinOptions {
   batchSize?: number;
@@ -328,7 +329,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
             if (sent === batchSize) delay = 0;
           } catch (err) {
             this.outboxFailures += 1;
-            delay = Math.min(5000, 1000 * 2 ** Math.min(this.outboxFailures - 1, 3));
+            delay = backoff(this.outboxFailures, 1000, 5000);
             if (!(err instanceof OutboxStalled) || this.outboxFailures % 10 === 1) {
               this.logger.warn(`Outbox relay: ${(err as Error).message}; retrying in ${delay} ms`);
             }

@@ -39,6 +39,7 @@ import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
 import type { ClusterHealth } from "../contracts/health";
 import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { backoff } from "../lib/backoff";
 
 export type IncidentStatus = "FIRING" | "RESOLVED";
 export type NotificationChannel = "email" | "webhook";
@@ -486,7 +487,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         } catch (err) {
           const attempts = notification.attempts + 1;
           const gaveUp = attempts >= MAX_SEND_ATTEMPTS;
-          const delayMs = Math.min(1000 * 2 ** attempts, MAX_RETRY_DELAY_MS);
+          const delayMs = backoff(attempts + 1, 1000, MAX_RETRY_DELAY_MS);
           await this.rows(
             `UPDATE notifications SET attempts = $2, last_error = $3, status = $4,
                next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1 RETURNING id`,

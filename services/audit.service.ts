@@ -254,8 +254,8 @@ async function append(svc: AuditConsumer, content: AuditContent, transaction: Tr
   }
 }
 
-const recordAction: EventHandler = async function (this: ConsumerThis, envelope, transaction) {
-  await append(this as AuditConsumer, envelope.payload as AuditContent, transaction);
+const recordAction: EventHandler<AuditConsumer> = async function (envelope, transaction) {
+  await append(this, envelope.payload as AuditContent, transaction);
 };
 
 /**
@@ -281,11 +281,11 @@ async function noteMissing(
  * A domain event: stored in the event store (its stream is the entity it is about, the payload's first key) and
  * recorded in the audit trail as its producer's doing, in one transaction.
  */
-const recordEvent: EventHandler = async function (this: ConsumerThis, envelope: EventEnvelope, transaction) {
+const recordEvent: EventHandler<AuditConsumer> = async function (envelope: EventEnvelope, transaction) {
   const [streamType, subject] = Object.entries(envelope.payload as Record<string, { id?: unknown }>)[0] ?? [];
   const streamId = typeof subject?.id === "string" ? subject.id : null;
   await append(
-    this as AuditConsumer,
+    this,
     {
       id: envelope.id,
       kind: "event",
@@ -355,7 +355,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         options: { tableName: "audit_records", timestamps: false },
       },
     }),
-    consumerMixin({
+    consumerMixin<AuditConsumer>({
       group: "audit",
       onDeadLetter: noteMissing,
       handlers: {

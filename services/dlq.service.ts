@@ -33,7 +33,7 @@ import type { EventEnvelope } from "../lib/events";
 import { actorOf } from "../lib/permissions";
 import dlqMigrations from "../migrations/dlq";
 import type { CallerMeta } from "../contracts/caller";
-import { consumerMixin, type ConsumerThis, type UnprocessableMessage } from "../mixins/consumer.mixin";
+import { consumerMixin, type UnprocessableMessage } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { storableJson, storableText } from "../lib/storable";
 
@@ -266,13 +266,13 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
         options: { tableName: "dead_letters", timestamps: false },
       },
     }),
-    consumerMixin({
+    consumerMixin<DlqThis>({
       group: "dlq",
       /**
        * A dead letter (or recovery notice) this service cannot store as a record is stored as the text that arrived,
        * not replayable: a dead letter about it would come back here and fail the same way, without end.
        */
-      async keepUnprocessable(this: ConsumerThis, message: UnprocessableMessage) {
+      async keepUnprocessable(message: UnprocessableMessage) {
         const failure: DeadLetterFailure = {
           deadLetterId: message.id,
           attempts: message.attempts,
@@ -300,11 +300,11 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
             ],
           },
         );
-        await (this as unknown as DlqThis).refreshDepth();
+        await this.refreshDepth();
       },
       handlers: {
         /** Stores a dead letter, or reopens the entry of a message that failed again after a replay. */
-        async "message.deadLettered"(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+        async "message.deadLettered"(envelope: EventEnvelope, transaction: Transaction) {
           const dead = envelope.payload as DeadLetteredPayload;
           const failure: DeadLetterFailure = {
             deadLetterId: envelope.id,
@@ -344,14 +344,14 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
               transaction,
             },
           );
-          transaction.afterCommit(() => (this as unknown as DlqThis).refreshDepth());
+          transaction.afterCommit(() => this.refreshDepth());
         },
 
         /**
          * A replayed message was processed by its group: its entry (and any other for it in that group) is resolved,
          * and so is the outcome of its replay.
          */
-        async "message.recovered"(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+        async "message.recovered"(envelope: EventEnvelope, transaction: Transaction) {
           const recovered = envelope.payload as RecoveredPayload;
           await this.sequelize.query(
             `WITH resolved AS (
@@ -361,7 +361,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
              WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM resolved)`,
             { bind: [recovered.group, recovered.messageId], transaction },
           );
-          transaction.afterCommit(() => (this as unknown as DlqThis).refreshDepth());
+          transaction.afterCommit(() => this.refreshDepth());
         },
       },
     }),

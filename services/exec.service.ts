@@ -19,7 +19,7 @@ import { selectPage } from "../lib/database";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches, type Condition } from "../lib/rules";
 import execMigrations from "../migrations/exec";
-import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
+import { consumerMixin, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
@@ -147,27 +147,26 @@ function actionSchema(broker: ServiceBroker, name: string): ActionSchema | undef
 }
 
 /** Runs the enabled rules of the event's type; an error propagates to the consumer mixin's retry and DLQ. */
-const runRules: EventHandler = async function (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
-  const svc = this as unknown as ExecThis;
-  const rules = await svc.rows<RuleRow>(
+const runRules: EventHandler<ExecThis> = async function (envelope: EventEnvelope, transaction: Transaction) {
+  const rules = await this.rows<RuleRow>(
     "SELECT * FROM rules WHERE enabled AND event = $1 ORDER BY created_at, id",
     [envelope.type],
     transaction,
   );
   for (const rule of rules) {
     if (!matches(rule.condition, envelope)) continue;
-    const triggerable = actionSchema(svc.broker, rule.action);
+    const triggerable = actionSchema(this.broker, rule.action);
     if (triggerable && !triggerable.triggerable) {
       throw invalidFields(`Rule "${rule.name}" names ${rule.action}, which is not triggerable`, [
         { field: "action", message: "not triggerable", type: "actionNotTriggerable", actual: rule.action },
       ]);
     }
     // An action not (yet) in the registry fails with a retryable ServiceNotFoundError, so the event waits for it.
-    await svc.broker.call(rule.action, mapParams(rule.params, envelope) as object, {
+    await this.broker.call(rule.action, mapParams(rule.params, envelope) as object, {
       meta: { caller: SYSTEM_CALLER, idempotencyKey: `${rule.id}:${envelope.id}` },
       requestID: envelope.correlationId,
     });
-    svc.logger.info(
+    this.logger.info(
       `Rule "${rule.name}" ran ${rule.action} for ${envelope.type} ${envelope.id} (correlation ${envelope.correlationId})`,
     );
   }
@@ -186,18 +185,17 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
         options: { tableName: "rules", timestamps: false },
       },
     }),
-    consumerMixin({
+    consumerMixin<ExecThis>({
       group: "exec",
       handlers: Object.fromEntries(DOMAIN_EVENT_TYPES.map((type) => [type, runRules])),
       async onDeadLetter({ deadLetterId, envelope, error, attempts }) {
-        const svc = this as unknown as ExecThis;
         const failed = createEnvelope(
           "exec.failed",
           { event: { id: envelope?.id ?? "", type: envelope?.type ?? "" }, attempts, error },
           { source: "exec", correlationId: envelope?.correlationId ?? deadLetterId, causationId: envelope?.id ?? null },
         );
         failed.id = deterministicId("exec.failed", deadLetterId);
-        await svc.sequelize.transaction((transaction) => svc.enqueueEvent(transaction, failed));
+        await this.sequelize.transaction((transaction) => this.enqueueEvent(transaction, failed));
       },
     }),
   ],

@@ -18,7 +18,7 @@ import type { LogRecord, ShippedLogRecord, StoredSpan, Trace } from "../contract
 
 export type { Trace } from "../contracts/logs"; // TRANSITIONAL
 import logMigrations from "../migrations/logs";
-import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
+import { consumerMixin } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
@@ -131,15 +131,14 @@ type LogsThis = Service<DbSettings> &
   OutboxMethods & { retentionTimer?: NodeJS.Timeout; spansClosed?: boolean };
 
 /** Stores a batch in one statement, and raises `log.error` for its error records, in the consumer's transaction. */
-async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
-  const svc = this as unknown as LogsThis;
+async function storeBatch(this: LogsThis, envelope: EventEnvelope, transaction: Transaction) {
   const { records, dropped, nodeId } = envelope.payload as {
     records: ShippedLogRecord[];
     dropped: number;
     nodeId: string;
   };
   if (records.length > 0) {
-    await svc.sequelize.query(
+    await this.sequelize.query(
       `INSERT INTO log_records (time, level, node_id, module, request_id, message, fields)
        SELECT r.time, r.level, r."nodeId", r.module, r."requestId", r.message, r.fields
        FROM jsonb_to_recordset($1::jsonb) AS r(time timestamptz, level text, "nodeId" text, module text,
@@ -148,8 +147,8 @@ async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transacti
     );
   }
   if (dropped > 0) {
-    svc.logger.warn(`Node ${nodeId} dropped ${dropped} log record(s): its buffer was full`);
-    transaction.afterCommit(() => svc.broker.metrics.increment("aicunet.logs.dropped", { node: nodeId }, dropped));
+    this.logger.warn(`Node ${nodeId} dropped ${dropped} log record(s): its buffer was full`);
+    transaction.afterCommit(() => this.broker.metrics.increment("aicunet.logs.dropped", { node: nodeId }, dropped));
   }
   for (const [index, record] of records.entries()) {
     if (!ALARMING.has(record.level)) continue;
@@ -159,7 +158,7 @@ async function storeBatch(this: ConsumerThis, envelope: EventEnvelope, transacti
       { source: "logs", correlationId: record.requestId ?? envelope.id },
     );
     event.id = deterministicId("log.error", envelope.id, index);
-    await svc.enqueueEvent(transaction, event);
+    await this.enqueueEvent(transaction, event);
   }
 }
 
@@ -180,7 +179,7 @@ const LogsService: ServiceSchema<
         options: { tableName: "log_records", timestamps: false },
       },
     }),
-    consumerMixin({ group: "logs", handlers: { "log.batch": storeBatch } }),
+    consumerMixin<LogsThis>({ group: "logs", handlers: { "log.batch": storeBatch } }),
   ],
 
   created(this: LogsThis) {

@@ -41,7 +41,7 @@ import {
 } from "../lib/saga";
 import { SagaExecutor, type Checkpoint, type RunningSaga, type TimelineEntry } from "../lib/saga-executor";
 import sagaMigrations from "../migrations/sagas";
-import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
+import { consumerMixin, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { sagaDefinitions } from "../sagas";
@@ -200,15 +200,14 @@ interface SagasState {
 type SagasThis = Service<DbSettings> & DbServiceThis & SagasMethods & OutboxMethods & SagasState;
 
 /** A definition's start event: one saga per subject (a repeated event finds it and starts nothing). */
-function startHandler(definitionName: string): EventHandler {
-  return async function (this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
-    const svc = this as unknown as SagasThis;
-    const definition = svc.definition(definitionName);
+function startHandler(definitionName: string): EventHandler<SagasThis> {
+  return async function (envelope: EventEnvelope, transaction: Transaction) {
+    const definition = this.definition(definitionName);
     const subjectId = definition.start.subjectId(envelope.payload);
     const sagaId = deterministicId("saga", definitionName, subjectId);
     const state = initialState();
     // The saga and its first timeline entry, under this node's lease, in the consumer's transaction.
-    const [created] = await svc.rows<SagaRow>(
+    const [created] = await this.rows<SagaRow>(
       `WITH created AS (
          INSERT INTO sagas (id, definition, subject_id, status, cursor, completed, context, correlation_id,
                             lease_owner, lease_until)
@@ -227,7 +226,7 @@ function startHandler(definitionName: string): EventHandler {
         storableJson(state.cursor),
         storableJson(definition.start.context(envelope.payload, sagaId)),
         envelope.correlationId,
-        svc.leaseOwner,
+        this.leaseOwner,
         config().saga.leaseMs,
         `${envelope.type} ${envelope.id}`,
       ],
@@ -235,28 +234,26 @@ function startHandler(definitionName: string): EventHandler {
     );
     if (!created) return;
     transaction.afterCommit(() => {
-      svc.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName });
+      this.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName });
       crashAt(`saga.committed:${cursorName(definition, state.cursor)}`);
-      svc.executor.adopt(runningOf(created));
+      this.executor.adopt(runningOf(created));
     });
   };
 }
 
 /** A parked saga's command replayed from the dead-letter queue: resumes it here if it is still parked there. */
-const resumeFromDeadLetter: EventHandler = async function (
-  this: ConsumerThis,
+const resumeFromDeadLetter: EventHandler<SagasThis> = async function (
   envelope: EventEnvelope,
   transaction: Transaction,
 ) {
-  const svc = this as unknown as SagasThis;
   const due = envelope.payload as StepDue;
   // Only a resume: the per-step commands of the engine before issue 15 are obsolete (the sweeper runs those sagas).
   if (!due.resume) return;
-  const row = await svc.lockSaga(due.sagaId, transaction);
+  const row = await this.lockSaga(due.sagaId, transaction);
   if (!row || row.status !== "FAILED" || !sameCursor(row.cursor, due.cursor)) return;
   const decision = resume(stateOf(row));
-  const step = cursorName(svc.definition(row.definition), decision.state.cursor);
-  await svc.takeOver(
+  const step = cursorName(this.definition(row.definition), decision.state.cursor);
+  await this.takeOver(
     row,
     decision,
     { step, attempt: 1, outcome: "resumed", message: "replayed from the dead-letter queue", durationMs: null },
@@ -277,7 +274,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
         options: { tableName: "sagas", timestamps: false },
       },
     }),
-    consumerMixin({
+    consumerMixin<SagasThis>({
       group: "sagas",
       handlers: {
         ...Object.fromEntries(

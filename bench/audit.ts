@@ -16,7 +16,7 @@
  * CPU during the measured run: the node process (utime + stime from /proc/<pid>/stat) and the whole machine's busy
  * time (/proc/stat: not idle, not waiting for I/O), in cores.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -25,9 +25,10 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { Client } from "pg";
 import type { ChainVerdict } from "../services/audit.service";
-import { dropScopeDatabases } from "../test/support/nodes";
-import { freePort, startNats } from "../test/support/servers";
+import { dropScopeDatabases, login } from "../test/support/nodes";
+import { startNats } from "../test/support/servers";
 import type { RateResult } from "./data";
+import { startTarget } from "./target-process";
 
 const ADMIN = { email: "bench@aicunet.local", password: "bench-admin-password" };
 const AUDITED_ACTION = "products.update";
@@ -83,39 +84,6 @@ function machineTicks(): { total: number; idle: number } {
 }
 
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim()) || 100;
-
-/** Starts a bench/targets.ts node as its own process; resolves once it is ready. */
-async function startNode(mode: string, env: Record<string, string>) {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(__dirname, "targets.ts"), mode, String(port)],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("listening") && resolve());
-    child.once("exit", (code) => reject(new Error(`${mode} target exited with ${code}`)));
-  });
-  return {
-    pid: child.pid!,
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-async function login(base: string): Promise<string> {
-  const res = await fetch(`${base}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(ADMIN),
-  });
-  if (res.status !== 200) throw new Error(`bench login failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { accessToken: string }).accessToken;
-}
 
 function databaseUrl(serverUrl: string, name: string): string {
   const url = new URL(serverUrl);
@@ -210,13 +178,13 @@ async function measureTarget(
   seconds: number,
   productCount: number,
 ): Promise<{ run: AuditRun; check?: AuditCheck }> {
-  const node = await startNode(mode, env);
+  const node = await startTarget(mode, env);
   const products = new Client({
     connectionString: databaseUrl(env.DATABASE_URL, `${env.DATABASE_NAME_PREFIX}products`),
   });
   let audit: Awaited<ReturnType<typeof auditCounter>> | undefined;
   try {
-    const token = await login(node.base);
+    const token = await login(node.base, ADMIN);
     for (let i = 0; i < productCount; i++) {
       const res = await fetch(`${node.base}/api/products`, {
         method: "POST",

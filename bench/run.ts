@@ -11,7 +11,6 @@
  * `npm run bench -- audit` measures a REST write with the audit trail on and off (bench/audit.ts; needs nats-server).
  * `npm run bench -- ui` measures the web console's bundle and time to first render in Chromium (bench/ui.ts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
@@ -22,7 +21,8 @@ import { eventBackbone, reportEvents } from "./events";
 import { reportSagas, sagaBench } from "./sagas";
 import { reportUi, uiBench } from "./ui";
 import type { PublicJwk } from "../lib/signing-keys";
-import { dropScopeDatabases } from "../test/support/nodes";
+import { dropScopeDatabases, login, registerCustomer } from "../test/support/nodes";
+import { startTarget } from "./target-process";
 import { freePort, startNats } from "../test/support/servers";
 
 const duration = Number(process.env.BENCH_DURATION ?? 10);
@@ -30,22 +30,6 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ADMIN = { email: "bench@aicunet.local", password: "bench-admin-password" };
 
 type Measurement = RateResult;
-
-async function startTarget(
-  mode: string,
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "targets.ts"), mode, String(port)], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, ...env },
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("listening") && resolve());
-    child.once("exit", (code) => reject(new Error(`${mode} target exited with ${code}`)));
-  });
-  return { child, port };
-}
 
 /** Warm-up, then the measured autocannon run, with this run's connections and duration. */
 function measure(target: string, url: string, headers: Record<string, string> = {}): Promise<Measurement> {
@@ -58,11 +42,11 @@ async function run(
   env: Record<string, string> = {},
   headers: Record<string, string> = {},
 ) {
-  const { child, port } = await startTarget(mode, env);
+  const target = await startTarget(mode, env);
   try {
-    return await measure(mode, `http://127.0.0.1:${port}${route}`, headers);
+    return await measure(mode, `${target.base}${route}`, headers);
   } finally {
-    child.kill("SIGKILL");
+    await target.stop("SIGKILL");
   }
 }
 
@@ -106,31 +90,21 @@ async function withDatabase<T>(work: (env: Record<string, string>) => Promise<T>
   }
 }
 
-async function login(base: string, credentials: { email: string; password: string }): Promise<string> {
-  const res = await fetch(`${base}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(credentials),
-  });
-  if (res.status !== 200) throw new Error(`bench login failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { accessToken: string }).accessToken;
-}
-
 async function authenticatedPair(env: Record<string, string>): Promise<[Measurement, Measurement]> {
   const gateway = await startTarget("gateway-auth", env);
   try {
-    const base = `http://127.0.0.1:${gateway.port}`;
+    const base = gateway.base;
     const headers = { authorization: `Bearer ${await login(base, ADMIN)}` };
     const { keys } = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: PublicJwk[] };
     const probe = await fetch(`${base}/api/bench/item?id=42`, { headers });
     if (probe.status !== 200)
       throw new Error(`authenticated bench route answers ${probe.status}: ${await probe.text()}`);
     const viaGateway = await measure("gateway-auth", `${base}/api/bench/item?id=42`, headers);
-    gateway.child.kill("SIGKILL");
+    await gateway.stop("SIGKILL");
     const viaFastify = await run("fastify-jwt", "/item?id=42", { BENCH_JWK: JSON.stringify(keys[0]) }, headers);
     return [viaFastify, viaGateway];
   } finally {
-    gateway.child.kill("SIGKILL");
+    await gateway.stop("SIGKILL");
   }
 }
 
@@ -140,23 +114,17 @@ async function dataServices(env: Record<string, string>) {
   let pairs: Awaited<ReturnType<typeof dataPairs>>;
   let authenticated: readonly [Measurement, Measurement];
   try {
-    const base = `http://127.0.0.1:${node.port}`;
-    const customer = { email: "bench-customer@aicunet.local", password: "bench-customer-password" };
-    await fetch(`${base}/api/auth/register`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ ...customer, displayName: "Bench" }),
-    });
+    const base = node.base;
     const setup = {
       base,
       adminToken: await login(base, ADMIN),
-      customerToken: await login(base, customer),
+      customerToken: await registerCustomer(base, "bench-customer@aicunet.local"),
       env: dataEnv,
     };
     pairs = await dataPairs(setup, connections, duration);
     authenticated = await authenticatedList(setup);
   } finally {
-    node.child.kill("SIGKILL");
+    await node.stop("SIGKILL");
   }
   // The same databases, the products service now on a node of its own.
   const remote = await remoteList(dataEnv);
@@ -190,7 +158,7 @@ async function remoteList(env: Record<string, string>): Promise<Measurement> {
   const products = await startTarget("products-node", { ...cluster, NODE_ID: "bench-products" });
   const gateway = await startTarget("gateway-edge", { ...cluster, NODE_ID: "bench-edge" });
   try {
-    const base = `http://127.0.0.1:${gateway.port}`;
+    const base = gateway.base;
     const headers = { authorization: `Bearer ${await login(base, ADMIN)}` };
     // The gateway's routes to products exist once the products node is discovered.
     for (let probe = 0; (await fetch(`${base}/api/products?pageSize=10`, { headers })).status !== 200; probe++) {
@@ -199,8 +167,7 @@ async function remoteList(env: Record<string, string>): Promise<Measurement> {
     }
     return await measure("GET /api/products (products on another node)", `${base}/api/products?pageSize=10`, headers);
   } finally {
-    gateway.child.kill("SIGKILL");
-    products.child.kill("SIGKILL");
+    await Promise.all([gateway.stop("SIGKILL"), products.stop("SIGKILL")]);
     await nats.stop();
   }
 }

@@ -4,48 +4,30 @@
  * while they refuse), repeated evaluations add nothing, discarding it sends one resolved notice, a relapse within the
  * cool-down is recorded but not sent; a circuit breaker opening and closing, and a burst of error logs, alert too.
  */
-import type { ServiceBroker, ServiceSchema } from "moleculer";
-import { Client } from "pg";
-import { databaseUrlFor } from "../../lib/database";
+import type { ServiceSchema } from "moleculer";
+import type { Client } from "pg";
 import { createEnvelope } from "../../lib/events";
 import type { Incident, IncidentPage, Notice } from "../../services/alerts.service";
 import type { DeadLetterPage } from "../../services/dlq.service";
 import type { Saga } from "../../services/sagas.service";
-import { apiRequest } from "../support/api";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  waitFor,
-  type ErrorBody,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from "../support/sinks";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
 let smtp: SmtpSink;
 let webhook: WebhookReceiver;
 let alertsDb: Client;
 
-const send = (method: string, path: string, body?: unknown, token = admin) =>
-  apiRequest(base, token, method, path, body);
-
 const incidents = async (query = "") => json<IncidentPage>(await send("GET", `/api/alerts${query}`));
 const subjects = () => smtp.messages.map((mail) => mail.subject);
 const webhookTexts = () => webhook.bodies.map((body) => (body as { text: string }).text.split("\n")[0]);
+/** Time for something that must not happen (a notice, an incident): an absence has no condition to wait on. */
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A message no consumer can accept: exec dead-letters it at once. */
 async function deadLetter(): Promise<string> {
   const before = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING"));
-  await broker.sendToChannel("order.created", { not: "an envelope" });
+  await node.broker.sendToChannel("order.created", { not: "an envelope" });
   const page = await waitFor(async () => {
     const now = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING"));
     return now.total > before.total ? now : undefined;
@@ -70,10 +52,11 @@ const parkedSagasService: ServiceSchema = {
 
 beforeAll(async () => {
   [smtp, webhook] = await Promise.all([startSmtpSink(), startWebhookReceiver()]);
-  const port = await freePort();
-  const cfg = testConfig(scope, {
+});
+
+const node = withNode(
+  () => ({
     SERVICES: "api,auth,exec,dlq,alerts",
-    PORT: String(port),
     ALERT_INTERVAL: "250",
     ALERT_COOLDOWN: "60000",
     ALERT_DLQ_DEPTH: "1",
@@ -82,19 +65,18 @@ beforeAll(async () => {
     ALERT_EMAIL_FROM: "alerts@aicunet.test",
     ALERT_EMAIL_TO: "ops@aicunet.test,oncall@aicunet.test",
     ALERT_WEBHOOK_URL: webhook.url,
-  });
-  broker = await startInProcessNode(cfg, [parkedSagasService]);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  alertsDb = new Client({ connectionString: databaseUrlFor("alerts", cfg) });
-  await alertsDb.connect();
+  }),
+  { services: [parkedSagasService] },
+);
+const { send } = node;
+
+beforeAll(async () => {
+  alertsDb = await node.database("alerts");
 });
 
+// After the node's own afterAll: it stops before the sinks it sends to.
 afterAll(async () => {
-  await alertsDb?.end();
-  await broker?.stop();
   await Promise.all([smtp?.stop(), webhook?.stop()]);
-  await dropScopeDatabases(scope.prefix);
 });
 
 describe("dead letters", () => {
@@ -176,13 +158,13 @@ describe("other rules", () => {
   it("alerts on a circuit breaker that opens, and resolves when it closes", async () => {
     const sent = smtp.messages.length;
     const breaker = { nodeID: "payments-node-1", service: "payments", action: "payments.charge" };
-    broker.broadcast("$circuit-breaker.opened", { ...breaker, failures: 6, count: 10, rate: 0.6 });
+    node.broker.broadcast("$circuit-breaker.opened", { ...breaker, failures: 6, count: 10, rate: 0.6 });
     await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
     expect(smtp.messages[sent].subject).toBe(
       `[AiCUnet] FIRING circuit-breaker: Circuit breaker open for payments.charge on node payments-node-1 ` +
-        `(seen from ${broker.nodeID})`,
+        `(seen from ${node.broker.nodeID})`,
     );
-    broker.broadcast("$circuit-breaker.closed", breaker);
+    node.broker.broadcast("$circuit-breaker.closed", breaker);
     await waitFor(async () => (smtp.messages.length === sent + 2 ? true : undefined));
     expect(smtp.messages[sent + 1].subject).toMatch(/^\[AiCUnet\] RESOLVED circuit-breaker: /);
   });
@@ -200,11 +182,17 @@ describe("other rules", () => {
     });
     // What the log store publishes for each error record it stores.
     for (const message of ["first failure", "second failure"]) {
-      await broker.sendToChannel("log.error", createEnvelope("log.error", { record: record(message) }, envelopeOf()));
+      await node.broker.sendToChannel(
+        "log.error",
+        createEnvelope("log.error", { record: record(message) }, envelopeOf()),
+      );
     }
     await settle(800);
     expect((await incidents("?rule=error-rate")).total).toBe(0);
-    await broker.sendToChannel("log.error", createEnvelope("log.error", { record: record("third") }, envelopeOf()));
+    await node.broker.sendToChannel(
+      "log.error",
+      createEnvelope("log.error", { record: record("third") }, envelopeOf()),
+    );
     await waitFor(async () => (smtp.messages.length === sent + 1 ? true : undefined));
     expect(smtp.messages[sent].subject).toMatch(/^\[AiCUnet\] FIRING error-rate: 3 error log record\(s\) in the last/);
   });
@@ -263,7 +251,7 @@ describe("API", () => {
     const body = await json<ErrorBody>(bad);
     expect(body.type).toBe("VALIDATION_ERROR");
     expect((body.data as { field: string }[]).map((problem) => problem.field)).toEqual(["status"]);
-    const customer = await registerCustomer(base, "cust@alerts.example");
+    const customer = await registerCustomer(node.base, "cust@alerts.example");
     expect((await send("GET", "/api/alerts", undefined, customer)).status).toBe(403);
     const unknown = "6f1c2a4e-0000-4000-8000-000000000000";
     expect((await send("POST", `/api/alerts/${unknown}/acknowledge`, undefined, customer)).status).toBe(403);

@@ -483,8 +483,13 @@ describe("RBAC", () => {
       body: { description: "test", permissions: [...customerRole.permissions, "products:write"] },
     });
     expect(put.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the auth.roles.changed broadcast
-    expect((await call("POST", "/api/products", { token: accessToken, body: product })).status).toBe(201);
+    // Through the auth.roles.changed broadcast, well before the gateway's roles table would expire (30 s).
+    await waitFor(
+      async () =>
+        (await call("POST", "/api/products", { token: accessToken, body: product })).status === 201 ? true : undefined,
+      5000,
+      "the role change to reach the gateway",
+    );
     await call("PUT", "/api/auth/roles/customer", {
       token: adminToken,
       body: { permissions: customerRole.permissions },

@@ -5,21 +5,12 @@
  * decides it. One node with the in-memory channels (the embedded default) and the real PostgreSQL; the exec service's
  * rules are the consumer, as a user would set one up.
  */
-import type { Context, ServiceBroker, ServiceSchema } from "moleculer";
+import type { Context, ServiceSchema } from "moleculer";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { DeadLetterPage } from "../../services/dlq.service";
-import type { Product } from "../../services/products.service";
 import type { Rule } from "../../services/exec.service";
-import { apiRequest, orderBody } from "../support/api";
-import { dropScopeDatabases, isolation, json, login, startInProcessNode, testConfig, waitFor } from "../support/nodes";
-import { freePort } from "../support/servers";
-
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
-
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
+import { json, waitFor } from "../support/nodes";
+import { withNode } from "../support/suite";
 
 /** Orders the narrow action has handled. */
 const handled = new Set<string>();
@@ -39,34 +30,24 @@ const narrowService: ServiceSchema = {
   },
 };
 
-beforeAll(async () => {
-  const port = await freePort();
-  const cfg = testConfig(scope, {
+const node = withNode(
+  {
     SERVICES: "api,auth,products,orders,exec,dlq",
-    PORT: String(port),
     // Two attempts, 20 ms apart: a burst of refusals counted as attempts would dead-letter most of the burst.
     DELIVERY_MAX_ATTEMPTS: "2",
     DELIVERY_RETRY_DELAY: "20",
-  });
-  broker = await startInProcessNode(cfg, [narrowService]);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-});
-
-afterAll(async () => {
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
-});
+  },
+  { services: [narrowService] },
+);
+const { send, placeOrder } = node;
 
 it("processes every message of a burst that a full bulkhead refuses, dead-lettering none", async () => {
-  const product = await json<Product>(
-    await send("POST", "/api/products", {
-      sku: "BP-1",
-      name: "Backpressure widget",
-      price: { amount: 100, currency: "EUR" },
-      stock: 1000,
-    }),
-  );
+  const product = await node.createProduct({
+    sku: "BP-1",
+    name: "Backpressure widget",
+    price: { amount: 100, currency: "EUR" },
+    stock: 1000,
+  });
   const rule = await json<Rule>(
     await send("POST", "/api/exec/rules", {
       name: "Narrow rule",
@@ -81,15 +62,11 @@ it("processes every message of a burst that a full bulkhead refuses, dead-letter
   // ("Queue is full").
   const hold = Promise.all(
     ["00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000001"].map((orderId) =>
-      broker.call("narrow.handle", { orderId, holdMs: 2000 }, { meta: { caller: SYSTEM_CALLER } }),
+      node.broker.call("narrow.handle", { orderId, holdMs: 2000 }, { meta: { caller: SYSTEM_CALLER } }),
     ),
   );
   const orders: string[] = [];
-  for (let i = 0; i < 8; i += 1) {
-    const res = await send("POST", "/api/orders", orderBody(product.id, "NARROW"));
-    expect(res.status).toBe(201);
-    orders.push((await json<{ id: string }>(res)).id);
-  }
+  for (let i = 0; i < 8; i += 1) orders.push((await placeOrder(product.id, "NARROW")).id);
   const deadLetters = async () => (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec"))).rows;
   // Ends as soon as one is dead-lettered (the failure) or all are handled.
   await waitFor(

@@ -4,52 +4,26 @@
  * (dead letter at once, `exec.failed` through the outbox, the DLQ depth gauge), replay from the REPL command once the
  * rule is fixed, and the DLQ API's answers to bad input.
  */
-import { Errors, type Context, type ServiceBroker, type ServiceSchema } from "moleculer";
-import { Client } from "pg";
+import { Errors, type Context, type ServiceSchema } from "moleculer";
+import type { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
-import { databaseUrlFor } from "../../lib/database";
 import { setChannelsReady } from "../../lib/delivery";
 import type { Page } from "../../lib/paging";
 import type { DeadLetter, DeadLetterGroup, DeadLetterPage, Replay, ReplayOperation } from "../../services/dlq.service";
 import type { Rule, Task } from "../../services/exec.service";
-import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  waitFor,
-  type ErrorBody,
-} from "../support/nodes";
+import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
 import { validateOpenApi } from "../support/openapi";
-import { apiRequest, orderBody } from "../support/api";
-import { freePort } from "../support/servers";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
 let customer: string;
 let product: Product;
 let execDb: Client;
 let dlqDb: Client;
 
-const send = (method: string, path: string, body?: unknown, token = admin) =>
-  apiRequest(base, token, method, path, body);
-
-async function placeOrder(shippingName: string, quantity = 1): Promise<Order> {
-  const res = await send("POST", "/api/orders", orderBody(product.id, shippingName, { quantity }));
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
-
 const ruleCount = async () => Number((await execDb.query("SELECT count(*) FROM rules")).rows[0].count);
 const depth = (channel: string) =>
-  broker.metrics.getMetric("aicunet.dlq.depth")?.get({ channel })?.value as number | undefined;
+  node.broker.metrics.getMetric("aicunet.dlq.depth")?.get({ channel })?.value as number | undefined;
 
 /** A rule action whose downstream is out: every call fails with a retryable error. */
 let outageCalls = 0;
@@ -69,35 +43,21 @@ const outageService: ServiceSchema = {
   },
 };
 
-beforeAll(async () => {
-  const port = await freePort();
-  const cfg = testConfig(scope, {
-    SERVICES: "api,auth,products,orders,exec,dlq",
-    PORT: String(port),
-    DELIVERY_MAX_ATTEMPTS: "2",
-    DELIVERY_RETRY_DELAY: "50",
-  });
-  broker = await startInProcessNode(cfg, [outageService]);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  customer = await registerCustomer(base, "cust@exec.example");
-  product = await json<Product>(
-    await send("POST", "/api/products", {
-      sku: "EXEC-1",
-      name: "Exec widget",
-      price: { amount: 500, currency: "EUR" },
-      stock: 1000,
-    }),
-  );
-  execDb = new Client({ connectionString: databaseUrlFor("exec", cfg) });
-  dlqDb = new Client({ connectionString: databaseUrlFor("dlq", cfg) });
-  await Promise.all([execDb.connect(), dlqDb.connect()]);
-});
+const node = withNode(
+  { SERVICES: "api,auth,products,orders,exec,dlq", DELIVERY_MAX_ATTEMPTS: "2", DELIVERY_RETRY_DELAY: "50" },
+  { services: [outageService] },
+);
+const { send, placeOrder } = node;
 
-afterAll(async () => {
-  await Promise.all([execDb?.end(), dlqDb?.end()]);
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
+beforeAll(async () => {
+  customer = await registerCustomer(node.base, "cust@exec.example");
+  product = await node.createProduct({
+    sku: "EXEC-1",
+    name: "Exec widget",
+    price: { amount: 500, currency: "EUR" },
+    stock: 1000,
+  });
+  [execDb, dlqDb] = await Promise.all([node.database("exec"), node.database("dlq")]);
 });
 
 it("ships a built-in rule that opens a review task for a large order, once", async () => {
@@ -106,8 +66,8 @@ it("ships a built-in rule that opens a review task for a large order, once", asy
     expect.objectContaining({ name: "Restock low stock", event: "product.stockChanged", builtIn: true }),
     expect.objectContaining({ name: "Review large orders", event: "order.created", builtIn: true, enabled: true }),
   ]);
-  const small = await placeOrder("SMALL", 1);
-  const large = await placeOrder("LARGE", 200);
+  const small = await placeOrder(product.id, "SMALL", { quantity: 1 });
+  const large = await placeOrder(product.id, "LARGE", { quantity: 200 });
   const tasks = await waitFor(
     async () => {
       const found = (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${large.id}`))).rows;
@@ -144,6 +104,7 @@ it("ships a built-in rule that opens a restock task when a product's stock drops
   product = await json<Product>(
     await send("PATCH", `/api/products/${product.id}`, { name: "Renamed", version: product.version }),
   );
+  // A sleep, not a wait: time for a task that must not be opened.
   await new Promise((resolve) => setTimeout(resolve, 500));
   expect(
     (await json<Page<Task>>(await send("GET", `/api/exec/tasks?subject=${product.id}&kind=restock`))).rows,
@@ -209,21 +170,21 @@ describe("rules API", () => {
     );
     const printed: string[] = [];
     const print = (text: string) => printed.push(text);
-    await ruleCommand(broker, "list", undefined, print);
+    await ruleCommand(node.broker, "list", undefined, print);
     expect(printed[0]).toBe(`${await ruleCount()} rule(s)`);
     expect(printed.some((line) => line.startsWith(`${rule.id}  enabled `))).toBe(true);
-    await ruleCommand(broker, "disable", rule.id, print);
+    await ruleCommand(node.broker, "disable", rule.id, print);
     expect(printed.at(-1)).toMatch(new RegExp(`^${rule.id}  disabled  REPL rule`));
     expect((await execDb.query("SELECT enabled FROM rules WHERE id = $1", [rule.id])).rows).toEqual([
       { enabled: false },
     ]);
-    await ruleCommand(broker, "enable", rule.id, print);
+    await ruleCommand(node.broker, "enable", rule.id, print);
     expect((await execDb.query("SELECT enabled FROM rules WHERE id = $1", [rule.id])).rows).toEqual([
       { enabled: true },
     ]);
-    await ruleCommand(broker, "delete", rule.id, print);
+    await ruleCommand(node.broker, "delete", rule.id, print);
     expect((await execDb.query("SELECT 1 FROM rules WHERE id = $1", [rule.id])).rowCount).toBe(0);
-    await expect(ruleCommand(broker, "show", rule.id, print)).rejects.toMatchObject({ code: 404 });
+    await expect(ruleCommand(node.broker, "show", rule.id, print)).rejects.toMatchObject({ code: 404 });
   });
 
   it("answers 409 for a duplicate name and for deleting a built-in rule, 404 for an unknown id", async () => {
@@ -270,7 +231,7 @@ async function fixRule(rule: Rule): Promise<void> {
 
 it("dead-letters an event whose rule action rejects its parameters, publishes exec.failed, and replays from the REPL once fixed", async () => {
   const broken = await brokenRule("Broken rule", "EXECFAIL", "broken");
-  const order = await placeOrder("EXECFAIL");
+  const order = await placeOrder(product.id, "EXECFAIL");
   const entry = await waitFor(
     async () => (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec&status=PENDING"))).rows[0],
     10_000,
@@ -295,12 +256,12 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
   });
 
   const printed: string[] = [];
-  await dlqCommand(broker, "list", undefined, { group: "exec" }, (text) => printed.push(text));
+  await dlqCommand(node.broker, "list", undefined, { group: "exec" }, (text) => printed.push(text));
   expect(printed[0]).toBe("1 dead letter(s)");
   expect(printed[1]).toContain(entry.id);
 
   await fixRule(broken);
-  await dlqCommand(broker, "replay", entry.id, {}, (text) => printed.push(text));
+  await dlqCommand(node.broker, "replay", entry.id, {}, (text) => printed.push(text));
   expect(printed.at(-1)).toBe(`Replayed ${entry.id} to order.created (replay 1)`);
   await waitFor(
     async () => {
@@ -326,7 +287,11 @@ it("dead-letters an event whose rule action rejects its parameters, publishes ex
 
 it("groups dead letters that failed the same way, and replays a group only as the count its operator saw", async () => {
   const broken = await brokenRule("Broken rule for groups", "EXECGROUP", "grouped");
-  const orders = [await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP"), await placeOrder("EXECGROUP")];
+  const orders = [
+    await placeOrder(product.id, "EXECGROUP"),
+    await placeOrder(product.id, "EXECGROUP"),
+    await placeOrder(product.id, "EXECGROUP"),
+  ];
   const group = await waitFor(
     async () => {
       const page = await json<Page<DeadLetterGroup>>(await send("GET", "/api/dlq/groups?group=exec"));
@@ -398,7 +363,7 @@ it("groups dead letters that failed the same way, and replays a group only as th
 
 it("runs a replay operation at its rate, cancels it half-way, and counts what became of each letter", async () => {
   const broken = await brokenRule("Broken rule for operations", "EXECOPS", "operated");
-  for (let i = 0; i < 6; i += 1) await placeOrder("EXECOPS");
+  for (let i = 0; i < 6; i += 1) await placeOrder(product.id, "EXECOPS");
   const mine = "/api/dlq?status=PENDING&search=EXECOPS";
   const letters = await waitFor(
     async () => {
@@ -498,7 +463,7 @@ it("runs a replay operation at its rate, cancels it half-way, and counts what be
 
 it("goes on with a replay operation a stopped node left running", async () => {
   const broken = await brokenRule("Broken rule for a left operation", "EXECLEFT", "left");
-  await placeOrder("EXECLEFT");
+  await placeOrder(product.id, "EXECLEFT");
   const [letter] = await waitFor(
     async () => {
       const page = await json<DeadLetterPage>(await send("GET", "/api/dlq?status=PENDING&search=EXECLEFT"));
@@ -511,7 +476,7 @@ it("goes on with a replay operation a stopped node left running", async () => {
   // As a node that stopped mid-operation left it: running, its letter waiting, started by someone else. This node is
   // still starting as it finds it: its consumers have not subscribed yet.
   const operationId = crypto.randomUUID();
-  setChannelsReady(broker, false);
+  setChannelsReady(node.broker, false);
   try {
     await dlqDb.query(
       `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by)
@@ -527,7 +492,7 @@ it("goes on with a replay operation a stopped node left running", async () => {
     const { rows } = await dlqDb.query("SELECT state FROM replays WHERE operation_id = $1", [operationId]);
     expect(rows).toEqual([{ state: "WAITING" }]);
   } finally {
-    setChannelsReady(broker, true);
+    setChannelsReady(node.broker, true);
   }
   const done = await waitFor(
     async () => {
@@ -556,7 +521,7 @@ it("retries a rule action that keeps failing transiently, then dead-letters the 
       params: { orderId: "$.payload.order.id" },
     }),
   );
-  const order = await placeOrder("OUTAGE");
+  const order = await placeOrder(product.id, "OUTAGE");
   const entry = await waitFor(
     async () =>
       (await json<DeadLetterPage>(await send("GET", "/api/dlq?group=exec&status=PENDING&search=OUTAGE"))).rows[0],

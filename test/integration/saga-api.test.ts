@@ -3,96 +3,48 @@
  * PostgreSQL): inspection, an operator compensating a running saga, the 409s of moves that do not apply, bad input,
  * and who may look.
  */
-import type { ServiceBroker } from "moleculer";
-import { Client } from "pg";
+import type { Client } from "pg";
 import { sagaCommand } from "../../bin/repl-commands";
-import { databaseUrlFor } from "../../lib/database";
-import type { Order, OrderWithSaga } from "../../services/orders.service";
+import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import type { Saga, SagaPage } from "../../services/sagas.service";
 import { validateOpenApi } from "../support/openapi";
-import { apiRequest, orderBody, type OrderOptions } from "../support/api";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  waitFor,
-  type ErrorBody,
-} from "../support/nodes";
+import { orderBody } from "../support/api";
+import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
 import { CaptureLogger } from "../support/capture-logger";
-import { freePort } from "../support/servers";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
-let customer: string;
-let product: Product;
-let paymentsDb: Client;
 const logs = new CaptureLogger();
-
-const send = (method: string, path: string, body?: unknown, token = admin) =>
-  apiRequest(base, token, method, path, body);
-
-async function placeOrder(tag: string, options: OrderOptions = {}, token = admin): Promise<Order> {
-  const res = await send("POST", "/api/orders", orderBody(product.id, tag, options), token);
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
-
-async function settledOrder(id: string, token = admin): Promise<OrderWithSaga> {
-  return waitFor(
-    async () => {
-      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${id}`, undefined, token));
-      // Both: the order and its saga are read one after the other, so one may be seen a step ahead of the other.
-      const ended = ["COMPLETED", "COMPENSATED"].includes(order.saga?.status ?? "");
-      return ended && ["COMPLETED", "CANCELLED", "COMPENSATED"].includes(order.status) ? order : undefined;
-    },
-    20_000,
-    `the saga of ${id}`,
-  );
-}
-
-beforeAll(async () => {
-  const port = await freePort();
-  const cfg = testConfig(scope, {
+const node = withNode(
+  {
     SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
-    PORT: String(port),
     SAGA_STEP_TIMEOUT: "10000",
     // Step retries at about 0.2, 0.6, 1.4 and 3 s after the first attempt: a 1.2 s outage fails the first three.
     SAGA_STEP_ATTEMPTS: "5",
     SAGA_RETRY_DELAY: "200",
     SAGA_COMPENSATION_ATTEMPTS: "2",
     PAYMENTS_SLOW_MS: "1500",
-  });
-  broker = await startInProcessNode(cfg, [], { logger: logs });
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  customer = await registerCustomer(base, "cust@saga.example");
-  product = await json<Product>(
-    await send("POST", "/api/products", {
-      sku: "SAPI-1",
-      name: "Saga API",
-      price: { amount: 900, currency: "EUR" },
-      stock: 1000,
-    }),
-  );
-  paymentsDb = new Client({ connectionString: databaseUrlFor("payments", cfg) });
-  await paymentsDb.connect();
-});
+  },
+  { broker: { logger: logs } },
+);
+const { send, placeOrder, orderOf, settled } = node;
+let customer: string;
+let product: Product;
+let paymentsDb: Client;
 
-afterAll(async () => {
-  await paymentsDb?.end();
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
+beforeAll(async () => {
+  customer = await registerCustomer(node.base, "cust@saga.example");
+  product = await node.createProduct({
+    sku: "SAPI-1",
+    name: "Saga API",
+    price: { amount: 900, currency: "EUR" },
+    stock: 1000,
+  });
+  paymentsDb = await node.database("payments");
 });
 
 it("shows a customer's order with its saga, and operators every saga with its timeline", async () => {
-  const order = await settledOrder((await placeOrder("MINE", {}, customer)).id, customer);
+  const order = await settled((await placeOrder(product.id, "MINE", {}, customer)).id, { token: customer });
   expect(order).toMatchObject({ status: "COMPLETED", saga: { status: "COMPLETED", subjectId: order.id } });
 
   const page = await json<SagaPage>(await send("GET", "/api/sagas?status=COMPLETED"));
@@ -111,10 +63,10 @@ it("shows a customer's order with its saga, and operators every saga with its ti
   expect(saga.timeline!.every((entry) => entry.outcome === "started" || entry.outcome === "ok")).toBe(true);
 
   const printed: string[] = [];
-  await sagaCommand(broker, "show", saga.id, {}, (text) => printed.push(text));
+  await sagaCommand(node.broker, "show", saga.id, {}, (text) => printed.push(text));
   expect(printed[0]).toBe(`${saga.id} order ${order.id}: COMPLETED`);
   expect(printed).toHaveLength(9);
-  await sagaCommand(broker, "list", undefined, { status: "COMPLETED" }, (text) => printed.push(text));
+  await sagaCommand(node.broker, "list", undefined, { status: "COMPLETED" }, (text) => printed.push(text));
   expect(printed.some((line) => line.startsWith(saga.id) && line.includes("at finish:completed"))).toBe(true);
 
   expect((await send("GET", "/api/sagas", undefined, customer)).status).toBe(403);
@@ -122,10 +74,10 @@ it("shows a customer's order with its saga, and operators every saga with its ti
 });
 
 it("lets an operator compensate a running saga: its payment is refunded or voided and the order cancelled", async () => {
-  const placed = await placeOrder("STUCK", { paymentMethod: "pm_card_slow" });
+  const placed = await placeOrder(product.id, "STUCK", { paymentMethod: "pm_card_slow" });
   const running = await waitFor(
     async () => {
-      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${placed.id}`));
+      const order = await orderOf(placed.id);
       // In its slow payment step: the stock step before it may still be running on a loaded machine.
       return order.saga?.status === "RUNNING" && order.saga.step === "payment" ? order.saga : undefined;
     },
@@ -133,14 +85,15 @@ it("lets an operator compensate a running saga: its payment is refunded or voide
     "the saga running its payment step",
   );
   const printed: string[] = [];
-  await sagaCommand(broker, "compensate", running.id, {}, (text) => printed.push(text));
+  await sagaCommand(node.broker, "compensate", running.id, {}, (text) => printed.push(text));
   expect(printed[0]).toMatch(new RegExp(`^Saga ${running.id} is COMPENSATING, at payment:compensate`));
-  const order = await settledOrder(placed.id);
+  const order = await settled(placed.id);
   expect(order).toMatchObject({ status: "CANCELLED", statusReason: "compensated by an operator" });
   expect(order.saga!.timeline!.map((entry) => `${entry.step}:${entry.outcome}`)).toContain(
     "payment:compensate:abandoned",
   );
-  // The charge was either taken and refunded, or voided before the provider's slow answer could take it.
+  // The charge was either taken and refunded, or voided before the provider's slow answer could take it. A sleep,
+  // not a wait: the slow answer (PAYMENTS_SLOW_MS) must have come and left no charge standing.
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const { rows } = await paymentsDb.query<{ status: string }>("SELECT status FROM payments WHERE charge_key = $1", [
     `${running.id}:payment`,
@@ -151,19 +104,20 @@ it("lets an operator compensate a running saga: its payment is refunded or voide
 
 /** A saga counter's value now (`aicunet.sagas.completed` and the like) for the order saga. */
 const sagaCount = (name: string) =>
-  (broker.metrics.getMetric(`aicunet.sagas.${name}`)?.get({ definition: "order" })?.value as number | undefined) ?? 0;
+  (node.broker.metrics.getMetric(`aicunet.sagas.${name}`)?.get({ definition: "order" })?.value as number | undefined) ??
+  0;
 
 it("rides out a carrier outage with step retries, and counts the saga and its step durations", async () => {
   const before = { started: sagaCount("started"), completed: sagaCount("completed") };
   expect((await send("POST", "/api/shipping/outage", { durationMs: 1200 })).status).toBe(200);
-  const order = await settledOrder((await placeOrder("OUTAGE")).id);
+  const order = await settled((await placeOrder(product.id, "OUTAGE")).id);
   expect(order.status).toBe("COMPLETED");
   const steps = order.saga!.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
   expect(steps).toContain("shipping:transient");
   expect(steps.filter((step) => step === "shipping:ok")).toHaveLength(1);
   expect(sagaCount("started") - before.started).toBe(1);
   expect(sagaCount("completed") - before.completed).toBe(1);
-  const transient = broker.metrics
+  const transient = node.broker.metrics
     .getMetric("aicunet.sagas.step.duration")
     ?.get({ definition: "order", step: "shipping", outcome: "transient" }) as { count: number } | undefined;
   expect(transient?.count).toBeGreaterThanOrEqual(1);
@@ -177,7 +131,7 @@ it("handles a saga's steps under the request id of the order's request, so its r
   const res = await send("POST", "/api/orders", orderBody(product.id, "REQUEST-ID"));
   expect(res.status).toBe(201);
   const requestId = res.headers.get("x-request-id")!;
-  const order = await settledOrder((await json<Order>(res)).id);
+  const order = await settled((await json<Order>(res)).id);
   expect(order.status).toBe("COMPLETED");
   const retries = logs.records
     .slice(linesBefore)
@@ -189,10 +143,10 @@ it("handles a saga's steps under the request id of the order's request, so its r
 it("parks a saga whose refund keeps failing, and resumes it with the REPL's saga retry", async () => {
   const failedBefore = sagaCount("failed");
   expect((await send("POST", "/api/payments/refund-outage", { durationMs: 600_000 })).status).toBe(200);
-  const placed = await placeOrder("REPL-RETRY", { country: "ZZ" });
+  const placed = await placeOrder(product.id, "REPL-RETRY", { country: "ZZ" });
   const parked = await waitFor(
     async () => {
-      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${placed.id}`));
+      const order = await orderOf(placed.id);
       return order.saga?.status === "FAILED" ? order.saga : undefined;
     },
     20_000,
@@ -201,9 +155,9 @@ it("parks a saga whose refund keeps failing, and resumes it with the REPL's saga
   expect(sagaCount("failed") - failedBefore).toBe(1);
   expect((await send("POST", "/api/payments/refund-outage", { durationMs: 0 })).status).toBe(200);
   const printed: string[] = [];
-  await sagaCommand(broker, "retry", parked.id, {}, (text) => printed.push(text));
+  await sagaCommand(node.broker, "retry", parked.id, {}, (text) => printed.push(text));
   expect(printed).toEqual([`Saga ${parked.id} is COMPENSATING, at payment:compensate`]);
-  const order = await settledOrder(placed.id);
+  const order = await settled(placed.id);
   expect(order).toMatchObject({ status: "COMPENSATED", saga: { status: "COMPENSATED" } });
   const { rows } = await paymentsDb.query("SELECT status FROM payments WHERE charge_key = $1", [
     `${parked.id}:payment`,
@@ -226,7 +180,7 @@ it("documents every route of the full system in a valid OpenAPI 3.1 document", a
 });
 
 it("answers 409 to moves that do not apply, and 4xx to bad input", async () => {
-  const order = await settledOrder((await placeOrder("DONE")).id);
+  const order = await settled((await placeOrder(product.id, "DONE")).id);
   const retried = await send("POST", `/api/sagas/${order.saga!.id}/retry`);
   expect(retried.status).toBe(409);
   expect(await json<ErrorBody>(retried)).toMatchObject({ type: "CONFLICT", data: { status: "COMPLETED" } });

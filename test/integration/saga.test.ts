@@ -7,12 +7,12 @@
  */
 import { Client } from "pg";
 import type { DeadLetterPage } from "../../services/dlq.service";
-import type { OrderWithSaga, Order } from "../../services/orders.service";
+import type { Order } from "../../services/orders.service";
 import type { Product } from "../../services/products.service";
 import type { Saga } from "../../services/sagas.service";
 import { cursorName, type Cursor } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
-import { apiRequest, orderBody, type OrderOptions } from "../support/api";
+import { gatewayClient, type GatewayTarget, type OrderOptions } from "../support/api";
 import { expectSagasBalanced } from "../support/saga-balance";
 import {
   crashed,
@@ -35,8 +35,6 @@ let gateway: NodeProcess;
 let participants: NodeProcess;
 let sagaNode: NodeProcess;
 let gatewayPort: number;
-let base: string;
-let token: string;
 let product: Product;
 const db: Record<"payments" | "shipping" | "sagas" | "orders" | "products", Client> = {} as never;
 
@@ -50,40 +48,8 @@ const startGateway = () =>
 const startParticipants = () => startNodeProcess({ ...env, SERVICES: "payments,shipping", NODE_ID: "participants" });
 const startSagaNode = () => startNodeProcess({ ...env, SERVICES: "sagas", NODE_ID: "saga-node" });
 
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, token, method, path, body);
-
-async function placeOrder(tag: string, options: OrderOptions = {}): Promise<Order> {
-  const res = await send("POST", "/api/orders", orderBody(product.id, tag, options));
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
-
-async function orderOf(id: string): Promise<OrderWithSaga> {
-  return json<OrderWithSaga>(await send("GET", `/api/orders/${id}`));
-}
-
-/** Waits until the order and its saga have both ended. */
-async function settled(id: string, timeoutMs = 30_000): Promise<OrderWithSaga> {
-  return waitFor(
-    async () => {
-      const order = await orderOf(id);
-      const sagaDone = order.saga && ["COMPLETED", "COMPENSATED", "FAILED"].includes(order.saga.status);
-      return FINAL.includes(order.status) && sagaDone ? order : undefined;
-    },
-    timeoutMs,
-    `order ${id} to settle`,
-  ).catch(async (err: Error) => {
-    // Where it stopped, so a failure says why.
-    const { rows } = await db.sagas.query(
-      `SELECT s.status, s.cursor, s.reason,
-         (SELECT json_agg(json_build_array(e.step, e.attempt, e.outcome, e.message) ORDER BY e.id)
-          FROM saga_events e WHERE e.saga_id = s.id) AS timeline
-       FROM sagas s WHERE subject_id = $1`,
-      [id],
-    );
-    throw new Error(`${err.message}; saga: ${JSON.stringify(rows[0] ?? null)}`);
-  });
-}
+const api: GatewayTarget = { base: "", token: "" };
+const { send, placeOrder, orderOf, settled } = gatewayClient(api);
 
 const outcomes = (saga: Saga) => saga.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
 
@@ -118,8 +84,8 @@ beforeAll(async () => {
   });
   gatewayPort = await freePort();
   [gateway, participants, sagaNode] = await Promise.all([startGateway(), startParticipants(), startSagaNode()]);
-  base = `http://127.0.0.1:${gatewayPort}`;
-  token = await login(base);
+  api.base = `http://127.0.0.1:${gatewayPort}`;
+  api.token = await login(api.base);
   const res = await send("POST", "/api/products", {
     sku: "SAGA-1",
     name: "Saga widget",
@@ -143,7 +109,7 @@ afterAll(async () => {
 
 describe("outcomes", () => {
   it("completes a paid and shipped order", async () => {
-    const order = await settled((await placeOrder("HAPPY")).id);
+    const order = await settled((await placeOrder(product.id, "HAPPY")).id);
     expect(order.status).toBe("COMPLETED");
     expect(order.saga).toMatchObject({ status: "COMPLETED", completedSteps: 6, reason: null });
     // The suite's first saga may start before the saga node has discovered a participant's node (the three start
@@ -165,7 +131,7 @@ describe("outcomes", () => {
   });
 
   it("cancels an order whose payment is declined, with the reason, releases its stock and refunds nothing", async () => {
-    const order = await settled((await placeOrder("DECLINED", { paymentMethod: "pm_card_declined" })).id);
+    const order = await settled((await placeOrder(product.id, "DECLINED", { paymentMethod: "pm_card_declined" })).id);
     expect(order).toMatchObject({ status: "CANCELLED", statusReason: "Payment declined: card declined" });
     expect(order.saga!.status).toBe("COMPENSATED");
     expect(outcomes(order.saga!)).toEqual([
@@ -179,7 +145,7 @@ describe("outcomes", () => {
   });
 
   it("refunds the payment when shipping fails after it, and the order ends COMPENSATED", async () => {
-    const order = await settled((await placeOrder("NOWHERE", { country: "ZZ" })).id);
+    const order = await settled((await placeOrder(product.id, "NOWHERE", { country: "ZZ" })).id);
     expect(order).toMatchObject({ status: "COMPENSATED", statusReason: "No shipping to ZZ" });
     expect(outcomes(order.saga!)).toEqual([
       "start:started",
@@ -195,7 +161,7 @@ describe("outcomes", () => {
   });
 
   it("retries a payment that times out, then compensates; the late charge is refunded or refused", async () => {
-    const order = await settled((await placeOrder("SLOW", { paymentMethod: "pm_card_slow" })).id);
+    const order = await settled((await placeOrder(product.id, "SLOW", { paymentMethod: "pm_card_slow" })).id);
     expect(order.status).toBe("CANCELLED");
     expect(order.statusReason).toMatch(/^payment failed after 3 attempt\(s\): Request is timed out/);
     expect(outcomes(order.saga!)).toEqual([
@@ -208,7 +174,8 @@ describe("outcomes", () => {
       "stock:compensate:ok",
       "finish:compensated:ok",
     ]);
-    // The provider answers every call late; once the late calls are done, no charge stands.
+    // The provider answers every call late; once the late calls are done, no charge stands. A sleep, not a wait: the
+    // late answers must come and leave no charge standing.
     await new Promise((resolve) => setTimeout(resolve, 3500));
     const payments = await paymentsOf(order.id);
     expect(payments).toHaveLength(1);
@@ -216,7 +183,7 @@ describe("outcomes", () => {
   });
 
   it("charges a flaky payment once, after the provider's transient failures", async () => {
-    const order = await settled((await placeOrder("FLAKY", { paymentMethod: "pm_card_flaky" })).id);
+    const order = await settled((await placeOrder(product.id, "FLAKY", { paymentMethod: "pm_card_flaky" })).id);
     expect(order.status).toBe("COMPLETED");
     expect(await paymentsOf(order.id)).toEqual([{ status: "CHARGED", amount: "700" }]);
     const { rows } = await db.payments.query("SELECT calls FROM provider_calls WHERE charge_key LIKE $1", [
@@ -227,7 +194,7 @@ describe("outcomes", () => {
 
   it("parks a saga whose refund keeps failing, and resumes it when its dead letter is replayed", async () => {
     expect((await send("POST", "/api/payments/refund-outage", { durationMs: 600_000 })).status).toBe(200);
-    const placed = await placeOrder("PARKED", { country: "ZZ" });
+    const placed = await placeOrder(product.id, "PARKED", { country: "ZZ" });
     const parked = await waitFor(
       async () => {
         const order = await orderOf(placed.id);
@@ -316,7 +283,7 @@ describe("crashes", () => {
         NODE_ID: "saga-node",
         FAILPOINTS: `saga.committed:${boundary.step}`,
       });
-      const order = await placeOrder(`BOUNDARY-${boundary.step}`, boundary.options);
+      const order = await placeOrder(product.id, `BOUNDARY-${boundary.step}`, boundary.options);
       orders.push(order);
       expect(await crashed(sagaNode)).toBe("SIGKILL");
       // What the node left: the saga at the boundary, still held by the dead node's lease, which nothing renews.
@@ -336,13 +303,15 @@ describe("crashes", () => {
       expect(outcomes(ended.saga!)).toContain(`${boundary.step}:swept`);
     }
     // Mid-step: the provider is still working on the charge when the node dies.
-    const slow = await placeOrder("MID-STEP", { paymentMethod: "pm_card_slow" });
+    const slow = await placeOrder(product.id, "MID-STEP", { paymentMethod: "pm_card_slow" });
     orders.push(slow);
     await sagaReaches(slow.id, { phase: "forward", step: 1 });
+    // Into the provider's slow answer, so the kill lands mid-step.
     await new Promise((resolve) => setTimeout(resolve, 400));
     await sagaNode.stop("SIGKILL");
     sagaNode = await startSagaNode();
     expect(await settled(slow.id)).toMatchObject({ status: "CANCELLED", saga: { status: "COMPENSATED" } });
+    // A sleep, not a wait: time for a late answer or a redelivered step of the dead node, which must change nothing.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await expectBalanced(orders);
   }, 240_000);
@@ -352,14 +321,15 @@ describe("crashes", () => {
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 8; i++) {
         const options: OrderOptions = [{}, { country: "ZZ" }, {}, { paymentMethod: "pm_card_declined" }][i % 4];
-        orders.push(await placeOrder(`KILL-SAGA-${round}-${i}`, options));
+        orders.push(await placeOrder(product.id, `KILL-SAGA-${round}-${i}`, options));
       }
       // Kill it while those sagas are between and inside their steps, then bring it back.
       await new Promise((resolve) => setTimeout(resolve, 300 + round * 400));
       await sagaNode.stop("SIGKILL");
       sagaNode = await startSagaNode();
     }
-    for (const order of orders) await settled(order.id, 60_000);
+    for (const order of orders) await settled(order.id, { timeoutMs: 60_000 });
+    // A sleep, not a wait: time for redelivered steps of the killed nodes, which must change nothing.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await expectBalanced(orders);
   }, 150_000);
@@ -376,7 +346,7 @@ describe("crashes", () => {
       for (let batch = 0; batch < 8; batch++) {
         const placed = await Promise.all(
           Array.from({ length: 8 }, (_, i) =>
-            placeOrder(`TWO-ENGINES-${batch}-${i}`, batch === 4 ? slow : mix[i % mix.length]),
+            placeOrder(product.id, `TWO-ENGINES-${batch}-${i}`, batch === 4 ? slow : mix[i % mix.length]),
           ),
         );
         orders.push(...placed);
@@ -403,7 +373,8 @@ describe("crashes", () => {
       }
       // Both engines ran sagas (JetStream shares the start events between the group's two consumers).
       expect([...owners].sort()).toEqual(["saga-node", "saga-node-2"]);
-      for (const order of orders) await settled(order.id, 60_000);
+      for (const order of orders) await settled(order.id, { timeoutMs: 60_000 });
+      // A sleep, not a wait: time for redelivered steps of the killed engine, which must change nothing.
       await new Promise((resolve) => setTimeout(resolve, 2000));
       await expectBalanced(orders);
       // No step ran twice to an outcome: each saga's timeline has every step's success once at most.
@@ -428,11 +399,12 @@ describe("crashes", () => {
 
   it("ends every saga after a participant is killed mid-call", async () => {
     const orders: Order[] = [];
-    for (let i = 0; i < 10; i++) orders.push(await placeOrder(`KILL-PARTICIPANT-${i}`, i % 3 ? {} : { country: "ZZ" }));
+    for (let i = 0; i < 10; i++)
+      orders.push(await placeOrder(product.id, `KILL-PARTICIPANT-${i}`, i % 3 ? {} : { country: "ZZ" }));
     await participants.stop("SIGKILL");
-    for (let i = 0; i < 5; i++) orders.push(await placeOrder(`WHILE-DOWN-${i}`));
+    for (let i = 0; i < 5; i++) orders.push(await placeOrder(product.id, `WHILE-DOWN-${i}`));
     participants = await startParticipants();
-    for (const order of orders) await settled(order.id, 60_000);
+    for (const order of orders) await settled(order.id, { timeoutMs: 60_000 });
     const statuses = await expectBalanced(orders);
     expect(statuses.filter((row) => row.status === "COMPLETED").length).toBeGreaterThan(0);
   }, 120_000);
@@ -448,7 +420,7 @@ describe("crashes", () => {
     ];
     const orders: Order[] = [];
     for (let i = 0; i < 240; i++) {
-      orders.push(await placeOrder(`LOAD-${i}`, mix[i % mix.length]));
+      orders.push(await placeOrder(product.id, `LOAD-${i}`, mix[i % mix.length]));
       if (i === 80) await nats.restart();
       if (i === 160) {
         await sagaNode.stop("SIGKILL");

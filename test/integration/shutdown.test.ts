@@ -10,6 +10,11 @@ import { dropScopeDatabases, isolation, json, login, startInProcessNode, testCon
 const scope = isolation();
 afterAll(() => dropScopeDatabases(scope.prefix));
 
+/** Requests the slow action has begun: a test stops the node once its request is in flight. */
+let begun = 0;
+const inFlight = (before: number) =>
+  waitFor(async () => (begun > before ? true : undefined), 5000, "the request to begin");
+
 /** A request that takes a while, standing in for any slow action. */
 const slowService: ServiceSchema = {
   name: "slow",
@@ -18,6 +23,7 @@ const slowService: ServiceSchema = {
       rest: "GET /wait",
       permissions: "public",
       async handler() {
+        begun += 1;
         await new Promise((resolve) => setTimeout(resolve, 1500));
         return { finished: true };
       },
@@ -30,13 +36,28 @@ it("finishes an in-flight request, then refuses new connections", async () => {
   const broker = await startInProcessNode(testConfig(scope, { SERVICES: "api", PORT: String(port) }), [slowService]);
   const base = `http://127.0.0.1:${port}`;
 
-  const inFlight = fetch(`${base}/api/slow/wait`);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  const before = begun;
+  const request = fetch(`${base}/api/slow/wait`);
+  let answered = false;
+  void request.then(
+    () => (answered = true),
+    () => undefined,
+  );
+  await inFlight(before);
   const stopping = broker.stop();
-  await new Promise((resolve) => setTimeout(resolve, 200));
 
-  await expect(fetch(`${base}/health/live`)).rejects.toThrow();
-  const res = await inFlight;
+  await waitFor(
+    () =>
+      fetch(`${base}/health/live`).then(
+        () => undefined,
+        () => true,
+      ),
+    5000,
+    "new connections to be refused",
+  );
+  // Refused while the accepted request is still being worked on.
+  expect(answered).toBe(false);
+  const res = await request;
   expect(res.status).toBe(200);
   expect(await json<{ finished: boolean }>(res)).toEqual({ finished: true });
   await stopping;
@@ -47,12 +68,13 @@ it("closes the connections its finished requests leave open once it has stopped"
   const broker = await startInProcessNode(testConfig(scope, { SERVICES: "api", PORT: String(port) }), [slowService]);
   // A keep-alive client, as browsers and load balancers are: its connection outlives the request.
   const agent = new Agent({ keepAlive: true });
+  const before = begun;
   const socketClosed = new Promise<void>((resolve, reject) => {
     const req = get(`http://127.0.0.1:${port}/api/slow/wait`, { agent }, (res) => res.resume());
     req.once("socket", (socket) => socket.once("close", () => resolve()));
     req.once("error", reject);
   });
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await inFlight(before);
   await broker.stop();
   // Without the server closing it, the idle connection would stay open for the keep-alive timeout (5 s).
   await expect(

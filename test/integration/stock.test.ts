@@ -4,49 +4,31 @@
  * of orders for the last units of a popular product completes exactly as many as there are, and a repeated
  * reserve or release under the same key changes nothing twice.
  */
-import type { ServiceBroker } from "moleculer";
-import { Client } from "pg";
-import { databaseUrlFor } from "../../lib/database";
+import type { Client } from "pg";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { Order, OrderWithSaga } from "../../services/orders.service";
 import type { Product, StockReservation } from "../../services/products.service";
-import { apiRequest, orderBody, type OrderOptions } from "../support/api";
-import { dropScopeDatabases, isolation, json, login, startInProcessNode, testConfig, waitFor } from "../support/nodes";
-import { freePort } from "../support/servers";
+import { orderBody } from "../support/api";
+import { json, waitFor } from "../support/nodes";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
+const node = withNode({
+  SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
+  SAGA_STEP_TIMEOUT: "10000",
+  SAGA_RETRY_DELAY: "200",
+  PAYMENTS_SLOW_MS: "1500",
+  // Eight services' pools in one process under a burst of orders: at the default 10 each they could take most of
+  // a shared server's 100 connections, and "too many clients" is a dependency outage that opens breakers.
+  DATABASE_POOL_MAX: "4",
+});
+const { send, placeOrder, settled } = node;
 let productsDb: Client;
 
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
-
-async function newProduct(sku: string, stock: number): Promise<Product> {
-  const res = await send("POST", "/api/products", { sku, name: sku, price: { amount: 500, currency: "EUR" }, stock });
-  expect(res.status).toBe(201);
-  return json<Product>(res);
-}
+const newProduct = (sku: string, stock: number) =>
+  node.createProduct({ sku, name: sku, price: { amount: 500, currency: "EUR" }, stock });
 
 const stockOf = async (product: Product) =>
   (await json<Product>(await send("GET", `/api/products/${product.id}`))).stock;
-
-async function placeOrder(product: Product, tag: string, options: OrderOptions = {}): Promise<Order> {
-  const res = await send("POST", "/api/orders", orderBody(product.id, tag, options));
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
-
-async function settledOrder(id: string): Promise<OrderWithSaga> {
-  return waitFor(
-    async () => {
-      const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${id}`));
-      return ["COMPLETED", "COMPENSATED"].includes(order.saga?.status ?? "") ? order : undefined;
-    },
-    30_000,
-    `the saga of ${id}`,
-  );
-}
 
 async function reservationOf(sagaId: string) {
   const { rows } = await productsDb.query<{ status: string; lines: unknown }>(
@@ -72,37 +54,16 @@ const steps = (order: OrderWithSaga) => order.saga!.timeline!.map((entry) => `${
 const asSaga = (idempotencyKey: string) => ({ meta: { caller: SYSTEM_CALLER, idempotencyKey } });
 
 beforeAll(async () => {
-  const port = await freePort();
-  const cfg = testConfig(scope, {
-    SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
-    PORT: String(port),
-    SAGA_STEP_TIMEOUT: "10000",
-    SAGA_RETRY_DELAY: "200",
-    PAYMENTS_SLOW_MS: "1500",
-    // Eight services' pools in one process under a burst of orders: at the default 10 each they could take most of
-    // a shared server's 100 connections, and "too many clients" is a dependency outage that opens breakers.
-    DATABASE_POOL_MAX: "4",
-  });
-  broker = await startInProcessNode(cfg, []);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  productsDb = new Client({ connectionString: databaseUrlFor("products", cfg) });
-  await productsDb.connect();
-});
-
-afterAll(async () => {
-  await productsDb?.end();
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
+  productsDb = await node.database("products");
 });
 
 it("takes an order's stock at once and keeps it taken once the order completes", async () => {
   const product = await newProduct("STOCK-OK", 10);
   // The slow card holds the saga at its payment, after the reservation.
-  const placed = await placeOrder(product, "RESERVE", { quantity: 3, paymentMethod: "pm_card_slow" });
+  const placed = await placeOrder(product.id, "RESERVE", { quantity: 3, paymentMethod: "pm_card_slow" });
   await waitFor(async () => ((await stockOf(product)) === 7 ? true : undefined), 10_000, "the stock reserved");
 
-  const order = await settledOrder(placed.id);
+  const order = await settled(placed.id);
   expect(order.status).toBe("COMPLETED");
   expect(steps(order)).toEqual([
     "start:started",
@@ -124,8 +85,8 @@ it("takes an order's stock at once and keeps it taken once the order completes",
 
 it("puts the stock back when the card is declined: the order is CANCELLED", async () => {
   const product = await newProduct("STOCK-DECLINED", 10);
-  const order = await settledOrder(
-    (await placeOrder(product, "DECLINED", { quantity: 4, paymentMethod: "pm_card_declined" })).id,
+  const order = await settled(
+    (await placeOrder(product.id, "DECLINED", { quantity: 4, paymentMethod: "pm_card_declined" })).id,
   );
   expect(order).toMatchObject({ status: "CANCELLED", saga: { status: "COMPENSATED" } });
   expect(steps(order)).toEqual([
@@ -142,7 +103,7 @@ it("puts the stock back when the card is declined: the order is CANCELLED", asyn
 
 it("puts the stock back when the carrier does not ship there: the order is COMPENSATED", async () => {
   const product = await newProduct("STOCK-ZZ", 10);
-  const order = await settledOrder((await placeOrder(product, "NOWHERE", { quantity: 2, country: "ZZ" })).id);
+  const order = await settled((await placeOrder(product.id, "NOWHERE", { quantity: 2, country: "ZZ" })).id);
   expect(order).toMatchObject({ status: "COMPENSATED", saga: { status: "COMPENSATED" } });
   expect(steps(order)).toEqual([
     "start:started",
@@ -168,7 +129,7 @@ it("completes exactly as many orders as there are units of a popular product, an
   expect(answers.filter((res) => res.status !== 201).map((res) => res.status)).toEqual(
     Array.from({ length: 20 - created.length }, () => 422),
   );
-  const orders = await Promise.all(created.map((order) => settledOrder(order.id)));
+  const orders = await Promise.all(created.map((order) => settled(order.id)));
   const completed = orders.filter((order) => order.status === "COMPLETED");
   const others = orders.filter((order) => order.status !== "COMPLETED");
   expect(completed).toHaveLength(5);
@@ -193,7 +154,7 @@ it("lets one of many concurrent reservations of the last units through per unit,
   const orderId = "00000000-0000-4000-8000-000000000001";
   const outcomes = await Promise.allSettled(
     Array.from({ length: 20 }, (_, index) =>
-      broker.call<StockReservation, object>(
+      node.broker.call<StockReservation, object>(
         "products.reserve",
         {
           orderId,
@@ -225,13 +186,13 @@ it("changes nothing twice for a repeated reserve, release or commit under the sa
   const product = await newProduct("STOCK-REPEAT", 10);
   const orderId = "00000000-0000-4000-8000-000000000002";
   const reserve = () =>
-    broker.call<StockReservation, object>(
+    node.broker.call<StockReservation, object>(
       "products.reserve",
       { orderId, lines: [{ productId: product.id, quantity: 4 }] },
       asSaga("repeat:stock"),
     );
   const release = () =>
-    broker.call<StockReservation, object>("products.release", { reservationKey: "repeat:stock" }, asSaga("x"));
+    node.broker.call<StockReservation, object>("products.release", { reservationKey: "repeat:stock" }, asSaga("x"));
 
   const first = await reserve();
   expect(first).toMatchObject({
@@ -251,21 +212,25 @@ it("changes nothing twice for a repeated reserve, release or commit under the sa
   expect(await reserve()).toMatchObject({ status: "RELEASED" });
   expect(await stockOf(product)).toBe(10);
   await expect(
-    broker.call("products.commitReservation", { reservationKey: "repeat:stock" }, asSaga("y")),
+    node.broker.call("products.commitReservation", { reservationKey: "repeat:stock" }, asSaga("y")),
   ).rejects.toMatchObject({ code: 409 });
 
   // A release before any reserve (a reserve step that timed out) voids the key: the late reserve takes nothing.
   expect(
-    await broker.call<StockReservation, object>("products.release", { reservationKey: "late:stock" }, asSaga("z")),
+    await node.broker.call<StockReservation, object>("products.release", { reservationKey: "late:stock" }, asSaga("z")),
   ).toMatchObject({ status: "VOIDED" });
   await expect(
-    broker.call("products.reserve", { orderId, lines: [{ productId: product.id, quantity: 1 }] }, asSaga("late:stock")),
+    node.broker.call(
+      "products.reserve",
+      { orderId, lines: [{ productId: product.id, quantity: 1 }] },
+      asSaga("late:stock"),
+    ),
   ).rejects.toMatchObject({ code: 409 });
   expect(await stockOf(product)).toBe(10);
 
   // A refusal is kept: the same key answers it again even once there is stock enough.
   const refuse = () =>
-    broker.call(
+    node.broker.call(
       "products.reserve",
       { orderId, lines: [{ productId: product.id, quantity: 11 }] },
       asSaga("refused:stock"),
@@ -283,13 +248,17 @@ it("changes nothing twice for a repeated reserve, release or commit under the sa
   expect(await stockOf(product)).toBe(50);
 
   // Committing is idempotent and keeps the stock taken.
-  await broker.call(
+  await node.broker.call(
     "products.reserve",
     { orderId, lines: [{ productId: product.id, quantity: 5 }] },
     asSaga("c:stock"),
   );
   const commit = () =>
-    broker.call<StockReservation, object>("products.commitReservation", { reservationKey: "c:stock" }, asSaga("c"));
+    node.broker.call<StockReservation, object>(
+      "products.commitReservation",
+      { reservationKey: "c:stock" },
+      asSaga("c"),
+    );
   expect(await commit()).toMatchObject({ status: "COMMITTED" });
   expect(await commit()).toMatchObject({ status: "COMMITTED" });
   expect(await stockOf(product)).toBe(45);
@@ -304,7 +273,7 @@ it("lets only the system reserve, release or commit stock", async () => {
     ["products.commitReservation", { reservationKey: "user:stock" }],
   ] as const) {
     await expect(
-      broker.call(action, params, { meta: { caller: user, idempotencyKey: "user:stock" } }),
+      node.broker.call(action, params, { meta: { caller: user, idempotencyKey: "user:stock" } }),
     ).rejects.toMatchObject({ code: 403 });
   }
 });

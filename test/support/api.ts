@@ -1,4 +1,9 @@
-/** Requests to a gateway as the suites send them. */
+/** Requests to a gateway as the suites and the benches send them. */
+import { isFinal } from "../../lib/order-status";
+import type { SagaStatus } from "../../lib/saga";
+import type { Order, OrderWithSaga } from "../../services/orders.service";
+import type { Product } from "../../services/products.service";
+import { json, waitFor } from "./nodes";
 
 /** A request to the gateway at `base` with a bearer token; a body is sent as JSON. */
 export function apiRequest(
@@ -38,5 +43,68 @@ export function orderBody(productId: string, shippingName: string, options: Orde
       country: options.country ?? "DE",
     },
     paymentMethod: options.paymentMethod ?? "pm_card_ok",
+  };
+}
+
+/** Where a client sends its requests, read at every call: a suite fills it in `beforeAll` and may log in again. */
+export interface GatewayTarget {
+  base: string;
+  /** The token a request carries unless it names another. */
+  token: string;
+}
+
+/** The fields of `POST /api/products`. */
+export interface ProductFields {
+  sku: string;
+  name: string;
+  price: { amount: number; currency: string };
+  stock?: number;
+}
+
+/** The requests every suite and bench makes of a gateway: one definition each. */
+export interface GatewayClient {
+  send(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
+  /** Creates a product; anything but a 201 throws. */
+  createProduct(fields: ProductFields, token?: string): Promise<Product>;
+  /** Places an order for one product, shipped to `tag`; anything but a 201 throws. */
+  placeOrder(productId: string, tag: string, options?: OrderOptions, token?: string): Promise<Order>;
+  orderOf(id: string, token?: string): Promise<OrderWithSaga>;
+  /** Waits until the order and its saga have both ended (the two are read apart, so one may be a step ahead). */
+  settled(id: string, options?: { timeoutMs?: number; token?: string }): Promise<OrderWithSaga>;
+}
+
+const SAGA_ENDED: readonly SagaStatus[] = ["COMPLETED", "COMPENSATED", "FAILED"];
+
+export function gatewayClient(target: GatewayTarget): GatewayClient {
+  const send = (method: string, path: string, body?: unknown, token = target.token) =>
+    apiRequest(target.base, token, method, path, body);
+  async function created<T>(res: Response, what: string): Promise<T> {
+    if (res.status !== 201) throw new Error(`${what}: expected 201, got ${res.status} ${await res.text()}`);
+    return json<T>(res);
+  }
+  const orderOf = async (id: string, token?: string) =>
+    json<OrderWithSaga>(await send("GET", `/api/orders/${id}`, undefined, token));
+  return {
+    send,
+    orderOf,
+    createProduct: async (fields, token) =>
+      created<Product>(await send("POST", "/api/products", fields, token), `product ${fields.sku}`),
+    placeOrder: async (productId, tag, options = {}, token) =>
+      created<Order>(await send("POST", "/api/orders", orderBody(productId, tag, options), token), `order ${tag}`),
+    async settled(id, { timeoutMs = 30_000, token } = {}) {
+      let last: OrderWithSaga | undefined;
+      return waitFor(
+        async () => {
+          last = await orderOf(id, token);
+          const sagaEnded = last.saga !== null && SAGA_ENDED.includes(last.saga.status);
+          return sagaEnded && isFinal(last.status) ? last : undefined;
+        },
+        timeoutMs,
+        `order ${id} and its saga to end`,
+      ).catch((err: Error) => {
+        // Where it stopped, so a failure says why.
+        throw new Error(`${err.message}; last seen: ${JSON.stringify(last ?? null)}`);
+      });
+    },
   };
 }

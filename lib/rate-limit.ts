@@ -1,7 +1,7 @@
 /**
  * Fixed-window request counters for the gateway's rate limits. In memory for a single gateway; in Redis when
  * several gateway replicas must share one limit (an INCR and a PEXPIRE in one Lua script, so the window starts with
- * the first request and the count is exact across replicas).
+ * the first request and the count is exact across replicas), with the gateway's memory standing in while Redis is out.
  */
 import Redis from "ioredis";
 
@@ -9,6 +9,11 @@ export interface WindowCount {
   count: number;
   /** Milliseconds until the window resets. */
   resetInMs: number;
+}
+
+/** Whole seconds until the window resets, for `Retry-After`: at least 1. */
+export function retryAfterSeconds(window: WindowCount): number {
+  return Math.max(1, Math.ceil(window.resetInMs / 1000));
 }
 
 export interface RateLimitStore {
@@ -80,5 +85,47 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+  }
+}
+
+const FALLBACK_WARNING_EVERY_MS = 60_000;
+
+/**
+ * A shared store with this gateway's own memory behind it: while the shared store (Redis) is out, each gateway counts
+ * in its own memory, so a limit then holds per replica rather than not at all. The outage is reported through `warn`,
+ * at most once a minute.
+ */
+export class FallbackRateLimitStore implements RateLimitStore {
+  private warnedAt = 0;
+
+  constructor(
+    private readonly shared: RateLimitStore,
+    /** This gateway's own counters: the fallback, and the store of limits that are per gateway anyway. */
+    readonly local: RateLimitStore,
+    private readonly warn: (message: string) => void,
+  ) {}
+
+  hit(key: string, windowMs: number): Promise<WindowCount> {
+    return this.withFallback((store) => store.hit(key, windowMs));
+  }
+
+  peek(key: string): Promise<WindowCount> {
+    return this.withFallback((store) => store.peek(key));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.shared.close(), this.local.close()]);
+  }
+
+  private async withFallback(read: (store: RateLimitStore) => Promise<WindowCount>): Promise<WindowCount> {
+    try {
+      return await read(this.shared);
+    } catch (err) {
+      if (Date.now() - this.warnedAt > FALLBACK_WARNING_EVERY_MS) {
+        this.warnedAt = Date.now();
+        this.warn(`Rate limit store unavailable, counting per gateway meanwhile: ${(err as Error).message}`);
+      }
+      return read(this.local);
+    }
   }
 }

@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { Client } from "pg";
-import type { ChainVerdict } from "../services/audit.service";
+import type { ChainVerdict } from "../contracts/audit";
 import { dropScopeDatabases, login } from "../test/support/nodes";
 import { startNats } from "../test/support/servers";
 import type { RateResult } from "./data";

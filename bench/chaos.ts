@@ -28,8 +28,8 @@
  */
 import { Client } from "pg";
 import { startEmbeddedPostgres } from "../lib/embedded-postgres";
-import type { Order } from "../services/orders.service";
-import type { Product } from "../services/products.service";
+import type { Order } from "../contracts/orders";
+import type { Product } from "../contracts/products";
 import { orderBody, type OrderOptions } from "../test/support/api";
 import { login, startNodeProcess, type NodeProcess } from "../test/support/nodes";
 import { freePort, startNats, startTestPostgres, type NatsServer } from "../test/support/servers";

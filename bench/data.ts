@@ -11,7 +11,7 @@ import autocannon from "autocannon";
 import { Pool } from "pg";
 import { databaseUrlFor } from "../lib/database";
 import { loadConfig } from "../lib/config";
-import type { Product } from "../services/products.service";
+import type { Product } from "../contracts/products";
 import { PRODUCT_PAGE_SQL } from "./product-page";
 
 export interface RateResult {

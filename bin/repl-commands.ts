@@ -8,11 +8,10 @@ type ReplCustomCommand = NonNullable<NonNullable<BrokerOptions["replOptions"]>["
 import { describeBreak } from "../lib/audit";
 import { asSystem } from "../lib/permissions";
 import type { Page } from "../lib/paging";
-import type { DeadLetter, DeadLetterPage } from "../services/dlq.service";
-import type { Saga } from "../contracts/sagas";
-import type { SagaPage } from "../services/sagas.service";
-import type { ChainVerdict } from "../services/audit.service";
-import type { Rule, RuleInput } from "../services/exec.service";
+import type { DeadLetter, DeadLetterPage } from "../contracts/dead-letters";
+import type { Saga, SagaPage } from "../contracts/sagas";
+import type { ChainVerdict } from "../contracts/audit";
+import type { Rule, RuleInput } from "../contracts/exec";
 
 /** What moleculer-repl hands a command at run time (its typings say `string[]`). */
 interface CommandArgs {

@@ -1,4 +1,6 @@
 /** Audit records as the trail answers them: to the console, tests and benches. */
+import type { Page } from "../lib/paging";
+import type { EventEnvelope } from "../lib/events";
 
 export interface AuditContent {
   id: string;
@@ -25,3 +27,36 @@ export interface AuditRecord extends AuditContent {
   hash: string;
   prevHash: string;
 }
+
+export type AuditPage = Page<AuditRecord>;
+
+/** A domain event as the event store keeps it. */
+export interface StoredEvent {
+  position: number;
+  streamType: string;
+  streamId: string;
+  streamVersion: number;
+  storedAt: string;
+  envelope: EventEnvelope;
+}
+
+/** One version of an event type's payload schema, as the registry keeps it. */
+export interface RegisteredSchema {
+  type: string;
+  version: number;
+  payload: Record<string, unknown>;
+  description: string | null;
+  registeredBy: string;
+  registeredAt: string;
+}
+
+export type ChainVerdict = { valid: true; checked: number } | { valid: false; checked: number; brokenAt: ChainBreak };
+
+/** Where the chain breaks, and how. */
+export type ChainBreak = {
+  /** Null for a record that is missing altogether (`record missing`): it never got a place in the chain. */
+  seq: number | null;
+  /** Null where no record is there to name (`records removed`: seq is the first one gone). */
+  id: string | null;
+  reason: "content changed" | "link broken" | "not anchored" | "records removed" | "record missing";
+};

@@ -2,6 +2,7 @@
  * Dead letters, their failure groups and their replays, as the dead-letter queue answers them: to the console, the
  * REPL, tests and benches. The console reads these types as they are (its build compiles this folder, not services).
  */
+import type { Page } from "../lib/paging";
 
 /** An error as a message failed with it: what the consumer threw, in the form it travels and is stored in. */
 export interface ErrorRecord {
@@ -136,3 +137,5 @@ export interface DeadLetterCount {
   status: DeadLetterStatus;
   count: number;
 }
+
+export type DeadLetterPage = Page<DeadLetter>;

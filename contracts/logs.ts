@@ -1,4 +1,5 @@
 /** Log records and trace spans as the log store answers them: to the console, alert rules, tests and benches. */
+import type { CursorPage, Page } from "../lib/paging";
 
 /** A log line as a node ships it. */
 export interface ShippedLogRecord {
@@ -35,3 +36,7 @@ export interface Trace {
   traceId: string;
   spans: StoredSpan[];
 }
+
+export type LogPage = Page<LogRecord>;
+
+export type LogTailPage = CursorPage<LogRecord>;

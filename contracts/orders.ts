@@ -1,5 +1,6 @@
 /** An order and its lifecycle, as every service, the saga, the console, tests and benches see it. */
 import type { Saga } from "./sagas";
+import type { Page } from "../lib/paging";
 
 export const ORDER_STATUSES = [
   "PENDING",
@@ -31,6 +32,9 @@ export const ORDER_TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
 export function isFinal(status: OrderStatus): boolean {
   return ORDER_TRANSITIONS[status].length === 0;
 }
+
+/** The statuses an order ends in. */
+export const FINAL_ORDER_STATUSES = ORDER_STATUSES.filter(isFinal);
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return ORDER_TRANSITIONS[from].includes(to);
@@ -71,3 +75,5 @@ export interface Order {
 
 /** An order as `GET /api/orders/:id` answers: with its saga, if there is one. */
 export type OrderWithSaga = Order & { saga: Saga | null };
+
+export type OrderPage = Page<Order>;

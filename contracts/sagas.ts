@@ -1,4 +1,5 @@
 /** A saga as the engine reports it: to the orders it runs for, the console, the REPL, tests and benches. */
+import type { Page } from "../lib/paging";
 
 export const SAGA_STATUSES = ["RUNNING", "COMPENSATING", "COMPLETED", "COMPENSATED", "FAILED"] as const;
 export type SagaStatus = (typeof SAGA_STATUSES)[number];
@@ -47,3 +48,5 @@ export interface Saga {
   finishedAt: string | null;
   timeline?: SagaTimelineEntry[];
 }
+
+export type SagaPage = Page<Saga>;

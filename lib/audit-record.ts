@@ -5,7 +5,8 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Context } from "moleculer";
-import { canonicalJson, redact, type AuditContent, type AuditLocals } from "./audit";
+import { canonicalJson, redact, type AuditLocals } from "./audit";
+import type { AuditContent } from "../contracts/audit";
 import { MAX_MESSAGE_BYTES } from "./delivery";
 import { createEnvelope, type EventEnvelope } from "./events";
 import type { CallerMeta } from "../contracts/caller";

@@ -9,9 +9,7 @@
  * key cannot give it, or any record after it, a valid anchor.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import type { AuditContent } from "../contracts/audit";
-
-export type { AuditContent } from "../contracts/audit"; // TRANSITIONAL
+import type { AuditContent, ChainBreak } from "../contracts/audit";
 
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -93,14 +91,6 @@ export interface ChainLink {
   hash: string;
   anchor: string | null;
 }
-
-export type ChainBreak = {
-  /** Null for a record that is missing altogether (`record missing`): it never got a place in the chain. */
-  seq: number | null;
-  /** Null where no record is there to name (`records removed`: seq is the first one gone). */
-  id: string | null;
-  reason: "content changed" | "link broken" | "not anchored" | "records removed" | "record missing";
-};
 
 /** Where and how the trail breaks, in a sentence for operators (REPL, logs). */
 export function describeBreak(broken: ChainBreak): string {

@@ -3,7 +3,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { ActionSchema, Context } from "moleculer";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 
 export type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallerMeta>;

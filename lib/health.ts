@@ -1,8 +1,6 @@
 /** Readiness checks: each timed, none throwing, and which of a node's failed. */
 import type { ReadinessCheck } from "../contracts/health";
 
-export type { NodeReadiness, ReadinessCheck } from "../contracts/health"; // TRANSITIONAL
-
 /** Runs one check and times it; a thrown error or a timeout is a failed check, never an exception. */
 export async function timedCheck(
   name: string,

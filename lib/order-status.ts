@@ -1,7 +1,6 @@
 /** Every status change of an order goes through `transition`, which refuses moves the lifecycle lacks. */
 import { ConflictError } from "./errors";
 import { ORDER_TRANSITIONS, canTransition, type OrderStatus } from "../contracts/orders";
-export { isFinal } from "../contracts/orders"; // TRANSITIONAL
 
 /** Returns `to` when the move is legal; 409 `INVALID_TRANSITION` otherwise. */
 export function transition(from: OrderStatus, to: OrderStatus): OrderStatus {

@@ -7,7 +7,6 @@ import { hasPermission } from "./grants";
 import type { Caller } from "../contracts/caller";
 
 export { grants, hasPermission } from "./grants";
-export type { Caller } from "../contracts/caller"; // TRANSITIONAL
 
 /** What an action declares: open to anyone, to any authenticated caller, or to holders of any one of these. */
 export type PermissionDeclaration = "public" | "authenticated" | readonly string[];

@@ -16,7 +16,6 @@
 import { isRetryable } from "./delivery";
 import type { SagaStatus } from "../contracts/sagas";
 import { backoff } from "./backoff";
-export type { SagaStatus } from "../contracts/sagas"; // TRANSITIONAL
 
 export interface RetryPolicy {
   /** Tries of the action, the first included. */

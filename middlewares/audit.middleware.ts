@@ -13,7 +13,8 @@
  * of an answered call always fits the channel; a record the audit service still gives up on is reported by verify.
  */
 import type { ActionHandler, ActionSchema, Context, Middleware, Service, ServiceBroker } from "moleculer";
-import type { AuditContent, AuditLocals } from "../lib/audit";
+import type { AuditLocals } from "../lib/audit";
+import type { AuditContent } from "../contracts/audit";
 import { auditEnvelope } from "../lib/audit-record";
 import { channelsReady, ensureStream } from "../lib/delivery";
 import type { EventEnvelope } from "../lib/events";

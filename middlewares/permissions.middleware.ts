@@ -8,7 +8,6 @@ import type { ActionHandler, ActionSchema, Context, Middleware, Service } from "
 import { ForbiddenError, UnauthorizedError } from "../lib/errors";
 import { authorize } from "../lib/permissions";
 import type { CallerMeta } from "../contracts/caller";
-export type { CallerMeta } from "../contracts/caller"; // TRANSITIONAL
 
 export function PermissionsMiddleware(): Middleware {
   return {

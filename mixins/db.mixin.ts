@@ -30,7 +30,8 @@ import {
   writerRoleOf,
   type Migration,
 } from "../lib/database";
-import { timedCheck, type ReadinessCheck } from "../lib/health";
+import { timedCheck } from "../lib/health";
+import type { ReadinessCheck } from "../contracts/health";
 
 export interface DbMixinOptions {
   /** The owning service; its database is named after it. */

@@ -11,7 +11,8 @@ import { parseBasicCredentials } from "../lib/basic-credentials";
 import { config } from "../lib/config";
 import { UnauthorizedError } from "../lib/errors";
 import type { AccessTokenInfo, GatewayRequest } from "../lib/gateway-request";
-import { asSystem, permissionsOfRoles, type Caller } from "../lib/permissions";
+import { asSystem, permissionsOfRoles } from "../lib/permissions";
+import type { Caller, CallerMeta } from "../contracts/caller";
 import { RevocationList, subjectOf, type Revocation } from "../lib/revocation";
 import {
   publicKeyObject,
@@ -21,8 +22,7 @@ import {
   type VerifiedClaims,
 } from "../lib/signing-keys";
 import { VerifiedTokenCache } from "../lib/token-cache";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
-import type { OAuthMeta } from "../services/auth.service";
+import type { OAuthMeta } from "../contracts/auth";
 import type { GatewayRateLimitMethods } from "./gateway-rate-limits.mixin";
 
 const cfg = config();

@@ -4,7 +4,7 @@
  * service started, and `serviceRouted` tells a service that has no route yet from one that declares none.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import type { ReadinessCheck } from "../lib/health";
+import type { ReadinessCheck } from "../contracts/health";
 
 export type GatewayRouteReadinessMethods = {
   readinessChecks(): Promise<ReadinessCheck[]>;

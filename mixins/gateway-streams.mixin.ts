@@ -8,17 +8,16 @@ import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../lib/config";
 import { openEventStream, type EventStream } from "../lib/event-stream";
 import type { GatewayRequest } from "../lib/gateway-request";
-import type { LogPage, LogTailPage } from "../services/logs.service";
-import type { OrderWithSaga } from "../services/orders.service";
+import type { LogPage, LogTailPage } from "../contracts/logs";
+import { isFinal, type OrderWithSaga } from "../contracts/orders";
 import type { GatewayAuthMethods } from "./gateway-auth.mixin";
+import { isSagaAtRest } from "../contracts/sagas";
 
 const cfg = config();
 /** The live log tail asks the log store for new records this often; an order's stream asks for the order this often. */
 const TAIL_POLL_MS = 1000;
 const ORDER_POLL_MS = 1000;
 const TAIL_PAGE = 200;
-const ORDER_FINAL = new Set(["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"]);
-const SAGA_FINAL = new Set(["COMPLETED", "COMPENSATED", "FAILED"]);
 const TAIL_FILTERS = ["level", "service", "node", "requestId", "search"] as const;
 
 export type GatewayStreamMethods = {
@@ -89,7 +88,7 @@ const methods: GatewayStreamMethods = {
     let last = await read();
     let sent = "";
     const finished = (order: OrderWithSaga) =>
-      ORDER_FINAL.has(order.status) && (!order.saga || SAGA_FINAL.has(order.saga.status));
+      isFinal(order.status) && (!order.saga || isSagaAtRest(order.saga.status));
     this.openStream(req, res, ORDER_POLL_MS, async (stream) => {
       if (sent !== "") last = await read();
       const fingerprint = JSON.stringify([last.status, last.version, last.saga?.status, last.saga?.timeline?.length]);

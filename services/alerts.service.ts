@@ -40,36 +40,7 @@ import type { ClusterHealth } from "../contracts/health";
 import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { backoff } from "../lib/backoff";
-
-export type IncidentStatus = "FIRING" | "RESOLVED";
-export type NotificationChannel = "email" | "webhook";
-
-export interface Incident {
-  id: string;
-  rule: AlertRule;
-  key: string;
-  status: IncidentStatus;
-  summary: string;
-  notified: boolean;
-  openedAt: string;
-  resolvedAt: string | null;
-  /** Someone has it in hand: who (`user:<id>`) and when. It stays open until what fired clears. */
-  acknowledgedAt: string | null;
-  acknowledgedBy: string | null;
-}
-
-export type IncidentPage = Page<Incident>;
-
-/** A notice sent (or being sent) about an incident: `GET /api/alerts/:id`. */
-export interface Notice {
-  kind: "firing" | "resolved";
-  channel: NotificationChannel;
-  status: "PENDING" | "SENT" | "FAILED";
-  attempts: number;
-  lastError: string | null;
-  createdAt: string;
-  sentAt: string | null;
-}
+import type { IncidentStatus, NotificationChannel, Incident, IncidentPage, Notice } from "../contracts/alerts";
 
 interface IncidentRow {
   id: string;

@@ -25,9 +25,9 @@ import {
 } from "../lib/errors";
 import { clientInputProblem } from "../lib/client-input";
 import { sendOAuthError } from "../lib/oauth-errors";
-import type { CallerMeta } from "../middlewares/permissions.middleware";
+import type { CallerMeta } from "../contracts/caller";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import type { OAuthMeta } from "./auth.service";
+import type { OAuthMeta } from "../contracts/auth";
 import { dashboardMixin, type DashboardMethods } from "../mixins/dashboard.mixin";
 import { gatewayAuthMixin, type GatewayAuthMethods } from "../mixins/gateway-auth.mixin";
 import { gatewayOpenApiMixin } from "../mixins/gateway-openapi.mixin";

@@ -37,9 +37,15 @@ import {
   type Checkpoint,
   redact,
   verifyLinks,
-  type ChainBreak,
 } from "../lib/audit";
-import type { AuditContent, AuditRecord } from "../contracts/audit";
+import type {
+  AuditContent,
+  AuditPage,
+  AuditRecord,
+  ChainVerdict,
+  RegisteredSchema,
+  StoredEvent,
+} from "../contracts/audit";
 import { ConflictError, DependencyUnavailableError, NotFoundError, invalidFields } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES, EVENT_SCHEMAS } from "../lib/event-types";
 import type { CallerMeta } from "../contracts/caller";
@@ -53,20 +59,6 @@ import { developmentSecret } from "../lib/secrets";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { storable, storableJson, storableText } from "../lib/storable";
-
-export type { AuditRecord } from "../contracts/audit"; // TRANSITIONAL
-
-export type AuditPage = Page<AuditRecord>;
-
-/** A domain event as the event store keeps it. */
-export interface StoredEvent {
-  position: number;
-  streamType: string;
-  streamId: string;
-  streamVersion: number;
-  storedAt: string;
-  envelope: EventEnvelope;
-}
 
 interface EventRow {
   position: string;
@@ -86,16 +78,6 @@ function toStoredEvent(row: EventRow): StoredEvent {
     storedAt: row.stored_at.toISOString(),
     envelope: row.envelope,
   };
-}
-
-/** One version of an event type's payload schema, as the registry keeps it. */
-export interface RegisteredSchema {
-  type: string;
-  version: number;
-  payload: Record<string, unknown>;
-  description: string | null;
-  registeredBy: string;
-  registeredAt: string;
 }
 
 interface SchemaRow {
@@ -124,8 +106,6 @@ function toSchema(row: SchemaRow): RegisteredSchema {
     registeredAt: row.registered_at.toISOString(),
   };
 }
-
-export type ChainVerdict = { valid: true; checked: number } | { valid: false; checked: number; brokenAt: ChainBreak };
 
 interface AuditRow {
   seq: string;

@@ -27,7 +27,8 @@ import {
 } from "../lib/errors";
 import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { timedCheck, type ReadinessCheck } from "../lib/health";
+import { timedCheck } from "../lib/health";
+import type { ReadinessCheck } from "../contracts/health";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import { hashPassword, verifyPassword } from "../lib/passwords";
 import { ownerScope } from "../lib/permissions";
@@ -45,40 +46,7 @@ import {
 import authMigrations from "../migrations/auth";
 import type { CallerMeta } from "../contracts/caller";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-
-export type UserStatus = "active" | "disabled";
-
-export interface User {
-  id: string;
-  email: string;
-  displayName: string;
-  roles: string[];
-  status: UserStatus;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface TokenPair {
-  accessToken: string;
-  refreshToken: string;
-  tokenType: "Bearer";
-  expiresIn: number;
-}
-
-export interface Role {
-  name: string;
-  description: string;
-  permissions: string[];
-  builtIn: boolean;
-}
-
-export interface OAuthClient {
-  clientId: string;
-  name: string;
-  scopes: string[];
-  status: UserStatus;
-  createdAt: string;
-}
+import type { UserStatus, User, TokenPair, Role, OAuthClient, OAuthMeta } from "../contracts/auth";
 
 interface UserRow {
   id: string;
@@ -171,11 +139,6 @@ function toClient(row: ClientRow): OAuthClient {
     status: row.status,
     createdAt: row.created_at.toISOString(),
   };
-}
-
-/** Set by the gateway's `/oauth` route from an `Authorization: Basic` header. */
-export interface OAuthMeta {
-  basicAuth?: { id: string; secret: string };
 }
 
 interface AuthState {

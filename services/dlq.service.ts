@@ -20,6 +20,7 @@ import {
   type DeadLetterFailure,
   type DeadLetterFilter,
   type DeadLetterGroup,
+  type DeadLetterPage,
   type DeadLetterStatus,
   type ErrorRecord,
   type Replay,
@@ -36,10 +37,6 @@ import type { CallerMeta } from "../contracts/caller";
 import { consumerMixin, type UnprocessableMessage } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { storableJson, storableText } from "../lib/storable";
-
-export type { DeadLetter, DeadLetterGroup, Replay, ReplayOperation } from "../contracts/dead-letters"; // TRANSITIONAL
-
-export type DeadLetterPage = Page<DeadLetter>;
 
 /** What a replay operation acts on: pending, replayable letters matching the filter, failed no later than `until`. */
 export type ReplayParams = Omit<DeadLetterFilter, "status"> & { until: Date };

@@ -23,33 +23,7 @@ import { consumerMixin, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
-
-export interface Rule {
-  id: string;
-  name: string;
-  event: string;
-  condition: Condition[];
-  action: string;
-  params: Record<string, unknown>;
-  enabled: boolean;
-  builtIn: boolean;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export type RuleInput = Pick<Rule, "name" | "event" | "condition" | "action" | "params" | "enabled">;
-
-export interface Task {
-  id: string;
-  kind: string;
-  title: string;
-  subject: string | null;
-  details: Record<string, unknown>;
-  correlationId: string | null;
-  status: "OPEN" | "DONE";
-  createdAt: string;
-}
+import type { Rule, RuleInput, Task } from "../contracts/exec";
 
 interface RuleRow {
   id: string;

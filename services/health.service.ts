@@ -8,8 +8,6 @@ import { NotReadyError } from "../lib/errors";
 import { failingChecks } from "../lib/health";
 import type { ClusterHealth, ClusterNodeHealth, NodeReadiness, NodeState, ReadinessCheck } from "../contracts/health";
 
-export type { ClusterHealth } from "../contracts/health"; // TRANSITIONAL
-
 interface ReadinessSource {
   name: string;
   readinessChecks?: () => Promise<ReadinessCheck[]>;

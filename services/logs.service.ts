@@ -7,24 +7,20 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
-import { CURSOR_PARAM, cursorPage, type CursorPage, type Page } from "../lib/paging";
+import { CURSOR_PARAM, cursorPage } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
 import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { SPANS_EVENT, toStoredSpan, type ExportedSpan } from "../lib/spans";
-import type { LogRecord, ShippedLogRecord, StoredSpan, Trace } from "../contracts/logs";
+import type { LogPage, LogRecord, LogTailPage, ShippedLogRecord, StoredSpan, Trace } from "../contracts/logs";
 
-export type { Trace } from "../contracts/logs"; // TRANSITIONAL
 import logMigrations from "../migrations/logs";
 import { consumerMixin } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
-
-export type LogPage = Page<LogRecord>;
-export type LogTailPage = CursorPage<LogRecord>;
 
 interface LogRow {
   id: string;

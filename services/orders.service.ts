@@ -9,7 +9,6 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { selectPage } from "../lib/database";
-import type { Page } from "../lib/paging";
 import { config } from "../lib/config";
 import {
   ForbiddenError,
@@ -22,10 +21,11 @@ import {
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { transition } from "../lib/order-status";
 import {
-  ORDER_STATUSES,
   isFinal,
   type Order,
+  ORDER_STATUSES,
   type OrderLine,
+  type OrderPage,
   type OrderStatus,
   type OrderWithSaga,
   type ShippingAddress,
@@ -39,12 +39,8 @@ import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { outboxRowsFrom } from "../lib/outbox";
 import { createEnvelope } from "../lib/events";
 import { deterministicId } from "../lib/delivery";
-import type { Product } from "./products.service";
+import type { Product } from "../contracts/products";
 import { storableJson } from "../lib/storable";
-
-export type { Order, OrderWithSaga, ShippingAddress } from "../contracts/orders"; // TRANSITIONAL
-
-export type OrderPage = Page<Order>;
 
 export interface CreateOrderParams {
   items: { productId: string; quantity: number }[];

@@ -26,7 +26,6 @@ import {
   PreconditionRequiredError,
   invalidFields,
 } from "../lib/errors";
-import type { Page } from "../lib/paging";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import productMigrations from "../migrations/products";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -34,28 +33,7 @@ import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { createEnvelope } from "../lib/events";
 import { perProduct, reservationSources, type ReservationLine, type ReservationStatus } from "../lib/stock-reservation";
 import { storableJson } from "../lib/storable";
-
-export interface Price {
-  /** Integer amount in the currency's minor unit (cents). */
-  amount: number;
-  /** ISO 4217 code. */
-  currency: string;
-}
-
-export interface Product {
-  id: string;
-  sku: string;
-  name: string;
-  description: string;
-  price: Price;
-  stock: number;
-  active: boolean;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export type ProductPage = Page<Product>;
+import type { Price, Product, ProductPage, StockReservation } from "../contracts/products";
 
 export interface ListProductsParams {
   page: number;
@@ -78,18 +56,6 @@ export interface CreateProductParams {
   price: Price;
   stock: number;
   active: boolean;
-}
-
-export interface StockReservation {
-  /** The saga step key it was made under: `<sagaId>:stock`. */
-  key: string;
-  orderId: string | null;
-  /** One line per product, in product id order. */
-  lines: ReservationLine[];
-  status: ReservationStatus;
-  reason: string | null;
-  createdAt: string;
-  updatedAt: string;
 }
 
 export interface ReserveParams {

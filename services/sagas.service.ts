@@ -16,7 +16,6 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
-import type { Page } from "../lib/paging";
 import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import { deadLetterEnvelope, deterministicId } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
@@ -45,12 +44,8 @@ import { consumerMixin, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { sagaDefinitions } from "../sagas";
-import { SAGA_STATUSES, type Saga, type SagaStatus, type StoredContext } from "../contracts/sagas";
+import { type Saga, SAGA_STATUSES, type SagaPage, type SagaStatus, type StoredContext } from "../contracts/sagas";
 import { storableJson } from "../lib/storable";
-
-export type { Saga } from "../contracts/sagas"; // TRANSITIONAL
-
-export type SagaPage = Page<Saga>;
 
 interface SagaRow {
   id: string;

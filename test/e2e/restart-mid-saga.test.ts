@@ -7,8 +7,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Order, OrderWithSaga } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { Order, OrderWithSaga } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
 import type { Page } from "../../lib/paging";
 import { apiRequest, orderBody } from "../support/api";

@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Product, ProductPage } from "../../services/products.service";
-import type { ClusterHealth } from "../../services/health.service";
+import type { Product, ProductPage } from "../../contracts/products";
+import type { ClusterHealth } from "../../contracts/health";
 import { freePort } from "../support/servers";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
 import { json, killLeftoverNodes, login, processesUsing, startNodeProcess } from "../support/nodes";

@@ -7,8 +7,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { Client } from "pg";
-import type { Product } from "../../services/products.service";
-import type { DeadLetterGroup, DeadLetterPage } from "../../services/dlq.service";
+import type { Product } from "../../contracts/products";
+import type { DeadLetterGroup, DeadLetterPage } from "../../contracts/dead-letters";
 import { launchBrowser, newPage, screenshot, seriousViolations, signIn } from "../support/browser";
 import {
   TEST_ADMIN,

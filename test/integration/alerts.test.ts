@@ -7,9 +7,9 @@
 import type { ServiceSchema } from "moleculer";
 import type { Client } from "pg";
 import { createEnvelope } from "../../lib/events";
-import type { Incident, IncidentPage, Notice } from "../../services/alerts.service";
-import type { DeadLetterPage } from "../../services/dlq.service";
-import type { Saga } from "../../services/sagas.service";
+import type { Incident, IncidentPage, Notice } from "../../contracts/alerts";
+import type { DeadLetterPage } from "../../contracts/dead-letters";
+import type { Saga } from "../../contracts/sagas";
 import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from "../support/sinks";
 import { withNode } from "../support/suite";

@@ -7,11 +7,11 @@
 import type { ServiceBroker } from "moleculer";
 import { connect } from "nats";
 import { Client } from "pg";
-import { chainHash, checkpointBucket, type AuditContent, type Checkpoint } from "../../lib/audit";
+import { chainHash, checkpointBucket, type Checkpoint } from "../../lib/audit";
+import type { AuditContent, ChainVerdict } from "../../contracts/audit";
 import { databaseUrlFor } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
-import type { ChainVerdict } from "../../services/audit.service";
 import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
 
 const scope = isolation();

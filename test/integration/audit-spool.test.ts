@@ -9,7 +9,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Client } from "pg";
-import type { Product } from "../../services/products.service";
+import type { Product } from "../../contracts/products";
 import { apiRequest, orderBody } from "../support/api";
 import {
   dropScopeDatabases,

@@ -8,14 +8,14 @@ import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
 import { QueryTypes, type Sequelize } from "sequelize";
 import type { Config } from "../../lib/config";
-import type { ReadinessCheck } from "../../lib/health";
+import type { ReadinessCheck } from "../../contracts/health";
 import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import type { CursorPage, Page } from "../../lib/paging";
 import type { OutboxMethods } from "../../mixins/outbox.mixin";
-import type { AuditPage, AuditRecord, ChainVerdict, RegisteredSchema, StoredEvent } from "../../services/audit.service";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { AuditPage, AuditRecord, ChainVerdict, RegisteredSchema, StoredEvent } from "../../contracts/audit";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { orderBody } from "../support/api";
 import {
   dropScopeDatabases,

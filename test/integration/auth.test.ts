@@ -18,8 +18,8 @@ import {
   signAccessToken,
   type PublicJwk,
 } from "../../lib/signing-keys";
-import type { OAuthClient, TokenPair, User } from "../../services/auth.service";
-import type { Product } from "../../services/products.service";
+import type { OAuthClient, TokenPair, User } from "../../contracts/auth";
+import type { Product } from "../../contracts/products";
 import { freePort } from "../support/servers";
 import {
   dropScopeDatabases,

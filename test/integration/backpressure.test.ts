@@ -7,8 +7,8 @@
  */
 import type { Context, ServiceSchema } from "moleculer";
 import { SYSTEM_CALLER } from "../../lib/permissions";
-import type { DeadLetterPage } from "../../services/dlq.service";
-import type { Rule } from "../../services/exec.service";
+import type { DeadLetterPage } from "../../contracts/dead-letters";
+import type { Rule } from "../../contracts/exec";
 import { json, waitFor } from "../support/nodes";
 import { withNode } from "../support/suite";
 

@@ -16,7 +16,8 @@ import { ServiceBroker, type BrokerOptions } from "moleculer";
 import { connect } from "nats";
 import { publicKeyOfSeed } from "../../lib/bus-claims";
 import { loadConfig } from "../../lib/config";
-import { SYSTEM_CALLER, type Caller } from "../../lib/permissions";
+import { SYSTEM_CALLER } from "../../lib/permissions";
+import type { Caller } from "../../contracts/caller";
 import { BusIdentityMiddleware } from "../../middlewares/bus-identity.middleware";
 import {
   ROOT,

@@ -4,8 +4,8 @@
  * cluster health lists both; a node that is killed shows as lost, and the alerts service (on the gateway node) sends
  * a node-health alert to a real webhook receiver.
  */
-import type { Product } from "../../services/products.service";
-import type { ClusterHealth } from "../../services/health.service";
+import type { Product } from "../../contracts/products";
+import type { ClusterHealth } from "../../contracts/health";
 import {
   dropScopeDatabases,
   isolation,

@@ -7,8 +7,8 @@
  * publishes it, and the order's saga completes, long before the orders service would re-announce the order.
  */
 import { Client } from "pg";
-import type { OrderWithSaga } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { OrderWithSaga } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { apiRequest, orderBody } from "../support/api";
 import {
   crashed,

@@ -7,10 +7,10 @@ import { connect, type NatsConnection } from "nats";
 import { Client } from "pg";
 import { createEnvelope } from "../../lib/events";
 import type { Page } from "../../lib/paging";
-import type { DeadLetter, DeadLetterPage } from "../../services/dlq.service";
-import type { Task } from "../../services/exec.service";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { DeadLetter, DeadLetterPage } from "../../contracts/dead-letters";
+import type { Task } from "../../contracts/exec";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import {
   crashed,
   dropScopeDatabases,

@@ -9,9 +9,15 @@ import type { Client } from "pg";
 import { dlqCommand, ruleCommand } from "../../bin/repl-commands";
 import { setChannelsReady } from "../../lib/delivery";
 import type { Page } from "../../lib/paging";
-import type { DeadLetter, DeadLetterGroup, DeadLetterPage, Replay, ReplayOperation } from "../../services/dlq.service";
-import type { Rule, Task } from "../../services/exec.service";
-import type { Product } from "../../services/products.service";
+import type {
+  DeadLetter,
+  DeadLetterGroup,
+  DeadLetterPage,
+  Replay,
+  ReplayOperation,
+} from "../../contracts/dead-letters";
+import type { Rule, Task } from "../../contracts/exec";
+import type { Product } from "../../contracts/products";
 import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
 import { validateOpenApi } from "../support/openapi";
 import { withNode } from "../support/suite";

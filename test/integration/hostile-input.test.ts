@@ -5,7 +5,7 @@
  * no answer of 500, and the node ready and serving afterwards.
  */
 import type { ServiceBroker } from "moleculer";
-import type { ProductPage } from "../../services/products.service";
+import type { ProductPage } from "../../contracts/products";
 import { apiRequest, orderBody } from "../support/api";
 import { hostileRequests, type OpenApiDocument } from "../support/fuzz";
 import {

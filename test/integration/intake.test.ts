@@ -5,8 +5,8 @@
  * drained new orders are accepted again.
  */
 import type { Client } from "pg";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { orderBody } from "../support/api";
 import { json, waitFor, type ErrorBody } from "../support/nodes";
 import { withNode } from "../support/suite";

@@ -5,8 +5,8 @@
  */
 import { connect } from "nats";
 import { Client } from "pg";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { apiRequest, orderBody } from "../support/api";
 import {
   dropScopeDatabases,

@@ -2,7 +2,7 @@
  * Log shipping across processes over a real NATS JetStream: the gateway node's records reach the log store on
  * another node, and records written while the log store is killed are delivered once it is back.
  */
-import type { LogPage } from "../../services/logs.service";
+import type { LogPage } from "../../contracts/logs";
 import {
   dropScopeDatabases,
   isolation,

@@ -10,7 +10,7 @@ import { databaseUrlFor } from "../../lib/database";
 import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import { LogShipper } from "../../lib/log-shipper";
 import { decryptPrivateKey, signAccessToken } from "../../lib/signing-keys";
-import type { LogPage, LogTailPage } from "../../services/logs.service";
+import type { LogPage, LogTailPage } from "../../contracts/logs";
 import {
   dropScopeDatabases,
   isolation,

@@ -6,8 +6,8 @@
 import { Client } from "pg";
 import type { ServiceBroker, ServiceSchema } from "moleculer";
 import { databaseUrlFor, replicaUrlFor } from "../../lib/database";
-import type { Order, OrderPage } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { Order, OrderPage } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { startReplicatedPostgres, type ReplicatedPostgres } from "../support/replica";
 import { freePort } from "../support/servers";
 import {

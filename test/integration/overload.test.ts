@@ -9,9 +9,9 @@
  * saturation for a minute, in a cluster) is `CHAOS_FAULTS=none CHAOS_RATE=60 CHAOS_ORDERS=3600 npm run chaos`.
  */
 import { Client } from "pg";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
-import type { DeadLetterPage } from "../../services/dlq.service";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
+import type { DeadLetterPage } from "../../contracts/dead-letters";
 import { apiRequest, orderBody } from "../support/api";
 import {
   dropScopeDatabases,

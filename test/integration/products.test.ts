@@ -7,9 +7,8 @@ import type { ServiceBroker } from "moleculer";
 import { databaseUrlFor } from "../../lib/database";
 import productMigrations from "../../migrations/products";
 import { freePort } from "../support/servers";
-import type { Product, ProductPage } from "../../services/products.service";
-import type { NodeReadiness } from "../../lib/health";
-import type { ClusterHealth } from "../../services/health.service";
+import type { Product, ProductPage } from "../../contracts/products";
+import type { ClusterHealth, NodeReadiness } from "../../contracts/health";
 import {
   dropScopeDatabases,
   isolation,

@@ -4,9 +4,8 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { startEmbeddedPostgres } from "../../lib/embedded-postgres";
-import type { NodeReadiness } from "../../lib/health";
-import type { ClusterHealth } from "../../services/health.service";
-import type { Product, ProductPage } from "../../services/products.service";
+import type { ClusterHealth, NodeReadiness } from "../../contracts/health";
+import type { Product, ProductPage } from "../../contracts/products";
 import { freePort, startTestPostgres } from "../support/servers";
 import { isolation, json, login, startInProcessNode, testConfig, waitFor, type ErrorBody } from "../support/nodes";
 

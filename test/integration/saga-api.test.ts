@@ -5,9 +5,9 @@
  */
 import type { Client } from "pg";
 import { sagaCommand } from "../../bin/repl-commands";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
-import type { Saga, SagaPage } from "../../services/sagas.service";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
+import type { Saga, SagaPage } from "../../contracts/sagas";
 import { validateOpenApi } from "../support/openapi";
 import { orderBody } from "../support/api";
 import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";

@@ -6,10 +6,10 @@
  * the completed orders' stock stays taken.
  */
 import { Client } from "pg";
-import type { DeadLetterPage } from "../../services/dlq.service";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
-import type { Saga } from "../../services/sagas.service";
+import type { DeadLetterPage } from "../../contracts/dead-letters";
+import { FINAL_ORDER_STATUSES, type Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
+import type { Saga } from "../../contracts/sagas";
 import { cursorName, type Cursor } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
 import { gatewayClient, type GatewayTarget, type OrderOptions } from "../support/api";
@@ -38,7 +38,6 @@ let gatewayPort: number;
 let product: Product;
 const db: Record<"payments" | "shipping" | "sagas" | "orders" | "products", Client> = {} as never;
 
-const FINAL = ["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"];
 const orderSaga = sagaDefinitions().order;
 
 const scopedUrl = (database: string) => scopedDatabaseUrl(scope.prefix, database);
@@ -431,7 +430,7 @@ describe("crashes", () => {
       async () => {
         const { rows } = await db.orders.query<{ count: string }>(
           "SELECT count(*) FROM orders WHERE id = ANY($1) AND status = ANY($2)",
-          [orders.map((order) => order.id), FINAL],
+          [orders.map((order) => order.id), FINAL_ORDER_STATUSES],
         );
         return Number(rows[0].count) === orders.length ? true : undefined;
       },

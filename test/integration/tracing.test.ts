@@ -4,10 +4,10 @@
  * request id the client sent is the trace id of every span, the request id of the log records and audit records the
  * order caused on all three nodes, and spans carry no secrets.
  */
-import type { AuditPage } from "../../services/audit.service";
-import type { LogPage, Trace } from "../../services/logs.service";
-import type { Order } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import type { AuditPage } from "../../contracts/audit";
+import type { LogPage, Trace } from "../../contracts/logs";
+import type { Order } from "../../contracts/orders";
+import type { Product } from "../../contracts/products";
 import { orderBody } from "../support/api";
 import {
   dropScopeDatabases,

@@ -13,7 +13,7 @@ import { deadLetterEnvelope } from "../../lib/delivery";
 import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { ExportedSpan } from "../../lib/spans";
-import type { ChainVerdict } from "../../services/audit.service";
+import type { ChainVerdict } from "../../contracts/audit";
 import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
 
 const asSystem = { meta: { caller: SYSTEM_CALLER } };

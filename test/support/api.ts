@@ -1,8 +1,7 @@
 /** Requests to a gateway as the suites and the benches send them. */
-import { isFinal } from "../../lib/order-status";
-import type { SagaStatus } from "../../lib/saga";
-import type { Order, OrderWithSaga } from "../../services/orders.service";
-import type { Product } from "../../services/products.service";
+import { isFinal, type Order, type OrderWithSaga } from "../../contracts/orders";
+import type { SagaStatus } from "../../contracts/sagas";
+import type { Product } from "../../contracts/products";
 import { json, waitFor } from "./nodes";
 
 /** A request to the gateway at `base` with a bearer token; a body is sent as JSON. */

@@ -11,7 +11,7 @@ import { ensureDatabase } from "../../lib/database";
 import { MoleculerRetryableError } from "../../lib/errors";
 import type { EventEnvelope } from "../../lib/events";
 import { consumerMixin, type ConsumerThis } from "../../mixins/consumer.mixin";
-import type { Order } from "../../services/orders.service";
+import type { Order } from "../../contracts/orders";
 
 export const PROBE_SCHEMA = `
   CREATE TABLE IF NOT EXISTS inbox (

@@ -1,21 +1,20 @@
 /** What every saga run must leave behind, whatever crashed meanwhile: checked by the saga fault suites. */
 import type { Client } from "pg";
+import { isFinal, type OrderStatus } from "../../contracts/orders";
 
 /** Clients of the databases the order saga touches. */
 export type SagaDatabases = Record<"orders" | "sagas" | "payments" | "products", Client>;
-
-const FINAL = ["COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"];
 
 /**
  * The invariants of every run: one saga per order, all ended, no double charge, no refund without a charge, and the
  * stock of exactly the completed orders taken for good (every other reservation released, refused or voided).
  */
 export async function expectSagasBalanced(db: SagaDatabases, ids: string[]) {
-  const { rows: statuses } = await db.orders.query<{ id: string; status: string; total_amount: string }>(
+  const { rows: statuses } = await db.orders.query<{ id: string; status: OrderStatus; total_amount: string }>(
     "SELECT id, status, total_amount FROM orders WHERE id = ANY($1)",
     [ids],
   );
-  expect(statuses.filter((row) => FINAL.includes(row.status))).toHaveLength(ids.length);
+  expect(statuses.filter((row) => isFinal(row.status))).toHaveLength(ids.length);
   const { rows: sagas } = await db.sagas.query("SELECT status FROM sagas WHERE subject_id = ANY($1)", [ids]);
   expect(sagas).toHaveLength(ids.length);
   expect(sagas.filter((saga) => saga.status === "COMPLETED" || saga.status === "COMPENSATED")).toHaveLength(ids.length);

@@ -8,9 +8,9 @@ import {
   redact,
   signCheckpoint,
   verifyLinks,
-  type AuditContent,
   type ChainLink,
 } from "../../lib/audit";
+import type { AuditContent } from "../../contracts/audit";
 
 const KEY = "an-anchor-key-only-for-unit-tests-0123456789";
 

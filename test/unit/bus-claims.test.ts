@@ -8,7 +8,8 @@ import {
   verifyClaim,
   type ClaimBinding,
 } from "../../lib/bus-claims";
-import { SYSTEM_CALLER, type Caller } from "../../lib/permissions";
+import { SYSTEM_CALLER } from "../../lib/permissions";
+import type { Caller } from "../../contracts/caller";
 
 const seed = (): string => randomBytes(32).toString("base64url");
 const gatewaySeed = seed();

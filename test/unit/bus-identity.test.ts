@@ -5,7 +5,8 @@ import path from "node:path";
 import { ServiceBroker, type Context, type Middleware } from "moleculer";
 import { publicKeyOfSeed } from "../../lib/bus-claims";
 import { loadConfig } from "../../lib/config";
-import { SYSTEM_CALLER, type Caller } from "../../lib/permissions";
+import { SYSTEM_CALLER } from "../../lib/permissions";
+import type { Caller } from "../../contracts/caller";
 import { BusIdentityMiddleware } from "../../middlewares/bus-identity.middleware";
 import { PermissionsMiddleware } from "../../middlewares/permissions.middleware";
 

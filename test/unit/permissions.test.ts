@@ -1,4 +1,5 @@
-import { authorize, grants, ownerScope, permissionsOfRoles, SYSTEM_CALLER, type Caller } from "../../lib/permissions";
+import { authorize, grants, ownerScope, permissionsOfRoles, SYSTEM_CALLER } from "../../lib/permissions";
+import type { Caller } from "../../contracts/caller";
 
 const customer: Caller = {
   type: "user",

@@ -15,27 +15,7 @@ import { Guarded, InlineError } from "../components/States";
 import { Badge, Button, PageTitle, Pager, Section, Select, Table, formatTime } from "../components/ui";
 import { useSession } from "../stores/session";
 import type { Page } from "../../../lib/paging";
-
-interface Incident {
-  id: string;
-  rule: string;
-  key: string;
-  status: "FIRING" | "RESOLVED";
-  summary: string;
-  openedAt: string;
-  resolvedAt: string | null;
-  acknowledgedAt: string | null;
-  acknowledgedBy: string | null;
-}
-
-interface Notice {
-  kind: string;
-  channel: string;
-  status: string;
-  attempts: number;
-  lastError: string | null;
-  sentAt: string | null;
-}
+import type { Incident, Notice } from "../../../contracts/alerts";
 
 export function AlertsPage() {
   const [params, changeFilter] = useFilters();

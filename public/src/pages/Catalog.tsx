@@ -6,17 +6,7 @@ import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatMoney } from "../components/ui";
 import type { Page } from "../../../lib/paging";
-
-interface Product {
-  id: string;
-  sku: string;
-  name: string;
-  description: string;
-  price: { amount: number; currency: string };
-  stock: number;
-  active: boolean;
-  version: number;
-}
+import type { Product } from "../../../contracts/products";
 
 /** "12.50" → 1250 minor units, or null when it is not an amount. */
 export function toMinorUnits(text: string): number | null {

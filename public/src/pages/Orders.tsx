@@ -21,12 +21,8 @@ import {
 } from "../components/ui";
 import { useSession } from "../stores/session";
 import type { Page } from "../../../lib/paging";
-import type { Order } from "../../../contracts/orders";
-
-export interface Money {
-  amount: number;
-  currency: string;
-}
+import { ORDER_STATUSES, type Order } from "../../../contracts/orders";
+import type { Product } from "../../../contracts/products";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -56,16 +52,6 @@ function FindOrder() {
   );
 }
 
-interface Product {
-  id: string;
-  sku: string;
-  name: string;
-  price: Money;
-  stock: number;
-  active: boolean;
-}
-
-const STATUSES = ["PENDING", "PAID", "SHIPPED", "COMPLETED", "CANCELLED", "COMPENSATED", "FAILED"];
 export const PAYMENT_METHODS = [
   { value: "pm_card_ok", label: "Card (succeeds)" },
   { value: "pm_card_declined", label: "Card (declined)" },
@@ -96,7 +82,10 @@ export function OrdersPage() {
               label="Status"
               value={params.get("status") ?? ""}
               onChange={(event) => setFilter("status", event.target.value)}
-              options={[{ value: "", label: "Any" }, ...STATUSES.map((status) => ({ value: status, label: status }))]}
+              options={[
+                { value: "", label: "Any" },
+                ...ORDER_STATUSES.map((status) => ({ value: status, label: status })),
+              ]}
             />
             {canSeeAll && (
               <Field

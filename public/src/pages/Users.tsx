@@ -7,21 +7,7 @@ import { useApi } from "../api/useApi";
 import { Guarded, Notice, InlineError } from "../components/States";
 import { Badge, Button, Field, PageTitle, Pager, Section, Table, formatTime } from "../components/ui";
 import type { Page } from "../../../lib/paging";
-
-interface User {
-  id: string;
-  email: string;
-  displayName: string;
-  roles: string[];
-  status: string;
-  createdAt: string;
-}
-
-interface Role {
-  name: string;
-  description: string;
-  permissions: string[];
-}
+import type { Role, User } from "../../../contracts/auth";
 
 export function UsersPage() {
   const [page, setPage] = useState(1);

@@ -194,15 +194,19 @@ export async function grantWriterRole(owner: Sequelize, url: string, appendOnly:
     });
   }
   const tables = appendOnly.map(quoteIdentifier).join(", ");
-  for (const statement of [
-    `GRANT ${role} TO CURRENT_USER`,
-    `GRANT USAGE ON SCHEMA public TO ${role}`,
-    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`,
-    `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
-    `REVOKE UPDATE, DELETE, TRUNCATE ON ${tables} FROM ${role}`,
-  ]) {
-    await owner.query(statement);
-  }
+  // One transaction: granting on all tables gives the append-only ones UPDATE again until the REVOKE, and a connection
+  // acting as the role in between (a readiness probe, a replica already serving) must never see that.
+  await owner.transaction(async (transaction) => {
+    for (const statement of [
+      `GRANT ${role} TO CURRENT_USER`,
+      `GRANT USAGE ON SCHEMA public TO ${role}`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`,
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+      `REVOKE UPDATE, DELETE, TRUNCATE ON ${tables} FROM ${role}`,
+    ]) {
+      await owner.query(statement, { transaction });
+    }
+  });
 }
 
 /** Every connection of `sequelize` acts as `role` (the URL's user stays the one that logs in), or fails to open. */

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { publicKeyOfSeed } from "../../lib/bus-claims";
 import { CONFIG_KEYS, ConfigError, SERVICE_NAMES, loadConfig } from "../../lib/config";
+import { configTable, tableIn } from "../../lib/config-docs";
 
 const SEED = Buffer.alloc(32, 7).toString("base64url");
 const PUBLIC_KEY = publicKeyOfSeed(SEED);
@@ -220,11 +221,17 @@ describe("the saga engine's lease settings", () => {
 });
 
 describe("the README's configuration table", () => {
-  it("lists every key with the default and description lib/config.ts documents", () => {
+  it("is the table the schema yields (run `npm run docs:config` after changing a key)", () => {
     const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
-    const missing = CONFIG_KEYS.map((key) => `| \`${key.key}\` | ${key.default} | ${key.description} |`).filter(
-      (row) => !readme.includes(row),
+    expect(tableIn(readme).table).toEqual(configTable());
+  });
+
+  it("lists every key once, with the default and description lib/config-schema.ts declares", () => {
+    const keys = CONFIG_KEYS.map((key) => key.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(configTable()).toContain(
+      "| `TRACING_SAMPLE_RATE` | 1 (0.1 in production) | Share of traces exported whole, from 0 to 1,",
     );
-    expect(missing).toEqual([]);
+    expect(configTable()).toContain("| `DATABASE_NAME_PREFIX` | (empty) |");
   });
 });

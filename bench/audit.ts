@@ -25,8 +25,9 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { Client } from "pg";
 import type { ChainVerdict } from "../contracts/audit";
-import { dropScopeDatabases, login } from "../test/support/nodes";
-import { startNats } from "../test/support/servers";
+import { gatewayClient, login } from "../support/api";
+import { dropScopeDatabases } from "../support/nodes";
+import { startNats } from "../support/servers";
 import type { RateResult } from "./data";
 import { startTarget } from "./target-process";
 
@@ -185,19 +186,14 @@ async function measureTarget(
   let audit: Awaited<ReturnType<typeof auditCounter>> | undefined;
   try {
     const token = await login(node.base, ADMIN);
+    const gateway = gatewayClient({ base: node.base, token });
     for (let i = 0; i < productCount; i++) {
-      const res = await fetch(`${node.base}/api/products`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({
-          sku: `BENCH-AU-${i}`,
-          name: `Bench product ${i}`,
-          price: { amount: 100 + i, currency: "EUR" },
-          stock: 1000,
-        }),
+      await gateway.createProduct({
+        sku: `BENCH-AU-${i}`,
+        name: `Bench product ${i}`,
+        price: { amount: 100 + i, currency: "EUR" },
+        stock: 1000,
       });
-      if (res.status !== 201) throw new Error(`seeding product ${i}: ${res.status} ${await res.text()}`);
-      await res.arrayBuffer();
     }
     await products.connect();
     if (mode === "audit-on")

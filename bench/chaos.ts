@@ -29,10 +29,9 @@
 import { Client } from "pg";
 import { startEmbeddedPostgres } from "../lib/embedded-postgres";
 import type { Order } from "../contracts/orders";
-import type { Product } from "../contracts/products";
-import { orderBody, type OrderOptions } from "../test/support/api";
-import { login, startNodeProcess, type NodeProcess } from "../test/support/nodes";
-import { freePort, startNats, startTestPostgres, type NatsServer } from "../test/support/servers";
+import { gatewayClient, login, orderBody, type OrderOptions } from "../support/api";
+import { type NodeProcess, startNodeProcess } from "../support/nodes";
+import { freePort, type NatsServer, startNats, startTestPostgres } from "../support/servers";
 
 type TestPostgres = Awaited<ReturnType<typeof startTestPostgres>>;
 
@@ -123,22 +122,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const base = `http://127.0.0.1:${gatewayPort}`;
     log(`chaos: cluster up (nats ${nats.url}, postgres ${postgres.url}, gateway ${base})`);
 
-    const token = await login(base, ADMIN);
-    const request = (method: string, route: string, body?: unknown) =>
-      fetch(`${base}${route}`, {
-        method,
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
-      });
-    const created = await request("POST", "/api/products", {
+    const gateway = gatewayClient({ base, token: await login(base, ADMIN), timeoutMs: 15_000 });
+    const product = await gateway.createProduct({
       sku: "CHAOS-1",
       name: "Chaos widget",
       price: { amount: 700, currency: "EUR" },
       stock: 10_000_000,
     });
-    if (created.status !== 201) throw new Error(`product not created: ${created.status} ${await created.text()}`);
-    const product = (await created.json()) as Product;
 
     const accepted: string[] = [];
     const refusedBy: Record<string, number> = {};
@@ -180,7 +170,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (let i = 0; i < options.orders; i++) {
       await sleep(Math.max(0, startedAt + (i * 1000) / options.rate - Date.now()));
       posts.push(
-        request("POST", "/api/orders", orderBody(product.id, `CHAOS-${i}`, MIX[i % MIX.length]))
+        gateway
+          .send("POST", "/api/orders", orderBody(product.id, `CHAOS-${i}`, MIX[i % MIX.length]))
           .then(async (res) => {
             if (res.status === 201) accepted.push(((await res.json()) as Order).id);
             else refuse(`${res.status} ${((await res.json().catch(() => ({}))) as { type?: string }).type ?? ""}`);

@@ -31,7 +31,7 @@ import { createSequelize, ensureDatabase, quoteIdentifier, runMigrations } from 
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { storableJson } from "../lib/storable";
 import { CONSUMER_MAX_IN_FLIGHT } from "../mixins/consumer.mixin";
-import { startNats } from "../test/support/servers";
+import { startNats } from "../support/servers";
 import {
   PRODUCER_SERVICE,
   consumerMigrations,

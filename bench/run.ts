@@ -21,9 +21,10 @@ import { eventBackbone, reportEvents } from "./events";
 import { reportSagas, sagaBench } from "./sagas";
 import { reportUi, uiBench } from "./ui";
 import type { PublicJwk } from "../lib/signing-keys";
-import { dropScopeDatabases, login, registerCustomer } from "../test/support/nodes";
+import { login, registerCustomer } from "../support/api";
+import { dropScopeDatabases } from "../support/nodes";
+import { freePort, startNats } from "../support/servers";
 import { startTarget } from "./target-process";
-import { freePort, startNats } from "../test/support/servers";
 
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);

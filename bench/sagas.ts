@@ -40,10 +40,9 @@ import { pathToFileURL } from "node:url";
 import { Client } from "pg";
 import type { ClusterHealth } from "../contracts/health";
 import type { Order } from "../contracts/orders";
-import type { Product } from "../contracts/products";
-import { orderBody } from "../test/support/api";
-import { dropScopeDatabases } from "../test/support/nodes";
-import { freePort, startNats, type NatsServer } from "../test/support/servers";
+import { apiRequest, gatewayClient, login, orderBody } from "../support/api";
+import { dropScopeDatabases } from "../support/nodes";
+import { freePort, type NatsServer, startNats } from "../support/servers";
 import { STATEMENT_COUNT_REQUEST, type StatementCounts } from "./statement-counts";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -445,11 +444,7 @@ class Gateway {
     const sentAt = Date.now();
     const started = performance.now();
     try {
-      const res = await fetch(`${this.base}/api/orders`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
-        body: JSON.stringify(orderBody(this.productId, tag)),
-      });
+      const res = await apiRequest(this.base, this.token, "POST", "/api/orders", orderBody(this.productId, tag));
       const body = await res.text();
       const postMs = performance.now() - started;
       if (res.status !== 201) return { sentAt, postMs, status: res.status };
@@ -769,25 +764,13 @@ export async function sagaBench(serverUrl: string): Promise<SagaBench> {
       `saga bench: nats-server and ${nodes.length} nodes ready after ${f2((performance.now() - t0) / 1000)} s`,
     );
 
-    const login = await fetch(`${base}/api/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(ADMIN),
+    const accessToken = await login(base, ADMIN);
+    const product = await gatewayClient({ base, token: accessToken }).createProduct({
+      sku: "SAGA-BENCH-1",
+      name: "Saga bench widget",
+      price: { amount: 700, currency: "EUR" },
+      stock: 100_000_000,
     });
-    if (login.status !== 200) throw new Error(`bench login failed: ${login.status} ${await login.text()}`);
-    const { accessToken } = (await login.json()) as { accessToken: string };
-    const created = await fetch(`${base}/api/products`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${accessToken}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        sku: "SAGA-BENCH-1",
-        name: "Saga bench widget",
-        price: { amount: 700, currency: "EUR" },
-        stock: 100_000_000,
-      }),
-    });
-    if (created.status !== 201) throw new Error(`product create failed: ${created.status} ${await created.text()}`);
-    const product = (await created.json()) as Product;
     const gateway = new Gateway(base, accessToken, product.id);
 
     const db = {} as Databases;

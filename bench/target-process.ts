@@ -1,7 +1,7 @@
 /** A bench/targets.ts target as its own process, as bench/run.ts and bench/audit.ts load them. */
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { freePort } from "../test/support/servers";
+import { freePort } from "../support/servers";
 
 export interface TargetProcess {
   pid: number;

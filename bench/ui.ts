@@ -11,8 +11,8 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { launchBrowser, newPage, signIn } from "../test/support/browser";
-import { dropScopeDatabases, startNodeProcess } from "../test/support/nodes";
+import { launchBrowser, newPage, signIn } from "../support/browser";
+import { dropScopeDatabases, startNodeProcess } from "../support/nodes";
 import { ensureUiBuilt } from "../bin/ui";
 import { UI_DIR } from "../lib/paths";
 

@@ -10,9 +10,9 @@ import path from "node:path";
 import type { Order, OrderWithSaga } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
-import { apiRequest, orderBody } from "../support/api";
+import { apiRequest, login, orderBody, registerCustomer } from "../../support/api";
+import { json, processesUsing, ROOT, TEST_ADMIN, waitFor } from "../../support/nodes";
 import { freePort, portFree } from "../../lib/ports";
-import { ROOT, TEST_ADMIN, json, login, processesUsing, registerCustomer, waitFor } from "../support/nodes";
 
 const ROLES = 6;
 let dataDir: string;

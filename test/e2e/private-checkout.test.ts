@@ -10,8 +10,8 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
-import { freePort } from "../support/servers";
-import { json, killLeftoverNodes, ROOT, startNodeProcess } from "../support/nodes";
+import { json, killLeftoverNodes, ROOT, startNodeProcess } from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 const asRoot = process.getuid?.() === 0;
 let privateDir: string;

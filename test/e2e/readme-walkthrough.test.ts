@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
-import { freePort } from "../support/servers";
-import { ROOT, killLeftoverNodes, startNodeProcess } from "../support/nodes";
+import { killLeftoverNodes, ROOT, startNodeProcess } from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 let dataDir: string;
 

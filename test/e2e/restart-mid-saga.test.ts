@@ -11,18 +11,9 @@ import type { Order, OrderWithSaga } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
 import type { Page } from "../../lib/paging";
-import { apiRequest, orderBody } from "../support/api";
-import { freePort } from "../support/servers";
-import {
-  TEST_ADMIN,
-  json,
-  killLeftoverNodes,
-  login,
-  registerCustomer,
-  startNodeProcess,
-  waitFor,
-  type NodeProcess,
-} from "../support/nodes";
+import { apiRequest, login, orderBody, registerCustomer } from "../../support/api";
+import { json, killLeftoverNodes, type NodeProcess, startNodeProcess, TEST_ADMIN, waitFor } from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 let dataDir: string;
 let env: Record<string, string>;

@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Product, ProductPage } from "../../contracts/products";
 import type { ClusterHealth } from "../../contracts/health";
-import { freePort } from "../support/servers";
+import { login } from "../../support/api";
+import { json, killLeftoverNodes, processesUsing, startNodeProcess } from "../../support/nodes";
+import { freePort } from "../../support/servers";
 import { stopLeftoverPostgres } from "../../lib/embedded-postgres";
-import { json, killLeftoverNodes, login, processesUsing, startNodeProcess } from "../support/nodes";
 
 let dataDir: string;
 let env: Record<string, string>;

@@ -9,21 +9,20 @@ import type { Browser, Page } from "playwright-core";
 import { Client } from "pg";
 import type { Product } from "../../contracts/products";
 import type { DeadLetterGroup, DeadLetterPage } from "../../contracts/dead-letters";
-import { launchBrowser, newPage, screenshot, seriousViolations, signIn } from "../support/browser";
+import { launchBrowser, newPage, screenshot, seriousViolations, signIn } from "../../support/browser";
 import {
   TEST_ADMIN,
   dropScopeDatabases,
   isolation,
   json,
   killLeftoverNodes,
-  login,
   nodeEnv,
   scopedDatabaseUrl,
   startNodeProcess,
   waitFor,
   type NodeProcess,
-} from "../support/nodes";
-import { apiRequest, orderBody } from "../support/api";
+} from "../../support/nodes";
+import { apiRequest, login, orderBody } from "../../support/api";
 
 const scope = isolation();
 let node: NodeProcess;

@@ -10,7 +10,8 @@ import { createEnvelope } from "../../lib/events";
 import type { Incident, IncidentPage, Notice } from "../../contracts/alerts";
 import type { DeadLetterPage } from "../../contracts/dead-letters";
 import type { Saga } from "../../contracts/sagas";
-import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
+import { registerCustomer } from "../../support/api";
+import { type ErrorBody, json, waitFor } from "../../support/nodes";
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from "../support/sinks";
 import { withNode } from "../support/suite";
 

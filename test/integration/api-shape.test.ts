@@ -4,23 +4,11 @@
  * shape, no GET answers a bare array, and bodies the gateway cannot read answer the one error shape.
  */
 import { randomUUID } from "node:crypto";
-import type { ServiceBroker } from "moleculer";
-import { Client } from "pg";
-import type { Config } from "../../lib/config";
-import { databaseUrlFor } from "../../lib/database";
+import type { Client } from "pg";
 import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import type { CursorPage, Page } from "../../lib/paging";
-import { apiRequest } from "../support/api";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  startInProcessNode,
-  testConfig,
-  type ErrorBody,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+import { type ErrorBody, json } from "../../support/nodes";
+import { withNode } from "../support/suite";
 
 interface Parameter {
   name: string;
@@ -42,12 +30,9 @@ interface Walked {
   shape?: "Page" | "CursorPage";
 }
 
-const scope = isolation();
-let broker: ServiceBroker;
-let cfg: Config;
-let base: string;
-let admin: string;
+const node = withNode({ RATE_LIMIT_USER: "1000000" });
 let walked: Walked[];
+let logsDb: Client;
 
 /** A value a parameter takes, for the required ones (the walk asks for lists, not for particular rows). */
 function sample(parameter: Parameter): string {
@@ -72,16 +57,12 @@ function urlOf({ path, operation }: Walked, query: Record<string, string> = {}):
   return search.size > 0 ? `${filled}?${search}` : filled;
 }
 
-const get = (url: string) => apiRequest(base, admin, "GET", url);
+const get = (url: string) => node.send("GET", url);
 
 beforeAll(async () => {
-  const port = await freePort();
-  cfg = testConfig(scope, { PORT: String(port), RATE_LIMIT_USER: "1000000" });
-  broker = await startInProcessNode(cfg);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
+  logsDb = await node.database("logs");
   const doc = await json<{ paths: Record<string, Record<string, GetOperation>> }>(
-    await fetch(`${base}/api/openapi.json`),
+    await fetch(`${node.base}/api/openapi.json`),
   );
   walked = Object.entries(doc.paths).flatMap(([path, methods]) => {
     const operation = methods.get;
@@ -90,11 +71,6 @@ beforeAll(async () => {
     const shape = ref === "#/components/schemas/Page" || ref === "#/components/schemas/CursorPage";
     return [{ path, operation, ...(shape ? { shape: ref.split("/").at(-1) as Walked["shape"] } : {}) }];
   });
-});
-
-afterAll(async () => {
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
 });
 
 describe("lists", () => {
@@ -172,14 +148,10 @@ describe("lists", () => {
   });
 
   it("walk a stream by cursor: each nextCursor leads on, hasMore until the end, and past the end it stays put", async () => {
-    const logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
-    await logsDb.connect();
-    const { rows: inserted } = await logsDb
-      .query<{ id: string }>(
-        `INSERT INTO log_records (time, level, node_id, module, message)
-         SELECT now(), 'info', 'shape-node', 'shape-walk', 'record ' || n FROM generate_series(1, 5) AS n RETURNING id`,
-      )
-      .finally(() => logsDb.end());
+    const { rows: inserted } = await logsDb.query<{ id: string }>(
+      `INSERT INTO log_records (time, level, node_id, module, message)
+       SELECT now(), 'info', 'shape-node', 'shape-walk', 'record ' || n FROM generate_series(1, 5) AS n RETURNING id`,
+    );
     const ids = inserted.map((row) => Number(row.id));
     const pages: CursorPage<{ id: number }>[] = [];
     let after = "0";
@@ -211,19 +183,15 @@ describe("lists", () => {
 
   it("are what the live tail reads: records stored after it opened arrive as events, in order", async () => {
     const controller = new AbortController();
-    const res = await fetch(`${base}/api/logs/stream?service=shape-sse`, {
-      headers: { authorization: `Bearer ${admin}` },
+    const res = await fetch(`${node.base}/api/logs/stream?service=shape-sse`, {
+      headers: { authorization: `Bearer ${node.token}` },
       signal: controller.signal,
     });
     expect(res.status).toBe(200);
-    const logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
-    await logsDb.connect();
-    const { rows: inserted } = await logsDb
-      .query<{ id: string }>(
-        `INSERT INTO log_records (time, level, node_id, module, message)
-         SELECT now(), 'info', 'shape-node', 'shape-sse', 'tailed ' || n FROM generate_series(1, 3) AS n RETURNING id`,
-      )
-      .finally(() => logsDb.end());
+    const { rows: inserted } = await logsDb.query<{ id: string }>(
+      `INSERT INTO log_records (time, level, node_id, module, message)
+       SELECT now(), 'info', 'shape-node', 'shape-sse', 'tailed ' || n FROM generate_series(1, 3) AS n RETURNING id`,
+    );
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     const received: StreamEvent[] = [];
     let buffer = "";
@@ -264,9 +232,9 @@ describe("lists", () => {
 
 describe("bodies the gateway cannot read answer the one error shape", () => {
   const post = (body: string, contentType = "application/json") =>
-    fetch(`${base}/api/products`, {
+    fetch(`${node.base}/api/products`, {
       method: "POST",
-      headers: { "content-type": contentType, authorization: `Bearer ${admin}` },
+      headers: { "content-type": contentType, authorization: `Bearer ${node.token}` },
       body,
     });
 

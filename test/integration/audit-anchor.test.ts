@@ -12,7 +12,8 @@ import type { AuditContent, ChainVerdict } from "../../contracts/audit";
 import { databaseUrlFor } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
-import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
+import { dropScopeDatabases, isolation, testConfig, testNatsUrl, waitFor } from "../../support/nodes";
+import { startInProcessNode } from "../support/nodes";
 
 const scope = isolation();
 let broker: ServiceBroker;

@@ -10,20 +10,19 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Client } from "pg";
 import type { Product } from "../../contracts/products";
-import { apiRequest, orderBody } from "../support/api";
+import { apiRequest, login, orderBody } from "../../support/api";
 import {
+  crashed,
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   scopedDatabaseUrl,
-  crashed,
   startNodeProcess,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
-import { freePort, startNats, type NatsServer } from "../support/servers";
+} from "../../support/nodes";
+import { freePort, type NatsServer, startNats } from "../../support/servers";
 
 const scope = isolation();
 let nats: NatsServer;

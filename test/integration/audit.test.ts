@@ -7,7 +7,6 @@ import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
 import { auditCommand } from "../../bin/repl-commands";
 import { QueryTypes, type Sequelize } from "sequelize";
-import type { Config } from "../../lib/config";
 import type { ReadinessCheck } from "../../contracts/health";
 import { databaseUrlFor, writerRoleOf } from "../../lib/database";
 import { createEnvelope } from "../../lib/events";
@@ -16,50 +15,32 @@ import type { OutboxMethods } from "../../mixins/outbox.mixin";
 import type { AuditPage, AuditRecord, ChainVerdict, RegisteredSchema, StoredEvent } from "../../contracts/audit";
 import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
-import { orderBody } from "../support/api";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  waitFor,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+import { login, orderBody, registerCustomer } from "../../support/api";
+import { dropScopeDatabases, isolation, json, testConfig, waitFor } from "../../support/nodes";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
+const node = withNode({ SERVICES: "api,auth,products,orders,audit" });
+const { send } = node;
 let adminId: string;
 let auditDb: Client;
 let auditUrl: string;
-let cfg: Config;
 
 /** The gateway's request id of each labelled request (it makes its own; a client's `X-Request-Id` is only logged). */
 const requestIds = new Map<string, string>();
 const idOf = (label: string) => requestIds.get(label)!;
 
-const send = async (method: string, path: string, body: unknown, label: string, token = admin) => {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+/** The answer to a request, its request id remembered under `label`. */
+async function labelled(label: string, request: Promise<Response>): Promise<Response> {
+  const res = await request;
   requestIds.set(label, res.headers.get("x-request-id")!);
   return res;
-};
+}
 
 async function recordsOf(label: string, count: number): Promise<AuditPage["rows"]> {
   const requestId = idOf(label);
   return waitFor(
     async () => {
-      const page = await json<AuditPage>(await send("GET", `/api/audit?requestId=${requestId}`, undefined, "q"));
+      const page = await json<AuditPage>(await send("GET", `/api/audit?requestId=${requestId}`));
       return page.total >= count ? page.rows : undefined;
     },
     10_000,
@@ -68,39 +49,23 @@ async function recordsOf(label: string, count: number): Promise<AuditPage["rows"
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  cfg = testConfig(scope, { SERVICES: "api,auth,products,orders,audit", PORT: String(port) });
-  broker = await startInProcessNode(cfg);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  adminId = (await json<{ id: string }>(await send("GET", "/api/auth/me", undefined, "me"))).id;
-  auditUrl = databaseUrlFor("audit", cfg);
-  auditDb = new Client({ connectionString: auditUrl });
-  await auditDb.connect();
-});
-
-afterAll(async () => {
-  await auditDb?.end();
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
+  adminId = (await json<{ id: string }>(await send("GET", "/api/auth/me"))).id;
+  auditUrl = databaseUrlFor("audit", node.cfg);
+  auditDb = await node.database("audit");
 });
 
 it("records every REST write once: who, what, which entity, the request id and the parameters", async () => {
-  const created = await send(
-    "POST",
-    "/api/products",
-    { sku: "AUD-1", name: "Audited", price: { amount: 100, currency: "EUR" } },
+  const created = await labelled(
     "audit-create",
+    send("POST", "/api/products", { sku: "AUD-1", name: "Audited", price: { amount: 100, currency: "EUR" } }),
   );
   const product = await json<Product>(created);
-  const patched = await send(
-    "PATCH",
-    `/api/products/${product.id}`,
-    { stock: 9, version: product.version },
+  const patched = await labelled(
     "audit-patch",
+    send("PATCH", `/api/products/${product.id}`, { stock: 9, version: product.version }),
   );
   expect(patched.status).toBe(200);
-  expect((await send("DELETE", `/api/products/${product.id}`, undefined, "audit-delete")).status).toBe(204);
+  expect((await labelled("audit-delete", send("DELETE", `/api/products/${product.id}`))).status).toBe(204);
 
   for (const [label, name] of [
     ["audit-create", "products.create"],
@@ -128,7 +93,8 @@ it("records every REST write once: who, what, which entity, the request id and t
     params: { id: product.id },
     before: expect.objectContaining({ id: product.id, stock: 9, name: "Audited" }),
   });
-  // Exactly one each (the stock change's event is recorded beside it), also after time for duplicates.
+  // Exactly one each (the stock change's event is recorded beside it), also after time for duplicates: a sleep, not
+  // a wait, as a duplicate must not appear.
   await new Promise((resolve) => setTimeout(resolve, 500));
   for (const label of ["audit-create", "audit-patch", "audit-delete"]) {
     const { rows } = await auditDb.query(
@@ -140,20 +106,20 @@ it("records every REST write once: who, what, which entity, the request id and t
 });
 
 it("redacts secrets, and records domain events beside the actions that caused them", async () => {
-  const token = await registerCustomer(base, "audited@example.com");
+  const token = await registerCustomer(node.base, "audited@example.com");
   const { rows } = await auditDb.query("SELECT change FROM audit_records WHERE name = 'auth.register'");
   expect(rows[0].change).toMatchObject({ params: { email: "audited@example.com", password: "[redacted]" } });
 
   const product = await json<Product>(
-    await send(
-      "POST",
-      "/api/products",
-      { sku: "AUD-2", name: "Ordered", price: { amount: 300, currency: "EUR" }, stock: 10 },
-      "p2",
-    ),
+    await send("POST", "/api/products", {
+      sku: "AUD-2",
+      name: "Ordered",
+      price: { amount: 300, currency: "EUR" },
+      stock: 10,
+    }),
   );
   const order = await json<Order>(
-    await send("POST", "/api/orders", orderBody(product.id, "Ada"), "audit-order", token),
+    await labelled("audit-order", send("POST", "/api/orders", orderBody(product.id, "Ada"), token)),
   );
   const records = await recordsOf("audit-order", 2);
   expect(records.map((record) => [record.kind, record.name]).sort()).toEqual([
@@ -168,17 +134,15 @@ it("redacts secrets, and records domain events beside the actions that caused th
 
 it("keeps domain events as an event store: in order globally, and per stream", async () => {
   // `limit`, the deprecated name of `pageSize`, still works.
-  const first = await json<CursorPage<StoredEvent>>(
-    await send("GET", "/api/audit/events?after=0&limit=1000", undefined, "es1"),
-  );
+  const first = await json<CursorPage<StoredEvent>>(await send("GET", "/api/audit/events?after=0&limit=1000"));
   expect(first).toMatchObject({ pageSize: 1000, hasMore: false });
   const created = first.rows.find((event) => event.envelope.type === "order.created")!;
   // A second event of the same order's stream: its cancellation.
-  expect((await send("POST", `/api/orders/${created.streamId}/cancel`, {}, "es-cancel")).status).toBe(200);
+  expect((await send("POST", `/api/orders/${created.streamId}/cancel`, {})).status).toBe(200);
   const stream = await waitFor(
     async () => {
       const events = await json<CursorPage<StoredEvent>>(
-        await send("GET", `/api/audit/streams/order/${created.streamId}`, undefined, "es2"),
+        await send("GET", `/api/audit/streams/order/${created.streamId}`),
       );
       return events.rows.length === 2 ? events.rows : undefined;
     },
@@ -192,9 +156,7 @@ it("keeps domain events as an event store: in order globally, and per stream", a
   expect(stream[0].position).toBe(created.position);
   expect(stream[1].envelope.payload).toMatchObject({ order: { previousStatus: "PENDING", status: "CANCELLED" } });
 
-  const all = (
-    await json<CursorPage<StoredEvent>>(await send("GET", "/api/audit/events?after=0&pageSize=1000", undefined, "es3"))
-  ).rows;
+  const all = (await json<CursorPage<StoredEvent>>(await send("GET", "/api/audit/events?after=0&pageSize=1000"))).rows;
   expect(all.map((event) => event.envelope.type).sort()).toEqual([
     "order.created",
     "order.statusChanged",
@@ -206,9 +168,7 @@ it("keeps domain events as an event store: in order globally, and per stream", a
   const walked: number[] = [];
   let cursor = "0";
   for (;;) {
-    const page = await json<CursorPage<StoredEvent>>(
-      await send("GET", `/api/audit/events?after=${cursor}&pageSize=1`, undefined, "es4"),
-    );
+    const page = await json<CursorPage<StoredEvent>>(await send("GET", `/api/audit/events?after=${cursor}&pageSize=1`));
     walked.push(...page.rows.map((event) => event.position));
     if (!page.hasMore) {
       expect(page.nextCursor).toBe(String(positions.at(-1)));
@@ -217,15 +177,13 @@ it("keeps domain events as an event store: in order globally, and per stream", a
     cursor = page.nextCursor;
   }
   expect(walked).toEqual(positions);
-  const later = await json<CursorPage<StoredEvent>>(
-    await send("GET", `/api/audit/events?after=${positions.at(-1)}`, undefined, "es4"),
-  );
+  const later = await json<CursorPage<StoredEvent>>(await send("GET", `/api/audit/events?after=${positions.at(-1)}`));
   expect(later).toEqual({ rows: [], pageSize: 100, nextCursor: String(positions.at(-1)), hasMore: false });
   await expect(auditDb.query("DELETE FROM events")).rejects.toThrow(/append-only/);
 });
 
 it("writes as a role that may only add to the trail and the event store, and cannot switch their guard off", async () => {
-  const { sequelize } = broker.getLocalService("audit") as unknown as { sequelize: Sequelize };
+  const { sequelize } = node.broker.getLocalService("audit") as unknown as { sequelize: Sequelize };
   const [session] = await sequelize.query<{ role: string }>("SELECT current_user AS role", {
     type: QueryTypes.SELECT,
   });
@@ -238,23 +196,25 @@ it("writes as a role that may only add to the trail and the event store, and can
     /must be owner/,
   );
   // Readiness checks the same of the role, so a node whose trail could be rewritten is never ready.
-  const ready = await json<{ checks: { name: string; ok: boolean }[] }>(await fetch(`${base}/health/ready`));
+  const ready = await json<{ checks: { name: string; ok: boolean }[] }>(await fetch(`${node.base}/health/ready`));
   expect(ready.checks).toContainEqual(expect.objectContaining({ name: "database:audit", ok: true }));
 });
 
 it("never pools a connection acting as the owner, even one a readiness probe opened while the service started", async () => {
   const starting = isolation();
-  let node: ServiceBroker | undefined;
+  let startingNode: ServiceBroker | undefined;
   try {
     // Started inside the module registry it was created in: modules loaded while starting must be the same copies.
     await jest.isolateModulesAsync(async () => {
       const { createNode } = await import("../../bin/node");
-      node = await createNode(testConfig(starting, { SERVICES: "audit" }), { broker: { logger: false } });
-      const audit = node.getLocalService("audit") as unknown as { readinessChecks(): Promise<ReadinessCheck[]> };
+      startingNode = await createNode(testConfig(starting, { SERVICES: "audit" }), { broker: { logger: false } });
+      const audit = startingNode.getLocalService("audit") as unknown as {
+        readinessChecks(): Promise<ReadinessCheck[]>;
+      };
       // Probed from before the database exists until the service has started.
-      const started = node.start();
+      const started = startingNode.start();
       const whileStarting: ReadinessCheck[] = [];
-      while (!node.started) {
+      while (!startingNode.started) {
         whileStarting.push(...(await audit.readinessChecks()));
         // Often enough to land inside the migrations, not so often that opening connections starves PostgreSQL.
         await new Promise((resolve) => setTimeout(resolve, 25));
@@ -270,7 +230,7 @@ it("never pools a connection acting as the owner, even one a readiness probe ope
       }
     });
   } finally {
-    await node?.stop();
+    await startingNode?.stop();
     await dropScopeDatabases(starting.prefix);
   }
 });
@@ -278,7 +238,7 @@ it("never pools a connection acting as the owner, even one a readiness probe ope
 it("refuses changes to records, and verify names a record edited behind its back", async () => {
   await expect(auditDb.query("UPDATE audit_records SET name = 'x'")).rejects.toThrow(/append-only/);
   await expect(auditDb.query("DELETE FROM audit_records")).rejects.toThrow(/append-only/);
-  const before = await json<ChainVerdict>(await send("GET", "/api/audit/verify", undefined, "v1"));
+  const before = await json<ChainVerdict>(await send("GET", "/api/audit/verify"));
   expect(before).toMatchObject({ valid: true });
   expect(before.checked).toBeGreaterThanOrEqual(6);
 
@@ -291,16 +251,16 @@ it("refuses changes to records, and verify names a record edited behind its back
   await auditDb.query(`UPDATE audit_records SET change = '{"stock": 900}' WHERE seq = $1`, [seq]);
   await auditDb.query("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_update");
 
-  const after = await json<ChainVerdict>(await send("GET", "/api/audit/verify", undefined, "v2"));
+  const after = await json<ChainVerdict>(await send("GET", "/api/audit/verify"));
   expect(after).toMatchObject({ valid: false, brokenAt: { seq, reason: "content changed" } });
   const printed: string[] = [];
-  await auditCommand(broker, "verify", (text) => printed.push(text));
+  await auditCommand(node.broker, "verify", (text) => printed.push(text));
   expect(printed[0]).toMatch(new RegExp(`^The audit chain is broken at record ${seq} \\(.+\\): content changed`));
 });
 
 it("finds records by the start of their name, and leaves one name out on request", async () => {
   const all = async (query: string) => {
-    const page = await json<AuditPage>(await send("GET", `/api/audit?pageSize=100&${query}`, undefined, "prefix"));
+    const page = await json<AuditPage>(await send("GET", `/api/audit?pageSize=100&${query}`));
     return page.rows.map((record) => record.name);
   };
   const products = await all("namePrefix=products.");
@@ -316,42 +276,40 @@ it("finds records by the start of their name, and leaves one name out on request
 
 it("names the users its records name, for those who read them, and nothing else of the accounts", async () => {
   const unknown = "6f1c2a4e-0000-4000-8000-000000000000";
-  const names = await send("GET", `/api/auth/users/names?ids=${adminId},${unknown}`, undefined, "names");
+  const names = await send("GET", `/api/auth/users/names?ids=${adminId},${unknown}`);
   expect(names.status).toBe(200);
-  const me = await json<{ displayName: string }>(await send("GET", "/api/auth/me", undefined, "me"));
+  const me = await json<{ displayName: string }>(await send("GET", "/api/auth/me"));
   expect(await json(names)).toEqual({ [adminId]: me.displayName });
   for (const ids of ["-".repeat(36), `${adminId},`, Array(101).fill(adminId).join(","), "x\u0000"]) {
-    const bad = await send("GET", `/api/auth/users/names?ids=${encodeURIComponent(ids)}`, undefined, "names");
+    const bad = await send("GET", `/api/auth/users/names?ids=${encodeURIComponent(ids)}`);
     expect(bad.status).toBe(422);
   }
-  const customer = await registerCustomer(base, "named@example.com");
-  expect((await send("GET", `/api/auth/users/names?ids=${adminId}`, undefined, "names", customer)).status).toBe(403);
+  const customer = await registerCustomer(node.base, "named@example.com");
+  expect((await send("GET", `/api/auth/users/names?ids=${adminId}`, undefined, customer)).status).toBe(403);
 });
 
 it("is for auditors only, and answers bad filters with 422", async () => {
-  const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
-  expect((await send("GET", "/api/audit", undefined, "c1", customer)).status).toBe(403);
-  expect((await send("GET", "/api/audit?pageSize=1000", undefined, "c2")).status).toBe(422);
-  expect((await send("GET", "/api/audit?from=yesterday", undefined, "c3")).status).toBe(422);
+  const customer = await login(node.base, { email: "audited@example.com", password: "a-long-enough-password" });
+  expect((await send("GET", "/api/audit", undefined, customer)).status).toBe(403);
+  expect((await send("GET", "/api/audit?pageSize=1000")).status).toBe(422);
+  expect((await send("GET", "/api/audit?from=yesterday")).status).toBe(422);
 });
 
 it("answers one record by its id, as the list has it, its place in the chain included; an unknown id is a 404", async () => {
   const listed = (await recordsOf("audit-patch", 1)).find((found) => found.kind === "action")!;
-  const one = await send("GET", `/api/audit/${listed.id}`, undefined, "audit-one");
+  const one = await send("GET", `/api/audit/${listed.id}`);
   expect(one.status).toBe(200);
   const record = await json<AuditRecord>(one);
   expect(record).toEqual(listed);
   expect(record.hash).toMatch(/^[0-9a-f]{64}$/);
-  expect((await send("GET", "/api/audit/6f1c2a4e-0000-4000-8000-000000000000", undefined, "audit-one")).status).toBe(
-    404,
-  );
-  expect((await send("GET", "/api/audit/not-a-uuid", undefined, "audit-one")).status).toBe(422);
-  const customer = await login(base, { email: "audited@example.com", password: "a-long-enough-password" });
-  expect((await send("GET", `/api/audit/${listed.id}`, undefined, "audit-one", customer)).status).toBe(403);
+  expect((await send("GET", "/api/audit/6f1c2a4e-0000-4000-8000-000000000000")).status).toBe(404);
+  expect((await send("GET", "/api/audit/not-a-uuid")).status).toBe(422);
+  const customer = await login(node.base, { email: "audited@example.com", password: "a-long-enough-password" });
+  expect((await send("GET", `/api/audit/${listed.id}`, undefined, customer)).status).toBe(403);
 });
 
 describe("schema registry", () => {
-  const register = (body: unknown, token = admin) => send("POST", "/api/audit/schemas", body, "schemas", token);
+  const register = (body: unknown, token?: string) => send("POST", "/api/audit/schemas", body, token);
   const counted = {
     type: "inventory.counted",
     version: 1,
@@ -359,7 +317,7 @@ describe("schema registry", () => {
   };
 
   it("holds the platform's own catalogue, registered at start", async () => {
-    const res = await send("GET", "/api/audit/schemas?type=order.created", undefined, "schemas");
+    const res = await send("GET", "/api/audit/schemas?type=order.created");
     expect(res.status).toBe(200);
     const {
       rows: [schema],
@@ -380,7 +338,7 @@ describe("schema registry", () => {
     };
     expect((await register(v2)).status).toBe(201);
     const { rows: versions } = await json<Page<RegisteredSchema>>(
-      await send("GET", "/api/audit/schemas?type=inventory.counted", undefined, "schemas"),
+      await send("GET", "/api/audit/schemas?type=inventory.counted"),
     );
     expect(versions.map((schema) => schema.version)).toEqual([1, 2]);
     expect(versions[1].registeredBy).toBe(`user:${adminId}`);
@@ -388,7 +346,7 @@ describe("schema registry", () => {
 
   it("is what producers publish against: a registered type passes, an unregistered one or a payload off it is refused", async () => {
     // The orders service's outbox, whose built-in catalogue has no inventory events: only the registry knows them.
-    const orders = broker.getLocalService("orders") as unknown as { sequelize: Sequelize } & Pick<
+    const orders = node.broker.getLocalService("orders") as unknown as { sequelize: Sequelize } & Pick<
       OutboxMethods,
       "enqueueEvent"
     >;
@@ -410,7 +368,7 @@ describe("schema registry", () => {
     });
     await expect(publish("inventory.counted", { sku: "A-1", quantity: 1 }, 9)).rejects.toMatchObject({ code: 422 });
     // Only the registered event reached the outbox; the refused ones left nothing behind.
-    const ordersDb = new Client({ connectionString: databaseUrlFor("orders", cfg) });
+    const ordersDb = new Client({ connectionString: databaseUrlFor("orders", node.cfg) });
     await ordersDb.connect();
     const { rows } = await ordersDb
       .query("SELECT channel FROM outbox WHERE envelope->>'correlationId' = $1", [correlationId])
@@ -462,7 +420,7 @@ describe("schema registry", () => {
   });
 
   it("lets only holders of schemas:write register", async () => {
-    const customer = await registerCustomer(base, "schemas-customer@example.com");
+    const customer = await registerCustomer(node.base, "schemas-customer@example.com");
     expect((await register({ ...counted, type: "inventory.moved" }, customer)).status).toBe(403);
   });
 });

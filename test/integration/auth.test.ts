@@ -20,20 +20,20 @@ import {
 } from "../../lib/signing-keys";
 import type { OAuthClient, TokenPair, User } from "../../contracts/auth";
 import type { Product } from "../../contracts/products";
-import { freePort } from "../support/servers";
+import { login } from "../../support/api";
 import {
   dropScopeDatabases,
+  type ErrorBody,
   isolation,
   json,
-  login,
-  startInProcessNode,
-  testConfig,
-  testNatsUrl,
   TEST_ADMIN,
   TEST_KEY_SECRET,
+  testConfig,
+  testNatsUrl,
   waitFor,
-  type ErrorBody,
-} from "../support/nodes";
+} from "../../support/nodes";
+import { freePort } from "../../support/servers";
+import { startInProcessNode } from "../support/nodes";
 
 const scope = isolation();
 let node: ServiceBroker;

@@ -9,7 +9,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { DeadLetterPage } from "../../contracts/dead-letters";
 import type { Rule } from "../../contracts/exec";
-import { json, waitFor } from "../support/nodes";
+import { json, waitFor } from "../../support/nodes";
 import { withNode } from "../support/suite";
 
 /** Orders the narrow action has handled. */

@@ -19,22 +19,21 @@ import { loadConfig } from "../../lib/config";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { Caller } from "../../contracts/caller";
 import { BusIdentityMiddleware } from "../../middlewares/bus-identity.middleware";
+import { login, registerCustomer } from "../../support/api";
 import {
-  ROOT,
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
-  registerCustomer,
-  startInProcessNode,
+  type NodeProcess,
+  ROOT,
   startNodeProcess,
   testConfig,
   testNatsUrl,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
-import { startNats, type NatsServer } from "../support/servers";
+} from "../../support/nodes";
+import { type NatsServer, startNats } from "../../support/servers";
+import { startInProcessNode } from "../support/nodes";
 
 const ROLES = ["gateway", "identity", "commerce", "workflow", "providers", "operations"] as const;
 type Role = (typeof ROLES)[number];

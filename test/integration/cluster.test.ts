@@ -6,17 +6,17 @@
  */
 import type { Product } from "../../contracts/products";
 import type { ClusterHealth } from "../../contracts/health";
+import { login } from "../../support/api";
 import {
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   startNodeProcess,
   testNatsUrl,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
+} from "../../support/nodes";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/sinks";
 
 const scope = isolation();

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { SERVICE_NAMES } from "../../lib/config";
-import { ROOT, dropScopeDatabases, isolation, nodeEnv, startNodeProcess, testNatsUrl } from "../support/nodes";
+import { dropScopeDatabases, isolation, nodeEnv, ROOT, startNodeProcess, testNatsUrl } from "../../support/nodes";
 
 interface K8sObject {
   apiVersion: string;

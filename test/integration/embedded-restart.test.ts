@@ -9,20 +9,19 @@
 import { Client } from "pg";
 import type { OrderWithSaga } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
-import { apiRequest, orderBody } from "../support/api";
+import { apiRequest, login, orderBody } from "../../support/api";
 import {
   crashed,
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   scopedDatabaseUrl,
   startNodeProcess,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+} from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 const scope = isolation();
 let node: NodeProcess | undefined;

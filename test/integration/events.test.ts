@@ -11,20 +11,19 @@ import type { DeadLetter, DeadLetterPage } from "../../contracts/dead-letters";
 import type { Task } from "../../contracts/exec";
 import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
+import { gatewayClient, login, orderBody, type GatewayTarget } from "../../support/api";
 import {
   crashed,
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
-  startNodeProcess,
-  scopedDatabaseUrl,
-  waitFor,
   type NodeProcess,
-} from "../support/nodes";
-import { apiRequest, orderBody } from "../support/api";
-import { freePort, startNats, type NatsServer } from "../support/servers";
+  scopedDatabaseUrl,
+  startNodeProcess,
+  waitFor,
+} from "../../support/nodes";
+import { freePort, type NatsServer, startNats } from "../../support/servers";
 
 const scope = isolation();
 let nats: NatsServer;
@@ -33,8 +32,6 @@ let producer: NodeProcess;
 let execNode: NodeProcess;
 let probe: NodeProcess | undefined;
 let producerPort: number;
-let base: string;
-let token: string;
 let product: Product;
 let probeDb: Client;
 let ordersDb: Client;
@@ -57,14 +54,11 @@ const startProbe = async () => {
   );
 };
 
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, token, method, path, body);
-
+const api: GatewayTarget = { base: "", token: "" };
+const client = gatewayClient(api);
+const { send } = client;
 /** Places an order through the gateway; the shipping name selects a probe fault. 500 EUR per item. */
-async function placeOrder(shippingName: string, quantity = 1): Promise<Order> {
-  const res = await send("POST", "/api/orders", orderBody(product.id, shippingName, { quantity }));
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
+const placeOrder = (shippingName: string, quantity = 1) => client.placeOrder(product.id, shippingName, { quantity });
 
 async function count(db: Client, sql: string, bind: unknown[] = []): Promise<number> {
   return Number((await db.query<{ count: string }>(sql, bind)).rows[0].count);
@@ -96,16 +90,14 @@ beforeAll(async () => {
     startProducer(),
     startNodeProcess({ ...env, SERVICES: "exec,dlq", NODE_ID: "exec-node" }),
   ]);
-  base = `http://127.0.0.1:${producerPort}`;
-  token = await login(base);
-  const res = await send("POST", "/api/products", {
+  api.base = `http://127.0.0.1:${producerPort}`;
+  api.token = await login(api.base);
+  product = await client.createProduct({
     sku: "EVT-1",
     name: "Event widget",
     price: { amount: 500, currency: "EUR" },
     stock: 100_000,
   });
-  expect(res.status).toBe(201);
-  product = await json<Product>(res);
   ordersDb = new Client({ connectionString: scopedUrl("orders") });
   await ordersDb.connect();
 }, 90_000);
@@ -154,7 +146,8 @@ it("redelivers a message whose consumer was killed mid-message, and its effect h
 
   await startProbe();
   await waitForEffect(order.id);
-  // Whatever else JetStream redelivers meanwhile, the inbox keeps it to one effect.
+  // Whatever else JetStream redelivers meanwhile, the inbox keeps it to one effect. A sleep, not a wait: it gives a
+  // second effect, which must not happen, the time to appear.
   await new Promise((resolve) => setTimeout(resolve, 2500));
   expect(await effectsOf(order.id)).toBe(1);
   expect(await attemptsOf(order.id)).toBeGreaterThanOrEqual(2);
@@ -196,8 +189,9 @@ it("drops the copy a relay killed between publish and mark publishes again", asy
     20_000,
     "the relay to publish the row again",
   );
+  // The republished copy (same message id) JetStream dropped; the late copy the inbox made a no-op. A sleep, not a
+  // wait: it gives a second effect or attempt, which must not happen, the time to appear.
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  // The republished copy (same message id) JetStream dropped; the late copy the inbox made a no-op.
   expect(await effectsOf(orderId)).toBe(1);
   expect(await attemptsOf(orderId)).toBe(1);
 });
@@ -385,8 +379,8 @@ it("wakes the relay on a commit instead of polling: a row another process left u
   await producer.stop("SIGTERM");
   // The poll is ten minutes away: only the commit's notification can make the relay look in time.
   producer = await startProducer({ OUTBOX_POLL_INTERVAL: "600000" });
-  token = await login(base);
-  // The rounds of the start are over.
+  api.token = await login(api.base);
+  // The rounds of the start are over. A sleep, not a wait: no start round may be what publishes the row below.
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const envelope = createEnvelope(
     "product.stockChanged",

@@ -18,7 +18,8 @@ import type {
 } from "../../contracts/dead-letters";
 import type { Rule, Task } from "../../contracts/exec";
 import type { Product } from "../../contracts/products";
-import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
+import { registerCustomer } from "../../support/api";
+import { type ErrorBody, json, waitFor } from "../../support/nodes";
 import { validateOpenApi } from "../support/openapi";
 import { withNode } from "../support/suite";
 

@@ -7,11 +7,11 @@ import {
   dropScopeDatabases,
   isolation,
   nodeEnv,
+  type NodeProcess,
   scopedDatabaseUrl,
   startNodeProcess,
   TEST_ADMIN,
-  type NodeProcess,
-} from "../support/nodes";
+} from "../../support/nodes";
 
 const scope = isolation();
 const nodes: NodeProcess[] = [];

@@ -4,40 +4,16 @@
  * and cannot open a circuit breaker for anyone else. Then a fuzz of every operation of the OpenAPI document as admin:
  * no answer of 500, and the node ready and serving afterwards.
  */
-import type { ServiceBroker } from "moleculer";
 import type { ProductPage } from "../../contracts/products";
-import { apiRequest, orderBody } from "../support/api";
+import { orderBody, registerCustomer } from "../../support/api";
+import { type ErrorBody, json } from "../../support/nodes";
 import { hostileRequests, type OpenApiDocument } from "../support/fuzz";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  type ErrorBody,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+import { withNode } from "../support/suite";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
+const node = withNode({ RATE_LIMIT_USER: "1000000" });
+const { send } = node;
 
-beforeAll(async () => {
-  const port = await freePort();
-  broker = await startInProcessNode(testConfig(scope, { PORT: String(port), RATE_LIMIT_USER: "1000000" }));
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-});
-
-afterAll(async () => {
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
-});
-
-const anonymous = (path: string) => fetch(`${base}${path}`);
+const anonymous = (path: string) => fetch(`${node.base}${path}`);
 
 describe("input a client sends cannot take an endpoint away from others", () => {
   it("answers a page out of range 422, twenty times, and the listing stays up for everyone", async () => {
@@ -52,30 +28,28 @@ describe("input a client sends cannot take an endpoint away from others", () => 
   });
 
   it("answers a NUL in an order's shipping name 422 naming the field, twenty times, and orders stay up", async () => {
-    const customer = await registerCustomer(base, "nul-orders@example.com");
-    const product = await json<{ id: string }>(
-      await apiRequest(base, admin, "POST", "/api/products", {
-        sku: "NUL-1",
-        name: "Nul",
-        price: { amount: 100, currency: "EUR" },
-        stock: 100,
-      }),
-    );
+    const customer = await registerCustomer(node.base, "nul-orders@example.com");
+    const product = await node.createProduct({
+      sku: "NUL-1",
+      name: "Nul",
+      price: { amount: 100, currency: "EUR" },
+      stock: 100,
+    });
     for (let i = 0; i < 20; i += 1) {
-      const res = await apiRequest(base, customer, "POST", "/api/orders", orderBody(product.id, "Bob\u0000"));
+      const res = await send("POST", "/api/orders", orderBody(product.id, "Bob\u0000"), customer);
       expect(res.status).toBe(422);
       expect(await json<ErrorBody>(res)).toMatchObject({
         type: "UNSTORABLE_TEXT",
         data: [{ field: "shippingAddress.name", type: "unstorableText" }],
       });
     }
-    const mine = await json<ProductPage>(await apiRequest(base, customer, "GET", "/api/orders"));
+    const mine = await json<ProductPage>(await send("GET", "/api/orders", undefined, customer));
     expect(mine.rows).toEqual([]);
-    expect((await apiRequest(base, customer, "POST", "/api/orders", orderBody(product.id, "Bob"))).status).toBe(201);
+    expect((await send("POST", "/api/orders", orderBody(product.id, "Bob"), customer)).status).toBe(201);
   });
 
   it("refuses unstorable text in a user's name, at registration and on an update, and changes nothing", async () => {
-    const register = await fetch(`${base}/api/auth/register`, {
+    const register = await fetch(`${node.base}/api/auth/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
@@ -89,31 +63,31 @@ describe("input a client sends cannot take an endpoint away from others", () => 
       type: "UNSTORABLE_TEXT",
       data: [{ field: "displayName" }],
     });
-    const signIn = await fetch(`${base}/api/auth/login`, {
+    const signIn = await fetch(`${node.base}/api/auth/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ email: "nul-user@example.com", password: "a-long-enough-password" }),
     });
     expect(signIn.status).toBe(401);
 
-    const customer = await registerCustomer(base, "bob@example.com");
-    const me = await json<{ id: string; displayName: string }>(await apiRequest(base, customer, "GET", "/api/auth/me"));
-    const patch = await apiRequest(base, admin, "PATCH", `/api/auth/users/${me.id}`, { displayName: "Bob\u0000" });
+    const customer = await registerCustomer(node.base, "bob@example.com");
+    const me = await json<{ id: string; displayName: string }>(await send("GET", "/api/auth/me", undefined, customer));
+    const patch = await send("PATCH", `/api/auth/users/${me.id}`, { displayName: "Bob\u0000" });
     expect(patch.status).toBe(422);
     expect(await json<ErrorBody>(patch)).toMatchObject({ type: "UNSTORABLE_TEXT", data: [{ field: "displayName" }] });
-    const after = await json<{ displayName: string }>(await apiRequest(base, admin, "GET", `/api/auth/users/${me.id}`));
+    const after = await json<{ displayName: string }>(await send("GET", `/api/auth/users/${me.id}`));
     expect(after.displayName).toBe(me.displayName);
   });
 
   it("answers JSON nested too deep 400 and a body too large 413, in the one error shape", async () => {
-    const deep = await fetch(`${base}/api/audit/schemas`, {
+    const deep = await fetch(`${node.base}/api/audit/schemas`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${node.token}` },
       body: `{"schema":${"[".repeat(100_000)}${"]".repeat(100_000)}}`,
     });
     expect(deep.status).toBe(400);
     expect(await json<ErrorBody>(deep)).toMatchObject({ code: 400, type: "JSON_TOO_DEEP" });
-    const large = await apiRequest(base, admin, "POST", "/api/products", { sku: "x".repeat(2_000_000) });
+    const large = await send("POST", "/api/products", { sku: "x".repeat(2_000_000) });
     expect(large.status).toBe(413);
     expect(await json<ErrorBody>(large)).toMatchObject({ code: 413, type: "PAYLOAD_TOO_LARGE" });
   });
@@ -122,7 +96,7 @@ describe("input a client sends cannot take an endpoint away from others", () => 
 it("answers 503, not 404, on a route whose action has no endpoint that can take calls (its breaker open)", async () => {
   // What an open breaker does to an endpoint: marks it unavailable until its half-open time.
   const endpoints = (
-    broker.registry as unknown as { getActionEndpoints(name: string): { endpoints: { state: boolean }[] } }
+    node.broker.registry as unknown as { getActionEndpoints(name: string): { endpoints: { state: boolean }[] } }
   ).getActionEndpoints("products.list").endpoints;
   for (const endpoint of endpoints) endpoint.state = false;
   try {
@@ -149,10 +123,10 @@ describe("a fuzz of every operation of the OpenAPI document", () => {
     const failures: string[] = [];
     const statuses = new Map<number, number>();
     for (const request of requests) {
-      const res = await fetch(`${base}${request.url}`, {
+      const res = await fetch(`${node.base}${request.url}`, {
         method: request.method,
         headers: {
-          authorization: `Bearer ${admin}`,
+          authorization: `Bearer ${node.token}`,
           "idempotency-key": `fuzz-${statuses.size}-${failures.length}-${Math.random()}`,
           ...(request.contentType ? { "content-type": request.contentType } : {}),
         },
@@ -176,6 +150,6 @@ describe("a fuzz of every operation of the OpenAPI document", () => {
     const ready = await anonymous("/health/ready");
     expect(ready.status).toBe(200);
     expect((await anonymous("/api/products")).status).toBe(200);
-    expect((await apiRequest(base, admin, "GET", "/api/auth/me")).status).toBe(200);
+    expect((await send("GET", "/api/auth/me")).status).toBe(200);
   });
 });

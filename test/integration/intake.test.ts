@@ -7,8 +7,8 @@
 import type { Client } from "pg";
 import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
-import { orderBody } from "../support/api";
-import { json, waitFor, type ErrorBody } from "../support/nodes";
+import { orderBody } from "../../support/api";
+import { type ErrorBody, json, waitFor } from "../../support/nodes";
 import { withNode } from "../support/suite";
 
 const node = withNode({

@@ -7,26 +7,22 @@ import { connect } from "nats";
 import { Client } from "pg";
 import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
-import { apiRequest, orderBody } from "../support/api";
+import { gatewayClient, login, type GatewayTarget } from "../../support/api";
 import {
   dropScopeDatabases,
   isolation,
-  json,
-  login,
   nodeEnv,
+  type NodeProcess,
   scopedDatabaseUrl,
   startNodeProcess,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
-import { freePort, startNatsCluster, type NatsServer } from "../support/servers";
+} from "../../support/nodes";
+import { freePort, type NatsServer, startNatsCluster } from "../../support/servers";
 
 const scope = isolation();
 let cluster: NatsServer[];
 let producer: NodeProcess;
 let probe: NodeProcess;
-let base: string;
-let token: string;
 let product: Product;
 let probeDb: Client;
 
@@ -47,11 +43,9 @@ async function jetStreamReady(url: string) {
   );
 }
 
-async function placeOrder(tag: string): Promise<Order> {
-  const res = await apiRequest(base, token, "POST", "/api/orders", orderBody(product.id, tag));
-  expect(res.status).toBe(201);
-  return json<Order>(res);
-}
+const api: GatewayTarget = { base: "", token: "" };
+const client = gatewayClient(api);
+const placeOrder = (tag: string) => client.placeOrder(product.id, tag);
 
 const effectsOf = async (orders: Order[]) =>
   Number(
@@ -72,16 +66,14 @@ beforeAll(async () => {
       { script: "test/support/probe-node.ts" },
     ),
   ]);
-  base = `http://127.0.0.1:${port}`;
-  token = await login(base);
-  product = await json<Product>(
-    await apiRequest(base, token, "POST", "/api/products", {
-      sku: "JSC-1",
-      name: "Replicated widget",
-      price: { amount: 300, currency: "EUR" },
-      stock: 100_000,
-    }),
-  );
+  api.base = `http://127.0.0.1:${port}`;
+  api.token = await login(api.base);
+  product = await client.createProduct({
+    sku: "JSC-1",
+    name: "Replicated widget",
+    price: { amount: 300, currency: "EUR" },
+    stock: 100_000,
+  });
   probeDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "probe") });
   await probeDb.connect();
 }, 120_000);

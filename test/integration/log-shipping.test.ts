@@ -3,18 +3,18 @@
  * another node, and records written while the log store is killed are delivered once it is back.
  */
 import type { LogPage } from "../../contracts/logs";
+import { login } from "../../support/api";
 import {
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   startNodeProcess,
   testNatsUrl,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+} from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 const scope = isolation();
 let env: Record<string, string>;

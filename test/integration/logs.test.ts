@@ -6,36 +6,28 @@
 import jwt from "jsonwebtoken";
 import { Loggers, type BrokerOptions, type ServiceBroker, type ServiceSchema } from "moleculer";
 import { Client } from "pg";
-import { databaseUrlFor } from "../../lib/database";
 import { parseEvents, type StreamEvent } from "../../lib/event-stream";
 import { LogShipper } from "../../lib/log-shipper";
 import { decryptPrivateKey, signAccessToken } from "../../lib/signing-keys";
 import type { LogPage, LogTailPage } from "../../contracts/logs";
+import { login, registerCustomer } from "../../support/api";
 import {
   dropScopeDatabases,
+  type ErrorBody,
   isolation,
   json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
   TEST_ADMIN,
   TEST_KEY_SECRET,
+  testConfig,
   waitFor,
-  type ErrorBody,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+} from "../../support/nodes";
+import { freePort } from "../../support/servers";
+import { startInProcessNode } from "../support/nodes";
+import { withNode } from "../support/suite";
 import { createEnvelope } from "../../lib/events";
 
-const scope = isolation();
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
 let logsDb: Client;
 let authDb: Client;
-
-const get = (path: string, token = admin) =>
-  fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}`, "x-request-id": "logs-reader" } });
 
 async function found(query: string, what: string): Promise<LogPage> {
   return waitFor(
@@ -65,30 +57,18 @@ const faulty: ServiceSchema = {
 /** Records are shipped (every 200 ms), not printed. */
 const shippingLogger = () => [new LogShipper({ level: "info", intervalMs: 200 })] as unknown as BrokerOptions["logger"];
 
-beforeAll(async () => {
-  const port = await freePort();
-  const cfg = testConfig(scope, { SERVICES: "api,auth,logs", PORT: String(port) });
-  broker = await startInProcessNode(cfg, [faulty], { logger: shippingLogger() });
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-  logsDb = new Client({ connectionString: databaseUrlFor("logs", cfg) });
-  await logsDb.connect();
-  authDb = new Client({ connectionString: databaseUrlFor("auth", cfg) });
-  await authDb.connect();
-});
+const node = withNode({ SERVICES: "api,auth,logs" }, { services: [faulty], broker: { logger: shippingLogger() } });
+const { send } = node;
+const get = (path: string, token?: string) => send("GET", path, undefined, token, { "x-request-id": "logs-reader" });
 
-afterAll(async () => {
-  await authDb?.end();
-  await logsDb?.end();
-  await broker?.stop();
-  await dropScopeDatabases(scope.prefix);
+beforeAll(async () => {
+  logsDb = await node.database("logs");
+  authDb = await node.database("auth");
 });
 
 it("stores the node's records with their request id, searchable by request, service and level", async () => {
   // The request id is the gateway's own; the client's X-Request-Id is kept beside it as clientRequestId.
-  const res = await fetch(`${base}/api/auth/me`, {
-    headers: { authorization: `Bearer ${admin}`, "x-request-id": "logs-req-1" },
-  });
+  const res = await send("GET", "/api/auth/me", undefined, undefined, { "x-request-id": "logs-req-1" });
   const requestId = res.headers.get("x-request-id");
   expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
   const page = await found(`requestId=${requestId}`, "the access log line of the request");
@@ -98,7 +78,7 @@ it("stores the node's records with their request id, searchable by request, serv
       module: "api",
       requestId,
       message: "access",
-      nodeId: broker.nodeID,
+      nodeId: node.broker.nodeID,
       fields: expect.objectContaining({
         method: "GET",
         path: "/api/auth/me",
@@ -115,7 +95,7 @@ it("stores the node's records with their request id, searchable by request, serv
 
 it("turns error records into log.error events on the bus, and the tail returns only what is newer", async () => {
   const before = await json<LogPage>(await get("/api/logs?pageSize=1"));
-  broker.getLogger("products").error("Synthetic failure for the log store test", { orderId: "o-1" });
+  node.broker.getLogger("products").error("Synthetic failure for the log store test", { orderId: "o-1" });
   const page = await found("level=error&search=Synthetic", "the error record");
   expect(page.rows[0]).toMatchObject({ level: "error", module: "products", fields: { orderId: "o-1" } });
   const { rows } = await logsDb.query<{ envelope: { payload: { record: { message: string } } } }>(
@@ -131,7 +111,7 @@ it("turns error records into log.error events on the bus, and the tail returns o
 });
 
 it("logs the cause of a 5xx under the request id the client got", async () => {
-  const res = await fetch(`${base}/api/faulty/fail`);
+  const res = await fetch(`${node.base}/api/faulty/fail`);
   expect(res.status).toBe(500);
   const requestId = res.headers.get("x-request-id")!;
   const page = await found(`requestId=${requestId}&level=error`, "the error record of the failed request");
@@ -140,9 +120,10 @@ it("logs the cause of a 5xx under the request id the client got", async () => {
 
 it("counts the records a node reports it dropped, per node, as a metric", async () => {
   const dropped = () =>
-    (broker.metrics.getMetric("aicunet.logs.dropped")?.get({ node: "far-node" })?.value as number | undefined) ?? 0;
+    (node.broker.metrics.getMetric("aicunet.logs.dropped")?.get({ node: "far-node" })?.value as number | undefined) ??
+    0;
   const before = dropped();
-  await broker.sendToChannel(
+  await node.broker.sendToChannel(
     "log.batch",
     createEnvelope(
       "log.batch",
@@ -157,13 +138,13 @@ it("removes records older than the retention", async () => {
   await logsDb.query(
     `INSERT INTO log_records (time, level, node_id, module, message) VALUES (now() - interval '30 days', 'info', 'n', 'm', 'old')`,
   );
-  const logs = broker.getLocalService("logs") as unknown as { removeExpired(): Promise<number> };
+  const logs = node.broker.getLocalService("logs") as unknown as { removeExpired(): Promise<number> };
   expect(await logs.removeExpired()).toBe(1);
   expect((await logsDb.query("SELECT count(*)::int AS n FROM log_records WHERE message = 'old'")).rows[0].n).toBe(0);
 });
 
 it("is for operators only, and answers bad filters with 422", async () => {
-  const customer = await registerCustomer(base, "logs-customer@example.com");
+  const customer = await registerCustomer(node.base, "logs-customer@example.com");
   expect((await get("/api/logs", customer)).status).toBe(403);
   expect((await get("/api/logs?level=loud")).status).toBe(422);
   expect((await get("/api/logs?pageSize=5000")).status).toBe(422);
@@ -195,14 +176,14 @@ const logEvents = (events: StreamEvent[]) =>
   events.filter((event) => event.event === "log").map((event) => JSON.parse(event.data!) as LogPage["rows"][number]);
 
 describe("live tail", () => {
-  const stream = (query: string, headers: Record<string, string> = {}, token = admin) =>
-    fetch(`${base}/api/logs/stream?${query}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+  const stream = (query: string, headers: Record<string, string> = {}, token?: string) =>
+    send("GET", `/api/logs/stream?${query}`, undefined, token, headers);
 
   it("streams new records as server-sent events, and resumes after Last-Event-ID", async () => {
     const res = await stream("service=tail-test");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
-    const logger = broker.getLogger("tail-test");
+    const logger = node.broker.getLogger("tail-test");
     logger.info("tail one");
     logger.info("tail two");
     const first = await readEvents(res, (events) => logEvents(events).length >= 2);
@@ -248,19 +229,15 @@ describe("live tail", () => {
 
   it("ends when its token is revoked (the operator is disabled)", async () => {
     const operator = { email: "tail-operator@example.com", password: "a-long-enough-password" };
-    const created = await fetch(`${base}/api/auth/users`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
-      body: JSON.stringify({ ...operator, displayName: "Tail operator", roles: ["operator"] }),
+    const created = await send("POST", "/api/auth/users", {
+      ...operator,
+      displayName: "Tail operator",
+      roles: ["operator"],
     });
     const { id } = await json<{ id: string }>(created);
-    const res = await stream("service=revocation-test", {}, await login(base, operator));
+    const res = await stream("service=revocation-test", {}, await login(node.base, operator));
     expect(res.status).toBe(200);
-    const disabled = await fetch(`${base}/api/auth/users/${id}`, {
-      method: "PATCH",
-      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
-      body: JSON.stringify({ status: "disabled" }),
-    });
+    const disabled = await send("PATCH", `/api/auth/users/${id}`, { status: "disabled" });
     expect(disabled.status).toBe(200);
     const revokedAt = Date.now();
     const reader = res.body!.getReader();
@@ -274,8 +251,8 @@ describe("live tail", () => {
   });
 
   it("refuses before streaming: no token 401, a customer 403, a bad filter 422 naming it", async () => {
-    expect((await fetch(`${base}/api/logs/stream`)).status).toBe(401);
-    const customer = await registerCustomer(base, "tail-customer@example.com");
+    expect((await fetch(`${node.base}/api/logs/stream`)).status).toBe(401);
+    const customer = await registerCustomer(node.base, "tail-customer@example.com");
     expect((await stream("", {}, customer)).status).toBe(403);
     const bad = await stream("level=loud");
     expect(bad.status).toBe(422);
@@ -299,7 +276,7 @@ class CapturingLogger extends Loggers.Base<Record<string, never>> {
 describe("a generated first-admin password", () => {
   const generatedScope = isolation();
   const captured = new CapturingLogger({});
-  let node: ServiceBroker;
+  let generatedNode: ServiceBroker;
   let nodeBase: string;
   let terminal = "";
 
@@ -310,7 +287,7 @@ describe("a generated first-admin password", () => {
       return true;
     });
     try {
-      node = await startInProcessNode(
+      generatedNode = await startInProcessNode(
         testConfig(generatedScope, { SERVICES: "api,auth,logs", PORT: String(port), ADMIN_PASSWORD: "" }),
         [],
         { logger: [...(shippingLogger() as unknown[]), captured] as unknown as BrokerOptions["logger"] },
@@ -322,7 +299,7 @@ describe("a generated first-admin password", () => {
   });
 
   afterAll(async () => {
-    await node?.stop();
+    await generatedNode?.stop();
     await dropScopeDatabases(generatedScope.prefix);
   });
 

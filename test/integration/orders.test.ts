@@ -4,29 +4,18 @@
  * last write; ownership; cancellation; Idempotency-Key; bad input leaves the database unchanged.
  */
 import { Client } from "pg";
-import type { ServiceBroker, ServiceSchema } from "moleculer";
-import { databaseUrlFor, replicaUrlFor } from "../../lib/database";
+import type { ServiceSchema } from "moleculer";
+import { replicaUrlFor } from "../../lib/database";
 import type { Order, OrderPage } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import { startReplicatedPostgres, type ReplicatedPostgres } from "../support/replica";
-import { freePort } from "../support/servers";
-import {
-  isolation,
-  json,
-  login,
-  registerCustomer,
-  startInProcessNode,
-  testConfig,
-  waitFor,
-  type ErrorBody,
-} from "../support/nodes";
+import { registerCustomer } from "../../support/api";
+import { type ErrorBody, json, waitFor } from "../../support/nodes";
+import { withNode } from "../support/suite";
 
 let servers: ReplicatedPostgres;
-let node: ServiceBroker;
-let base: string;
 let primary: Client;
 let replica: Client;
-let adminToken: string;
 const tokens: Record<string, string> = {};
 const products: Product[] = [];
 const createdEvents: Order[] = [];
@@ -44,16 +33,26 @@ const eventProbe: ServiceSchema = {
   },
 };
 
-const send = (method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+// Declared before the node, so the servers are up when it starts.
+beforeAll(async () => {
+  servers = await startReplicatedPostgres();
+});
+const node = withNode(
+  () => ({
+    SERVICES: "api,auth,products,orders",
+    DATABASE_URL: servers.primaryUrl,
+    DATABASE_REPLICA_URL: servers.replicaUrl,
+    // No saga engine here, so orders stay PENDING: not sent again during the suite (that would scan the primary).
+    SAGA_STALL_AFTER: "86400000",
+  }),
+  { services: [eventProbe] },
+);
+const { send } = node;
+// Declared after the node, so it runs once the node has stopped.
+afterAll(async () => {
+  await replica?.end();
+  await servers?.stop();
+});
 
 const orderBody = (quantity = 2) => ({
   items: [
@@ -70,7 +69,6 @@ const orderBody = (quantity = 2) => ({
   paymentMethod: "pm_card_ok",
 });
 
-/** The last statement of each session on a server's orders database that ran the list query. */
 /** Scans of the orders table this server has counted (a hot standby counts the reads it serves itself). */
 async function ordersScans(client: Client): Promise<number> {
   await client.query("SELECT pg_stat_clear_snapshot()");
@@ -85,46 +83,21 @@ async function orderCount(): Promise<number> {
 }
 
 beforeAll(async () => {
-  servers = await startReplicatedPostgres();
-  const port = await freePort();
-  const cfg = testConfig(isolation(), {
-    SERVICES: "api,auth,products,orders",
-    PORT: String(port),
-    DATABASE_URL: servers.primaryUrl,
-    DATABASE_REPLICA_URL: servers.replicaUrl,
-    // No saga engine here, so orders stay PENDING: not sent again during the suite (that would scan the primary).
-    SAGA_STALL_AFTER: "86400000",
-  });
-  node = await startInProcessNode(cfg, [eventProbe]);
-  base = `http://127.0.0.1:${port}`;
-  adminToken = await login(base);
-  primary = new Client({ connectionString: databaseUrlFor("orders", cfg) });
-  replica = new Client({ connectionString: replicaUrlFor("orders", cfg)! });
-  await Promise.all([primary.connect(), replica.connect()]);
+  primary = await node.database("orders");
+  replica = new Client({ connectionString: replicaUrlFor("orders", node.cfg)! });
+  await replica.connect();
   for (const [sku, amount] of [
     ["ORD-A", 1250],
     ["ORD-B", 499],
   ] as const) {
-    const res = await send("POST", "/api/products", adminToken, {
-      sku,
-      name: sku,
-      price: { amount, currency: "EUR" },
-      stock: 100,
-    });
-    products.push(await json<Product>(res));
+    products.push(await node.createProduct({ sku, name: sku, price: { amount, currency: "EUR" }, stock: 100 }));
   }
-  tokens.ada = await registerCustomer(base, "ada@orders.example");
-  tokens.bob = await registerCustomer(base, "bob@orders.example");
-});
-
-afterAll(async () => {
-  await Promise.all([primary?.end(), replica?.end()]);
-  await node?.stop();
-  await servers?.stop();
+  tokens.ada = await registerCustomer(node.base, "ada@orders.example");
+  tokens.bob = await registerCustomer(node.base, "bob@orders.example");
 });
 
 it("places an order with captured prices, publishes order.created through the outbox, and reads it back at once", async () => {
-  const res = await send("POST", "/api/orders", tokens.ada, orderBody());
+  const res = await send("POST", "/api/orders", orderBody(), tokens.ada);
   expect(res.status).toBe(201);
   const order = await json<Order>(res);
   expect(order).toMatchObject({
@@ -137,7 +110,7 @@ it("places an order with captured prices, publishes order.created through the ou
     ],
   });
   expect(res.headers.get("location")).toBe(`/api/orders/${order.id}`);
-  const read = await send("GET", `/api/orders/${order.id}`, tokens.ada);
+  const read = await send("GET", `/api/orders/${order.id}`, undefined, tokens.ada);
   expect(read.status).toBe(200);
   // No sagas service on this node: the order comes without one.
   expect(await json<Order>(read)).toEqual({ ...order, saga: null });
@@ -151,30 +124,33 @@ it("places an order with captured prices, publishes order.created through the ou
 it("serves list queries from the replica while writes land on the primary", async () => {
   expect((await replica.query("SELECT pg_is_in_recovery() AS standby")).rows).toEqual([{ standby: true }]);
   // A backend reports its statistics when idle, but at most once a second and otherwise within PostgreSQL's idle
-  // interval (10 s): let what earlier tests did settle before counting, and wait as long again for these reads.
+  // interval (10 s): let what earlier tests did settle before counting, and wait as long again for these reads. A
+  // sleep, not a wait: the primary must show no scan, and a scan it did would be reported that late.
   const settle = () => new Promise((resolve) => setTimeout(resolve, 11_000));
   await settle();
   const before = { replica: await ordersScans(replica), primary: await ordersScans(primary) };
-  for (let i = 0; i < 5; i++) expect((await send("GET", "/api/orders", adminToken)).status).toBe(200);
+  for (let i = 0; i < 5; i++) expect((await send("GET", "/api/orders")).status).toBe(200);
   await settle();
   // Each list request scans orders (the page with its count, one statement), on the replica only.
   expect((await ordersScans(replica)) - before.replica).toBeGreaterThanOrEqual(5);
   expect((await ordersScans(primary)) - before.primary).toBe(0);
 
-  const created = await json<Order>(await send("POST", "/api/orders", tokens.ada, orderBody(1)));
+  const created = await json<Order>(await send("POST", "/api/orders", orderBody(1), tokens.ada));
   const onPrimary = await primary.query("SELECT status FROM orders WHERE id = $1", [created.id]);
   expect(onPrimary.rows).toEqual([{ status: "PENDING" }]);
 });
 
 it("never shows a customer a stale status after their own change", async () => {
   for (let i = 0; i < 10; i++) {
-    const order = await json<Order>(await send("POST", "/api/orders", tokens.ada, orderBody(1)));
-    const cancelled = await send("POST", `/api/orders/${order.id}/cancel`, tokens.ada, {});
+    const order = await json<Order>(await send("POST", "/api/orders", orderBody(1), tokens.ada));
+    const cancelled = await send("POST", `/api/orders/${order.id}/cancel`, {}, tokens.ada);
     expect(cancelled.status).toBe(200);
-    expect(await json<Order>(await send("GET", `/api/orders/${order.id}`, tokens.ada))).toMatchObject({
+    expect(await json<Order>(await send("GET", `/api/orders/${order.id}`, undefined, tokens.ada))).toMatchObject({
       status: "CANCELLED",
     });
-    const list = await json<OrderPage>(await send("GET", "/api/orders?status=CANCELLED&pageSize=100", tokens.ada));
+    const list = await json<OrderPage>(
+      await send("GET", "/api/orders?status=CANCELLED&pageSize=100", undefined, tokens.ada),
+    );
     expect(list.rows.map((row) => row.id)).toContain(order.id);
   }
 });
@@ -183,16 +159,18 @@ it("reads a customer's own writes from the primary while the replica lags behind
   // The replica stops replaying WAL: everything written from now on is missing there until it resumes.
   await replica.query("SELECT pg_wal_replay_pause()");
   try {
-    const order = await json<Order>(await send("POST", "/api/orders", tokens.ada, orderBody(1)));
+    const order = await json<Order>(await send("POST", "/api/orders", orderBody(1), tokens.ada));
     expect((await replica.query("SELECT 1 FROM orders WHERE id = $1", [order.id])).rowCount).toBe(0);
-    const read = await send("GET", `/api/orders/${order.id}`, tokens.ada);
+    const read = await send("GET", `/api/orders/${order.id}`, undefined, tokens.ada);
     expect(read.status).toBe(200);
     expect(await json<Order>(read)).toMatchObject({ id: order.id, status: "PENDING" });
-    expect((await send("POST", `/api/orders/${order.id}/cancel`, tokens.ada, {})).status).toBe(200);
-    expect(await json<Order>(await send("GET", `/api/orders/${order.id}`, tokens.ada))).toMatchObject({
+    expect((await send("POST", `/api/orders/${order.id}/cancel`, {}, tokens.ada)).status).toBe(200);
+    expect(await json<Order>(await send("GET", `/api/orders/${order.id}`, undefined, tokens.ada))).toMatchObject({
       status: "CANCELLED",
     });
-    const list = await json<OrderPage>(await send("GET", "/api/orders?status=CANCELLED&pageSize=100", tokens.ada));
+    const list = await json<OrderPage>(
+      await send("GET", "/api/orders?status=CANCELLED&pageSize=100", undefined, tokens.ada),
+    );
     expect(list.rows.map((row) => row.id)).toContain(order.id);
     // Still not on the replica: the answers above came from the primary.
     expect((await replica.query("SELECT 1 FROM orders WHERE id = $1", [order.id])).rowCount).toBe(0);
@@ -202,34 +180,34 @@ it("reads a customer's own writes from the primary while the replica lags behind
 });
 
 it("shows customers only their own orders; operators and admins see all", async () => {
-  const bobs = await json<Order>(await send("POST", "/api/orders", tokens.bob, orderBody(1)));
-  expect((await send("GET", `/api/orders/${bobs.id}`, tokens.ada)).status).toBe(404);
-  const adaList = await json<OrderPage>(await send("GET", "/api/orders?pageSize=100", tokens.ada));
+  const bobs = await json<Order>(await send("POST", "/api/orders", orderBody(1), tokens.bob));
+  expect((await send("GET", `/api/orders/${bobs.id}`, undefined, tokens.ada)).status).toBe(404);
+  const adaList = await json<OrderPage>(await send("GET", "/api/orders?pageSize=100", undefined, tokens.ada));
   expect(adaList.rows.every((row) => row.customerId === adaList.rows[0].customerId)).toBe(true);
   expect(adaList.rows.map((row) => row.id)).not.toContain(bobs.id);
-  const all = await json<OrderPage>(await send("GET", `/api/orders?customerId=${bobs.customerId}`, adminToken));
+  const all = await json<OrderPage>(await send("GET", `/api/orders?customerId=${bobs.customerId}`));
   expect(all.rows.map((row) => row.id)).toEqual([bobs.id]);
-  expect((await send("POST", `/api/orders/${bobs.id}/cancel`, tokens.ada, {})).status).toBe(404);
+  expect((await send("POST", `/api/orders/${bobs.id}/cancel`, {}, tokens.ada)).status).toBe(404);
 });
 
 it("cancels only while PENDING", async () => {
-  const order = await json<Order>(await send("POST", "/api/orders", tokens.bob, orderBody(1)));
-  expect((await send("POST", `/api/orders/${order.id}/cancel`, tokens.bob, { reason: "changed my mind" })).status).toBe(
+  const order = await json<Order>(await send("POST", "/api/orders", orderBody(1), tokens.bob));
+  expect((await send("POST", `/api/orders/${order.id}/cancel`, { reason: "changed my mind" }, tokens.bob)).status).toBe(
     200,
   );
-  const again = await send("POST", `/api/orders/${order.id}/cancel`, tokens.bob, {});
+  const again = await send("POST", `/api/orders/${order.id}/cancel`, {}, tokens.bob);
   expect(again.status).toBe(409);
   expect(await json<ErrorBody>(again)).toMatchObject({ data: { reason: "INVALID_TRANSITION", from: "CANCELLED" } });
 });
 
 describe("Idempotency-Key", () => {
   it("returns the same order for the same key and body, and 422 for another body", async () => {
-    const first = await send("POST", "/api/orders", tokens.ada, orderBody(3), { "Idempotency-Key": "key-1" });
-    const second = await send("POST", "/api/orders", tokens.ada, orderBody(3), { "Idempotency-Key": "key-1" });
+    const first = await send("POST", "/api/orders", orderBody(3), tokens.ada, { "Idempotency-Key": "key-1" });
+    const second = await send("POST", "/api/orders", orderBody(3), tokens.ada, { "Idempotency-Key": "key-1" });
     expect(first.status).toBe(201);
     expect(second.status).toBe(200);
     expect((await json<Order>(second)).id).toBe((await json<Order>(first)).id);
-    const other = await send("POST", "/api/orders", tokens.ada, orderBody(4), { "Idempotency-Key": "key-1" });
+    const other = await send("POST", "/api/orders", orderBody(4), tokens.ada, { "Idempotency-Key": "key-1" });
     expect(other.status).toBe(422);
     expect(await json<ErrorBody>(other)).toMatchObject({
       data: [{ field: "Idempotency-Key", type: "idempotencyKeyReused" }],
@@ -239,7 +217,7 @@ describe("Idempotency-Key", () => {
   it("makes one order of 20 concurrent requests with one key", async () => {
     const responses = await Promise.all(
       Array.from({ length: 20 }, () =>
-        send("POST", "/api/orders", tokens.bob, orderBody(5), { "Idempotency-Key": "burst-1" }),
+        send("POST", "/api/orders", orderBody(5), tokens.bob, { "Idempotency-Key": "burst-1" }),
       ),
     );
     // One created it (201); the others found it, whether before or after losing the race to insert (200).
@@ -311,7 +289,7 @@ describe("bad input changes nothing", () => {
   ];
   it.each(cases)("answers 422 for %s", async (_case, body, fields) => {
     const before = await orderCount();
-    const res = await send("POST", "/api/orders", tokens.ada, body());
+    const res = await send("POST", "/api/orders", body(), tokens.ada);
     expect(res.status).toBe(422);
     const problems = (await json<ErrorBody>(res)).data as { field: string }[];
     expect(problems.map((problem) => problem.field).sort()).toEqual([...fields].sort());
@@ -323,13 +301,13 @@ describe("bad input changes nothing", () => {
     ["status=PENDING';--", "status"],
     ["customerId=1 OR 1=1", "customerId"],
   ])("answers 422 for ?%s", async (query, field) => {
-    const res = await send("GET", `/api/orders?${query}`, adminToken);
+    const res = await send("GET", `/api/orders?${query}`);
     expect(res.status).toBe(422);
     expect(((await json<ErrorBody>(res)).data as { field: string }[]).map((problem) => problem.field)).toEqual([field]);
   });
 
   it("refuses orders from callers without orders:create", async () => {
-    const res = await send("POST", "/api/orders", "not-a-token", orderBody());
+    const res = await send("POST", "/api/orders", orderBody(), "not-a-token");
     expect(res.status).toBe(401);
   });
 });

@@ -10,22 +10,20 @@
  */
 import { Client } from "pg";
 import type { Order } from "../../contracts/orders";
-import type { Product } from "../../contracts/products";
 import type { DeadLetterPage } from "../../contracts/dead-letters";
-import { apiRequest, orderBody } from "../support/api";
+import { gatewayClient, login, orderBody } from "../../support/api";
 import {
   dropScopeDatabases,
+  type ErrorBody,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   scopedDatabaseUrl,
   startNodeProcess,
   testNatsUrl,
   waitFor,
-  type ErrorBody,
-  type NodeProcess,
-} from "../support/nodes";
+} from "../../support/nodes";
 
 const SECONDS = 15;
 const MAX_BACKLOG = 150;
@@ -47,18 +45,15 @@ afterEach(async () => {
 
 /** Offers `rate` orders per second for SECONDS through `base`, then checks what became of every one of them. */
 async function overload(base: string, rate: number) {
-  const admin = await login(base);
-  const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
+  const { send, createProduct } = gatewayClient({ base, token: await login(base) });
   ordersDb = new Client({ connectionString: scopedDatabaseUrl(scope.prefix, "orders") });
   await ordersDb.connect();
-  const created = await send("POST", "/api/products", {
+  const product = await createProduct({
     sku: "OVERLOAD-1",
     name: "Overload widget",
     price: { amount: 700, currency: "EUR" },
     stock: 1_000_000,
   });
-  expect(created.status).toBe(201);
-  const product = await json<Product>(created);
 
   const readiness: number[] = [];
   const probe = setInterval(() => {
@@ -73,6 +68,7 @@ async function overload(base: string, rate: number) {
   for (let i = 0; i < rate * SECONDS; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - Date.now();
+    // Pacing, not waiting for a condition: the offered rate is the test's input.
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     answers.push(send("POST", "/api/orders", orderBody(product.id, `OVERLOAD-${i}`)));
   }

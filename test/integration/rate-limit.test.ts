@@ -4,21 +4,21 @@
  * has its own count; a forged `X-Forwarded-For` is ignored; with the shared store unreachable the limit still holds,
  * per gateway.
  */
-import { freePort } from "../support/servers";
+import { login } from "../../support/api";
 import {
   dropScopeDatabases,
+  type ErrorBody,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   startNodeProcess,
+  TEST_ADMIN,
   testNatsUrl,
   testRedisUrl,
-  TEST_ADMIN,
   waitFor,
-  type ErrorBody,
-  type NodeProcess,
-} from "../support/nodes";
+} from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 const scope = isolation();
 let nodes: NodeProcess[];

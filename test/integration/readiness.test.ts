@@ -6,8 +6,10 @@ import type { ServiceBroker } from "moleculer";
 import { startEmbeddedPostgres } from "../../lib/embedded-postgres";
 import type { ClusterHealth, NodeReadiness } from "../../contracts/health";
 import type { Product, ProductPage } from "../../contracts/products";
-import { freePort, startTestPostgres } from "../support/servers";
-import { isolation, json, login, startInProcessNode, testConfig, waitFor, type ErrorBody } from "../support/nodes";
+import { login } from "../../support/api";
+import { type ErrorBody, isolation, json, testConfig, waitFor } from "../../support/nodes";
+import { freePort, startTestPostgres } from "../../support/servers";
+import { startInProcessNode } from "../support/nodes";
 
 let postgres: Awaited<ReturnType<typeof startTestPostgres>>;
 let broker: ServiceBroker;

@@ -9,8 +9,8 @@ import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import type { Saga, SagaPage } from "../../contracts/sagas";
 import { validateOpenApi } from "../support/openapi";
-import { orderBody } from "../support/api";
-import { json, registerCustomer, waitFor, type ErrorBody } from "../support/nodes";
+import { orderBody, registerCustomer } from "../../support/api";
+import { type ErrorBody, json, waitFor } from "../../support/nodes";
 import { CaptureLogger } from "../support/capture-logger";
 import { withNode } from "../support/suite";
 

@@ -6,59 +6,46 @@
  * the database, the outbox relay and the consumers retry, and an `order.created` the consumer gave up on during the
  * outage is sent again by the orders service.
  */
-import type { ServiceBroker } from "moleculer";
-import { Client } from "pg";
-import { databaseUrlFor } from "../../lib/database";
 import { startEmbeddedPostgres } from "../../lib/embedded-postgres";
-import type { Order } from "../../contracts/orders";
-import type { Product } from "../../contracts/products";
-import { apiRequest, orderBody, type OrderOptions } from "../support/api";
-import { isolation, json, login, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
+import { FINAL_ORDER_STATUSES, type Order } from "../../contracts/orders";
+import { orderBody, type OrderOptions } from "../../support/api";
+import { json, testNatsUrl, waitFor } from "../../support/nodes";
+import { startTestPostgres } from "../../support/servers";
 import { expectSagasBalanced, type SagaDatabases } from "../support/saga-balance";
-import { freePort, startTestPostgres } from "../support/servers";
+import { withNode } from "../support/suite";
 
 let postgres: Awaited<ReturnType<typeof startTestPostgres>>;
-let broker: ServiceBroker;
-let base: string;
-let admin: string;
 const db = {} as SagaDatabases;
-let cfg: ReturnType<typeof testConfig>;
 
-const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
-
+// Declared before the node, so the cluster is up when it starts.
 beforeAll(async () => {
   postgres = await startTestPostgres();
-  const port = await freePort();
-  cfg = testConfig(isolation(), {
+});
+const node = withNode(
+  () => ({
     SERVICES: "api,auth,products,orders,payments,shipping,sagas,dlq",
-    PORT: String(port),
     DATABASE_URL: postgres.url,
     TRANSPORTER: testNatsUrl(),
     DELIVERY_RETRY_DELAY: "200",
     SAGA_RETRY_DELAY: "200",
     SAGA_STEP_ATTEMPTS: "5",
     SAGA_STALL_AFTER: "5000",
-  });
-  broker = await startInProcessNode(cfg);
-  base = `http://127.0.0.1:${port}`;
-  admin = await login(base);
-}, 90_000);
-
+  }),
+  { timeoutMs: 90_000 },
+);
+const { send } = node;
+// Declared after the node, so it runs once the node has stopped.
 afterAll(async () => {
-  await Promise.all(Object.values(db).map((client) => client.end().catch(() => undefined)));
-  await broker?.stop();
   await postgres?.stop();
 });
 
 it("loses no acknowledged order and ends every saga across a PostgreSQL restart under load", async () => {
-  const created = await send("POST", "/api/products", {
+  const product = await node.createProduct({
     sku: "PG-RESTART-1",
     name: "Restart widget",
     price: { amount: 700, currency: "EUR" },
     stock: 100_000,
   });
-  expect(created.status).toBe(201);
-  const product = await json<Product>(created);
 
   const acknowledged: Order[] = [];
   const refused: number[] = [];
@@ -80,17 +67,19 @@ it("loses no acknowledged order and ends every saga across a PostgreSQL restart 
   };
   const clients = Promise.all([0, 1, 2, 3].map(client));
 
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await waitFor(async () => (acknowledged.length >= 20 ? true : undefined), 30_000, "orders taken before the outage");
   const beforeOutage = acknowledged.length;
   await postgres.server.stop();
+  // The outage lasts a few seconds (a sleep: its length is the scenario), and at least until a client was refused.
   await new Promise((resolve) => setTimeout(resolve, 3000));
+  await waitFor(async () => (refused.length > 0 ? true : undefined), 15_000, "an order refused during the outage");
   postgres.server = await startEmbeddedPostgres({
     dataDir: postgres.dataDir,
     port: Number(new URL(postgres.url).port),
     log: () => undefined,
   });
   await waitFor(
-    async () => ((await fetch(`${base}/health/ready`)).status === 200 ? true : undefined),
+    async () => ((await fetch(`${node.base}/health/ready`)).status === 200 ? true : undefined),
     30_000,
     "readiness after the database came back",
   );
@@ -101,7 +90,12 @@ it("loses no acknowledged order and ends every saga across a PostgreSQL restart 
     30_000,
     "an order acknowledged after the outage",
   );
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  // Load goes on for a while after the outage too.
+  await waitFor(
+    async () => (acknowledged.length >= backAt + 10 ? true : undefined),
+    30_000,
+    "ten more orders after the outage",
+  );
   placing = false;
   await clients;
 
@@ -111,10 +105,7 @@ it("loses no acknowledged order and ends every saga across a PostgreSQL restart 
   expect(refused.length).toBeGreaterThan(0);
   expect(refused.filter((status) => status !== 503 && status !== 0)).toEqual([]);
 
-  for (const name of ["orders", "sagas", "payments", "products"] as const) {
-    db[name] = new Client({ connectionString: databaseUrlFor(name, cfg) });
-    await db[name].connect();
-  }
+  for (const name of ["orders", "sagas", "payments", "products"] as const) db[name] = await node.database(name);
   const ids = acknowledged.map((order) => order.id);
   await waitFor(
     async () => {
@@ -127,7 +118,18 @@ it("loses no acknowledged order and ends every saga across a PostgreSQL restart 
     90_000,
     `the sagas of all ${ids.length} acknowledged orders to end`,
   );
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // An order's status and its saga's are written apart: the orders too must have ended before the balance is taken.
+  await waitFor(
+    async () => {
+      const { rows } = await db.orders.query<{ count: number }>(
+        "SELECT count(*)::int AS count FROM orders WHERE id = ANY($1) AND status = ANY($2)",
+        [ids, FINAL_ORDER_STATUSES],
+      );
+      return rows[0].count === ids.length ? true : undefined;
+    },
+    30_000,
+    "every acknowledged order to end",
+  );
   await expectSagasBalanced(db, ids);
   // A 503 left no order behind: besides the acknowledged ones, only a request that got no answer at all may have.
   const { rows } = await db.orders.query<{ count: number }>("SELECT count(*)::int AS count FROM orders");

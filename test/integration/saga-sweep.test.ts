@@ -10,28 +10,16 @@
  * The drop point loses the first two `order.created` of the node: the first two orders' (the second's is sent again,
  * once), so the tests run in this order.
  */
-import type { ServiceBroker } from "moleculer";
-import { Client } from "pg";
+import type { Client } from "pg";
 import { sagaCommand } from "../../bin/repl-commands";
-import { databaseUrlFor } from "../../lib/database";
-import type { Order, OrderWithSaga } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import type { Saga, SagaPage } from "../../contracts/sagas";
 import { deterministicId } from "../../lib/delivery";
 import { initialState } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
-import { apiRequest, orderBody, type OrderOptions } from "../support/api";
-import {
-  dropScopeDatabases,
-  isolation,
-  json,
-  login,
-  startInProcessNode,
-  testConfig,
-  testNatsUrl,
-  waitFor,
-} from "../support/nodes";
-import { freePort } from "../support/servers";
+import type { OrderOptions } from "../../support/api";
+import { json, testNatsUrl, waitFor } from "../../support/nodes";
+import { withNode } from "../support/suite";
 
 const STALL_AFTER_MS = 4000;
 const LEASE_MS = 1500;
@@ -40,69 +28,44 @@ describe.each([
   ["in-memory channels", {}],
   ["JetStream", { TRANSPORTER: testNatsUrl() }],
 ])("over %s", (_wiring, transport: Record<string, string>) => {
-  const scope = isolation();
-  let broker: ServiceBroker;
-  let base: string;
-  let admin: string;
+  const node = withNode({
+    ...transport,
+    SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
+    FAILPOINTS: "outbox.drop:order.created,outbox.drop:order.created",
+    SAGA_STALL_AFTER: String(STALL_AFTER_MS),
+    SAGA_LEASE: String(LEASE_MS),
+    SAGA_SWEEP_INTERVAL: "200",
+    // A retry waits 5 s, far past the lease: only the renewals keep its saga held.
+    SAGA_RETRY_DELAY: "5000",
+    PAYMENTS_FLAKY_FAILURES: "2",
+  });
+  const { send, orderOf } = node;
   let product: Product;
   let sagasDb: Client;
   let ordersDb: Client;
 
-  const send = (method: string, path: string, body?: unknown) => apiRequest(base, admin, method, path, body);
+  const placeOrder = (tag: string, options: OrderOptions = {}) => node.placeOrder(product.id, tag, options);
 
-  async function placeOrder(tag: string, options: OrderOptions = {}): Promise<Order> {
-    const res = await send("POST", "/api/orders", orderBody(product.id, tag, options));
-    expect(res.status).toBe(201);
-    return json<Order>(res);
-  }
-
-  const sagaOf = async (orderId: string) =>
-    (await json<OrderWithSaga>(await send("GET", `/api/orders/${orderId}`))).saga ?? undefined;
+  const sagaOf = async (orderId: string) => (await orderOf(orderId)).saga ?? undefined;
 
   const stalledIds = async () =>
     (await json<SagaPage>(await send("GET", "/api/sagas?stalled=true"))).rows.map((saga) => saga.id);
 
   const sweptCount = () =>
-    (broker.metrics.getMetric("aicunet.sagas.swept")?.get({ definition: "order" })?.value as number | undefined) ?? 0;
+    (node.broker.metrics.getMetric("aicunet.sagas.swept")?.get({ definition: "order" })?.value as number | undefined) ??
+    0;
 
   const steps = (saga: Saga) => saga.timeline!.map((entry) => `${entry.step}:${entry.outcome}`);
 
   beforeAll(async () => {
-    const port = await freePort();
-    const cfg = testConfig(scope, {
-      ...transport,
-      SERVICES: "api,auth,products,orders,audit,payments,shipping,sagas",
-      PORT: String(port),
-      FAILPOINTS: "outbox.drop:order.created,outbox.drop:order.created",
-      SAGA_STALL_AFTER: String(STALL_AFTER_MS),
-      SAGA_LEASE: String(LEASE_MS),
-      SAGA_SWEEP_INTERVAL: "200",
-      // A retry waits 5 s, far past the lease: only the renewals keep its saga held.
-      SAGA_RETRY_DELAY: "5000",
-      PAYMENTS_FLAKY_FAILURES: "2",
+    product = await node.createProduct({
+      sku: "SWEEP-1",
+      name: "Sweep",
+      price: { amount: 700, currency: "EUR" },
+      stock: 1000,
     });
-    broker = await startInProcessNode(cfg);
-    base = `http://127.0.0.1:${port}`;
-    admin = await login(base);
-    product = await json<Product>(
-      await send("POST", "/api/products", {
-        sku: "SWEEP-1",
-        name: "Sweep",
-        price: { amount: 700, currency: "EUR" },
-        stock: 1000,
-      }),
-    );
-    sagasDb = new Client({ connectionString: databaseUrlFor("sagas", cfg) });
-    await sagasDb.connect();
-    ordersDb = new Client({ connectionString: databaseUrlFor("orders", cfg) });
-    await ordersDb.connect();
-  });
-
-  afterAll(async () => {
-    await sagasDb?.end();
-    await ordersDb?.end();
-    await broker?.stop();
-    await dropScopeDatabases(scope.prefix);
+    sagasDb = await node.database("sagas");
+    ordersDb = await node.database("orders");
   });
 
   it("shows a saga whose engine died as stalled, then takes it over at the step it was at, and it ends", async () => {
@@ -133,7 +96,7 @@ describe.each([
       const stalled = await json<Saga>(await send("GET", `/api/sagas/${sagaId}`));
       expect(stalled).toMatchObject({ status: "RUNNING", step: "stock", stalled: true, leaseOwner: "dead-engine/1" });
       const printed: string[] = [];
-      await sagaCommand(broker, "list", undefined, { stalled: true }, (text) => printed.push(text));
+      await sagaCommand(node.broker, "list", undefined, { stalled: true }, (text) => printed.push(text));
       expect(printed.find((line) => line.startsWith(sagaId))).toContain(
         "STALLED: no engine holds it (last: dead-engine/1)",
       );
@@ -182,7 +145,7 @@ describe.each([
     expect(rows).toHaveLength(2);
     expect(rows.every((row) => row.sent && row.event === rows[0].event)).toBe(true);
     expect(rows[0].id).not.toBe(rows[1].id);
-    const order = await json<OrderWithSaga>(await send("GET", `/api/orders/${placed.id}`));
+    const order = await orderOf(placed.id);
     expect(order.status).toBe("COMPLETED");
   });
 

@@ -12,21 +12,20 @@ import type { Product } from "../../contracts/products";
 import type { Saga } from "../../contracts/sagas";
 import { cursorName, type Cursor } from "../../lib/saga";
 import { sagaDefinitions } from "../../sagas";
-import { gatewayClient, type GatewayTarget, type OrderOptions } from "../support/api";
-import { expectSagasBalanced } from "../support/saga-balance";
+import { gatewayClient, type GatewayTarget, login, type OrderOptions } from "../../support/api";
 import {
   crashed,
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
-  startNodeProcess,
-  scopedDatabaseUrl,
-  waitFor,
   type NodeProcess,
-} from "../support/nodes";
-import { freePort, startNats, type NatsServer } from "../support/servers";
+  scopedDatabaseUrl,
+  startNodeProcess,
+  waitFor,
+} from "../../support/nodes";
+import { freePort, type NatsServer, startNats } from "../../support/servers";
+import { expectSagasBalanced } from "../support/saga-balance";
 
 const scope = isolation();
 let nats: NatsServer;

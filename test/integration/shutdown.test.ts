@@ -3,9 +3,10 @@
  */
 import { Agent, get } from "node:http";
 import type { ServiceSchema } from "moleculer";
-import { freePort } from "../support/servers";
-import { apiRequest, orderBody } from "../support/api";
-import { dropScopeDatabases, isolation, json, login, startInProcessNode, testConfig, waitFor } from "../support/nodes";
+import { apiRequest, login, orderBody } from "../../support/api";
+import { dropScopeDatabases, isolation, json, testConfig, waitFor } from "../../support/nodes";
+import { freePort } from "../../support/servers";
+import { startInProcessNode } from "../support/nodes";
 
 const scope = isolation();
 afterAll(() => dropScopeDatabases(scope.prefix));

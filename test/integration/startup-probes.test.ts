@@ -4,8 +4,8 @@
  * 200 at every probe after, for longer than a circuit breaker's half-open time. Embedded (one process, every service)
  * and clustered (a gateway and a products node over NATS, each probed on its own port).
  */
-import { freePort } from "../support/servers";
-import { dropScopeDatabases, isolation, nodeEnv, startNodeProcess, testNatsUrl, waitFor } from "../support/nodes";
+import { dropScopeDatabases, isolation, nodeEnv, startNodeProcess, testNatsUrl, waitFor } from "../../support/nodes";
+import { freePort } from "../../support/servers";
 
 /**
  * `npm start` takes ~3 s on an idle machine and ~10 s on a busy 2-core runner; a tripped breaker on `health.ready`

@@ -8,8 +8,8 @@ import type { Client } from "pg";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { Order, OrderWithSaga } from "../../contracts/orders";
 import type { Product, StockReservation } from "../../contracts/products";
-import { orderBody } from "../support/api";
-import { json, waitFor } from "../support/nodes";
+import { orderBody } from "../../support/api";
+import { json, waitFor } from "../../support/nodes";
 import { withNode } from "../support/suite";
 
 const node = withNode({

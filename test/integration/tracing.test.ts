@@ -8,25 +8,24 @@ import type { AuditPage } from "../../contracts/audit";
 import type { LogPage, Trace } from "../../contracts/logs";
 import type { Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
-import { orderBody } from "../support/api";
+import { gatewayClient, login, orderBody, type GatewayTarget } from "../../support/api";
 import {
   dropScopeDatabases,
   isolation,
   json,
-  login,
   nodeEnv,
+  type NodeProcess,
   startNodeProcess,
+  TEST_ADMIN,
   testNatsUrl,
   waitFor,
-  type NodeProcess,
-} from "../support/nodes";
+} from "../../support/nodes";
 
 const scope = isolation();
 let nodes: NodeProcess[] = [];
-let base: string;
-let token: string;
-
-const get = (path: string) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
+const api: GatewayTarget = { base: "", token: "" };
+const { send, settled } = gatewayClient(api);
+const get = (path: string) => send("GET", path);
 
 beforeAll(async () => {
   const common = { TRANSPORTER: testNatsUrl(), TRACING_EXPORTER: "event" };
@@ -37,8 +36,8 @@ beforeAll(async () => {
     startNodeProcess(nodeEnv(scope, { ...common, SERVICES: "payments,shipping", NODE_ID: "trace-participants" })),
     startNodeProcess(nodeEnv(scope, { ...common, SERVICES: "sagas", NODE_ID: "trace-sagas" })),
   ]);
-  base = `http://127.0.0.1:${nodes[0].port}`;
-  token = await login(base);
+  api.base = `http://127.0.0.1:${nodes[0].port}`;
+  api.token = await login(api.base);
 }, 90_000);
 
 afterAll(async () => {
@@ -47,12 +46,6 @@ afterAll(async () => {
 });
 
 it("follows an order from the HTTP request through the saga's steps on other nodes, in spans, logs and audit", async () => {
-  const send = (method: string, path: string, body: unknown) =>
-    fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
   const product = await json<Product>(
     await waitFor(async () => {
       const res = await send("POST", "/api/products", {
@@ -69,11 +62,7 @@ it("follows an order from the HTTP request through the saga's steps on other nod
   // The gateway's request id is the trace id of all the request's work.
   const traceId = placed.headers.get("x-request-id")!;
   const order = await json<Order>(placed);
-  await waitFor(
-    async () => ((await json<Order>(await get(`/api/orders/${order.id}`))).status === "COMPLETED" ? true : undefined),
-    30_000,
-    "the order to complete",
-  );
+  expect((await settled(order.id)).status).toBe("COMPLETED");
 
   // Spans are exported every 5 s by each node.
   const trace = await waitFor(
@@ -125,10 +114,10 @@ it("follows an order from the HTTP request through the saga's steps on other nod
 });
 
 it("keeps secrets out of stored spans", async () => {
-  const signedIn = await fetch(`${base}/api/auth/login`, {
+  const signedIn = await fetch(`${api.base}/api/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: "admin@test.example", password: "admin-password-for-tests" }),
+    body: JSON.stringify(TEST_ADMIN),
   });
   const traceId = signedIn.headers.get("x-request-id")!;
   const trace = await waitFor(
@@ -140,7 +129,7 @@ it("keeps secrets out of stored spans", async () => {
     "the login's spans",
   );
   const login = trace.spans.find((span) => span.name === "action 'auth.login'");
-  expect(login?.tags.params).toEqual({ email: "admin@test.example", password: "[redacted]" });
-  expect(JSON.stringify(trace)).not.toContain("admin-password-for-tests");
+  expect(login?.tags.params).toEqual({ email: TEST_ADMIN.email, password: "[redacted]" });
+  expect(JSON.stringify(trace)).not.toContain(TEST_ADMIN.password);
   expect((await get(`/api/logs/traces/no-such-trace`)).status).toBe(404);
 });

@@ -14,7 +14,8 @@ import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import type { ExportedSpan } from "../../lib/spans";
 import type { ChainVerdict } from "../../contracts/audit";
-import { dropScopeDatabases, isolation, startInProcessNode, testConfig, testNatsUrl, waitFor } from "../support/nodes";
+import { dropScopeDatabases, isolation, testConfig, testNatsUrl, waitFor } from "../../support/nodes";
+import { startInProcessNode } from "../support/nodes";
 
 const asSystem = { meta: { caller: SYSTEM_CALLER } };
 

@@ -1,4 +1,4 @@
 /** Runs after each integration and e2e test file (jest setupFilesAfterEnv). */
-import { killLeftoverNodes } from "./nodes";
+import { killLeftoverNodes } from "../../support/nodes";
 
 afterAll(() => killLeftoverNodes());

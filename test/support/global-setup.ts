@@ -4,7 +4,7 @@
  * and builds the web UI once if it is not current, so node processes started in parallel do not each build it.
  */
 import { ensureUiBuilt } from "../../bin/ui";
-import { startNats, startRedis, startTestPostgres, type NatsServer, type PostgresServer } from "./servers";
+import { startNats, startRedis, startTestPostgres, type NatsServer, type PostgresServer } from "../../support/servers";
 
 interface Servers {
   postgres?: PostgresServer;

@@ -6,9 +6,10 @@ import type { BrokerOptions, ServiceBroker, ServiceSchema } from "moleculer";
 import { Client } from "pg";
 import type { Config, ServiceName } from "../../lib/config";
 import { databaseUrlFor } from "../../lib/database";
-import { gatewayClient, type GatewayClient } from "./api";
-import { dropScopeDatabases, isolation, login, startInProcessNode, testConfig } from "./nodes";
-import { freePort } from "./servers";
+import { gatewayClient, login, type GatewayClient } from "../../support/api";
+import { dropScopeDatabases, isolation, testConfig } from "../../support/nodes";
+import { freePort } from "../../support/servers";
+import { startInProcessNode } from "./nodes";
 
 export interface SuiteNode extends GatewayClient {
   scope: { prefix: string; namespace: string };
@@ -29,7 +30,16 @@ export interface SuiteNode extends GatewayClient {
  */
 export function withNode(
   env: Record<string, string> | (() => Record<string, string>),
-  { services = [], broker = { logger: false } }: { services?: ServiceSchema[]; broker?: Partial<BrokerOptions> } = {},
+  {
+    services = [],
+    broker = { logger: false },
+    timeoutMs,
+  }: {
+    services?: ServiceSchema[];
+    broker?: Partial<BrokerOptions>;
+    /** How long the node may take to start, when jest's default is not enough. */
+    timeoutMs?: number;
+  } = {},
 ): SuiteNode {
   const clients: Client[] = [];
   const node = {
@@ -50,7 +60,7 @@ export function withNode(
     node.broker = await startInProcessNode(node.cfg, services, broker);
     node.base = `http://127.0.0.1:${port}`;
     node.token = await login(node.base);
-  });
+  }, timeoutMs);
 
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.end()));

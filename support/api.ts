@@ -1,8 +1,8 @@
 /** Requests to a gateway as the suites and the benches send them. */
-import { isFinal, type Order, type OrderWithSaga } from "../../contracts/orders";
-import type { SagaStatus } from "../../contracts/sagas";
-import type { Product } from "../../contracts/products";
-import { json, waitFor } from "./nodes";
+import { isFinal, type Order, type OrderWithSaga } from "../contracts/orders";
+import type { SagaStatus } from "../contracts/sagas";
+import type { Product } from "../contracts/products";
+import { json, TEST_ADMIN, waitFor } from "./nodes";
 
 /** A request to the gateway at `base` with a bearer token; a body is sent as JSON. */
 export function apiRequest(
@@ -12,6 +12,7 @@ export function apiRequest(
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  signal?: AbortSignal,
 ) {
   return fetch(`${base}${path}`, {
     method,
@@ -21,7 +22,30 @@ export function apiRequest(
       ...headers,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
   });
+}
+
+/** Logs in through the gateway at `base` and returns the access token. */
+export async function login(base: string, credentials = TEST_ADMIN): Promise<string> {
+  const res = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(credentials),
+  });
+  if (res.status !== 200) throw new Error(`login as ${credentials.email} failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { accessToken: string }).accessToken;
+}
+
+/** Registers a customer through the gateway at `base` and returns their access token. */
+export async function registerCustomer(base: string, email: string): Promise<string> {
+  const credentials = { email, password: "a-long-enough-password" };
+  await fetch(`${base}/api/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...credentials, displayName: email }),
+  });
+  return login(base, credentials);
 }
 
 export interface OrderOptions {
@@ -50,6 +74,8 @@ export interface GatewayTarget {
   base: string;
   /** The token a request carries unless it names another. */
   token: string;
+  /** How long a request may take before it is given up (an error); unbounded unless set. */
+  timeoutMs?: number;
 }
 
 /** The fields of `POST /api/products`. */
@@ -62,7 +88,14 @@ export interface ProductFields {
 
 /** The requests every suite and bench makes of a gateway: one definition each. */
 export interface GatewayClient {
-  send(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
+  /** A request with the target's token unless `token` names another; `headers` are added to it. */
+  send(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string,
+    headers?: Record<string, string>,
+  ): Promise<Response>;
   /** Creates a product; anything but a 201 throws. */
   createProduct(fields: ProductFields, token?: string): Promise<Product>;
   /** Places an order for one product, shipped to `tag`; anything but a 201 throws. */
@@ -75,8 +108,16 @@ export interface GatewayClient {
 const SAGA_ENDED: readonly SagaStatus[] = ["COMPLETED", "COMPENSATED", "FAILED"];
 
 export function gatewayClient(target: GatewayTarget): GatewayClient {
-  const send = (method: string, path: string, body?: unknown, token = target.token) =>
-    apiRequest(target.base, token, method, path, body);
+  const send = (method: string, path: string, body?: unknown, token = target.token, headers?: Record<string, string>) =>
+    apiRequest(
+      target.base,
+      token,
+      method,
+      path,
+      body,
+      headers,
+      target.timeoutMs === undefined ? undefined : AbortSignal.timeout(target.timeoutMs),
+    );
   async function created<T>(res: Response, what: string): Promise<T> {
     if (res.status !== 201) throw new Error(`${what}: expected 201, got ${res.status} ${await res.text()}`);
     return json<T>(res);

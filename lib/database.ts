@@ -227,36 +227,42 @@ export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** A service's query helper (mixins/db.mixin.ts `rows`), as `selectPage` runs its statements through it. */
+export type RowsQuery = <T extends object>(
+  sql: string,
+  bind: unknown[],
+  options?: { replica?: boolean },
+) => Promise<T[]>;
+
 /**
  * One page of `SELECT * FROM <table> WHERE <where> ORDER BY <order>` and the count of all matches, from one statement
  * (one snapshot: two queries side by side could count a row committed between them that the page did not get).
  * `where` uses the binds `$1…$n`; the page's LIMIT and OFFSET follow them. Only a page past the end, which has no row
- * to carry the count, asks for it separately. `useMaster: false` reads from the replica, where there is one.
+ * to carry the count, asks for it separately. `replica: true` reads from the replica, where there is one.
  */
 export async function selectPage<R extends object, T>(
-  sequelize: Sequelize,
-  query: { table: string; where: string; order: string; bind: unknown[]; useMaster?: boolean },
+  rows: RowsQuery,
+  query: { table: string; where: string; order: string; bind: unknown[]; replica?: boolean },
   page: number,
   pageSize: number,
   map: (row: R) => T,
 ): Promise<Page<T>> {
-  const { table, where, order, bind, useMaster = true } = query;
+  const { table, where, order, bind, replica = false } = query;
   const limit = `LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`;
-  const rows = await sequelize.query<R & { page_total: string }>(
+  const found = await rows<R & { page_total: string }>(
     `SELECT *, count(*) OVER () AS page_total FROM ${table} WHERE ${where} ORDER BY ${order} ${limit}`,
-    { bind: [...bind, pageSize, (page - 1) * pageSize], type: QueryTypes.SELECT, useMaster },
+    [...bind, pageSize, (page - 1) * pageSize],
+    { replica },
   );
   let total: number;
-  if (rows.length > 0) total = Number(rows[0].page_total);
+  if (found.length > 0) total = Number(found[0].page_total);
   else if (page === 1) total = 0;
   else {
-    const [{ count }] = await sequelize.query<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, {
-      bind,
-      type: QueryTypes.SELECT,
-      useMaster,
+    const [{ count }] = await rows<{ count: string }>(`SELECT count(*) FROM ${table} WHERE ${where}`, bind, {
+      replica,
     });
     total = Number(count);
   }
-  const pageRows = rows.map(({ page_total: _total, ...row }) => map(row as unknown as R));
+  const pageRows = found.map(({ page_total: _total, ...row }) => map(row as unknown as R));
   return { rows: pageRows, total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
 }

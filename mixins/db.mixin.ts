@@ -1,22 +1,17 @@
 /**
- * Gives a service its own PostgreSQL database through moleculer-db and the Sequelize adapter.
+ * Gives a service its own PostgreSQL database, with no ORM in between: the Sequelize instance of that database, its
+ * migrations, one typed query helper (`rows`) and the read-your-writes routing to a read replica (`readYourWrites`).
+ * A service with an entity that fits moleculer-db takes `entityMixin` (mixins/entity.mixin.ts), built on this one.
  *
- * On start it creates the service's database when missing (named after the service, see `databaseUrlFor`),
- * connects, and runs the service's migrations before the service is announced to the cluster. The model is never
- * `sync`ed: tables come only from migrations. moleculer-db's generic CRUD actions are switched off, so every action a
- * service exposes is written, validated and permissioned on purpose. Readiness reports whether the database answers.
+ * On start it creates the service's database when missing (named after the service, see `databaseUrlFor`), runs the
+ * service's migrations and connects before the service is announced to the cluster, retrying every second until that
+ * succeeds. Tables come only from migrations, never from `sync`. Readiness reports whether the database answers.
+ *
+ * Defaults: no read replica (`readReplica: false`); no append-only tables; `rows` reads from the primary unless asked
+ * for the replica; a read routed by `readYourWrites` waits up to `replicaWaitMs` (500 ms) for the replica.
  */
-import DbService from "moleculer-db";
-import SqlAdapter from "moleculer-db-adapter-sequelize";
-import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import {
-  QueryTypes,
-  type Model,
-  type ModelAttributes,
-  type ModelOptions,
-  type ModelStatic,
-  type Sequelize,
-} from "sequelize";
+import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
 import { config, type ServiceName } from "../lib/config";
 import {
   actAsRole,
@@ -36,10 +31,11 @@ import type { ReadinessCheck } from "../contracts/health";
 export interface DbMixinOptions {
   /** The owning service; its database is named after it. */
   service: ServiceName;
-  model: { name: string; define: ModelAttributes; options?: ModelOptions };
   migrations: Migration[];
-  /** Read from `DATABASE_REPLICA_URL` when one is configured. */
+  /** Read from `DATABASE_REPLICA_URL` when one is configured. Default false. */
   readReplica?: boolean;
+  /** How long `readYourWrites` waits for the replica to catch up before it sends the read to the primary. */
+  replicaWaitMs?: number;
   /**
    * Tables whose rows no one may change once written. The service's queries then run as the database's writer role,
    * which may only read and insert them (lib/database.ts `grantWriterRole`); migrations still run as the URL's user.
@@ -47,79 +43,148 @@ export interface DbMixinOptions {
   appendOnly?: string[];
 }
 
+const DEFAULTS = { readReplica: false, replicaWaitMs: 500 } satisfies Partial<DbMixinOptions>;
+
+/** Where one statement of `rows` runs. */
+export interface QueryOptions {
+  /** Inside this transaction, on its connection (the primary's). */
+  transaction?: Transaction;
+  /** On the replica, where the service has one; the primary otherwise. Default false: the primary. */
+  replica?: boolean;
+}
+
+/** Where a read may go, as `readYourWrites` decided: spread it into the `QueryOptions` of the reads it covers. */
+export type ReadFrom = Required<Pick<QueryOptions, "replica">>;
+
 /** What a service using the mixin can rely on at run time. */
 export interface DbServiceThis {
   sequelize: Sequelize;
   /** The primary's URL of the service's database. */
   databaseUrl: string;
-  model: ModelStatic<Model>;
 }
 
 export interface DbMethods {
+  /**
+   * The rows a statement returns (a SELECT, or a write with RETURNING; none for a write without it), its `$n`
+   * parameters bound from `bind`.
+   */
+  rows<T extends object>(sql: string, bind?: unknown[], options?: QueryOptions): Promise<T[]>;
+  /**
+   * Where a read may go without missing a write committed before it began: the replica once it has replayed the
+   * primary's flushed WAL position (every acknowledged commit is flushed, so the replica then holds every write
+   * committed before this read began), else the primary after `replicaWaitMs`. Without a replica, the primary.
+   */
+  readYourWrites(): Promise<ReadFrom>;
+  /** Creates the database when missing, runs the migrations not yet applied and grants the writer role. */
+  migrateDatabase(): Promise<void>;
+  /** Migrates, then checks that the service's own connections open. Retried by `started` until it succeeds. */
   connect(): Promise<void>;
   readinessChecks(): Promise<ReadinessCheck[]>;
 }
 
-export interface DbSettings extends ServiceSettingSchema {
-  idField: string;
-}
+/** The settings the mixin adds: none (the entity mixin adds moleculer-db's). */
+export type DbSettings = ServiceSettingSchema;
 
-/** The adapter's typings declare one constructor argument; at run time it passes all of them on (`new Sequelize(...)`)
- * and reads `noSync` from the fourth. */
-type AdapterConstructor = new (
-  sequelize: Sequelize,
-  ...rest: [undefined, undefined, { noSync: boolean }]
-) => SqlAdapter;
+const RECONNECT_DELAY_MS = 1000;
 
-const GENERIC_ACTIONS = ["find", "count", "list", "create", "insert", "get", "update", "remove"] as const;
-
-export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
+export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
+  const options = { ...DEFAULTS, ...opts };
   const cfg = config();
   const url = databaseUrlFor(options.service, cfg);
   const replicaUrl = options.readReplica ? replicaUrlFor(options.service, cfg) : null;
-  const sequelize = createSequelize(url, cfg.database.poolMax, replicaUrl);
   const appendOnly = options.appendOnly?.length ? options.appendOnly : undefined;
+  // One instance for the schema, made when the service's module loads, and kept when the service stops: a service
+  // created again from the same schema (a restart in this process) goes on with it. Idle connections close after the
+  // pool's idle timeout.
+  const sequelize = createSequelize(url, cfg.database.poolMax, replicaUrl);
   // From the pool's first connection, not once the role is granted: one opened before (a readiness probe during the
   // migrations) would otherwise stay in the pool as the owner, able to rewrite the append-only tables. Until the role
   // exists, connecting fails, and the service is simply not ready.
   if (appendOnly) actAsRole(sequelize, writerRoleOf(url));
-  const settings: DbSettings = { idField: "id" };
+  let stopping = false;
 
-  return {
-    mixins: [DbService as unknown as Partial<ServiceSchema>],
-    // The adapter gets our Sequelize instance and `noSync`, so it never creates or alters tables itself.
-    adapter: new (SqlAdapter as unknown as AdapterConstructor)(sequelize, undefined, undefined, { noSync: true }),
-    model: options.model,
-    settings,
-    actions: Object.fromEntries(GENERIC_ACTIONS.map((name) => [name, false])),
-
+  const schema: Partial<ServiceSchema<DbSettings, DbMethods, DbServiceThis>> = {
     created() {
       this.sequelize = sequelize;
       this.databaseUrl = url;
     },
 
+    /**
+     * Not announced until connected: a database that is down or still starting is waited for, every second (until
+     * the service stops).
+     */
+    started(): Promise<void> {
+      stopping = false;
+      return new Promise((resolve) => {
+        const connecting = () => {
+          this.connect()
+            .then(resolve)
+            .catch((err: unknown) => {
+              this.logger.error("Connection error!", err);
+              if (stopping) return;
+              setTimeout(() => {
+                this.logger.warn("Reconnecting...");
+                connecting();
+              }, RECONNECT_DELAY_MS);
+            });
+        };
+        connecting();
+      });
+    },
+
+    /** Ends the retries of a service stopped before it connected. */
+    stopped() {
+      stopping = true;
+    },
+
     methods: {
-      /** Replaces moleculer-db's `connect` (which its `started` retries every second until it succeeds). */
-      async connect(this: Service & { adapter: SqlAdapter }): Promise<void> {
+      async rows<T extends object>(sql: string, bind: unknown[] = [], query: QueryOptions = {}): Promise<T[]> {
+        const { transaction, replica = false } = query;
+        // Sequelize sends a SELECT outside a transaction to the replica unless told `useMaster`; without a replica
+        // there is one pool and `useMaster` changes nothing.
+        return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction, useMaster: !replica });
+      },
+
+      async readYourWrites(): Promise<ReadFrom> {
+        if (!replicaUrl) return { replica: false };
+        const [{ lsn }] = await this.rows<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn");
+        const deadline = Date.now() + options.replicaWaitMs;
+        for (;;) {
+          const [{ caught_up: caughtUp }] = await this.rows<{ caught_up: boolean }>(
+            "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up",
+            [lsn],
+            { replica: true },
+          );
+          if (caughtUp) return { replica: true };
+          if (Date.now() > deadline) return { replica: false };
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      },
+
+      async migrateDatabase(): Promise<void> {
         if (await ensureDatabase(url)) this.logger.info(`Created database ${redactUrl(url)}`);
         // Migrations read their own bookkeeping, which must come from the primary, never a lagging replica, and run
         // as the owner even where the service's own connections act as its writer role.
-        const migrator = replicaUrl || appendOnly ? createSequelize(url, 1) : sequelize;
+        const migrator = replicaUrl || appendOnly ? createSequelize(url, 1) : this.sequelize;
         try {
           const applied = await runMigrations(url, migrator, options.migrations);
           if (applied.length > 0) this.logger.info(`Applied migrations: ${applied.join(", ")}`);
           if (appendOnly) await grantWriterRole(migrator, url, appendOnly);
         } finally {
-          if (migrator !== sequelize) await migrator.close();
+          if (migrator !== this.sequelize) await migrator.close();
         }
-        await this.adapter.connect();
+      },
+
+      async connect(): Promise<void> {
+        await this.migrateDatabase();
+        await this.sequelize.authenticate();
       },
 
       async readinessChecks(): Promise<ReadinessCheck[]> {
         const primary = timedCheck(`database:${options.service}`, async () => {
-          if (!appendOnly) return sequelize.query("SELECT 1", { useMaster: true });
+          if (!appendOnly) return this.sequelize.query("SELECT 1", { useMaster: true });
           // Not ready while the role the service writes with could change what must stay as written.
-          const [{ role, mutable }] = await sequelize.query<{ role: string; mutable: boolean }>(
+          const [{ role, mutable }] = await this.sequelize.query<{ role: string; mutable: boolean }>(
             `SELECT current_user AS role, bool_or(has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'DELETE')
                OR has_table_privilege(t, 'TRUNCATE')) AS mutable FROM unnest($1::text[]) AS t`,
             { bind: [appendOnly], type: QueryTypes.SELECT, useMaster: true },
@@ -128,10 +193,12 @@ export function dbMixin(options: DbMixinOptions): Partial<ServiceSchema> {
         });
         if (!replicaUrl) return [await primary];
         const replica = timedCheck(`database:${options.service}:replica`, () =>
-          sequelize.query("SELECT 1", { useMaster: false }),
+          this.sequelize.query("SELECT 1", { useMaster: false }),
         );
         return Promise.all([primary, replica]);
       },
     },
   };
+  // Typed on the service it is mixed into; `mixins` takes schemas of any service.
+  return schema as unknown as Partial<ServiceSchema>;
 }

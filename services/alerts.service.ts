@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import nodemailer from "nodemailer";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import {
   ALERT_RULES,
   deepDeadLetterQueues,
@@ -35,7 +35,7 @@ import { ConflictError, NotFoundError } from "../lib/errors";
 import { actorOf, asSystem } from "../lib/permissions";
 import type { CallerMeta } from "../contracts/caller";
 import alertMigrations from "../migrations/alerts";
-import { consumerMixin, type ConsumerThis } from "../mixins/consumer.mixin";
+import { consumerMixin } from "../mixins/consumer.mixin";
 import type { ClusterHealth } from "../contracts/health";
 import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -133,7 +133,6 @@ interface AlertsMethods {
   reconcileRule(rule: AlertRule, firing: Firing[], transaction: Transaction): Promise<void>;
   sendDue(): Promise<void>;
   deliver(notification: DueNotification): Promise<void>;
-  rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
 }
 
 interface AlertsState {
@@ -143,15 +142,16 @@ interface AlertsState {
   mailer?: nodemailer.Transporter;
 }
 
-type AlertsThis = Service<DbSettings> & DbServiceThis & AlertsMethods & AlertsState;
+type AlertsThis = Service<DbSettings> & DbServiceThis & DbMethods & AlertsMethods & AlertsState;
 
 /** Keeps each error-level record's time for the error-rate window, in the consumer's transaction. */
-async function recordErrorLog(this: ConsumerThis, envelope: EventEnvelope, transaction: Transaction) {
+async function recordErrorLog(this: AlertsThis, envelope: EventEnvelope, transaction: Transaction) {
   const { record } = envelope.payload as { record: ShippedLogRecord };
-  await this.sequelize.query("INSERT INTO error_logs (time, node_id, module, message) VALUES ($1, $2, $3, $4)", {
-    bind: [record.time, record.nodeId, record.module, record.message.slice(0, 2000)],
-    transaction,
-  });
+  await this.rows(
+    "INSERT INTO error_logs (time, node_id, module, message) VALUES ($1, $2, $3, $4)",
+    [record.time, record.nodeId, record.module, record.message.slice(0, 2000)],
+    { transaction },
+  );
 }
 
 const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServiceThis & AlertsState> = {
@@ -160,13 +160,8 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
     dbMixin({
       service: "alerts",
       migrations: alertMigrations,
-      model: {
-        name: "incident",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "incidents", timestamps: false },
-      },
     }),
-    consumerMixin({ group: "alerts", handlers: { "log.error": recordErrorLog } }),
+    consumerMixin<AlertsThis>({ group: "alerts", handlers: { "log.error": recordErrorLog } }),
   ],
 
   created(this: AlertsThis) {
@@ -230,7 +225,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         const where = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR rule = $2)";
         const bind = [status ?? null, rule ?? null];
         return selectPage(
-          this.sequelize,
+          this.rows,
           { table: "incidents", where, order: "opened_at DESC", bind },
           page,
           pageSize,
@@ -248,7 +243,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         const cfg = config().alerts;
         const open = await this.rows<{ rule: string; count: number }>(
           "SELECT rule, count(*)::int AS count FROM incidents WHERE status = 'FIRING' GROUP BY rule",
-          [],
         );
         const openOf = (rule: string) => open.find((row) => row.rule === rule)?.count ?? 0;
         const thresholds: Record<AlertRule, string> = {
@@ -312,10 +306,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
   },
 
   methods: {
-    async rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]> {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     /** What every rule sees now. Calls other services as the system; one that does not answer leaves its rule out. */
     async observe(this: AlertsThis): Promise<Observation> {
       const cfg = config().alerts;
@@ -383,7 +373,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         const [{ locked }] = await this.rows<{ locked: boolean }>(
           "SELECT pg_try_advisory_xact_lock($1) AS locked",
           [EVALUATION_LOCK],
-          transaction,
+          { transaction },
         );
         if (!locked) return; // another replica is evaluating
         for (const [rule, firing] of observation) {
@@ -397,12 +387,12 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
       const open = await this.rows<OpenIncident>(
         "SELECT id, key, notified FROM incidents WHERE rule = $1 AND status = 'FIRING'",
         [rule],
-        transaction,
+        { transaction },
       );
       const notifiedRows = await this.rows<{ key: string; last: Date }>(
         "SELECT key, max(opened_at) AS last FROM incidents WHERE rule = $1 AND notified GROUP BY key",
         [rule],
-        transaction,
+        { transaction },
       );
       const lastNotified = new Map(notifiedRows.map((row) => [row.key, row.last]));
       const decision = reconcile(firing, open, lastNotified, new Date(), config().alerts.cooldownMs);
@@ -411,7 +401,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
           await this.rows(
             "INSERT INTO notifications (id, incident_id, kind, channel) VALUES ($1, $2, $3, $4) RETURNING id",
             [randomUUID(), incidentId, kind, channel],
-            transaction,
+            { transaction },
           );
         }
       };
@@ -421,7 +411,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
           `INSERT INTO incidents (id, rule, key, status, summary, notified) VALUES ($1, $2, $3, 'FIRING', $4, $5)
            RETURNING id`,
           [id, rule, entry.key, entry.summary, entry.notify],
-          transaction,
+          { transaction },
         );
         if (entry.notify) await notify(id, "firing");
         this.logger.warn(`Alert ${rule} firing: ${entry.summary}${entry.notify ? "" : " (in cool-down, not sent)"}`);
@@ -430,7 +420,7 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
         await this.rows(
           "UPDATE incidents SET status = 'RESOLVED', resolved_at = now() WHERE id = $1 RETURNING id",
           [entry.id],
-          transaction,
+          { transaction },
         );
         if (entry.notify) await notify(entry.id, "resolved");
         this.logger.info(`Alert ${rule} resolved: ${entry.key}`);

@@ -25,7 +25,7 @@ import {
   type Page,
   type PageQuery,
 } from "../lib/paging";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import {
   GENESIS_HASH,
   anchorOf,
@@ -186,44 +186,40 @@ function storedValue(entry: KvEntry | null | undefined): unknown {
   }
 }
 
-type AuditConsumer = ConsumerThis & AuditState & Pick<AuditMethods, "scheduleCheckpoint">;
+type AuditConsumer = ConsumerThis & Pick<DbMethods, "rows"> & AuditState & Pick<AuditMethods, "scheduleCheckpoint">;
 
 /** Appends one record to the chain, in the consumer's transaction. */
 async function append(svc: AuditConsumer, content: AuditContent, transaction: Transaction): Promise<void> {
-  await svc.sequelize.query("SELECT pg_advisory_xact_lock($1)", { bind: [CHAIN_LOCK], transaction });
-  const [last] = await svc.sequelize.query<{ hash: string }>(
-    "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-    { type: QueryTypes.SELECT, transaction },
-  );
+  await svc.rows("SELECT pg_advisory_xact_lock($1)", [CHAIN_LOCK], { transaction });
+  const [last] = await svc.rows<{ hash: string }>("SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1", [], {
+    transaction,
+  });
   const prevHash = last?.hash ?? GENESIS_HASH;
   // What is stored must be what was hashed: normalised as jsonb keeps it (no undefined, no Dates) and with the text
   // PostgreSQL cannot store escaped (lib/storable.ts), so a record holding a NUL is chained and verifiable like any.
   const stored = storable(content);
   const hash = chainHash(prevHash, stored);
-  const inserted = await svc.sequelize.query<{ seq: string }>(
+  const inserted = await svc.rows<{ seq: string }>(
     `INSERT INTO audit_records (id, kind, name, actor_type, actor_id, entity_type, entity_id, request_id, node_id,
        occurred_at, change, prev_hash, hash, anchor)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING RETURNING seq`,
-    {
-      bind: [
-        stored.id,
-        stored.kind,
-        stored.name,
-        stored.actor.type,
-        stored.actor.id,
-        stored.entity.type,
-        stored.entity.id,
-        stored.requestId,
-        stored.nodeId,
-        stored.occurredAt,
-        storableJson(content.change),
-        prevHash,
-        hash,
-        anchorOf(svc.anchorKey, hash),
-      ],
-      type: QueryTypes.SELECT,
-      transaction,
-    },
+    [
+      stored.id,
+      stored.kind,
+      stored.name,
+      stored.actor.type,
+      stored.actor.id,
+      stored.entity.type,
+      stored.entity.id,
+      stored.requestId,
+      stored.nodeId,
+      stored.occurredAt,
+      storableJson(content.change),
+      prevHash,
+      hash,
+      anchorOf(svc.anchorKey, hash),
+    ],
+    { transaction },
   );
   if (inserted[0]) {
     const seq = Number(inserted[0].seq);
@@ -244,16 +240,16 @@ const recordAction: EventHandler<AuditConsumer> = async function (envelope, tran
  * the message to be delivered again, so no record leaves the trail without a trace.
  */
 async function noteMissing(
-  this: ConsumerThis,
+  this: AuditConsumer,
   { deadLetterId, envelope, error }: { deadLetterId: string; envelope: EventEnvelope | undefined; error: ErrorRecord },
 ): Promise<void> {
   const action = envelope?.type === "audit.recorded" ? (envelope.payload as Partial<AuditContent> | null) : null;
   const recordId = action ? String(action.id) : (envelope?.id ?? deadLetterId);
   const name = action ? String(action.name) : (envelope?.type ?? null);
-  await this.sequelize.query(
+  await this.rows(
     `INSERT INTO missing_records (record_id, name, dead_letter_id, error) VALUES ($1, $2, $3, $4)
      ON CONFLICT (record_id) DO NOTHING`,
-    { bind: [storableText(recordId), name === null ? null : storableText(name), deadLetterId, storableJson(error)] },
+    [storableText(recordId), name === null ? null : storableText(name), deadLetterId, storableJson(error)],
   );
 }
 
@@ -280,23 +276,21 @@ const recordEvent: EventHandler<AuditConsumer> = async function (envelope: Event
     transaction,
   );
   // Under the chain's lock (taken by append), so stream versions are handed out one at a time.
-  await this.sequelize.query(
+  await this.rows(
     `INSERT INTO events (id, stream_type, stream_id, stream_version, type, version, occurred_at, envelope)
      SELECT $1::uuid, $2::text, $3::text, coalesce(max(stream_version), 0) + 1, $4::text, $5::int, $6::timestamptz, $7::jsonb
      FROM events WHERE stream_type = $2::text AND stream_id = $3::text
      ON CONFLICT (id) DO NOTHING`,
-    {
-      bind: [
-        envelope.id,
-        storableText(streamType ?? envelope.type),
-        storableText(streamId ?? envelope.id),
-        envelope.type,
-        envelope.version,
-        envelope.occurredAt,
-        storableJson(envelope),
-      ],
-      transaction,
-    },
+    [
+      envelope.id,
+      storableText(streamType ?? envelope.type),
+      storableText(streamId ?? envelope.id),
+      envelope.type,
+      envelope.version,
+      envelope.occurredAt,
+      storableJson(envelope),
+    ],
+    { transaction },
   );
 };
 
@@ -319,7 +313,7 @@ interface AuditMethods {
   ): Promise<{ schema: RegisteredSchema; created: boolean }>;
 }
 
-type AuditThis = Service<DbSettings> & DbServiceThis & AuditMethods & AuditState;
+type AuditThis = Service<DbSettings> & DbServiceThis & DbMethods & AuditMethods & AuditState;
 
 const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServiceThis & AuditState> = {
   name: "audit",
@@ -329,11 +323,6 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       migrations: auditMigrations,
       // The trail and the event store: the role the service writes with can only add to them.
       appendOnly: ["audit_records", "events", "missing_records"],
-      model: {
-        name: "auditRecord",
-        define: { seq: { type: DataTypes.BIGINT, primaryKey: true } },
-        options: { tableName: "audit_records", timestamps: false },
-      },
     }),
     consumerMixin<AuditConsumer>({
       group: "audit",
@@ -430,7 +419,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
           AND ($7::timestamptz IS NULL OR occurred_at <= $7) AND ($8::text IS NULL OR name LIKE $8)
           AND ($9::text IS NULL OR name <> $9)`;
         return selectPage(
-          this.sequelize,
+          this.rows,
           { table: "audit_records", where, order: "seq DESC", bind },
           page,
           pageSize,
@@ -467,10 +456,10 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       ): Promise<CursorPage<StoredEvent>> {
         const { after } = ctx.params;
         const pageSize = ctx.params.pageSize ?? ctx.params.limit ?? DEFAULT_EVENTS_PAGE;
-        const rows = await this.sequelize.query<EventRow>(
-          "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-          { bind: [after, pageSize + 1], type: QueryTypes.SELECT },
-        );
+        const rows = await this.rows<EventRow>("SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2", [
+          after,
+          pageSize + 1,
+        ]);
         return cursorPage(rows.map(toStoredEvent), pageSize, after, (event) => event.position);
       },
     },
@@ -502,10 +491,10 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         ctx: Context<{ streamType: string; streamId: string; after: string; pageSize: number }>,
       ): Promise<CursorPage<StoredEvent>> {
         const { streamType, streamId, after, pageSize } = ctx.params;
-        const rows = await this.sequelize.query<EventRow>(
+        const rows = await this.rows<EventRow>(
           `SELECT * FROM events WHERE stream_type = $1 AND stream_id = $2 AND stream_version > $3
            ORDER BY stream_version LIMIT $4`,
-          { bind: [streamType, streamId, after, pageSize + 1], type: QueryTypes.SELECT },
+          [streamType, streamId, after, pageSize + 1],
         );
         return cursorPage(rows.map(toStoredEvent), pageSize, after, (event) => event.streamVersion);
       },
@@ -522,9 +511,9 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         $$strict: true,
       },
       async handler(this: AuditThis, ctx: Context<{ type?: string } & PageQuery>): Promise<Page<RegisteredSchema>> {
-        const rows = await this.sequelize.query<SchemaRow>(
+        const rows = await this.rows<SchemaRow>(
           "SELECT * FROM event_schemas WHERE ($1::text IS NULL OR type = $1) ORDER BY type, version",
-          { bind: [ctx.params.type ?? null], type: QueryTypes.SELECT },
+          [ctx.params.type ?? null],
         );
         return pageOf(rows.map(toSchema), ctx.params);
       },
@@ -582,10 +571,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       permissions: ["audit:read"],
       params: { id: { type: "uuid" }, $$strict: true },
       async handler(this: AuditThis, ctx: Context<{ id: string }>): Promise<AuditRecord> {
-        const [row] = await this.sequelize.query<AuditRow>("SELECT * FROM audit_records WHERE id = $1", {
-          bind: [ctx.params.id],
-          type: QueryTypes.SELECT,
-        });
+        const [row] = await this.rows<AuditRow>("SELECT * FROM audit_records WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("Audit record", ctx.params.id);
         return toRecord(row);
       },
@@ -623,9 +609,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
     async writeCheckpoint(this: AuditThis) {
       const store = await this.checkpointStore();
       if (!store) return;
-      const [head] = await this.sequelize.query<{ seq: string; hash: string }>(
+      const [head] = await this.rows<{ seq: string; hash: string }>(
         "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-        { type: QueryTypes.SELECT },
       );
       if (!head) return;
       const checkpoint = signCheckpoint(this.anchorKey, Number(head.seq), head.hash);
@@ -662,13 +647,11 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       const { type, version, payload } = entry;
       return this.sequelize.transaction(async (transaction) => {
         // One registration per type at a time, across replicas.
-        await this.sequelize.query("SELECT pg_advisory_xact_lock(hashtext('event_schemas:' || $1))", {
-          bind: [type],
-          transaction,
-        });
-        const versions = await this.sequelize.query<SchemaRow>(
+        await this.rows("SELECT pg_advisory_xact_lock(hashtext('event_schemas:' || $1))", [type], { transaction });
+        const versions = await this.rows<SchemaRow>(
           "SELECT * FROM event_schemas WHERE type = $1 ORDER BY version",
-          { bind: [type], type: QueryTypes.SELECT, transaction },
+          [type],
+          { transaction },
         );
         const existing = versions.find((row) => row.version === version);
         if (existing) {
@@ -698,14 +681,11 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
             { type, version, problems },
           );
         }
-        const [row] = await this.sequelize.query<SchemaRow>(
+        const [row] = await this.rows<SchemaRow>(
           `INSERT INTO event_schemas (type, version, payload, description, registered_by)
            VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-          {
-            bind: [type, version, storableJson(payload), entry.description ?? null, registeredBy],
-            type: QueryTypes.SELECT,
-            transaction,
-          },
+          [type, version, storableJson(payload), entry.description ?? null, registeredBy],
+          { transaction },
         );
         return { schema: toSchema(row), created: true };
       });
@@ -719,10 +699,10 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
       let afterSeq = 0;
       let checked = 0;
       for (;;) {
-        const rows = await this.sequelize.query<AuditRow>(
-          "SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
-          { bind: [afterSeq, VERIFY_BATCH], type: QueryTypes.SELECT },
-        );
+        const rows = await this.rows<AuditRow>("SELECT * FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2", [
+          afterSeq,
+          VERIFY_BATCH,
+        ]);
         if (rows.length === 0) break;
         const links = rows.map((row) => ({
           seq: Number(row.seq),
@@ -747,11 +727,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditMethods, DbServic
         return { valid: false, checked, brokenAt: { seq: afterSeq + 1, id: null, reason: "records removed" } };
       }
       this.headSeq = Math.max(this.headSeq, afterSeq);
-      const [missing] = await this.sequelize.query<{ record_id: string }>(
-        `SELECT record_id FROM missing_records m
-         WHERE NOT EXISTS (SELECT 1 FROM audit_records r WHERE r.id::text = m.record_id) ORDER BY noted_at LIMIT 1`,
-        { type: QueryTypes.SELECT },
-      );
+      const [missing] = await this.rows<{ record_id: string }>(`SELECT record_id FROM missing_records m
+         WHERE NOT EXISTS (SELECT 1 FROM audit_records r WHERE r.id::text = m.record_id) ORDER BY noted_at LIMIT 1`);
       if (missing)
         return { valid: false, checked, brokenAt: { seq: null, id: missing.record_id, reason: "record missing" } };
       return { valid: true, checked };

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes, UniqueConstraintError, type Transaction } from "sequelize";
+import { UniqueConstraintError, type Transaction } from "sequelize";
 import {
   displayNameProblem,
   emailProblem,
@@ -150,7 +150,6 @@ interface AuthState {
 }
 
 interface AuthMethods {
-  query<T extends object>(sql: string, bind?: unknown[], transaction?: Transaction): Promise<T[]>;
   signToken(claims: AccessClaims, transaction?: Transaction): Promise<string>;
   createSigningKey(options: { retireCurrent: boolean }): Promise<string>;
   issueTokens(user: UserRow, familyId?: string, transaction?: Transaction): Promise<TokenPair>;
@@ -163,20 +162,11 @@ interface AuthMethods {
   assertRolesExist(roles: string[]): Promise<void>;
 }
 
-type AuthThis = Service<DbSettings> & DbServiceThis & AuthState & AuthMethods;
+type AuthThis = Service<DbSettings> & DbServiceThis & DbMethods & AuthState & AuthMethods;
 
 const db = dbMixin({
   service: "auth",
   migrations: authMigrations,
-  model: {
-    name: "user",
-    define: {
-      id: { type: DataTypes.UUID, primaryKey: true },
-      email: { type: DataTypes.STRING(320), allowNull: false },
-      displayName: { type: DataTypes.STRING(200), allowNull: false },
-    },
-    options: { tableName: "users", underscored: true, timestamps: true },
-  },
 });
 /** The mixin's own checks, which this service's `readinessChecks` extends (a service's method replaces a mixin's). */
 const databaseReadinessChecks = (db.methods as Pick<DbMethods, "readinessChecks">).readinessChecks;
@@ -244,7 +234,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       permissions: "public",
       params: { email: EMAIL, password: { type: "string", max: 128 }, $$strict: true },
       async handler(this: AuthThis, ctx: Context<{ email: string; password: string }>): Promise<TokenPair> {
-        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
+        const [user] = await this.rows<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
           normalizeEmail(ctx.params.email),
         ]);
         const matches = await verifyPassword(ctx.params.password, user?.password_hash ?? this.decoyHash);
@@ -277,7 +267,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         ctx: Context<{ email: string; currentPassword: string; newPassword: string }>,
       ): Promise<TokenPair> {
         const { currentPassword, newPassword } = ctx.params;
-        const [user] = await this.query<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
+        const [user] = await this.rows<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
           normalizeEmail(ctx.params.email),
         ]);
         const matches = await verifyPassword(currentPassword, user?.password_hash ?? this.decoyHash);
@@ -296,17 +286,17 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         }
         const passwordHash = await hashPassword(newPassword, cfg.auth.passwordHashCost);
         const { pair, revocation } = await this.sequelize.transaction(async (transaction) => {
-          const [row] = await this.query<UserRow>(
+          const [row] = await this.rows<UserRow>(
             `UPDATE users SET password_hash = $2, must_change_password = false, token_generation = token_generation + 1,
                tokens_revoked_at = now(), version = version + 1, updated_at = now()
              WHERE id = $1 RETURNING *`,
             [user.id, passwordHash],
-            transaction,
+            { transaction },
           );
-          await this.query(
+          await this.rows(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
             [user.id],
-            transaction,
+            { transaction },
           );
           return { pair: await this.issueTokens(row, undefined, transaction), revocation: revocationOf("user", row) };
         });
@@ -330,35 +320,35 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         // it, a concurrent refresh with the same token could revoke the family between the winner's spend and its
         // successor's insert, and the successor would stay valid after a reuse was detected.
         const outcome = await this.sequelize.transaction(async (transaction) => {
-          const [token] = await this.query<{ family_id: string }>(
+          const [token] = await this.rows<{ family_id: string }>(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
             [hash],
-            transaction,
+            { transaction },
           );
           if (!token) return { refused: "UNKNOWN" } as const;
-          await this.query(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            [REFRESH_FAMILY_LOCK, token.family_id],
+          await this.rows("SELECT pg_advisory_xact_lock($1, hashtext($2))", [REFRESH_FAMILY_LOCK, token.family_id], {
             transaction,
-          );
-          const [spent] = await this.query<{ user_id: string }>(
+          });
+          const [spent] = await this.rows<{ user_id: string }>(
             `UPDATE refresh_tokens SET used_at = now()
              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
              RETURNING user_id`,
             [hash],
-            transaction,
+            { transaction },
           );
           const revokeFamily = () =>
-            this.query(
+            this.rows(
               "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
               [token.family_id],
-              transaction,
+              { transaction },
             );
           if (!spent) {
             await revokeFamily();
             return { refused: "REUSED", familyId: token.family_id } as const;
           }
-          const [user] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [spent.user_id], transaction);
+          const [user] = await this.rows<UserRow>("SELECT * FROM users WHERE id = $1", [spent.user_id], {
+            transaction,
+          });
           if (!user || user.status !== "active") {
             await revokeFamily();
             return { refused: "DISABLED" } as const;
@@ -384,7 +374,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       permissions: "public",
       params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
       async handler(this: AuthThis, ctx: Context<{ refreshToken: string }, GatewayMeta>): Promise<void> {
-        await this.query(
+        await this.rows(
           `UPDATE refresh_tokens SET revoked_at = now()
            WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
           [sha256(ctx.params.refreshToken)],
@@ -399,7 +389,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       async handler(this: AuthThis, ctx: Context<unknown, CallerMeta>): Promise<User & { permissions: string[] }> {
         const caller = ctx.meta.caller;
         if (caller?.type !== "user") throw new ForbiddenError("Only users have an account", { caller: caller?.type });
-        const [row] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [caller.id]);
+        const [row] = await this.rows<UserRow>("SELECT * FROM users WHERE id = $1", [caller.id]);
         if (!row) throw new NotFoundError("User", caller.id);
         return { ...toUser(row), permissions: caller.permissions };
       },
@@ -410,7 +400,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       permissions: "public",
       async handler(this: AuthThis): Promise<{ keys: PublicJwk[] }> {
         if (this.jwksCache && Date.now() - this.jwksCache.at < JWKS_CACHE_MS) return { keys: this.jwksCache.keys };
-        const rows = await this.query<KeyRow>(
+        const rows = await this.rows<KeyRow>(
           `SELECT public_jwk FROM signing_keys
            WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
            ORDER BY created_at DESC`,
@@ -427,7 +417,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
      */
     revocations: {
       async handler(this: AuthThis): Promise<Revocation[]> {
-        const rows = await this.query<{ type: "user" | "client"; id: string; generation: number; revokedAt: Date }>(
+        const rows = await this.rows<{ type: "user" | "client"; id: string; generation: number; revokedAt: Date }>(
           `SELECT 'user' AS type, id::text AS id, token_generation AS generation, tokens_revoked_at AS "revokedAt"
              FROM users WHERE tokens_revoked_at > now() - make_interval(secs => $1)
            UNION ALL
@@ -446,7 +436,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     /** Role → permissions, for resolving a caller's permissions. Internal (system only). */
     rolePermissions: {
       async handler(this: AuthThis): Promise<Record<string, string[]>> {
-        const rows = await this.query<Role>("SELECT name, permissions FROM roles");
+        const rows = await this.rows<Role>("SELECT name, permissions FROM roles");
         return Object.fromEntries(rows.map((row) => [row.name, row.permissions]));
       },
     },
@@ -459,7 +449,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       params: { ...pageParams(100, 50), $$strict: true },
       async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<User>> {
         const query = { table: "users", where: "true", order: "created_at, id", bind: [] };
-        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toUser);
+        return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toUser);
       },
     },
 
@@ -481,7 +471,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
       async handler(this: AuthThis, ctx: Context<{ ids: string }>): Promise<Record<string, string>> {
         const ids = ctx.params.ids.toLowerCase().split(",");
-        const rows = await this.query<{ id: string; display_name: string }>(
+        const rows = await this.rows<{ id: string; display_name: string }>(
           "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])",
           [ids],
         );
@@ -530,7 +520,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       async handler(this: AuthThis, ctx: Context<{ id: string }, CallerMeta>): Promise<User> {
         const owner = ownerScope(ctx.meta.caller, "users:admin");
         if (owner !== undefined && owner !== ctx.params.id) throw new NotFoundError("User", ctx.params.id);
-        const [row] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [ctx.params.id]);
+        const [row] = await this.rows<UserRow>("SELECT * FROM users WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("User", ctx.params.id);
         return toUser(row);
       },
@@ -566,16 +556,16 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         if (displayName !== null) this.checkAccountInput({ displayName });
         if (roles) await this.assertRolesExist(roles);
         const { row, revocation } = await this.sequelize.transaction(async (transaction) => {
-          await this.query("SELECT pg_advisory_xact_lock($1)", [USER_CHANGE_LOCK], transaction);
-          const [current] = await this.query<UserRow>("SELECT * FROM users WHERE id = $1", [id], transaction);
+          await this.rows("SELECT pg_advisory_xact_lock($1)", [USER_CHANGE_LOCK], { transaction });
+          const [current] = await this.rows<UserRow>("SELECT * FROM users WHERE id = $1", [id], { transaction });
           if (!current) throw new NotFoundError("User", id);
           const isAdmin = (user: { roles: string[]; status: UserStatus }) =>
             user.status === "active" && user.roles.includes("admin");
           if (isAdmin(current) && !isAdmin({ roles: roles ?? current.roles, status: status ?? current.status })) {
-            const [other] = await this.query(
+            const [other] = await this.rows(
               "SELECT 1 FROM users WHERE id <> $1 AND status = 'active' AND 'admin' = ANY(roles) LIMIT 1",
               [id],
-              transaction,
+              { transaction },
             );
             if (!other) {
               throw new ConflictError("This change would leave no active admin", "LAST_ADMIN", { id });
@@ -584,20 +574,20 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
           const revokes =
             (roles !== undefined && !sameRoles(roles, current.roles)) ||
             (status !== undefined && status !== current.status);
-          const [updated] = await this.query<UserRow>(
+          const [updated] = await this.rows<UserRow>(
             `UPDATE users SET roles = COALESCE($2, roles), status = COALESCE($3, status),
                display_name = COALESCE($4, display_name), version = version + 1, updated_at = now(),
                token_generation = token_generation + $5::int,
                tokens_revoked_at = CASE WHEN $5::int > 0 THEN now() ELSE tokens_revoked_at END
              WHERE id = $1 RETURNING *`,
             [id, roles ?? null, status ?? null, displayName, revokes ? 1 : 0],
-            transaction,
+            { transaction },
           );
           if (status === "disabled") {
-            await this.query(
+            await this.rows(
               "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
               [id],
-              transaction,
+              { transaction },
             );
           }
           return { row: updated, revocation: revokes ? revocationOf("user", updated) : undefined };
@@ -614,7 +604,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       permissions: ["users:admin"],
       params: { ...pageParams(100), $$strict: true },
       async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<Role>> {
-        const roles = await this.query<Role>(
+        const roles = await this.rows<Role>(
           `SELECT name, description, permissions, built_in AS "builtIn" FROM roles ORDER BY name`,
         );
         return pageOf(roles, ctx.params);
@@ -637,7 +627,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         ctx: Context<{ name: string; description: string; permissions: string[] }>,
       ): Promise<Role> {
         const { name, description, permissions } = ctx.params;
-        const [role] = await this.query<Role>(
+        const [role] = await this.rows<Role>(
           `INSERT INTO roles (name, description, permissions) VALUES ($1, $2, $3)
            ON CONFLICT (name) DO UPDATE SET description = $2, permissions = $3, updated_at = now()
            RETURNING name, description, permissions, built_in AS "builtIn"`,
@@ -679,7 +669,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         ctx: Context<{ name: string; scopes: string[] }, GatewayMeta>,
       ): Promise<OAuthClient & { clientSecret: string }> {
         const clientSecret = newSecret();
-        const [row] = await this.query<ClientRow>(
+        const [row] = await this.rows<ClientRow>(
           `INSERT INTO oauth_clients (client_id, name, secret_hash, scopes) VALUES ($1, $2, $3, $4) RETURNING *`,
           [`client_${randomBytes(12).toString("hex")}`, ctx.params.name, sha256(clientSecret), ctx.params.scopes],
         );
@@ -695,7 +685,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       params: { ...pageParams(100, 50), $$strict: true },
       async handler(this: AuthThis, ctx: Context<PageQuery>): Promise<Page<OAuthClient>> {
         const query = { table: "oauth_clients", where: "true", order: "created_at, client_id", bind: [] };
-        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toClient);
+        return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toClient);
       },
     },
 
@@ -713,7 +703,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         ctx: Context<{ clientId: string }>,
       ): Promise<OAuthClient & { clientSecret: string }> {
         const clientSecret = newSecret();
-        const [row] = await this.query<ClientRow>(
+        const [row] = await this.rows<ClientRow>(
           `UPDATE oauth_clients SET secret_hash = $2, updated_at = now(), token_generation = token_generation + 1,
              tokens_revoked_at = now()
            WHERE client_id = $1 RETURNING *`,
@@ -740,7 +730,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       },
       async handler(this: AuthThis, ctx: Context<{ clientId: string; status: UserStatus }>): Promise<OAuthClient> {
         const revokes = ctx.params.status === "disabled" ? 1 : 0;
-        const [row] = await this.query<ClientRow>(
+        const [row] = await this.rows<ClientRow>(
           `UPDATE oauth_clients SET status = $2, updated_at = now(), token_generation = token_generation + $3::int,
              tokens_revoked_at = CASE WHEN $3::int > 0 THEN now() ELSE tokens_revoked_at END
            WHERE client_id = $1 RETURNING *`,
@@ -788,7 +778,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         const clientId = basicAuth?.id ?? ctx.params.client_id;
         const secret = basicAuth?.secret ?? ctx.params.client_secret;
         if (!clientId || !secret) throw new OAuthError("invalid_client", "client authentication failed");
-        const [client] = await this.query<ClientRow>("SELECT * FROM oauth_clients WHERE client_id = $1", [clientId]);
+        const [client] = await this.rows<ClientRow>("SELECT * FROM oauth_clients WHERE client_id = $1", [clientId]);
         const secretHash = sha256(secret);
         if (!client || client.status !== "active" || client.secret_hash !== secretHash) {
           throw new OAuthError("invalid_client", "client authentication failed");
@@ -814,15 +804,6 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
   },
 
   methods: {
-    async query<T extends object>(
-      this: AuthThis,
-      sql: string,
-      bind: unknown[] = [],
-      transaction?: Transaction,
-    ): Promise<T[]> {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     /** 422 naming every field that breaks the account rules (lib/account-input.ts). */
     checkAccountInput(this: AuthThis, { email, displayName, password }, passwordField = "password"): void {
       const problems = [
@@ -844,7 +825,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
      */
     async readinessChecks(this: AuthThis): Promise<ReadinessCheck[]> {
       const signing = timedCheck("auth:signing-key", async () => {
-        const rows = await this.query<KeyRow>(
+        const rows = await this.rows<KeyRow>(
           "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
         ).catch(() => undefined);
         // An unreachable database is database:auth's failure; this check reports only what it can tell.
@@ -863,7 +844,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
     async createUser(this: AuthThis, { email, password, displayName, roles }): Promise<User> {
       const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
       try {
-        const [row] = await this.query<UserRow>(
+        const [row] = await this.rows<UserRow>(
           `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
            RETURNING *`,
           [randomUUID(), normalizeEmail(email), normalizeDisplayName(displayName), passwordHash, roles],
@@ -879,17 +860,17 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
 
     /** 404 naming the roles that do not exist, before a user is given them. */
     async assertRolesExist(this: AuthThis, roles: string[]): Promise<void> {
-      const known = await this.query<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
+      const known = await this.rows<{ name: string }>("SELECT name FROM roles WHERE name = ANY($1)", [roles]);
       const unknown = roles.filter((role) => !known.some((row) => row.name === role));
       if (unknown.length > 0) throw new NotFoundError("Role", unknown.join(", "));
     },
 
     /** An access token signed with the newest key that is not retired (read each time: another replica may rotate). */
     async signToken(this: AuthThis, claims: AccessClaims, transaction?: Transaction): Promise<string> {
-      const [row] = await this.query<KeyRow>(
+      const [row] = await this.rows<KeyRow>(
         "SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
         [],
-        transaction,
+        { transaction },
       );
       if (!row) throw new Error("No active signing key");
       let key;
@@ -913,7 +894,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       const retire = retireCurrent
         ? "WITH retired AS (UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL) "
         : "";
-      await this.query(
+      await this.rows(
         `${retire}INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk) VALUES ($1, $2, $3, $4)`,
         [key.kid, ALGORITHM, encryptPrivateKey(key.privateKeyPem, this.keySecret), JSON.stringify(key.publicJwk)],
       );
@@ -931,17 +912,17 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
         transaction,
       );
       const refreshToken = newSecret();
-      await this.query(
+      await this.rows(
         `INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
         [randomUUID(), familyId, user.id, sha256(refreshToken), cfg.auth.refreshTokenTtl],
-        transaction,
+        { transaction },
       );
       return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: cfg.auth.accessTokenTtl };
     },
 
     async ensureSigningKey(this: AuthThis) {
-      const [active] = await this.query<KeyRow>("SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1");
+      const [active] = await this.rows<KeyRow>("SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1");
       if (active) return;
       this.logger.info(`Created signing key ${await this.createSigningKey({ retireCurrent: false })}`);
     },
@@ -957,24 +938,22 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
       let password = cfg.auth.adminPassword;
       const email = cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL;
       const created = await this.sequelize.transaction(async (transaction) => {
-        const run = <T extends object>(sql: string, bind: unknown[] = []) =>
-          this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-        await run("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK]);
-        const [admin] = await run("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1");
+        await this.rows("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK], { transaction });
+        const [admin] = await this.rows("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1", [], { transaction });
         if (admin) return false;
         if (!password) {
           if (cfg.isProduction)
             throw new Error("No admin exists: set ADMIN_PASSWORD (and ADMIN_EMAIL) for the first start");
           password = randomBytes(15).toString("base64url");
         }
-        const [taken] = await run("SELECT 1 FROM users WHERE lower(email) = lower($1)", [email]);
+        const [taken] = await this.rows("SELECT 1 FROM users WHERE lower(email) = lower($1)", [email], { transaction });
         if (taken) {
           throw new Error(
             `No admin exists, and ADMIN_EMAIL ${email} belongs to an account that is not one: ` +
               "set another ADMIN_EMAIL for the first admin",
           );
         }
-        await run(
+        await this.rows(
           `INSERT INTO users (id, email, display_name, password_hash, roles, must_change_password)
            VALUES ($1, $2, 'Administrator', $3, '{admin}', $4)`,
           [
@@ -983,6 +962,7 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
             await hashPassword(password, cfg.auth.passwordHashCost),
             !cfg.auth.adminPassword,
           ],
+          { transaction },
         );
         return true;
       });

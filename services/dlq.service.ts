@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import { REPLAY_HEADER, channelsReady } from "../lib/delivery";
 import {
   DEAD_LETTER_STATUSES,
@@ -218,7 +218,6 @@ const filterParams = {
 } as const;
 
 interface DlqMethods {
-  rows(sql: string, bind: unknown[], transaction?: Transaction): Promise<DeadLetterRow[]>;
   findEntry(id: string): Promise<DeadLetterRow>;
   replayLetter(id: string, actor: string, transaction: Transaction, replayId?: string): Promise<DeadLetterRow>;
   selectionIds(selection: ReplayParams, transaction?: Transaction): Promise<string[]>;
@@ -237,7 +236,7 @@ interface DlqState {
   replayStopped: boolean;
 }
 
-type DlqThis = Service<DbSettings> & DbServiceThis & DlqMethods & DlqState;
+type DlqThis = Service<DbSettings> & DbServiceThis & DbMethods & DlqMethods & DlqState;
 
 /** A replay selection as the filter it is: the letters pending now, and none that failed after `until`. */
 function selectionFilter({ until, ...filter }: ReplayParams): DeadLetterFilter {
@@ -257,11 +256,6 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     dbMixin({
       service: "dlq",
       migrations: dlqMigrations,
-      model: {
-        name: "deadLetter",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "dead_letters", timestamps: false },
-      },
     }),
     consumerMixin<DlqThis>({
       group: "dlq",
@@ -276,26 +270,24 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
           error: message.error,
           failedAt: new Date().toISOString(),
         };
-        await this.sequelize.query(
+        await this.rows(
           `INSERT INTO dead_letters (id, channel, consumer_group, message_id, message, replayable, attempts, error,
              error_type, failures, correlation_id, first_failed_at, failed_at)
            VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, jsonb_build_array($9::jsonb), $10, now(), now())
            ON CONFLICT DO NOTHING`,
-          {
-            bind: [
-              message.id,
-              message.channel,
-              message.group,
-              // From the message itself, which may be anything: made storable so keeping it cannot fail on them.
-              message.messageId === null ? null : storableText(message.messageId),
-              storableJson({ text: message.text, bytes: message.bytes }),
-              message.attempts,
-              storableJson(message.error),
-              storableText(message.error.type).slice(0, 100),
-              storableJson(failure),
-              message.correlationId === null ? null : storableText(message.correlationId),
-            ],
-          },
+          [
+            message.id,
+            message.channel,
+            message.group,
+            // From the message itself, which may be anything: made storable so keeping it cannot fail on them.
+            message.messageId === null ? null : storableText(message.messageId),
+            storableJson({ text: message.text, bytes: message.bytes }),
+            message.attempts,
+            storableJson(message.error),
+            storableText(message.error.type).slice(0, 100),
+            storableJson(failure),
+            message.correlationId === null ? null : storableText(message.correlationId),
+          ],
         );
         await this.refreshDepth();
       },
@@ -310,7 +302,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
             failedAt: dead.failedAt,
           };
           // A message that failed again after a replay: its entry reopens, and that replay's outcome is this error.
-          await this.sequelize.query(
+          await this.rows(
             `WITH stored AS (
                INSERT INTO dead_letters (id, channel, consumer_group, message_id, message, replayable, attempts, error,
                  error_type, failures, correlation_id, first_failed_at, failed_at)
@@ -323,23 +315,21 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
                RETURNING id)
              UPDATE replays SET outcome = 'FAILED', outcome_error = $8, outcome_at = now()
              WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM stored)`,
-            {
-              bind: [
-                envelope.id,
-                dead.channel,
-                dead.group,
-                dead.messageId,
-                storableJson(dead.message),
-                dead.replayable,
-                dead.attempts,
-                storableJson(dead.error),
-                dead.error.type,
-                storableJson(failure),
-                envelope.correlationId,
-                dead.failedAt,
-              ],
-              transaction,
-            },
+            [
+              envelope.id,
+              dead.channel,
+              dead.group,
+              dead.messageId,
+              storableJson(dead.message),
+              dead.replayable,
+              dead.attempts,
+              storableJson(dead.error),
+              dead.error.type,
+              storableJson(failure),
+              envelope.correlationId,
+              dead.failedAt,
+            ],
+            { transaction },
           );
           transaction.afterCommit(() => this.refreshDepth());
         },
@@ -350,13 +340,14 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
          */
         async "message.recovered"(envelope: EventEnvelope, transaction: Transaction) {
           const recovered = envelope.payload as RecoveredPayload;
-          await this.sequelize.query(
+          await this.rows(
             `WITH resolved AS (
                UPDATE dead_letters SET status = 'RESOLVED', resolved_at = now(), updated_at = now()
                WHERE consumer_group = $1 AND message_id = $2 AND status IN ('PENDING', 'REPLAYED') RETURNING id)
              UPDATE replays SET outcome = 'RESOLVED', outcome_at = now()
              WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM resolved)`,
-            { bind: [recovered.group, recovered.messageId], transaction },
+            [recovered.group, recovered.messageId],
+            { transaction },
           );
           transaction.afterCommit(() => this.refreshDepth());
         },
@@ -407,7 +398,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
         const { page, pageSize } = ctx.params;
         const where = whereOf(ctx.params);
         const query = { table: "dead_letters", where: where.sql, order: "failed_at DESC, id", bind: where.bind };
-        return selectPage(this.sequelize, query, page, pageSize, toDeadLetter);
+        return selectPage(this.rows, query, page, pageSize, toDeadLetter);
       },
     },
 
@@ -429,7 +420,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
       async handler(this: DlqThis, ctx: Context<DeadLetterFilter & PageQuery>): Promise<Page<DeadLetterGroup>> {
         const where = whereOf(ctx.params);
-        const groups = await this.sequelize.query<DeadLetterGroup & { firstSeen: Date; lastSeen: Date }>(
+        const groups = await this.rows<DeadLetterGroup & { firstSeen: Date; lastSeen: Date }>(
           `SELECT fingerprint, channel, consumer_group AS "group", error_type AS "errorType", error_summary AS summary,
              count(*)::int AS count, min(first_failed_at) AS "firstSeen", max(failed_at) AS "lastSeen",
              (array_agg(id ORDER BY failed_at DESC, id))[1] AS "sampleId",
@@ -439,7 +430,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
            FROM dead_letters WHERE ${where.sql}
            GROUP BY fingerprint, channel, consumer_group, error_type, error_summary
            ORDER BY count DESC, "lastSeen" DESC, fingerprint`,
-          { bind: where.bind, type: QueryTypes.SELECT },
+          where.bind,
         );
         const rows = groups.map((group) => ({
           ...group,
@@ -457,10 +448,10 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       permissions: ["dlq:read"],
       params: { ...pageParams(MAX_STATS_PAGE), $$strict: true },
       async handler(this: DlqThis, ctx: Context<PageQuery>): Promise<Page<DeadLetterCount>> {
-        const counts = await this.sequelize.query<DeadLetterCount>(
+        const counts = await this.rows<DeadLetterCount>(
           `SELECT channel, consumer_group AS "group", status, count(*)::int AS count FROM dead_letters
            GROUP BY channel, consumer_group, status ORDER BY channel, consumer_group, status`,
-          { type: QueryTypes.SELECT },
+          [],
         );
         return pageOf(counts, ctx.params);
       },
@@ -515,14 +506,16 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
               },
             );
           }
-          await this.sequelize.query(
+          await this.rows(
             `INSERT INTO replay_operations (id, selection, total, rate_per_second, started_by) VALUES ($1, $2, $3, $4, $5)`,
-            { bind: [id, storableJson(selection), ids.length, ratePerSecond, actor], transaction },
+            [id, storableJson(selection), ids.length, ratePerSecond, actor],
+            { transaction },
           );
-          await this.sequelize.query(
+          await this.rows(
             `INSERT INTO replays (id, dead_letter_id, operation_id, position, state)
              SELECT gen_random_uuid(), letter, $1, position, 'WAITING' FROM unnest($2::uuid[]) WITH ORDINALITY AS t(letter, position)`,
-            { bind: [id, ids], transaction },
+            [id, ids],
+            { transaction },
           );
         });
         this.logger.info(`Replay operation ${id} of ${expectedCount} dead letters started by ${actor}`);
@@ -539,7 +532,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       params: { ...pageParams(MAX_PAGE_SIZE, 20), $$strict: true },
       async handler(this: DlqThis, ctx: Context<PageQuery>): Promise<Page<ReplayOperation>> {
         const page = await selectPage<ReplayOperationRow, ReplayOperationRow>(
-          this.sequelize,
+          this.rows,
           { table: "replay_operations", where: "true", order: "started_at DESC, id", bind: [] },
           ctx.params.page,
           ctx.params.pageSize,
@@ -570,7 +563,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       params: { id: { type: "uuid" }, ...pageParams(MAX_PAGE_SIZE, 50), $$strict: true },
       async handler(this: DlqThis, ctx: Context<{ id: string } & PageQuery>): Promise<Page<Replay>> {
         const query = { table: "replays", where: "operation_id = $1", order: "position", bind: [ctx.params.id] };
-        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toReplay);
+        return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toReplay);
       },
     },
 
@@ -587,15 +580,17 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
         const actor = actorOf(ctx.meta.caller);
         const cancelled = await this.sequelize.transaction(async (transaction) => {
           // Waits for a letter being sent now (the runner holds the operation's row while it sends).
-          const [row] = await this.sequelize.query<{ id: string }>(
+          const [row] = await this.rows<{ id: string }>(
             `UPDATE replay_operations SET status = 'CANCELLED', cancelled_by = $2, finished_at = now()
              WHERE id = $1 AND status = 'RUNNING' RETURNING id`,
-            { bind: [ctx.params.id, actor], type: QueryTypes.SELECT, transaction },
+            [ctx.params.id, actor],
+            { transaction },
           );
           if (!row) return false;
-          await this.sequelize.query(
+          await this.rows(
             "UPDATE replays SET state = 'CANCELLED' WHERE operation_id = $1 AND state = 'WAITING'",
-            { bind: [ctx.params.id], transaction },
+            [ctx.params.id],
+            { transaction },
           );
           return true;
         });
@@ -618,9 +613,9 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       params: { id: { type: "uuid" }, $$strict: true },
       async handler(this: DlqThis, ctx: Context<{ id: string }>): Promise<DeadLetter & { replays: Replay[] }> {
         const entry = toDeadLetter(await this.findEntry(ctx.params.id));
-        const replays = await this.sequelize.query<ReplayRow>(
+        const replays = await this.rows<ReplayRow>(
           "SELECT * FROM replays WHERE dead_letter_id = $1 ORDER BY replayed_at NULLS LAST, id",
-          { bind: [ctx.params.id], type: QueryTypes.SELECT },
+          [ctx.params.id],
         );
         return { ...entry, replays: replays.map(toReplay) };
       },
@@ -660,7 +655,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
       },
       async handler(this: DlqThis, ctx: Context<{ id: string; reason: string }, CallerMeta>): Promise<DeadLetter> {
         const actor = actorOf(ctx.meta.caller);
-        const [row] = await this.rows(
+        const [row] = await this.rows<DeadLetterRow>(
           `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, discard_reason = $3,
              updated_at = now()
            WHERE id = $1 AND status <> 'DISCARDED' RETURNING *`,
@@ -678,12 +673,8 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
   },
 
   methods: {
-    async rows(this: DlqThis, sql: string, bind: unknown[], transaction?: Transaction) {
-      return this.sequelize.query<DeadLetterRow>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     async findEntry(this: DlqThis, id: string) {
-      const [row] = await this.rows("SELECT * FROM dead_letters WHERE id = $1", [id]);
+      const [row] = await this.rows<DeadLetterRow>("SELECT * FROM dead_letters WHERE id = $1", [id]);
       if (!row) throw new NotFoundError("Dead letter", id);
       return row;
     },
@@ -694,7 +685,9 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
      * `message.recovered` that arrives quickly waits for the mark instead of being overwritten by it.
      */
     async replayLetter(this: DlqThis, id: string, actor: string, transaction: Transaction, replayId?: string) {
-      const [entry] = await this.rows("SELECT * FROM dead_letters WHERE id = $1 FOR UPDATE", [id], transaction);
+      const [entry] = await this.rows<DeadLetterRow>("SELECT * FROM dead_letters WHERE id = $1 FOR UPDATE", [id], {
+        transaction,
+      });
       if (!entry) throw new NotFoundError("Dead letter", id);
       if (!entry.replayable) {
         throw new ConflictError("This message was never a valid envelope; it cannot be replayed", "CONFLICT", {
@@ -708,18 +701,19 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
           status: entry.status,
         });
       }
-      const [updated] = await this.rows(
+      const [updated] = await this.rows<DeadLetterRow>(
         `UPDATE dead_letters SET status = 'REPLAYED', replay_count = replay_count + 1, last_replayed_at = now(),
            last_replayed_by = $2, updated_at = now() WHERE id = $1 RETURNING *`,
         [id, actor],
-        transaction,
+        { transaction },
       );
-      await this.sequelize.query(
+      await this.rows(
         `INSERT INTO replays (id, dead_letter_id, state, attempt, replayed_by, replayed_at, outcome)
          VALUES ($2, $1, 'SENT', $3, $4, now(), 'PENDING')
          ON CONFLICT (id) DO UPDATE SET state = 'SENT', attempt = $3, replayed_by = $4, replayed_at = now(),
            outcome = 'PENDING'`,
-        { bind: [id, replayId ?? randomUUID(), updated.replay_count, actor], transaction },
+        [id, replayId ?? randomUUID(), updated.replay_count, actor],
+        { transaction },
       );
       await this.broker.sendToChannel(entry.channel, entry.message, {
         // A new JetStream message id, or the duplicate window would drop the replay as a copy of the original.
@@ -731,9 +725,10 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     /** The letters a replay selection takes now, oldest failure first; 409 above the most one operation acts on. */
     async selectionIds(this: DlqThis, selection: ReplayParams, transaction?: Transaction) {
       const where = whereOf(selectionFilter(selection));
-      const ids = await this.sequelize.query<{ id: string }>(
+      const ids = await this.rows<{ id: string }>(
         `SELECT id FROM dead_letters WHERE ${where.sql} AND replayable ORDER BY failed_at, id LIMIT ${MAX_BATCH + 1}`,
-        { bind: where.bind, type: QueryTypes.SELECT, transaction },
+        where.bind,
+        { transaction },
       );
       if (ids.length > MAX_BATCH) {
         throw new ConflictError(`More than ${MAX_BATCH} entries match; narrow the filter`, "CONFLICT", {
@@ -745,7 +740,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
 
     /** Operations with their letters counted by state and outcome (one statement for all of them). */
     async replayOperations(this: DlqThis, rows: ReplayOperationRow[]) {
-      const counts = await this.sequelize.query<{ operation_id: string } & Record<string, number>>(
+      const counts = await this.rows<{ operation_id: string } & Record<string, number>>(
         `SELECT operation_id,
            count(*) FILTER (WHERE state = 'WAITING')::int AS waiting, count(*) FILTER (WHERE state = 'SENT')::int AS sent,
            count(*) FILTER (WHERE state = 'SKIPPED')::int AS skipped,
@@ -754,7 +749,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
            count(*) FILTER (WHERE outcome = 'RESOLVED')::int AS resolved,
            count(*) FILTER (WHERE outcome = 'FAILED')::int AS failed
          FROM replays WHERE operation_id = ANY($1::uuid[]) GROUP BY operation_id`,
-        { bind: [rows.map((row) => row.id)], type: QueryTypes.SELECT },
+        [rows.map((row) => row.id)],
       );
       const byOperation = new Map(
         counts.map((count) => [
@@ -769,10 +764,7 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     },
 
     async findReplayOperation(this: DlqThis, id: string) {
-      const rows = await this.sequelize.query<ReplayOperationRow>("SELECT * FROM replay_operations WHERE id = $1", {
-        bind: [id],
-        type: QueryTypes.SELECT,
-      });
+      const rows = await this.rows<ReplayOperationRow>("SELECT * FROM replay_operations WHERE id = $1", [id]);
       if (!rows[0]) throw new NotFoundError("Replay operation", id);
       return (await this.replayOperations(rows))[0];
     },
@@ -784,15 +776,17 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
      */
     async replayNextDue(this: DlqThis) {
       return this.sequelize.transaction(async (transaction) => {
-        const [operation] = await this.sequelize.query<{ id: string; started_by: string }>(
+        const [operation] = await this.rows<{ id: string; started_by: string }>(
           `SELECT id, started_by FROM replay_operations WHERE status = 'RUNNING' AND next_due_at <= now()
            ORDER BY next_due_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
-          { type: QueryTypes.SELECT, transaction },
+          [],
+          { transaction },
         );
         if (!operation) return false;
-        const [turn] = await this.sequelize.query<{ id: string; dead_letter_id: string }>(
+        const [turn] = await this.rows<{ id: string; dead_letter_id: string }>(
           "SELECT id, dead_letter_id FROM replays WHERE operation_id = $1 AND state = 'WAITING' ORDER BY position LIMIT 1",
-          { bind: [operation.id], type: QueryTypes.SELECT, transaction },
+          [operation.id],
+          { transaction },
         );
         if (turn) {
           try {
@@ -800,19 +794,21 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
           } catch (err) {
             // The letter changed since the selection was frozen: resolved, discarded, or gone.
             if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
-            await this.sequelize.query("UPDATE replays SET state = 'SKIPPED', detail = $2 WHERE id = $1", {
-              bind: [turn.id, (err as Error).message],
-              transaction,
-            });
+            await this.rows(
+              "UPDATE replays SET state = 'SKIPPED', detail = $2 WHERE id = $1",
+              [turn.id, (err as Error).message],
+              { transaction },
+            );
           }
         }
-        await this.sequelize.query(
+        await this.rows(
           `UPDATE replay_operations SET next_due_at = now() + interval '1 second' / rate_per_second,
              status = CASE WHEN waiting.any THEN status ELSE 'DONE' END,
              finished_at = CASE WHEN waiting.any THEN NULL ELSE now() END
            FROM (SELECT EXISTS (SELECT 1 FROM replays WHERE operation_id = $1 AND state = 'WAITING') AS any) AS waiting
            WHERE id = $1`,
-          { bind: [operation.id], transaction },
+          [operation.id],
+          { transaction },
         );
         if (turn) transaction.afterCommit(() => this.refreshDepth());
         return true;
@@ -832,10 +828,10 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
         let delayMs = REPLAY_IDLE_POLL_MS;
         try {
           while (!this.replayStopped && channelsReady(this.broker) && (await this.replayNextDue()));
-          const [next] = await this.sequelize.query<{ in_ms: number | null }>(
+          const [next] = await this.rows<{ in_ms: number | null }>(
             `SELECT (extract(epoch FROM min(next_due_at) - now()) * 1000)::int AS in_ms
              FROM replay_operations WHERE status = 'RUNNING'`,
-            { type: QueryTypes.SELECT },
+            [],
           );
           if (next.in_ms !== null) delayMs = Math.min(Math.max(next.in_ms, 5), REPLAY_IDLE_POLL_MS);
         } catch (err) {
@@ -849,9 +845,8 @@ const DlqService: ServiceSchema<DbSettings, DbMethods & DlqMethods, DbServiceThi
     },
 
     async refreshDepth(this: DlqThis) {
-      const counts = await this.sequelize.query<{ channel: string; count: number }>(
+      const counts = await this.rows<{ channel: string; count: number }>(
         "SELECT channel, count(*)::int AS count FROM dead_letters WHERE status = 'PENDING' GROUP BY channel",
-        { type: QueryTypes.SELECT },
       );
       const seen = new Set(this.depthChannels);
       for (const { channel, count } of counts) {

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ActionSchema, Context, Service, ServiceBroker, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes, UniqueConstraintError, type Transaction } from "sequelize";
+import { UniqueConstraintError, type Transaction } from "sequelize";
 import { deterministicId } from "../lib/delivery";
 import { ConflictError, NotFoundError, invalidFields, type FieldProblem } from "../lib/errors";
 import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
@@ -105,13 +105,12 @@ const ruleParams = {
 } as const;
 
 interface ExecMethods {
-  rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
   checkRule(input: RuleInput): void;
   findRule(id: string): Promise<RuleRow>;
   saveRule(sql: string, bind: unknown[]): Promise<Rule>;
 }
 
-type ExecThis = Service<DbSettings> & DbServiceThis & ExecMethods & OutboxMethods;
+type ExecThis = Service<DbSettings> & DbServiceThis & DbMethods & ExecMethods & OutboxMethods;
 
 /** The schema of an action anywhere in the cluster (custom keys such as `triggerable` included), if it is known. */
 function actionSchema(broker: ServiceBroker, name: string): ActionSchema | undefined {
@@ -125,7 +124,7 @@ const runRules: EventHandler<ExecThis> = async function (envelope: EventEnvelope
   const rules = await this.rows<RuleRow>(
     "SELECT * FROM rules WHERE enabled AND event = $1 ORDER BY created_at, id",
     [envelope.type],
-    transaction,
+    { transaction },
   );
   for (const rule of rules) {
     if (!matches(rule.condition, envelope)) continue;
@@ -153,11 +152,6 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
     dbMixin({
       service: "exec",
       migrations: execMigrations,
-      model: {
-        name: "rule",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "rules", timestamps: false },
-      },
     }),
     consumerMixin<ExecThis>({
       group: "exec",
@@ -182,7 +176,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       permissions: ADMIN,
       params: { ...pageParams(MAX_PAGE_SIZE), $$strict: true },
       async handler(this: ExecThis, ctx: Context<PageQuery>): Promise<Page<Rule>> {
-        const rows = await this.rows<RuleRow>("SELECT * FROM rules ORDER BY built_in DESC, name", []);
+        const rows = await this.rows<RuleRow>("SELECT * FROM rules ORDER BY built_in DESC, name");
         return pageOf(rows.map(toRule), ctx.params);
       },
     },
@@ -272,7 +266,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
         const { kind, subject, page, pageSize } = ctx.params;
         const where = "($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR subject = $2)";
         const query = { table: "tasks", where, order: "created_at DESC, id", bind: [kind ?? null, subject ?? null] };
-        return selectPage<TaskRow, Task>(this.sequelize, query, page, pageSize, toTask);
+        return selectPage<TaskRow, Task>(this.rows, query, page, pageSize, toTask);
       },
     },
 
@@ -308,10 +302,6 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
   },
 
   methods: {
-    async rows<T extends object>(this: ExecThis, sql: string, bind: unknown[], transaction?: Transaction) {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     /** 422 unless the event is a catalogued domain event and the action is known and triggerable. */
     checkRule(this: ExecThis, input: RuleInput) {
       const problems: FieldProblem[] = [];
@@ -343,7 +333,7 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
 
     async saveRule(this: ExecThis, sql: string, bind: unknown[]) {
       try {
-        const [row] = await this.sequelize.query<RuleRow>(sql, { bind, type: QueryTypes.SELECT });
+        const [row] = await this.rows<RuleRow>(sql, bind);
         return toRule(row);
       } catch (err) {
         if (err instanceof UniqueConstraintError) {

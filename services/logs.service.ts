@@ -8,7 +8,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
 import { CURSOR_PARAM, cursorPage } from "../lib/paging";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
 import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
@@ -123,6 +123,7 @@ interface LogsMethods {
 
 type LogsThis = Service<DbSettings> &
   DbServiceThis &
+  DbMethods &
   LogsMethods &
   OutboxMethods & { retentionTimer?: NodeJS.Timeout; spansClosed?: boolean };
 
@@ -134,12 +135,13 @@ async function storeBatch(this: LogsThis, envelope: EventEnvelope, transaction: 
     nodeId: string;
   };
   if (records.length > 0) {
-    await this.sequelize.query(
+    await this.rows(
       `INSERT INTO log_records (time, level, node_id, module, request_id, message, fields)
        SELECT r.time, r.level, r."nodeId", r.module, r."requestId", r.message, r.fields
        FROM jsonb_to_recordset($1::jsonb) AS r(time timestamptz, level text, "nodeId" text, module text,
          "requestId" text, message text, fields jsonb)`,
-      { bind: [storableJson(records)], transaction },
+      [storableJson(records)],
+      { transaction },
     );
   }
   if (dropped > 0) {
@@ -169,11 +171,6 @@ const LogsService: ServiceSchema<
     dbMixin({
       service: "logs",
       migrations: logMigrations,
-      model: {
-        name: "logRecord",
-        define: { id: { type: DataTypes.BIGINT, primaryKey: true } },
-        options: { tableName: "log_records", timestamps: false },
-      },
     }),
     consumerMixin<LogsThis>({ group: "logs", handlers: { "log.batch": storeBatch } }),
   ],
@@ -245,7 +242,7 @@ const LogsService: ServiceSchema<
       async handler(this: LogsThis, ctx: Context<LogFilter & { page: number; pageSize: number }>): Promise<LogPage> {
         const { sql, bind } = whereOf(ctx.params);
         const query = { table: "log_records", where: sql, order: "id DESC", bind };
-        return selectPage(this.sequelize, query, ctx.params.page, ctx.params.pageSize, toRecord);
+        return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toRecord);
       },
     },
 
@@ -269,9 +266,9 @@ const LogsService: ServiceSchema<
       ): Promise<LogTailPage> {
         const { after, pageSize } = ctx.params;
         const { sql, bind } = whereOf(ctx.params);
-        const rows = await this.sequelize.query<LogRow>(
+        const rows = await this.rows<LogRow>(
           `SELECT * FROM log_records WHERE ${sql} AND id > $8 ORDER BY id LIMIT $9`,
-          { bind: [...bind, after, pageSize + 1], type: QueryTypes.SELECT },
+          [...bind, after, pageSize + 1],
         );
         return cursorPage(rows.map(toRecord), pageSize, after, (record) => record.id);
       },
@@ -283,9 +280,9 @@ const LogsService: ServiceSchema<
       permissions: ["logs:read"],
       params: { traceId: { type: "string", min: 1, max: 200 }, $$strict: true },
       async handler(this: LogsThis, ctx: Context<{ traceId: string }>): Promise<Trace> {
-        const rows = await this.sequelize.query<SpanRow>(
+        const rows = await this.rows<SpanRow>(
           "SELECT * FROM spans WHERE trace_id = $1 ORDER BY started_at, span_id LIMIT $2",
-          { bind: [ctx.params.traceId, MAX_TRACE_SPANS], type: QueryTypes.SELECT },
+          [ctx.params.traceId, MAX_TRACE_SPANS],
         );
         if (rows.length === 0) throw new NotFoundError("Trace", ctx.params.traceId);
         return { traceId: ctx.params.traceId, spans: rows.map(toSpan) };
@@ -295,7 +292,7 @@ const LogsService: ServiceSchema<
 
   methods: {
     async storeSpans(this: LogsThis, spans: StoredSpan[]): Promise<void> {
-      await this.sequelize.query(
+      await this.rows(
         `INSERT INTO spans (trace_id, span_id, parent_id, name, type, service, node_id, started_at, duration_ms,
            error, tags)
          SELECT s."traceId", s."spanId", s."parentId", s.name, s.type, s.service, s."nodeId", s."startedAt",
@@ -304,7 +301,7 @@ const LogsService: ServiceSchema<
            type text, service text, "nodeId" text, "startedAt" timestamptz, "durationMs" double precision,
            error text, tags jsonb)
          ON CONFLICT DO NOTHING`,
-        { bind: [storableJson(spans)] },
+        [storableJson(spans)],
       );
     },
 
@@ -314,9 +311,9 @@ const LogsService: ServiceSchema<
         "DELETE FROM log_records WHERE time < now() - make_interval(days => $1)",
         { bind: [config().log.retentionDays] },
       )) as [unknown, { rowCount?: number } | number];
-      await this.sequelize.query("DELETE FROM spans WHERE started_at < now() - make_interval(days => $1)", {
-        bind: [config().log.retentionDays],
-      });
+      await this.rows("DELETE FROM spans WHERE started_at < now() - make_interval(days => $1)", [
+        config().log.retentionDays,
+      ]);
       return typeof removed === "number" ? removed : (removed?.rowCount ?? 0);
     },
   },

@@ -6,7 +6,6 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { selectPage } from "../lib/database";
 import { config } from "../lib/config";
@@ -34,7 +33,14 @@ import type { Saga } from "../contracts/sagas";
 import { asSystem, ownerScope } from "../lib/permissions";
 import orderMigrations from "../migrations/orders";
 import type { CallerMeta } from "../contracts/caller";
-import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import {
+  dbMixin,
+  type DbMethods,
+  type DbServiceThis,
+  type DbSettings,
+  type QueryOptions,
+  type ReadFrom,
+} from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { outboxRowsFrom } from "../lib/outbox";
 import { createEnvelope } from "../lib/events";
@@ -75,11 +81,7 @@ interface LineRow {
 
 type OrdersMeta = GatewayMeta & CallerMeta;
 
-type ReadFrom = { useMaster: boolean };
-
 const MAX_PAGE_SIZE = 100;
-/** How long a read waits for the replica to catch up before it goes to the primary instead. */
-const REPLICA_WAIT_MS = 500;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 const READ = ["orders:read:any", "orders:read:own"];
@@ -120,13 +122,7 @@ function requestHash(params: CreateOrderParams): string {
 
 interface OrdersMethods {
   changeStatus(order: Order, next: OrderStatus, reason: string | null, ctx: Context): Promise<Order | undefined>;
-  query<T extends object>(
-    sql: string,
-    bind: unknown[],
-    options?: ReadFrom & { transaction?: Transaction },
-  ): Promise<T[]>;
-  readFrom(): Promise<ReadFrom>;
-  loadOrders(rows: OrderRow[], from: ReadFrom & { transaction?: Transaction }): Promise<Order[]>;
+  loadOrders(rows: OrderRow[], from: QueryOptions): Promise<Order[]>;
   findOrder(id: string, owner: string | undefined, from: ReadFrom): Promise<Order>;
   replayIdempotent(customerId: string, key: string, hash: string): Promise<Order | undefined>;
   priceItems(ctx: Context, items: CreateOrderParams["items"]): Promise<{ lines: OrderLine[]; currency: string }>;
@@ -168,9 +164,9 @@ interface Reannouncer {
   stopping: boolean;
 }
 
-type OrdersState = { hasReplica: boolean; backlog: Backlog; reannouncer: Reannouncer };
+type OrdersState = { backlog: Backlog; reannouncer: Reannouncer };
 
-type OrdersThis = Service<DbSettings> & DbServiceThis & OrdersMethods & OutboxMethods & OrdersState;
+type OrdersThis = Service<DbSettings> & DbServiceThis & DbMethods & OrdersMethods & OutboxMethods & OrdersState;
 
 const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & OutboxMethods, DbServiceThis & OrdersState> =
   {
@@ -181,20 +177,11 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         service: "orders",
         migrations: orderMigrations,
         readReplica: true,
-        model: {
-          name: "order",
-          define: { id: { type: DataTypes.UUID, primaryKey: true } },
-          options: { tableName: "orders", underscored: true, timestamps: true },
-        },
       }),
     ],
 
     created(this: OrdersThis) {
       this.backlog = { count: 0, countedAt: 0 };
-      // Sequelize keeps its options at run time; its typings do not declare them.
-      this.hasReplica = Boolean(
-        (this.sequelize as unknown as { options: { replication?: unknown } }).options.replication,
-      );
       this.reannouncer = { stopping: false };
     },
 
@@ -322,7 +309,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             ctx,
             result: order,
           });
-          const created = await this.query<{ id: string }>(
+          const created = await this.rows<{ id: string }>(
             `WITH created AS (
                INSERT INTO orders (id, customer_id, status, currency, total_amount, shipping_address, payment_method,
                                    idempotency_key, request_hash, request_id, version, created_at, updated_at)
@@ -357,7 +344,6 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
               lines.map((line) => line.unitPrice.amount),
               outbox.rows,
             ],
-            { useMaster: true },
           );
           if (created.length === 0) return (await replay())!;
           outbox.committed();
@@ -395,9 +381,9 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
           const filters = `($1::uuid IS NULL OR customer_id = $1) AND ($2::text IS NULL OR status = $2)
           AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)`;
           const bind = [customerId, status ?? null, from ?? null, to ?? null];
-          const source = await this.readFrom();
+          const source = await this.readYourWrites();
           const query = { table: "orders", where: filters, order: "created_at DESC, id", bind, ...source };
-          const found = await selectPage<OrderRow, OrderRow>(this.sequelize, query, page, pageSize, (row) => row);
+          const found = await selectPage<OrderRow, OrderRow>(this.rows, query, page, pageSize, (row) => row);
           return { ...found, rows: await this.loadOrders(found.rows, source) };
         },
       },
@@ -412,7 +398,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         params: { id: { type: "uuid" }, $$strict: true },
         async handler(this: OrdersThis, ctx: Context<{ id: string }, OrdersMeta>): Promise<OrderWithSaga> {
           const owner = ownerScope(ctx.meta.caller, "orders:read:any");
-          const order = await this.findOrder(ctx.params.id, owner, await this.readFrom());
+          const order = await this.findOrder(ctx.params.id, owner, await this.readYourWrites());
           const saga = await this.broker
             .call<Saga | null, object>(
               "sagas.forSubject",
@@ -425,7 +411,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
           // so an answer never shows the order behind its saga.
           const sagaEnded = saga?.status === "COMPLETED" || saga?.status === "COMPENSATED";
           if (sagaEnded && !isFinal(order.status)) {
-            return { ...(await this.findOrder(order.id, owner, { useMaster: true })), saga };
+            return { ...(await this.findOrder(order.id, owner, { replica: false })), saga };
           }
           return { ...order, saga };
         },
@@ -439,7 +425,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         params: { id: { type: "uuid" }, reason: { type: "string", max: 500, optional: true }, $$strict: true },
         async handler(this: OrdersThis, ctx: Context<{ id: string; reason?: string }, OrdersMeta>): Promise<Order> {
           const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
-          const order = await this.findOrder(ctx.params.id, owner, { useMaster: true });
+          const order = await this.findOrder(ctx.params.id, owner, { replica: false });
           const next = transition(order.status, "CANCELLED");
           const reason = ctx.params.reason ?? "cancelled by request";
           const changed = await this.changeStatus(order, next, reason, ctx);
@@ -467,7 +453,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         async handler(this: OrdersThis, ctx: Context<{ id: string; status: OrderStatus; reason?: string }>) {
           const { id, status, reason } = ctx.params;
           for (;;) {
-            const order = await this.findOrder(id, undefined, { useMaster: true });
+            const order = await this.findOrder(id, undefined, { replica: false });
             if (order.status === status) return order;
             const next = transition(order.status, status);
             const changed = await this.changeStatus(order, next, reason ?? null, ctx);
@@ -490,10 +476,8 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         const limit = config().orders.maxBacklog;
         const backlog = this.backlog;
         if (Date.now() - backlog.countedAt > BACKLOG_FRESH_MS) {
-          backlog.counting ??= this.query<{ count: string }>(
+          backlog.counting ??= this.rows<{ count: string }>(
             "SELECT count(*) AS count FROM orders WHERE status IN ('PENDING', 'PAID', 'SHIPPED')",
-            [],
-            { useMaster: true },
           )
             .then(([row]) => {
               backlog.count = Number(row.count);
@@ -516,11 +500,11 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
       async changeStatus(this: OrdersThis, order: Order, next: OrderStatus, reason: string | null, ctx: Context) {
         const correlationId = ctx.requestID ?? order.id;
         return this.sequelize.transaction(async (transaction) => {
-          const [updated] = await this.query<OrderRow>(
+          const [updated] = await this.rows<OrderRow>(
             `UPDATE orders SET status = $3, status_reason = $4, version = version + 1, updated_at = now()
            WHERE id = $1 AND version = $2 RETURNING *`,
             [order.id, order.version, next, reason],
-            { useMaster: true, transaction },
+            { transaction },
           );
           if (!updated) return undefined;
           const changed = {
@@ -545,36 +529,6 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         });
       },
 
-      async query<T extends object>(
-        this: OrdersThis,
-        sql: string,
-        bind: unknown[],
-        options: ReadFrom & { transaction?: Transaction } = { useMaster: true },
-      ): Promise<T[]> {
-        return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, ...options });
-      },
-
-      /**
-       * Where a read may go: the replica once it has replayed the primary's flushed WAL position (every acknowledged
-       * commit is flushed, so the replica then holds every write committed before this read began), else the primary
-       * after REPLICA_WAIT_MS. Without a replica, the primary.
-       */
-      async readFrom(this: OrdersThis): Promise<ReadFrom> {
-        if (!this.hasReplica) return { useMaster: true };
-        const [{ lsn }] = await this.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn", []);
-        const deadline = Date.now() + REPLICA_WAIT_MS;
-        for (;;) {
-          const [{ caught_up: caughtUp }] = await this.query<{ caught_up: boolean }>(
-            "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up",
-            [lsn],
-            { useMaster: false },
-          );
-          if (caughtUp) return { useMaster: false };
-          if (Date.now() > deadline) return { useMaster: true };
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      },
-
       /**
        * Sends `order.created` again for the orders still PENDING SAGA_STALL_AFTER after it was last sent: JetStream
        * acknowledges a publish before it is on disk, so the first may be lost, and nothing else would start the
@@ -584,16 +538,16 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
        */
       async reannounceStalled(this: OrdersThis): Promise<number> {
         return this.sequelize.transaction(async (transaction) => {
-          const rows = await this.query<OrderRow>(
+          const rows = await this.rows<OrderRow>(
             `UPDATE orders SET announced_at = now() WHERE id IN (
              SELECT id FROM orders WHERE status = 'PENDING'
                AND announced_at < now() - make_interval(secs => $1 / 1000.0)
              ORDER BY announced_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING *`,
             [config().saga.stallAfterMs, REANNOUNCE_BATCH],
-            { useMaster: true, transaction },
+            { transaction },
           );
-          const orders = await this.loadOrders(rows, { useMaster: true, transaction });
+          const orders = await this.loadOrders(rows, { transaction });
           for (const [index, order] of orders.entries()) {
             const event = orderCreatedEvent(order, rows[index].request_id ?? order.id);
             await this.enqueueEvent(transaction, event, randomUUID());
@@ -604,13 +558,9 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
         });
       },
 
-      async loadOrders(
-        this: OrdersThis,
-        rows: OrderRow[],
-        from: ReadFrom & { transaction?: Transaction },
-      ): Promise<Order[]> {
+      async loadOrders(this: OrdersThis, rows: OrderRow[], from: QueryOptions): Promise<Order[]> {
         if (rows.length === 0) return [];
-        const lines = await this.query<LineRow>(
+        const lines = await this.rows<LineRow>(
           "SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_no",
           [rows.map((row) => row.id)],
           from,
@@ -624,7 +574,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
       },
 
       async findOrder(this: OrdersThis, id: string, owner: string | undefined, from: ReadFrom): Promise<Order> {
-        const rows = await this.query<OrderRow>(
+        const rows = await this.rows<OrderRow>(
           "SELECT * FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)",
           [id, owner ?? null],
           from,
@@ -635,7 +585,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
 
       /** The order an earlier request with this key created, if any; 422 when that request asked for something else. */
       async replayIdempotent(this: OrdersThis, customerId: string, key: string, hash: string) {
-        const [row] = await this.query<OrderRow>(
+        const [row] = await this.rows<OrderRow>(
           "SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2",
           [customerId, key],
         );
@@ -645,7 +595,7 @@ const OrdersService: ServiceSchema<DbSettings, DbMethods & OrdersMethods & Outbo
             { field: "Idempotency-Key", message: "reused with a different body", type: "idempotencyKeyReused" },
           ]);
         }
-        return (await this.loadOrders([row], { useMaster: true }))[0];
+        return (await this.loadOrders([row], { replica: false }))[0];
       },
 
       /** Each item's product at its current price; unknown or inactive products and mixed currencies are 422. */

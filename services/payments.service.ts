@@ -11,7 +11,6 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes } from "sequelize";
 import { config } from "../lib/config";
 import { ConflictError, DependencyUnavailableError, PaymentDeclinedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -76,12 +75,11 @@ function keyOf(ctx: Context<unknown, GatewayMeta>): string {
 }
 
 interface PaymentsMethods {
-  rows(sql: string, bind: unknown[]): Promise<PaymentRow[]>;
   byChargeKey(key: string): Promise<PaymentRow | undefined>;
   answer(row: PaymentRow): Payment;
 }
 
-type PaymentsThis = Service<DbSettings> & DbServiceThis & PaymentsMethods & { refundOutageUntil: number };
+type PaymentsThis = Service<DbSettings> & DbServiceThis & DbMethods & PaymentsMethods & { refundOutageUntil: number };
 
 const PaymentsService: ServiceSchema<
   DbSettings,
@@ -93,11 +91,6 @@ const PaymentsService: ServiceSchema<
     dbMixin({
       service: "payments",
       migrations: paymentMigrations,
-      model: {
-        name: "payment",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "payments", timestamps: false },
-      },
     }),
   ],
 
@@ -138,10 +131,10 @@ const PaymentsService: ServiceSchema<
             // A repeat of a charge made does not call the provider again (its failures are counted per call).
             const existing = await this.byChargeKey(key);
             if (existing) return this.answer(existing);
-            const [{ calls }] = await this.sequelize.query<{ calls: number }>(
+            const [{ calls }] = await this.rows<{ calls: number }>(
               `INSERT INTO provider_calls (charge_key, calls) VALUES ($1, 1)
                ON CONFLICT (charge_key) DO UPDATE SET calls = provider_calls.calls + 1 RETURNING calls`,
-              { bind: [key], type: QueryTypes.SELECT },
+              [key],
             );
             if (calls <= flakyFailures) {
               throw new DependencyUnavailableError(
@@ -159,7 +152,7 @@ const PaymentsService: ServiceSchema<
         }
         // The key's one row, in one statement: a repeat, a concurrent duplicate (or a refund that voided the key
         // first) finds it there.
-        const [inserted] = await this.rows(
+        const [inserted] = await this.rows<PaymentRow>(
           `INSERT INTO payments (id, charge_key, order_id, amount, currency, payment_method, status, reason)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (charge_key) DO NOTHING RETURNING *`,
           [randomUUID(), key, orderId, amount, currency, paymentMethod, status, reason],
@@ -185,7 +178,7 @@ const PaymentsService: ServiceSchema<
         if (Date.now() < this.refundOutageUntil) {
           throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
         }
-        const [refunded] = await this.rows(
+        const [refunded] = await this.rows<PaymentRow>(
           `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
            RETURNING *`,
           [chargeKey],
@@ -227,7 +220,7 @@ const PaymentsService: ServiceSchema<
       permissions: ["payments:read"],
       params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
       async handler(this: PaymentsThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Payment>> {
-        const rows = await this.rows("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [
+        const rows = await this.rows<PaymentRow>("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [
           ctx.params.orderId,
         ]);
         return pageOf(rows.map(toPayment), ctx.params);
@@ -236,13 +229,9 @@ const PaymentsService: ServiceSchema<
   },
 
   methods: {
-    async rows(this: PaymentsThis, sql: string, bind: unknown[]) {
-      return this.sequelize.query<PaymentRow>(sql, { bind, type: QueryTypes.SELECT });
-    },
-
     /** The one row of a charge key, if any. */
     async byChargeKey(this: PaymentsThis, key: string) {
-      const [row] = await this.rows("SELECT * FROM payments WHERE charge_key = $1", [key]);
+      const [row] = await this.rows<PaymentRow>("SELECT * FROM payments WHERE charge_key = $1", [key]);
       return row;
     },
 

@@ -8,15 +8,7 @@
  * conditional UPDATEs (`stock >= quantity`), rows locked in product id order, with nothing held across calls.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import {
-  DataTypes,
-  Op,
-  QueryTypes,
-  UniqueConstraintError,
-  type Model,
-  type Transaction,
-  type WhereOptions,
-} from "sequelize";
+import { DataTypes, Op, UniqueConstraintError, type Model, type Transaction, type WhereOptions } from "sequelize";
 import { escapeLike } from "../lib/database";
 import type { AuditLocals } from "../lib/audit";
 import {
@@ -28,7 +20,8 @@ import {
 } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import productMigrations from "../migrations/products";
-import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import type { DbMethods } from "../mixins/db.mixin";
+import { entityMixin, type EntityServiceThis, type EntitySettings } from "../mixins/entity.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { createEnvelope } from "../lib/events";
 import { perProduct, reservationSources, type ReservationLine, type ReservationStatus } from "../lib/stock-reservation";
@@ -204,12 +197,11 @@ const STOCK_CALL = {
 
 const RESERVATION_KEY = { type: "string", min: 1, max: 300 } as const;
 
-type ProductsThis = Service<DbSettings> & DbServiceThis & ProductsMethods & OutboxMethods;
+type ProductsThis = Service<EntitySettings> & EntityServiceThis & DbMethods & ProductsMethods & OutboxMethods;
 
 interface ProductsMethods {
   updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product>;
   explainMissedWrite(id: string): Promise<never>;
-  rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
   reservation(key: string): Promise<ReservationRow | undefined>;
   moveStock(
     ctx: Context,
@@ -220,11 +212,11 @@ interface ProductsMethods {
   answerReserve(row: ReservationRow): StockReservation;
 }
 
-const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & OutboxMethods, DbServiceThis> = {
+const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods & OutboxMethods, EntityServiceThis> = {
   name: "products",
   mixins: [
     outboxMixin(),
-    dbMixin({
+    entityMixin({
       service: "products",
       migrations: productMigrations,
       model: {
@@ -428,7 +420,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
               `INSERT INTO stock_reservations (reservation_key, order_id, lines, status) VALUES ($1, $2, $3, 'RESERVED')
                ON CONFLICT (reservation_key) DO NOTHING RETURNING *`,
               [key, ctx.params.orderId, storableJson(lines)],
-              transaction,
+              { transaction },
             );
             // A repeat, a concurrent duplicate (or a release that voided the key) got there first: its row is the answer.
             if (!claimed) return undefined;
@@ -438,11 +430,9 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
               await this.enqueueAudit(transaction, ctx, reservation);
               return reservation;
             }
-            const [product] = await this.rows<StockRow>(
-              "SELECT stock FROM products WHERE id = $1",
-              [short.productId],
+            const [product] = await this.rows<StockRow>("SELECT stock FROM products WHERE id = $1", [short.productId], {
               transaction,
-            );
+            });
             const left = product ? `only ${product.stock} in stock` : "the product is gone";
             // Thrown to roll the claim and the lines already taken back: all lines or none.
             throw new InsufficientStockError(`product ${short.productId}: ${short.quantity} wanted, ${left}`, {
@@ -488,7 +478,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
             `UPDATE stock_reservations SET status = 'RELEASED', updated_at = now()
              WHERE reservation_key = $1 AND status = ANY($2::text[]) RETURNING *`,
             [reservationKey, reservationSources("RELEASED")],
-            transaction,
+            { transaction },
           );
           if (releasing) {
             await this.moveStock(ctx, releasing.lines, 1, transaction);
@@ -499,7 +489,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
             `INSERT INTO stock_reservations (reservation_key, status, reason)
              VALUES ($1, 'VOIDED', 'released before any reserve') ON CONFLICT (reservation_key) DO NOTHING`,
             [reservationKey],
-            transaction,
+            { transaction },
           );
           return undefined;
         });
@@ -543,10 +533,6 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
   },
 
   methods: {
-    async rows<T extends object>(this: ProductsThis, sql: string, bind: unknown[], transaction?: Transaction) {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     async reservation(this: ProductsThis, key: string) {
       const [row] = await this.rows<ReservationRow>("SELECT * FROM stock_reservations WHERE reservation_key = $1", [
         key,
@@ -565,7 +551,7 @@ const ProductsService: ServiceSchema<DbSettings, DbMethods & ProductsMethods & O
           `UPDATE products SET stock = stock + $2, version = version + 1, updated_at = now()
            WHERE id = $1 AND stock + $2 >= 0 RETURNING id, sku, name, stock`,
           [line.productId, sign * line.quantity],
-          transaction,
+          { transaction },
         );
         if (!product) {
           if (sign < 0) return line;

@@ -16,7 +16,7 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { selectPage } from "../lib/database";
-import { DataTypes, QueryTypes, type Transaction } from "sequelize";
+import type { Transaction } from "sequelize";
 import { deadLetterEnvelope, deterministicId } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
@@ -161,7 +161,6 @@ function checkpointRow(checkpoint: Checkpoint) {
 
 interface SagasMethods {
   definition(name: string): SagaDefinition<StoredContext>;
-  rows<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]>;
   toSaga(row: SagaRow): Saga;
   lockSaga(id: string, transaction: Transaction): Promise<SagaRow | undefined>;
   writeCheckpoints(batch: Checkpoint[], transaction?: Transaction): Promise<Set<string>>;
@@ -192,7 +191,7 @@ interface SagasState {
   sweepStopping: boolean;
 }
 
-type SagasThis = Service<DbSettings> & DbServiceThis & SagasMethods & OutboxMethods & SagasState;
+type SagasThis = Service<DbSettings> & DbServiceThis & DbMethods & SagasMethods & OutboxMethods & SagasState;
 
 /** A definition's start event: one saga per subject (a repeated event finds it and starts nothing). */
 function startHandler(definitionName: string): EventHandler<SagasThis> {
@@ -225,7 +224,7 @@ function startHandler(definitionName: string): EventHandler<SagasThis> {
         config().saga.leaseMs,
         `${envelope.type} ${envelope.id}`,
       ],
-      transaction,
+      { transaction },
     );
     if (!created) return;
     transaction.afterCommit(() => {
@@ -263,11 +262,6 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
     dbMixin({
       service: "sagas",
       migrations: sagaMigrations,
-      model: {
-        name: "saga",
-        define: { id: { type: DataTypes.UUID, primaryKey: true } },
-        options: { tableName: "sagas", timestamps: false },
-      },
     }),
     consumerMixin<SagasThis>({
       group: "sagas",
@@ -391,7 +385,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
             AND (lease_until IS NULL OR lease_until < now())))`;
         const bind = [status ?? null, definition ?? null, stalled ?? null];
         const query = { table: "sagas", where, order: "updated_at DESC, id", bind };
-        return selectPage<SagaRow, Saga>(this.sequelize, query, page, pageSize, (row) => this.toSaga(row));
+        return selectPage<SagaRow, Saga>(this.rows, query, page, pageSize, (row) => this.toSaga(row));
       },
     },
 
@@ -472,10 +466,6 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       return definition;
     },
 
-    async rows<T extends object>(this: SagasThis, sql: string, bind: unknown[], transaction?: Transaction) {
-      return this.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
-    },
-
     toSaga(this: SagasThis, row: SagaRow): Saga {
       const definition = this.definitions[row.definition];
       const held = row.lease_until !== null && row.lease_until.getTime() > Date.now();
@@ -500,7 +490,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
     },
 
     async lockSaga(this: SagasThis, id: string, transaction: Transaction) {
-      const [row] = await this.rows<SagaRow>("SELECT * FROM sagas WHERE id = $1 FOR UPDATE", [id], transaction);
+      const [row] = await this.rows<SagaRow>("SELECT * FROM sagas WHERE id = $1 FOR UPDATE", [id], { transaction });
       return row;
     },
 
@@ -508,7 +498,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
       const moved = await this.rows<{ id: string }>(
         CHECKPOINT_SQL,
         [storableJson(batch.map(checkpointRow)), this.leaseOwner],
-        transaction,
+        { transaction },
       );
       return new Set(moved.map((row) => row.id));
     },
@@ -628,7 +618,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
           entry.outcome,
           entry.message,
         ],
-        transaction,
+        { transaction },
       );
       transaction.afterCommit(() => this.executor.adopt(runningOf(moved)));
     },
@@ -689,7 +679,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
            RETURNING s.*, u.lease_owner AS previous_owner,
              (extract(epoch FROM now() - u.lease_until) * 1000)::float8 AS idle_ms`,
           [this.leaseOwner, SWEEP_BATCH, Object.keys(this.definitions), leaseMs],
-          transaction,
+          { transaction },
         );
         const expired = rows.filter((row) => row.previous_owner !== null);
         if (expired.length > 0) {
@@ -706,7 +696,7 @@ const SagasService: ServiceSchema<DbSettings, DbMethods & SagasMethods & OutboxM
                   `the lease of ${row.previous_owner} ran out ${Math.round(row.idle_ms / 1000)} s ago: taken over by ${this.leaseOwner}`,
               ),
             ],
-            transaction,
+            { transaction },
           );
         }
         return { rows, expired };

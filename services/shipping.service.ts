@@ -6,7 +6,6 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { DataTypes, QueryTypes } from "sequelize";
 import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
@@ -50,11 +49,10 @@ const CARRIER_CALL = {
 };
 
 interface ShippingMethods {
-  rows(sql: string, bind: unknown[]): Promise<ShipmentRow[]>;
   byShipmentKey(key: string): Promise<ShipmentRow | undefined>;
 }
 
-type ShippingThis = Service<DbSettings> & DbServiceThis & ShippingMethods & { outageUntil: number };
+type ShippingThis = Service<DbSettings> & DbServiceThis & DbMethods & ShippingMethods & { outageUntil: number };
 
 const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, DbServiceThis & { outageUntil: number }> =
   {
@@ -63,11 +61,6 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
       dbMixin({
         service: "shipping",
         migrations: shippingMigrations,
-        model: {
-          name: "shipment",
-          define: { id: { type: DataTypes.UUID, primaryKey: true } },
-          options: { tableName: "shipments", timestamps: false },
-        },
       }),
     ],
 
@@ -106,7 +99,7 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
             if (Date.now() < this.outageUntil) {
               throw new DependencyUnavailableError("carrier", "outage (simulated)");
             }
-            [row] = await this.rows(
+            [row] = await this.rows<ShipmentRow>(
               `INSERT INTO shipments (id, shipment_key, order_id, country, address, status)
              VALUES ($1, $2, $3, $4, $5, 'CREATED') ON CONFLICT (shipment_key) DO NOTHING RETURNING *`,
               [randomUUID(), key, orderId, address.country, storableJson(address)],
@@ -163,7 +156,7 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
         permissions: ["shipping:read"],
         params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
         async handler(this: ShippingThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Shipment>> {
-          const rows = await this.rows("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
+          const rows = await this.rows<ShipmentRow>("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
             ctx.params.orderId,
           ]);
           return pageOf(rows.map(toShipment), ctx.params);
@@ -172,13 +165,9 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
     },
 
     methods: {
-      async rows(this: ShippingThis, sql: string, bind: unknown[]) {
-        return this.sequelize.query<ShipmentRow>(sql, { bind, type: QueryTypes.SELECT });
-      },
-
       /** The one row of a shipment key, if any. */
       async byShipmentKey(this: ShippingThis, key: string) {
-        const [row] = await this.rows("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
+        const [row] = await this.rows<ShipmentRow>("SELECT * FROM shipments WHERE shipment_key = $1", [key]);
         return row;
       },
     },

@@ -1,8 +1,13 @@
 /** Incidents and the notices sent about them, as the alerts service answers them: to the console and tests. */
 import type { AlertRule } from "../lib/alerts";
 import type { Page } from "../lib/paging";
+import type { Lifecycle } from "./lifecycle";
 
 export type IncidentStatus = "FIRING" | "RESOLVED";
+
+/** An incident opens FIRING and resolves once; a new firing of its rule opens another. Acknowledging it is a mark on a
+ * FIRING incident, not a status. */
+export const INCIDENT_LIFECYCLE: Lifecycle<IncidentStatus> = { FIRING: ["RESOLVED"], RESOLVED: [] };
 
 export type NotificationChannel = "email" | "webhook";
 

@@ -1,4 +1,5 @@
 /** An order and its lifecycle, as every service, the saga, the console, tests and benches see it. */
+import { canMove, isFinalIn, type Lifecycle } from "./lifecycle";
 import type { Saga } from "./sagas";
 import type { Page } from "../lib/paging";
 
@@ -18,7 +19,7 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
  * PAID → SHIPPED, or COMPENSATED (shipping failed and the payment was refunded), or FAILED;
  * SHIPPED → COMPLETED. CANCELLED, COMPENSATED, COMPLETED and FAILED are final.
  */
-export const ORDER_TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
+export const ORDER_TRANSITIONS: Lifecycle<OrderStatus> = {
   PENDING: ["PAID", "CANCELLED", "FAILED"],
   PAID: ["SHIPPED", "COMPENSATED", "FAILED"],
   SHIPPED: ["COMPLETED"],
@@ -30,14 +31,14 @@ export const ORDER_TRANSITIONS: Record<OrderStatus, readonly OrderStatus[]> = {
 
 /** Whether an order has reached the end of its lifecycle. */
 export function isFinal(status: OrderStatus): boolean {
-  return ORDER_TRANSITIONS[status].length === 0;
+  return isFinalIn(ORDER_TRANSITIONS, status);
 }
 
 /** The statuses an order ends in. */
 export const FINAL_ORDER_STATUSES = ORDER_STATUSES.filter(isFinal);
 
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
-  return ORDER_TRANSITIONS[from].includes(to);
+  return canMove(ORDER_TRANSITIONS, from, to);
 }
 
 export interface ShippingAddress {

@@ -40,7 +40,15 @@ import type { ClusterHealth } from "../contracts/health";
 import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { backoff } from "../lib/backoff";
-import type { IncidentStatus, NotificationChannel, Incident, IncidentPage, Notice } from "../contracts/alerts";
+import {
+  INCIDENT_LIFECYCLE,
+  type Incident,
+  type IncidentPage,
+  type IncidentStatus,
+  type Notice,
+  type NotificationChannel,
+} from "../contracts/alerts";
+import { movesInto } from "../contracts/lifecycle";
 
 interface IncidentRow {
   id: string;
@@ -418,8 +426,8 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
       }
       for (const entry of decision.resolve) {
         await this.rows(
-          "UPDATE incidents SET status = 'RESOLVED', resolved_at = now() WHERE id = $1 RETURNING id",
-          [entry.id],
+          "UPDATE incidents SET status = 'RESOLVED', resolved_at = now() WHERE id = $1 AND status = ANY($2) RETURNING id",
+          [entry.id, movesInto(INCIDENT_LIFECYCLE, "RESOLVED")],
           { transaction },
         );
         if (entry.notify) await notify(entry.id, "resolved");

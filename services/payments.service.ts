@@ -17,7 +17,8 @@ import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import type { Payment, PaymentStatus } from "../contracts/payments";
+import { movesInto } from "../contracts/lifecycle";
+import { PAYMENT_LIFECYCLE, type Payment, type PaymentStatus } from "../contracts/payments";
 
 interface PaymentRow {
   id: string;
@@ -179,9 +180,9 @@ const PaymentsService: ServiceSchema<
           throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
         }
         const [refunded] = await this.rows<PaymentRow>(
-          `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = 'CHARGED'
+          `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE charge_key = $1 AND status = ANY($2)
            RETURNING *`,
-          [chargeKey],
+          [chargeKey, movesInto(PAYMENT_LIFECYCLE, "REFUNDED")],
         );
         if (refunded) {
           this.logger.info(`Refunded ${refunded.amount} ${refunded.currency} for order ${refunded.order_id}`);

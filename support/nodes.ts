@@ -108,18 +108,32 @@ export async function killLeftoverNodes(): Promise<void> {
  * by default), and waits until it
  * logs that it is ready (at level info, whatever `LOG_LEVEL` the caller chose). A node that is not ready in time is
  * killed.
+ * For a bench's nodes (not with `viaNpmStart`): `nodeArgs` go to Node after `--import tsx` (so a preload may be
+ * TypeScript: `--import <file>`; or `--cpu-prof`), `ipc` opens an IPC channel to the child (`child.send`, its
+ * "message" events), and `waitForReady: false` resolves once the process is spawned and keeps the `LOG_LEVEL` of `env`
+ * (info would log every request): the caller then waits for readiness its own way.
  */
 export async function startNodeProcess(
   env: Record<string, string>,
-  { timeoutMs = 40_000, viaNpmStart = false, script = "bin/start.ts", cwd = ROOT } = {},
+  {
+    timeoutMs = 40_000,
+    viaNpmStart = false,
+    script = "bin/start.ts",
+    cwd = ROOT,
+    nodeArgs = [] as string[],
+    ipc = false,
+    waitForReady = true,
+  } = {},
 ): Promise<NodeProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const nodeID = env.NODE_ID ?? `node-${randomBytes(3).toString("hex")}`;
-  const [command, args] = viaNpmStart ? ["npm", ["start"]] : [process.execPath, ["--import", "tsx", script]];
+  const [command, args] = viaNpmStart
+    ? ["npm", ["start"]]
+    : [process.execPath, ["--import", "tsx", ...nodeArgs, script]];
   const child = spawn(command, args, {
     cwd,
-    env: { ...process.env, ...env, PORT: String(port), NODE_ID: nodeID, LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env, PORT: String(port), NODE_ID: nodeID, ...(waitForReady && { LOG_LEVEL: "info" }) },
+    stdio: ipc ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"],
     // `npm start` gets its own process group, so a signal can go to the whole group as a terminal's Ctrl-C does.
     detached: viaNpmStart,
   });
@@ -129,25 +143,31 @@ export async function startNodeProcess(
   const exited = new Promise<number | string>((resolve) => {
     child.once("close", (code, signal) => resolve(code ?? signal ?? "unknown"));
   });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal("SIGKILL");
-      reject(new Error(`${nodeID} not ready after ${timeoutMs} ms:\n${output}`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Ready in")) {
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  if (waitForReady) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        signal("SIGKILL");
+        reject(new Error(`${nodeID} not ready after ${timeoutMs} ms:\n${output}`));
+      }, timeoutMs);
+      const onData = () => {
+        if (output.includes("Ready in")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", onData);
+      exited.then((code) => {
         clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${nodeID} exited (${code}) before it was ready:\n${output}`));
+        reject(new Error(`${nodeID} exited (${code}) before it was ready:\n${output}`));
+      });
     });
-  });
+  }
   const node: NodeProcess = {
     child,
     nodeID,

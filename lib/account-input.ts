@@ -11,7 +11,7 @@
  * - Passwords may not be only white space nor have fewer than `MIN_DISTINCT_PASSWORD_CHARS` different characters.
  */
 import { domainToASCII, domainToUnicode } from "node:url";
-import type { FieldProblem } from "./errors";
+import { invalidFields, type FieldProblem } from "./errors";
 
 export const MIN_DISTINCT_PASSWORD_CHARS = 5;
 
@@ -70,4 +70,22 @@ export function passwordProblem(field: string, password: string): FieldProblem |
     };
   }
   return undefined;
+}
+
+/** The account fields' validator schemas, which the rules above then check further (`checkAccountInput`). */
+export const PASSWORD = { type: "string", min: 10, max: 128 } as const;
+export const EMAIL = { type: "email", normalize: true, max: 320 } as const;
+export const ROLE_NAME = { type: "string", pattern: /^[a-z][a-z0-9_-]{0,63}$/ } as const;
+
+/** 422 naming every field that breaks the account rules above. */
+export function checkAccountInput(
+  { email, displayName, password }: { email?: string; displayName?: string; password?: string },
+  passwordField = "password",
+): void {
+  const problems = [
+    email === undefined ? undefined : emailProblem("email", normalizeEmail(email)),
+    displayName === undefined ? undefined : displayNameProblem("displayName", normalizeDisplayName(displayName)),
+    password === undefined ? undefined : passwordProblem(passwordField, password),
+  ].filter((problem): problem is FieldProblem => problem !== undefined);
+  if (problems.length > 0) throw invalidFields("Parameters validation error!", problems);
 }

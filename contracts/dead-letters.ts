@@ -2,6 +2,7 @@
  * Dead letters, their failure groups and their replays, as the dead-letter queue answers them: to the console, the
  * REPL, tests and benches. The console reads these types as they are (its build compiles this folder, not services).
  */
+import type { Lifecycle } from "./lifecycle";
 import type { Page } from "../lib/paging";
 
 /** An error as a message failed with it: what the consumer threw, in the form it travels and is stored in. */
@@ -15,6 +16,18 @@ export interface ErrorRecord {
 
 export const DEAD_LETTER_STATUSES = ["PENDING", "REPLAYED", "RESOLVED", "DISCARDED"] as const;
 export type DeadLetterStatus = (typeof DEAD_LETTER_STATUSES)[number];
+
+/**
+ * A dead letter waits PENDING; a replay makes it REPLAYED (and may be sent again); its message processed makes it
+ * RESOLVED; failing again reopens it PENDING, even a resolved one whose message was sent again. A discarded one is
+ * given up on for good: a later failure of its message opens a new entry.
+ */
+export const DEAD_LETTER_LIFECYCLE: Lifecycle<DeadLetterStatus> = {
+  PENDING: ["PENDING", "REPLAYED", "RESOLVED", "DISCARDED"],
+  REPLAYED: ["PENDING", "REPLAYED", "RESOLVED", "DISCARDED"],
+  RESOLVED: ["PENDING", "DISCARDED"],
+  DISCARDED: [],
+};
 
 export interface DeadLetterFailure {
   deadLetterId: string;

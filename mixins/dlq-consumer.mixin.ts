@@ -5,7 +5,8 @@
  */
 import type { Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
-import type { DeadLetterFailure, ErrorRecord } from "../contracts/dead-letters";
+import { DEAD_LETTER_LIFECYCLE, type DeadLetterFailure, type ErrorRecord } from "../contracts/dead-letters";
+import { movesInto } from "../contracts/lifecycle";
 import type { EventEnvelope } from "../lib/events";
 import { storableJson, storableText } from "../lib/storable";
 import { consumerMixin, type UnprocessableMessage } from "./consumer.mixin";
@@ -119,10 +120,10 @@ export function dlqConsumerMixin(): Partial<ServiceSchema> {
         await this.rows(
           `WITH resolved AS (
              UPDATE dead_letters SET status = 'RESOLVED', resolved_at = now(), updated_at = now()
-             WHERE consumer_group = $1 AND message_id = $2 AND status IN ('PENDING', 'REPLAYED') RETURNING id)
+             WHERE consumer_group = $1 AND message_id = $2 AND status = ANY($3) RETURNING id)
            UPDATE replays SET outcome = 'RESOLVED', outcome_at = now()
            WHERE outcome = 'PENDING' AND dead_letter_id IN (SELECT id FROM resolved)`,
-          [recovered.group, recovered.messageId],
+          [recovered.group, recovered.messageId, movesInto(DEAD_LETTER_LIFECYCLE, "RESOLVED")],
           { transaction },
         );
         transaction.afterCommit(() => this.refreshDepth());

@@ -11,6 +11,8 @@ import { REPLAY_HEADER, channelsReady } from "../lib/delivery";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 import type { DlqDepthMethods } from "./dlq-depth.mixin";
+import { DEAD_LETTER_LIFECYCLE } from "../contracts/dead-letters";
+import { canMove } from "../contracts/lifecycle";
 
 /** How often a dlq node looks for replay operations due, when none of its own is (another node's, or after a restart). */
 const REPLAY_IDLE_POLL_MS = 2000;
@@ -70,7 +72,7 @@ export function dlqReplayRunnerMixin(): Partial<ServiceSchema> {
             reason: "notReplayable",
           });
         }
-        if (entry.status === "RESOLVED" || entry.status === "DISCARDED") {
+        if (!canMove(DEAD_LETTER_LIFECYCLE, entry.status, "REPLAYED")) {
           throw new ConflictError(`Dead letter ${id} is ${entry.status.toLowerCase()}`, "CONFLICT", {
             id,
             status: entry.status,

@@ -13,7 +13,8 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { CallerMeta } from "../contracts/caller";
-import type { DeadLetter, Replay } from "../contracts/dead-letters";
+import { DEAD_LETTER_LIFECYCLE, type DeadLetter, type Replay } from "../contracts/dead-letters";
+import { movesInto } from "../contracts/lifecycle";
 import { toDeadLetter, toReplay, type DeadLetterRow, type ReplayRow } from "../lib/dead-letter-rows";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { actorOf } from "../lib/permissions";
@@ -109,8 +110,8 @@ const DlqService: ServiceSchema<DbSettings, DlqMethods, object, DlqThis> = {
         const [row] = await this.rows<DeadLetterRow>(
           `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, discard_reason = $3,
              updated_at = now()
-           WHERE id = $1 AND status <> 'DISCARDED' RETURNING *`,
-          [ctx.params.id, actor, ctx.params.reason],
+           WHERE id = $1 AND status = ANY($4) RETURNING *`,
+          [ctx.params.id, actor, ctx.params.reason, movesInto(DEAD_LETTER_LIFECYCLE, "DISCARDED")],
         );
         if (!row) {
           const existing = await this.findEntry(ctx.params.id);

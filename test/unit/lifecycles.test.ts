@@ -1,4 +1,5 @@
 import { INCIDENT_LIFECYCLE } from "../../contracts/alerts";
+import { DEAD_LETTER_LIFECYCLE } from "../../contracts/dead-letters";
 import { canMove, isFinalIn, movesInto, type Lifecycle } from "../../contracts/lifecycle";
 import { ORDER_TRANSITIONS } from "../../contracts/orders";
 import { PAYMENT_LIFECYCLE } from "../../contracts/payments";
@@ -7,6 +8,7 @@ const LIFECYCLES: Record<string, Lifecycle<string>> = {
   order: ORDER_TRANSITIONS,
   payment: PAYMENT_LIFECYCLE,
   incident: INCIDENT_LIFECYCLE,
+  "dead letter": DEAD_LETTER_LIFECYCLE,
 };
 
 describe("status lifecycles", () => {
@@ -28,6 +30,13 @@ describe("status lifecycles", () => {
   it("resolves only a firing incident, once", () => {
     expect(movesInto(INCIDENT_LIFECYCLE, "RESOLVED")).toEqual(["FIRING"]);
     expect(isFinalIn(INCIDENT_LIFECYCLE, "RESOLVED")).toBe(true);
+  });
+
+  it("replays only a letter not resolved or discarded, and discards anything not discarded yet, for good", () => {
+    expect(movesInto(DEAD_LETTER_LIFECYCLE, "REPLAYED")).toEqual(["PENDING", "REPLAYED"]);
+    expect(movesInto(DEAD_LETTER_LIFECYCLE, "RESOLVED")).toEqual(["PENDING", "REPLAYED"]);
+    expect(movesInto(DEAD_LETTER_LIFECYCLE, "DISCARDED")).toEqual(["PENDING", "REPLAYED", "RESOLVED"]);
+    expect(isFinalIn(DEAD_LETTER_LIFECYCLE, "DISCARDED")).toBe(true);
   });
 
   it("reads an order's guards off its table", () => {

@@ -10,147 +10,43 @@
  * source cannot be read is skipped, never taken as "all clear".
  * Notifications (email over SMTP, Slack-compatible webhook) are written with the incident and sent after it, retried
  * with backoff until the channel takes them: an SMTP server that is down delays an alert, it does not lose it.
+ *
+ * Its parts: evaluating the rules and the breaker events (mixins/alerts-evaluation.mixin.ts), sending notifications
+ * (mixins/alerts-notifications.mixin.ts), the rows (lib/alert-rows.ts) and the channels configured
+ * (lib/alert-channels.ts); the consumer of `log.error`, the timer and the incidents' actions are here.
  */
-import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import nodemailer from "nodemailer";
 import type { Transaction } from "sequelize";
-import {
-  ALERT_RULES,
-  deepDeadLetterQueues,
-  lostNodes,
-  notificationText,
-  parkedSagas,
-  reconcile,
-  type AlertRule,
-  type Firing,
-  type OpenIncident,
-} from "../lib/alerts";
+import { ALERT_RULES, type AlertRule } from "../lib/alerts";
+import { channels } from "../lib/alert-channels";
+import { toIncident, toNotice, type IncidentRow, type NoticeRow } from "../lib/alert-rows";
 import { config } from "../lib/config";
 import { selectPage } from "../lib/database";
-import type { Page } from "../lib/paging";
 import type { EventEnvelope } from "../lib/events";
 import type { ShippedLogRecord } from "../contracts/logs";
 import { ConflictError, NotFoundError } from "../lib/errors";
-import { actorOf, asSystem } from "../lib/permissions";
+import { actorOf } from "../lib/permissions";
 import type { CallerMeta } from "../contracts/caller";
 import alertMigrations from "../migrations/alerts";
+import { alertsEvaluationMixin, type AlertsEvaluationMethods } from "../mixins/alerts-evaluation.mixin";
+import { alertsNotificationsMixin, type AlertsNotificationsMethods } from "../mixins/alerts-notifications.mixin";
 import { consumerMixin } from "../mixins/consumer.mixin";
-import type { ClusterHealth } from "../contracts/health";
-import type { Saga } from "../contracts/sagas";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import { backoff } from "../lib/backoff";
-import {
-  INCIDENT_LIFECYCLE,
-  type Incident,
-  type IncidentPage,
-  type IncidentStatus,
-  type Notice,
-  type NotificationChannel,
-} from "../contracts/alerts";
-import { movesInto } from "../contracts/lifecycle";
+import type { Incident, IncidentPage, IncidentStatus, Notice } from "../contracts/alerts";
 
-interface IncidentRow {
-  id: string;
-  rule: AlertRule;
-  key: string;
-  status: IncidentStatus;
-  summary: string;
-  notified: boolean;
-  opened_at: Date;
-  resolved_at: Date | null;
-  acknowledged_at: Date | null;
-  acknowledged_by: string | null;
-}
-
-interface NoticeRow {
-  kind: Notice["kind"];
-  channel: NotificationChannel;
-  status: Notice["status"];
-  attempts: number;
-  last_error: string | null;
-  created_at: Date;
-  sent_at: Date | null;
-}
-
-interface DueNotification {
-  id: string;
-  kind: "firing" | "resolved";
-  channel: NotificationChannel;
-  attempts: number;
-  rule: AlertRule;
-  key: string;
-  summary: string;
-  opened_at: Date;
-  resolved_at: Date | null;
-}
-
-interface BreakerEvent {
-  nodeID: string;
-  action: string;
-}
-
-/** Rule -> what fires now, or null when its source could not be read this time. */
-type Observation = Map<AlertRule, Firing[] | null>;
-
-/** An arbitrary constant; advisory locks are scoped to the alerts database. */
-const EVALUATION_LOCK = 7_426_202;
-const MAX_SEND_ATTEMPTS = 10;
-const MAX_RETRY_DELAY_MS = 300_000;
-const SEND_BATCH = 50;
-/** A claimed notification is not picked up by another evaluator for this long (its sender crashed mid-send). */
-const CLAIM_MS = 60_000;
 const MAX_PAGE_SIZE = 100;
 
-function toIncident(row: IncidentRow): Incident {
-  return {
-    id: row.id,
-    rule: row.rule,
-    key: row.key,
-    status: row.status,
-    summary: row.summary,
-    notified: row.notified,
-    openedAt: row.opened_at.toISOString(),
-    resolvedAt: row.resolved_at?.toISOString() ?? null,
-    acknowledgedAt: row.acknowledged_at?.toISOString() ?? null,
-    acknowledgedBy: row.acknowledged_by,
-  };
-}
-
-function toNotice(row: NoticeRow): Notice {
-  return {
-    kind: row.kind,
-    channel: row.channel,
-    status: row.status,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    createdAt: row.created_at.toISOString(),
-    sentAt: row.sent_at?.toISOString() ?? null,
-  };
-}
-
-/** The channels configured now; notifications are written for these. */
-function channels(): NotificationChannel[] {
-  const { smtpUrl, webhookUrl } = config().alerts;
-  return [...(smtpUrl ? (["email"] as const) : []), ...(webhookUrl ? (["webhook"] as const) : [])];
-}
-
-interface AlertsMethods {
-  observe(): Promise<Observation>;
-  evaluate(): Promise<void>;
-  reconcileRule(rule: AlertRule, firing: Firing[], transaction: Transaction): Promise<void>;
-  sendDue(): Promise<void>;
-  deliver(notification: DueNotification): Promise<void>;
-}
-
 interface AlertsState {
-  openBreakers: Map<string, string>;
   timer?: NodeJS.Timeout;
   evaluation?: Promise<void>;
-  mailer?: nodemailer.Transporter;
 }
 
-type AlertsThis = Service<DbSettings> & DbServiceThis & DbMethods & AlertsMethods & AlertsState;
+type AlertsThis = Service<DbSettings> &
+  DbServiceThis &
+  DbMethods &
+  AlertsEvaluationMethods &
+  AlertsNotificationsMethods &
+  AlertsState;
 
 /** Keeps each error-level record's time for the error-rate window, in the consumer's transaction. */
 async function recordErrorLog(this: AlertsThis, envelope: EventEnvelope, transaction: Transaction) {
@@ -162,21 +58,22 @@ async function recordErrorLog(this: AlertsThis, envelope: EventEnvelope, transac
   );
 }
 
-const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServiceThis & AlertsState> = {
+const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> = {
   name: "alerts",
+  /**
+   * No mixin declares actions: the routes stay in the order below (`GET /rules` before `GET /:id`). The mixins'
+   * `created` runs first (breakers, mailer); `started` runs after theirs, once the database is connected, and
+   * `stopped` before theirs, so the mailer closes after the evaluation under way has ended.
+   */
   mixins: [
     dbMixin({
       service: "alerts",
       migrations: alertMigrations,
     }),
     consumerMixin<AlertsThis>({ group: "alerts", handlers: { "log.error": recordErrorLog } }),
+    alertsEvaluationMixin(),
+    alertsNotificationsMixin(),
   ],
-
-  created(this: AlertsThis) {
-    this.openBreakers = new Map();
-    const { smtpUrl } = config().alerts;
-    if (smtpUrl) this.mailer = nodemailer.createTransport(smtpUrl);
-  },
 
   async started(this: AlertsThis) {
     if (channels().length === 0) {
@@ -193,23 +90,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
   async stopped(this: AlertsThis) {
     clearInterval(this.timer);
     await this.evaluation;
-    this.mailer?.close();
-  },
-
-  events: {
-    // Breakers live in each calling node's memory; Moleculer broadcasts their changes to the cluster.
-    "$circuit-breaker.opened": {
-      handler(this: AlertsThis, ctx: Context<BreakerEvent>) {
-        const key = `${ctx.nodeID ?? "?"}->${ctx.params.action}@${ctx.params.nodeID}`;
-        const summary = `Circuit breaker open for ${ctx.params.action} on node ${ctx.params.nodeID} (seen from ${ctx.nodeID})`;
-        this.openBreakers.set(key, summary);
-      },
-    },
-    "$circuit-breaker.closed": {
-      handler(this: AlertsThis, ctx: Context<BreakerEvent>) {
-        this.openBreakers.delete(`${ctx.nodeID ?? "?"}->${ctx.params.action}@${ctx.params.nodeID}`);
-      },
-    },
   },
 
   actions: {
@@ -310,188 +190,6 @@ const AlertsService: ServiceSchema<DbSettings, DbMethods & AlertsMethods, DbServ
           { id: existing.id, status: existing.status, acknowledgedBy: existing.acknowledged_by },
         );
       },
-    },
-  },
-
-  methods: {
-    /** What every rule sees now. Calls other services as the system; one that does not answer leaves its rule out. */
-    async observe(this: AlertsThis): Promise<Observation> {
-      const cfg = config().alerts;
-      const observation: Observation = new Map();
-      const ask = async <T>(rule: AlertRule, read: () => Promise<T>, toFiring: (value: T) => Firing[]) => {
-        try {
-          observation.set(rule, toFiring(await read()));
-        } catch (err) {
-          observation.set(rule, null);
-          this.logger.debug(`Alert rule ${rule} skipped: ${(err as Error).message}`);
-        }
-      };
-      const options = { ...asSystem<Context>(), timeout: Math.min(5000, cfg.intervalMs), retries: 0 };
-      await Promise.all([
-        ask(
-          "error-rate",
-          async () => {
-            await this.rows("DELETE FROM error_logs WHERE time < now() - make_interval(secs => $1) RETURNING id", [
-              (cfg.errorWindowMs * 2) / 1000,
-            ]);
-            const [{ count }] = await this.rows<{ count: number }>(
-              "SELECT count(*)::int AS count FROM error_logs WHERE time >= now() - make_interval(secs => $1)",
-              [cfg.errorWindowMs / 1000],
-            );
-            return count;
-          },
-          (count) =>
-            count >= cfg.errorLogs
-              ? [{ key: "all", summary: `${count} error log record(s) in the last ${cfg.errorWindowMs / 1000} s` }]
-              : [],
-        ),
-        ask(
-          "dlq-depth",
-          () =>
-            this.broker.call<Page<{ channel: string; group: string; status: string; count: number }>, object>(
-              "dlq.stats",
-              {},
-              options,
-            ),
-          (stats) => deepDeadLetterQueues(stats.rows, cfg.dlqDepth),
-        ),
-        // The health service (on every node) already tells a node that crashed from one that stopped.
-        ask(
-          "node-health",
-          () =>
-            this.broker.call<ClusterHealth, object>("health.cluster", {}, { ...options, nodeID: this.broker.nodeID }),
-          (cluster) => lostNodes(cluster.nodes),
-        ),
-        ask(
-          "saga-failures",
-          () => this.broker.call<Page<Saga>, object>("sagas.list", { status: "FAILED", pageSize: 100 }, options),
-          (page) => parkedSagas(page.rows),
-        ),
-      ]);
-      observation.set(
-        "circuit-breaker",
-        [...this.openBreakers].map(([key, summary]) => ({ key, summary })),
-      );
-      return observation;
-    },
-
-    async evaluate(this: AlertsThis): Promise<void> {
-      const observation = await this.observe();
-      await this.sequelize.transaction(async (transaction) => {
-        const [{ locked }] = await this.rows<{ locked: boolean }>(
-          "SELECT pg_try_advisory_xact_lock($1) AS locked",
-          [EVALUATION_LOCK],
-          { transaction },
-        );
-        if (!locked) return; // another replica is evaluating
-        for (const [rule, firing] of observation) {
-          if (firing) await this.reconcileRule(rule, firing, transaction);
-        }
-      });
-      await this.sendDue();
-    },
-
-    async reconcileRule(this: AlertsThis, rule: AlertRule, firing: Firing[], transaction: Transaction) {
-      const open = await this.rows<OpenIncident>(
-        "SELECT id, key, notified FROM incidents WHERE rule = $1 AND status = 'FIRING'",
-        [rule],
-        { transaction },
-      );
-      const notifiedRows = await this.rows<{ key: string; last: Date }>(
-        "SELECT key, max(opened_at) AS last FROM incidents WHERE rule = $1 AND notified GROUP BY key",
-        [rule],
-        { transaction },
-      );
-      const lastNotified = new Map(notifiedRows.map((row) => [row.key, row.last]));
-      const decision = reconcile(firing, open, lastNotified, new Date(), config().alerts.cooldownMs);
-      const notify = async (incidentId: string, kind: "firing" | "resolved") => {
-        for (const channel of channels()) {
-          await this.rows(
-            "INSERT INTO notifications (id, incident_id, kind, channel) VALUES ($1, $2, $3, $4) RETURNING id",
-            [randomUUID(), incidentId, kind, channel],
-            { transaction },
-          );
-        }
-      };
-      for (const entry of decision.open) {
-        const id = randomUUID();
-        await this.rows(
-          `INSERT INTO incidents (id, rule, key, status, summary, notified) VALUES ($1, $2, $3, 'FIRING', $4, $5)
-           RETURNING id`,
-          [id, rule, entry.key, entry.summary, entry.notify],
-          { transaction },
-        );
-        if (entry.notify) await notify(id, "firing");
-        this.logger.warn(`Alert ${rule} firing: ${entry.summary}${entry.notify ? "" : " (in cool-down, not sent)"}`);
-      }
-      for (const entry of decision.resolve) {
-        await this.rows(
-          "UPDATE incidents SET status = 'RESOLVED', resolved_at = now() WHERE id = $1 AND status = ANY($2) RETURNING id",
-          [entry.id, movesInto(INCIDENT_LIFECYCLE, "RESOLVED")],
-          { transaction },
-        );
-        if (entry.notify) await notify(entry.id, "resolved");
-        this.logger.info(`Alert ${rule} resolved: ${entry.key}`);
-      }
-    },
-
-    /** Claims the notifications that are due and sends each; a failure is retried later with backoff. */
-    async sendDue(this: AlertsThis): Promise<void> {
-      const due = await this.rows<DueNotification>(
-        `WITH claimed AS (
-           UPDATE notifications SET next_attempt_at = now() + make_interval(secs => $1)
-           WHERE id IN (SELECT id FROM notifications WHERE status = 'PENDING' AND next_attempt_at <= now()
-                        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-           RETURNING *)
-         SELECT c.id, c.kind, c.channel, c.attempts, i.rule, i.key, i.summary, i.opened_at, i.resolved_at
-         FROM claimed c JOIN incidents i ON i.id = c.incident_id ORDER BY c.created_at`,
-        [CLAIM_MS / 1000, SEND_BATCH],
-      );
-      for (const notification of due) {
-        try {
-          await this.deliver(notification);
-          await this.rows("UPDATE notifications SET status = 'SENT', sent_at = now() WHERE id = $1 RETURNING id", [
-            notification.id,
-          ]);
-        } catch (err) {
-          const attempts = notification.attempts + 1;
-          const gaveUp = attempts >= MAX_SEND_ATTEMPTS;
-          const delayMs = backoff(attempts + 1, 1000, MAX_RETRY_DELAY_MS);
-          await this.rows(
-            `UPDATE notifications SET attempts = $2, last_error = $3, status = $4,
-               next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1 RETURNING id`,
-            [notification.id, attempts, (err as Error).message, gaveUp ? "FAILED" : "PENDING", delayMs / 1000],
-          );
-          this.logger.warn(
-            `Alert ${notification.kind} notice by ${notification.channel} failed (attempt ${attempts}): ` +
-              `${(err as Error).message}${gaveUp ? "; giving up" : ""}`,
-          );
-        }
-      }
-    },
-
-    async deliver(this: AlertsThis, notification: DueNotification): Promise<void> {
-      const cfg = config().alerts;
-      const { subject, body } = notificationText(notification.kind, {
-        rule: notification.rule,
-        key: notification.key,
-        summary: notification.summary,
-        openedAt: notification.opened_at,
-        resolvedAt: notification.resolved_at,
-      });
-      if (notification.channel === "email") {
-        if (!this.mailer) throw new Error("ALERT_SMTP_URL is no longer configured");
-        await this.mailer.sendMail({ from: cfg.emailFrom, to: cfg.emailTo, subject, text: body });
-        return;
-      }
-      if (!cfg.webhookUrl) throw new Error("ALERT_WEBHOOK_URL is no longer configured");
-      const res = await fetch(cfg.webhookUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ text: `${subject}\n${body}` }),
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (!res.ok) throw new Error(`webhook answered ${res.status}`);
     },
   },
 };

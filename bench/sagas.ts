@@ -48,8 +48,6 @@ import { closedLoop, DRAIN_TIMEOUT_MS, Gateway, giveUpAfter, openLoop, SagaWatch
 import { startSagaNode, stopSagaNode, waitForCluster } from "./saga-nodes";
 import { summarize, type Databases, type PhaseResult } from "./saga-phase";
 
-export { reportSagas } from "./saga-report";
-
 const ADMIN = { email: "bench-sagas@aicunet.local", password: "bench-sagas-admin-password" };
 const KEY_SECRET = "a-signing-key-secret-only-for-the-saga-bench-0123456789";
 const WARMUP_ORDERS = 40;

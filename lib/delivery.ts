@@ -149,9 +149,12 @@ export interface DeadLetterRecord {
 }
 
 /** The `message.deadLettered` envelope for a dead letter, failed now. */
+/** The `message.deadLettered` payload: the record, and when the group gave up. */
+export type DeadLetteredPayload = DeadLetterRecord & { failedAt: string };
+
 export function deadLetterEnvelope(
   record: DeadLetterRecord,
   context: { source: string; correlationId: string; causationId: string | null },
-): EventEnvelope<DeadLetterRecord & { failedAt: string }> {
+): EventEnvelope<DeadLetteredPayload> {
   return createEnvelope("message.deadLettered", { ...record, failedAt: new Date().toISOString() }, context);
 }

@@ -5,24 +5,14 @@
  */
 import type { Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
-import { DEAD_LETTER_LIFECYCLE, type DeadLetterFailure, type ErrorRecord } from "../contracts/dead-letters";
+import { DEAD_LETTER_LIFECYCLE, type DeadLetterFailure } from "../contracts/dead-letters";
 import { movesInto } from "../contracts/lifecycle";
 import type { EventEnvelope } from "../lib/events";
 import { storableJson, storableText } from "../lib/storable";
 import { consumerMixin, type UnprocessableMessage } from "./consumer.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 import type { DlqDepthMethods } from "./dlq-depth.mixin";
-
-interface DeadLetteredPayload {
-  channel: string;
-  group: string;
-  messageId: string | null;
-  message: unknown;
-  replayable: boolean;
-  attempts: number;
-  error: ErrorRecord;
-  failedAt: string;
-}
+import type { DeadLetteredPayload } from "../lib/delivery";
 
 interface RecoveredPayload {
   deadLetterId: string;

@@ -14,42 +14,13 @@ import { createEnvelope } from "../../lib/events";
 import { SYSTEM_CALLER } from "../../lib/permissions";
 import { dropScopeDatabases, isolation, testConfig, testNatsUrl, waitFor } from "../../support/nodes";
 import { startInProcessNode } from "../support/nodes";
+import { contentOf, type AuditRow } from "../../lib/audit-rows";
 
 const scope = isolation();
 let broker: ServiceBroker;
 let owner: Client;
 const asSystem = { meta: { caller: SYSTEM_CALLER } };
 const verify = () => broker.call<ChainVerdict, object>("audit.verify", {}, asSystem);
-
-interface Row {
-  seq: string;
-  id: string;
-  kind: "action" | "event";
-  name: string;
-  actor_type: string;
-  actor_id: string | null;
-  entity_type: string | null;
-  entity_id: string | null;
-  request_id: string | null;
-  node_id: string | null;
-  occurred_at: Date;
-  change: unknown;
-  prev_hash: string;
-  hash: string;
-}
-
-/** A record's content as the chain hashes it. */
-const contentOf = (row: Row): AuditContent => ({
-  id: row.id,
-  kind: row.kind,
-  name: row.name,
-  actor: { type: row.actor_type, id: row.actor_id },
-  entity: { type: row.entity_type, id: row.entity_id },
-  requestId: row.request_id,
-  nodeId: row.node_id,
-  occurredAt: row.occurred_at.toISOString(),
-  change: row.change,
-});
 
 const recordCount = async () => (await owner.query("SELECT count(*)::int AS n FROM audit_records")).rows[0].n as number;
 
@@ -137,7 +108,7 @@ it("records a call whose change is too large for a message by its size and diges
 });
 
 it("names the newest records removed by the owner", async () => {
-  const { rows } = await owner.query<Row>("SELECT * FROM audit_records ORDER BY seq DESC LIMIT 1");
+  const { rows } = await owner.query<AuditRow>("SELECT * FROM audit_records ORDER BY seq DESC LIMIT 1");
   const newest = rows[0];
   await owner.query("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update");
   await owner.query("DELETE FROM audit_records WHERE seq = $1", [newest.seq]);
@@ -152,7 +123,7 @@ it("names the newest records removed by the owner", async () => {
   await owner.query(
     `INSERT INTO audit_records (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
     columns.map((column) => {
-      const value = newest[column as keyof Row];
+      const value = newest[column as keyof AuditRow];
       return column === "change" ? JSON.stringify(value) : value;
     }),
   );
@@ -161,7 +132,7 @@ it("names the newest records removed by the owner", async () => {
 
 it("names the first record of a chain the owner rewrote consistently, every hash recomputed", async () => {
   expect(await verify()).toMatchObject({ valid: true });
-  const { rows } = await owner.query<Row>("SELECT * FROM audit_records ORDER BY seq");
+  const { rows } = await owner.query<AuditRow>("SELECT * FROM audit_records ORDER BY seq");
   const target = rows[1];
 
   await owner.query("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update");

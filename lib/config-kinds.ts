@@ -89,6 +89,11 @@ function shownDefault(value: string, productionValue: string | undefined): strin
   return productionValue === undefined ? value : `${value} (${productionValue} in production)`;
 }
 
+/** The default a source gets: the production one, where there is one, in production mode. */
+function defaultIn<T>(source: { isProduction: boolean }, options: { default: T; productionDefault?: T }): T {
+  return source.isProduction ? (options.productionDefault ?? options.default) : options.default;
+}
+
 /** A number between `min` and `max` (0 and the largest safe integer unless given); fractions are allowed. */
 export function number(
   options: Documented & { default: number; productionDefault?: number; min?: number; max?: number },
@@ -99,7 +104,7 @@ export function number(
     doc: options.doc,
     shown: options.shown ?? shownDefault(String(options.default), options.productionDefault?.toString()),
     read: (source) => {
-      const fallback = source.isProduction ? (options.productionDefault ?? options.default) : options.default;
+      const fallback = defaultIn(source, options);
       const value = source.text(key);
       if (value === undefined) return fallback;
       const parsed = Number(value);
@@ -141,7 +146,7 @@ export function oneOf<const T extends string>(
     doc: options.doc,
     shown: options.shown ?? shownDefault(options.default, options.productionDefault),
     read: (source) => {
-      const fallback = source.isProduction ? (options.productionDefault ?? options.default) : options.default;
+      const fallback = defaultIn(source, options);
       const value = source.text(key);
       if (value === undefined) return fallback;
       if (isAllowed(value)) return value;

@@ -25,7 +25,7 @@ import type { ServiceBroker } from "moleculer";
 import { connect, consumerOpts, createInbox, type JsMsg, type NatsError } from "nats";
 import { Client } from "pg";
 import { QueryTypes, type Sequelize } from "sequelize";
-import { createNode } from "../bin/node";
+import { configured, createNode } from "../bin/node";
 import { loadConfig, type Config } from "../lib/config";
 import { createSequelize, ensureDatabase, quoteIdentifier, runMigrations } from "../lib/database";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
@@ -292,15 +292,18 @@ async function backbone(
     /** When each event's producer transaction committed (the fixed-rate phase sets it). */
     const committedAt = new Map<string, number>();
     const broker: ServiceBroker = await createNode(cfg);
-    broker.createService(producerService(sequelizes.producer));
+    broker.createService(configured(producerService(sequelizes.producer), cfg));
     broker.createService(
-      consumerService(sequelizes.consumer, (envelope) => {
-        const committed = committedAt.get(envelope.id);
-        committedAt.delete(envelope.id);
-        completions.record(
-          committed !== undefined ? performance.now() - committed : Date.now() - Date.parse(envelope.occurredAt),
-        );
-      }),
+      configured(
+        consumerService(sequelizes.consumer, (envelope) => {
+          const committed = committedAt.get(envelope.id);
+          committedAt.delete(envelope.id);
+          completions.record(
+            committed !== undefined ? performance.now() - committed : Date.now() - Date.parse(envelope.occurredAt),
+          );
+        }),
+        cfg,
+      ),
     );
     await broker.start();
     cleanups.push(() => broker.stop());

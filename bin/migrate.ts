@@ -4,7 +4,7 @@
  * release, before the new version's pods start (a Kubernetes Job); the services also apply pending migrations on start
  * under the same PostgreSQL advisory lock, so running both, or several at once, applies each migration once.
  */
-import { ConfigError, config, type ServiceName } from "../lib/config";
+import { ConfigError, loadConfig, type ServiceName } from "../lib/config";
 import {
   createSequelize,
   databaseUrlFor,
@@ -30,7 +30,7 @@ const MIGRATIONS: Record<ServiceName, () => Promise<Migration[]>> = {
 };
 
 async function main(): Promise<void> {
-  const cfg = config();
+  const cfg = loadConfig();
   for (const service of cfg.services) {
     const migrations = await MIGRATIONS[service]();
     if (migrations.length === 0) continue;

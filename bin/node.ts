@@ -2,9 +2,9 @@
  * Builds one node: a ServiceBroker with the broker options of `moleculer.config.ts` and the services `SERVICES` names.
  * Used by the start script, the REPL node and the tests, so they all run the same wiring.
  */
-import { ServiceBroker, type BrokerOptions } from "moleculer";
-import { setConfig, type Config } from "../lib/config";
-import { eventCatalogue } from "../lib/event-types";
+import { ServiceBroker, type BrokerOptions, type ServiceSchema } from "moleculer";
+import type { Config, ConfiguredSettings } from "../lib/config";
+import { eventCatalogueOf } from "../lib/event-types";
 import type { EventSchema } from "../lib/events";
 import type { Page } from "../lib/paging";
 import { SYSTEM_CALLER } from "../lib/permissions";
@@ -16,13 +16,22 @@ export interface NodeOptions {
   broker?: Partial<BrokerOptions>;
 }
 
-/** Creates the broker and its services; the caller starts it. The configuration becomes the process-wide one. */
+/**
+ * The schema with the node's configuration in its settings, where the service and its mixins read it. Secure: the
+ * registry publishes a service's settings to every node, and the configuration holds secrets.
+ */
+export function configured(schema: ServiceSchema, cfg: Config): ServiceSchema {
+  const secure = schema.settings?.$secureSettings ?? [];
+  const settings: ConfiguredSettings = { ...schema.settings, config: cfg, $secureSettings: [...secure, "config"] };
+  return { ...schema, settings };
+}
+
+/** Creates the broker and its services, each given `cfg` in its settings; the caller starts it. */
 export async function createNode(cfg: Config, options: NodeOptions = {}): Promise<ServiceBroker> {
-  setConfig(cfg);
   const broker = new ServiceBroker({ ...brokerOptions(cfg), ...options.broker });
   // The schema registry (audit) is the authority on event types beyond the built-in catalogue: what this node
   // publishes or consumes of a type it does not know is checked against the registered versions, or refused.
-  eventCatalogue.useSource(async (type) => {
+  eventCatalogueOf(broker).useSource(async (type) => {
     const schemas = await broker.call<Page<EventSchema>, { type: string }>(
       "audit.schemas",
       { type },
@@ -30,8 +39,8 @@ export async function createNode(cfg: Config, options: NodeOptions = {}): Promis
     );
     return schemas.rows;
   });
-  broker.createService(await loadHealthService());
-  for (const name of cfg.services) broker.createService(await SERVICE_LOADERS[name]());
+  broker.createService(configured(await loadHealthService(), cfg));
+  for (const name of cfg.services) broker.createService(configured(await SERVICE_LOADERS[name](), cfg));
   return broker;
 }
 

@@ -4,7 +4,7 @@
  * gateway stops accepting, in-flight requests finish (bounded by `SHUTDOWN_TIMEOUT`), services and pools close, then
  * the embedded database stops. A second signal stops waiting for the broker, but still stops the embedded database.
  */
-import { ConfigError, DEFAULT_ADMIN_EMAIL, config, hasDatabase, type Config } from "../lib/config";
+import { ConfigError, DEFAULT_ADMIN_EMAIL, hasDatabase, loadConfig, type Config } from "../lib/config";
 import { redactUrl } from "../lib/database";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "../lib/embedded-postgres";
 import { createNode, waitUntilReady } from "./node";
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const withRepl = process.argv.includes("--repl");
   let cfg: Config;
   try {
-    cfg = config();
+    cfg = loadConfig();
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);

@@ -1,9 +1,8 @@
 /** The alert notification channels (email over SMTP, Slack-compatible webhook) that the configuration turns on. */
 import type { NotificationChannel } from "../contracts/alerts";
-import { config } from "./config";
+import type { Config } from "./config";
 
-/** The channels configured now; notifications are written for these. */
-export function channels(): NotificationChannel[] {
-  const { smtpUrl, webhookUrl } = config().alerts;
+/** The channels the configuration turns on; notifications are written for these. */
+export function channels({ smtpUrl, webhookUrl }: Config["alerts"]): NotificationChannel[] {
   return [...(smtpUrl ? (["email"] as const) : []), ...(webhookUrl ? (["webhook"] as const) : [])];
 }

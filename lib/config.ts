@@ -3,6 +3,7 @@
  * its kind, default and meaning; `loadConfig` reads them all into a typed, frozen `Config`, and the README's
  * configuration table is generated from the same declarations (`npm run docs:config`).
  */
+import type { ServiceSettingSchema } from "moleculer";
 import { type KeyDoc, type Source, documentedKeys, readSchema } from "./config-kinds";
 import { CONFIG_RULES, CONFIG_SCHEMA, type Config } from "./config-schema";
 
@@ -57,15 +58,11 @@ export function loadConfig(env: Env = process.env): Config {
   return Object.freeze(config);
 }
 
-let current: Config | undefined;
-
-/** The process-wide configuration, read from the environment on first use. */
-export function config(): Config {
-  current ??= loadConfig();
-  return current;
-}
-
-/** Replaces the process-wide configuration; the start script uses it once the embedded database URL is known. */
-export function setConfig(next: Config): void {
-  current = Object.freeze(next);
+/**
+ * What every service finds in its settings: the configuration of the node it runs on. The node puts it there when it
+ * creates the service (bin/node.ts `configured`), so two nodes in one process (tests, benches) each have their own,
+ * and no module reads the environment when it loads.
+ */
+export interface ConfiguredSettings extends ServiceSettingSchema {
+  config: Config;
 }

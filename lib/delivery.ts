@@ -104,8 +104,8 @@ export function deterministicId(...parts: (string | number)[]): string {
 }
 
 /**
- * Kept on the broker itself under a registry-wide symbol, not in a module-level set: a node's modules may be loaded
- * more than once in a process (tests load each node's in a registry of its own), and every copy must agree.
+ * Kept on the broker itself, not in a module-level set: several nodes may run in one process (tests, benches), each
+ * with its own channels. The symbol is registry-wide so that a second copy of this module (a bundler's) agrees.
  */
 const CHANNELS_READY = Symbol.for("aicunet.channelsReady");
 type Markable = { [CHANNELS_READY]?: boolean };

@@ -218,7 +218,20 @@ export const EVENT_SCHEMAS: readonly EventSchema[] = [
   ...DELIVERY_EVENTS,
 ];
 
-export const eventCatalogue = new EventCatalogue([...EVENT_SCHEMAS]);
+const catalogues = new WeakMap<object, EventCatalogue>();
+
+/**
+ * The catalogue of one node (keyed by its broker): the built-in schemas, and what its schema source (bin/node.ts) adds.
+ * One per node, so nodes in one process (tests, benches) each ask their own cluster's registry.
+ */
+export function eventCatalogueOf(broker: object): EventCatalogue {
+  let catalogue = catalogues.get(broker);
+  if (!catalogue) {
+    catalogue = new EventCatalogue([...EVENT_SCHEMAS]);
+    catalogues.set(broker, catalogue);
+  }
+  return catalogue;
+}
 
 /** Domain events (what exec rules can react to), as opposed to the delivery machinery's own messages. */
 export const DOMAIN_EVENT_TYPES: readonly string[] = [

@@ -14,21 +14,25 @@
  * first (the first two when it is listed twice, and so on): a loss is an accident, and a channel that loses
  * everything is a different failure (an outage the relay already retries).
  */
-import { config } from "./config";
-
-/** Kills this process if `point` is armed. */
-export function crashAt(point: string): void {
-  if (config().failpoints.includes(point)) process.kill(process.pid, "SIGKILL");
+/** Kills this process if `point` is armed (listed in `armed`, the node's `FAILPOINTS`). */
+export function crashAt(armed: readonly string[], point: string): void {
+  if (armed.includes(point)) process.kill(process.pid, "SIGKILL");
 }
 
-/** How many messages each drop point has dropped in this process. */
-const dropped = new Map<string, number>();
+/**
+ * How many messages each drop point has dropped, per node: keyed by the node's list of armed points (its
+ * configuration's), so several nodes in one process (tests) each lose their own.
+ */
+const dropped = new WeakMap<readonly string[], Map<string, number>>();
 
-/** Whether the message passing `point` is to be lost: true as many times per process as the point is armed. */
-export function dropAt(point: string): boolean {
-  const armed = config().failpoints.filter((name) => name === point).length;
-  const done = dropped.get(point) ?? 0;
-  if (done >= armed) return false;
-  dropped.set(point, done + 1);
+/** Whether the message passing `point` is to be lost: true as many times per node as `armed` lists the point. */
+export function dropAt(armed: readonly string[], point: string): boolean {
+  const times = armed.filter((name) => name === point).length;
+  if (times === 0) return false;
+  let counts = dropped.get(armed);
+  if (!counts) dropped.set(armed, (counts = new Map()));
+  const done = counts.get(point) ?? 0;
+  if (done >= times) return false;
+  counts.set(point, done + 1);
   return true;
 }

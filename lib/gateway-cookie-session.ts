@@ -3,7 +3,6 @@
  * token travels in its cookie instead of the request and answer bodies.
  */
 import type { ServerResponse } from "node:http";
-import { config } from "./config";
 import { UnauthorizedError } from "./errors";
 import type { GatewayRequest } from "./gateway-request";
 import { COOKIE_SESSION, SESSION_MODE_HEADER, refreshCookie, refreshTokenFromCookies } from "./session-cookie";
@@ -26,13 +25,21 @@ export function takeRefreshTokenFromCookie(req: GatewayRequest): void {
   params.refreshToken = token;
 }
 
-/** A cookie session's new tokens: the refresh token goes into the cookie, not the body; a sign-out removes it. */
-export function giveRefreshTokenAsCookie(req: GatewayRequest, res: ServerResponse, data: unknown): unknown {
+/**
+ * A cookie session's new tokens: the refresh token goes into the cookie (kept as long as the token lives:
+ * `refreshTokenTtl` seconds), not the body; a sign-out removes it.
+ */
+export function giveRefreshTokenAsCookie(
+  req: GatewayRequest,
+  res: ServerResponse,
+  data: unknown,
+  refreshTokenTtl: number,
+): unknown {
   const action = req.$alias?.action;
   if (!action || !wantsCookieSession(req)) return data;
   if (action === "auth.logout") res.setHeader("Set-Cookie", refreshCookie(null, 0));
   if (!TOKEN_ACTIONS.has(action)) return data;
   const { refreshToken, ...rest } = data as { refreshToken: string };
-  res.setHeader("Set-Cookie", refreshCookie(refreshToken, config().auth.refreshTokenTtl));
+  res.setHeader("Set-Cookie", refreshCookie(refreshToken, refreshTokenTtl));
   return rest;
 }

@@ -14,7 +14,6 @@ export type GatewayRequest = IncomingMessage & {
   $action?: ActionSchema;
   /** The request's parameters: body, query and path merged (moleculer-web sets it before `onBeforeCall`). */
   $params?: Record<string, unknown>;
-  $startedAt?: number;
   $requestId?: string;
   /** The client's own `X-Request-Id`, kept for the access log; never the request's id. */
   $clientRequestId?: string;

@@ -21,7 +21,6 @@ import {
   type Firing,
   type OpenIncident,
 } from "../lib/alerts";
-import { config } from "../lib/config";
 import type { Page } from "../lib/paging";
 import { asSystem } from "../lib/permissions";
 import type { AlertsNotificationsMethods } from "./alerts-notifications.mixin";
@@ -80,7 +79,7 @@ export function alertsEvaluationMixin(): Partial<ServiceSchema> {
     methods: {
       /** What every rule sees now. Calls other services as the system; one that does not answer leaves its rule out. */
       async observe(this: EvaluationThis): Promise<Observation> {
-        const cfg = config().alerts;
+        const cfg = this.settings.config.alerts;
         const observation: Observation = new Map();
         const ask = async <T>(rule: AlertRule, read: () => Promise<T>, toFiring: (value: T) => Firing[]) => {
           try {
@@ -167,9 +166,9 @@ export function alertsEvaluationMixin(): Partial<ServiceSchema> {
           { transaction },
         );
         const lastNotified = new Map(notifiedRows.map((row) => [row.key, row.last]));
-        const decision = reconcile(firing, open, lastNotified, new Date(), config().alerts.cooldownMs);
+        const decision = reconcile(firing, open, lastNotified, new Date(), this.settings.config.alerts.cooldownMs);
         const notify = async (incidentId: string, kind: "firing" | "resolved") => {
-          for (const channel of channels()) {
+          for (const channel of channels(this.settings.config.alerts)) {
             await this.rows(
               "INSERT INTO notifications (id, incident_id, kind, channel) VALUES ($1, $2, $3, $4) RETURNING id",
               [randomUUID(), incidentId, kind, channel],

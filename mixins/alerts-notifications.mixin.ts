@@ -8,7 +8,6 @@ import nodemailer from "nodemailer";
 import { notificationText } from "../lib/alerts";
 import type { DueNotification } from "../lib/alert-rows";
 import { backoff } from "../lib/backoff";
-import { config } from "../lib/config";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
 const MAX_SEND_ATTEMPTS = 10;
@@ -36,7 +35,7 @@ export function alertsNotificationsMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, AlertsNotificationsMethods, NotificationsState, NotificationsThis>> =
     {
       created(this: NotificationsThis) {
-        const { smtpUrl } = config().alerts;
+        const { smtpUrl } = this.settings.config.alerts;
         if (smtpUrl) this.mailer = nodemailer.createTransport(smtpUrl);
       },
 
@@ -82,7 +81,7 @@ export function alertsNotificationsMixin(): Partial<ServiceSchema> {
         },
 
         async deliver(this: NotificationsThis, notification: DueNotification): Promise<void> {
-          const cfg = config().alerts;
+          const cfg = this.settings.config.alerts;
           const { subject, body } = notificationText(notification.kind, {
             rule: notification.rule,
             key: notification.key,

@@ -17,7 +17,6 @@ import {
   verifyLinks,
 } from "../lib/audit";
 import { contentOf, type AuditRow } from "../lib/audit-rows";
-import { config } from "../lib/config";
 import { DependencyUnavailableError } from "../lib/errors";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
@@ -90,7 +89,7 @@ export function auditVerifyMixin(): Partial<ServiceSchema> {
       checkpointStore(this: VerifyThis) {
         const jetstream = this.broker.channelAdapter.client;
         if (!jetstream) return null;
-        const { namespace, jetstreamReplicas } = config();
+        const { namespace, jetstreamReplicas } = this.settings.config;
         this.checkpoints ??= jetstream.views
           .kv(checkpointBucket(namespace), { history: 1, replicas: jetstreamReplicas })
           .catch((err: Error) => {

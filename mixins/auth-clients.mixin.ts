@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { revocationOf, toClient, type ClientRow } from "../lib/auth-rows";
 import { newSecret, sha256 } from "../lib/auth-secrets";
-import { config } from "../lib/config";
 import { NotFoundError, OAuthError } from "../lib/errors";
 import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -16,8 +15,6 @@ import type { OAuthClient, OAuthMeta, UserStatus } from "../contracts/auth";
 import type { AuthKeyMethods } from "./auth-keys.mixin";
 import type { AuthRevocationMethods } from "./auth-revocations.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
-
-const cfg = config();
 
 /** The methods of the mixins it signs (auth-keys) and revokes (auth-revocations) with. */
 type ClientMethods = Pick<AuthKeyMethods, "signToken"> & AuthRevocationMethods;
@@ -169,7 +166,7 @@ export function authClientsMixin(): Partial<ServiceSchema> {
               gen: client.token_generation,
             }),
             token_type: "Bearer",
-            expires_in: cfg.auth.accessTokenTtl,
+            expires_in: this.settings.config.auth.accessTokenTtl,
             scope: grantedScope,
           };
         },

@@ -2,11 +2,10 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Service, ServiceSchema } from "moleculer";
 import { normalizeEmail } from "../lib/account-input";
-import { DEFAULT_ADMIN_EMAIL, config } from "../lib/config";
+import { DEFAULT_ADMIN_EMAIL } from "../lib/config";
 import { hashPassword } from "../lib/passwords";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
-const cfg = config();
 /** An arbitrary constant: the advisory lock replicas take to create the first admin once. */
 const FIRST_ADMIN_LOCK = 7_426_201;
 
@@ -27,8 +26,9 @@ export function authFirstAdminMixin(): Partial<ServiceSchema> {
        * operators), and must be changed at the first sign-in.
        */
       async ensureFirstAdmin(this: FirstAdminThis) {
-        let password = cfg.auth.adminPassword;
-        const email = cfg.auth.adminEmail ?? DEFAULT_ADMIN_EMAIL;
+        const { auth, isProduction } = this.settings.config;
+        let password = auth.adminPassword;
+        const email = auth.adminEmail ?? DEFAULT_ADMIN_EMAIL;
         const created = await this.sequelize.transaction(async (transaction) => {
           await this.rows("SELECT pg_advisory_xact_lock($1)", [FIRST_ADMIN_LOCK], { transaction });
           const [admin] = await this.rows("SELECT 1 FROM users WHERE 'admin' = ANY(roles) LIMIT 1", [], {
@@ -36,7 +36,7 @@ export function authFirstAdminMixin(): Partial<ServiceSchema> {
           });
           if (admin) return false;
           if (!password) {
-            if (cfg.isProduction)
+            if (isProduction)
               throw new Error("No admin exists: set ADMIN_PASSWORD (and ADMIN_EMAIL) for the first start");
             password = randomBytes(15).toString("base64url");
           }
@@ -55,15 +55,15 @@ export function authFirstAdminMixin(): Partial<ServiceSchema> {
             [
               randomUUID(),
               normalizeEmail(email),
-              await hashPassword(password, cfg.auth.passwordHashCost),
-              !cfg.auth.adminPassword,
+              await hashPassword(password, auth.passwordHashCost),
+              !auth.adminPassword,
             ],
             { transaction },
           );
           return true;
         });
         if (!created) return;
-        if (cfg.auth.adminPassword) {
+        if (auth.adminPassword) {
           this.logger.info(`Created the first admin ${email}`);
           return;
         }

@@ -7,7 +7,6 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
 import type { KeyRow } from "../lib/auth-rows";
 import { openSigningKey } from "../lib/auth-secrets";
-import { config } from "../lib/config";
 import {
   ALGORITHM,
   encryptPrivateKey,
@@ -18,7 +17,6 @@ import {
 } from "../lib/signing-keys";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
-const cfg = config();
 /** How long the JWKS answer is reused; a rotation on any replica clears it at once (`auth.keys.rotated`). */
 const JWKS_CACHE_MS = 60_000;
 
@@ -56,7 +54,7 @@ export function authKeysMixin(): Partial<ServiceSchema> {
             `SELECT public_jwk FROM signing_keys
              WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
              ORDER BY created_at DESC`,
-            [cfg.auth.accessTokenTtl + 60],
+            [this.settings.config.auth.accessTokenTtl + 60],
           );
           this.jwksCache = { keys: rows.map((row) => row.public_jwk), at: Date.now() };
           return { keys: this.jwksCache.keys };
@@ -98,9 +96,9 @@ export function authKeysMixin(): Partial<ServiceSchema> {
           throw err;
         }
         return signAccessToken(claims, key, {
-          issuer: cfg.auth.issuer,
-          audience: cfg.auth.audience,
-          ttlSeconds: cfg.auth.accessTokenTtl,
+          issuer: this.settings.config.auth.issuer,
+          audience: this.settings.config.auth.audience,
+          ttlSeconds: this.settings.config.auth.accessTokenTtl,
         });
       },
 

@@ -4,11 +4,8 @@
  * `auth.revocations` lists the revocations still in force, for gateways that start or missed an event.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { config } from "../lib/config";
 import { subjectOf, type Revocation } from "../lib/revocation";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
-
-const cfg = config();
 
 export interface AuthRevocationMethods {
   broadcastRevocation(ctx: Context, revocation: Revocation | undefined): void;
@@ -31,7 +28,7 @@ export function authRevocationsMixin(): Partial<ServiceSchema> {
              UNION ALL
              SELECT 'client', client_id, token_generation, tokens_revoked_at
                FROM oauth_clients WHERE tokens_revoked_at > now() - make_interval(secs => $1)`,
-            [cfg.auth.accessTokenTtl + 60],
+            [this.settings.config.auth.accessTokenTtl + 60],
           );
           return rows.map((row) => ({
             subject: subjectOf(row.type, row.id),

@@ -8,7 +8,6 @@ import type { Transaction } from "sequelize";
 import { checkAccountInput, EMAIL, normalizeEmail, PASSWORD } from "../lib/account-input";
 import { revocationOf, type UserRow } from "../lib/auth-rows";
 import { newSecret, sha256 } from "../lib/auth-secrets";
-import { config } from "../lib/config";
 import { PasswordChangeRequiredError, UnauthorizedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { hashPassword, verifyPassword } from "../lib/passwords";
@@ -17,7 +16,6 @@ import type { AuthKeyMethods } from "./auth-keys.mixin";
 import type { AuthRevocationMethods } from "./auth-revocations.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
-const cfg = config();
 /** With a refresh token family's hash as second key: a family's spend, revocation and successor run one at a time. */
 const REFRESH_FAMILY_LOCK = 7_426_203;
 
@@ -97,7 +95,7 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
               },
             ]);
           }
-          const passwordHash = await hashPassword(newPassword, cfg.auth.passwordHashCost);
+          const passwordHash = await hashPassword(newPassword, this.settings.config.auth.passwordHashCost);
           const { pair, revocation } = await this.sequelize.transaction(async (transaction) => {
             const [row] = await this.rows<UserRow>(
               `UPDATE users SET password_hash = $2, must_change_password = false, token_generation = token_generation + 1,
@@ -214,10 +212,10 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
         await this.rows(
           `INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
            VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
-          [randomUUID(), familyId, user.id, sha256(refreshToken), cfg.auth.refreshTokenTtl],
+          [randomUUID(), familyId, user.id, sha256(refreshToken), this.settings.config.auth.refreshTokenTtl],
           { transaction },
         );
-        return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: cfg.auth.accessTokenTtl };
+        return { accessToken, refreshToken, tokenType: "Bearer", expiresIn: this.settings.config.auth.accessTokenTtl };
       },
     },
   };

@@ -14,7 +14,6 @@ import {
   ROLE_NAME,
 } from "../lib/account-input";
 import { revocationOf, toUser, type UserRow } from "../lib/auth-rows";
-import { config } from "../lib/config";
 import { ConflictError, ForbiddenError, NotFoundError } from "../lib/errors";
 import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
@@ -26,7 +25,6 @@ import type { User, UserStatus } from "../contracts/auth";
 import type { AuthRevocationMethods } from "./auth-revocations.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
-const cfg = config();
 /** Up to 100 user ids (UUIDs), comma-separated: `users.names`. */
 const UUID_TEXT = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const USER_IDS = new RegExp(`^${UUID_TEXT}(,${UUID_TEXT}){0,99}$`, "i");
@@ -70,7 +68,7 @@ export function authUsersMixin(): Partial<ServiceSchema> {
           this: UsersThis,
           ctx: Context<{ email: string; password: string; displayName: string }, GatewayMeta>,
         ): Promise<User> {
-          if (!cfg.auth.selfRegistration)
+          if (!this.settings.config.auth.selfRegistration)
             throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
           checkAccountInput(ctx.params);
           const user = await this.createUser({ ...ctx.params, roles: ["customer"] });
@@ -255,7 +253,7 @@ export function authUsersMixin(): Partial<ServiceSchema> {
        * the email has one.
        */
       async createUser(this: UsersThis, { email, password, displayName, roles }: NewAccount): Promise<User> {
-        const passwordHash = await hashPassword(password, cfg.auth.passwordHashCost);
+        const passwordHash = await hashPassword(password, this.settings.config.auth.passwordHashCost);
         try {
           const [row] = await this.rows<UserRow>(
             `INSERT INTO users (id, email, display_name, password_hash, roles) VALUES ($1, $2, $3, $4, $5)

@@ -25,7 +25,6 @@ import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { JsMsg } from "nats";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
 import { requestContext } from "../lib/request-context";
-import { config } from "../lib/config";
 import {
   MAX_MESSAGE_BYTES,
   REPLAY_HEADER,
@@ -40,9 +39,9 @@ import {
 } from "../lib/delivery";
 import type { ErrorRecord } from "../contracts/dead-letters";
 import { invalidFields } from "../lib/errors";
-import { eventCatalogue } from "../lib/event-types";
+import { eventCatalogueOf } from "../lib/event-types";
 import { crashAt } from "../lib/failpoints";
-import { createEnvelope, type EventEnvelope } from "../lib/events";
+import { createEnvelope, type EventCatalogue, type EventEnvelope } from "../lib/events";
 import type { DbSettings } from "./db.mixin";
 
 /** A consuming service: it has its own database (the db mixin), where its inbox and its handlers' writes go. */
@@ -125,8 +124,8 @@ function isJetStreamMessage(raw: unknown): raw is JsMsg {
   return typeof (raw as JsMsg | undefined)?.nak === "function" && Boolean((raw as JsMsg).info);
 }
 
-/** Throws a validation error unless the delivery is an envelope of its channel's type that the catalogue accepts. */
-async function checkMessage(delivery: Delivery): Promise<EventEnvelope> {
+/** Throws a validation error unless the delivery is an envelope of its channel's type that `catalogue` accepts. */
+async function checkMessage(delivery: Delivery, catalogue: EventCatalogue): Promise<EventEnvelope> {
   const { payload, channel } = delivery;
   if (payload instanceof UndecodableMessage) {
     throw invalidFields("The message is not JSON", [
@@ -140,7 +139,7 @@ async function checkMessage(delivery: Delivery): Promise<EventEnvelope> {
     ]);
   }
   const envelope = payload as EventEnvelope;
-  await eventCatalogue.validate(envelope);
+  await catalogue.validate(envelope);
   if (envelope.type !== channel) {
     throw invalidFields(`A ${envelope.type} event on the ${channel} channel`, [
       { field: "type", message: `expected ${channel}`, type: "wrongChannel", actual: envelope.type },
@@ -204,7 +203,7 @@ export function consumerMixin<S extends ConsumerThis = ConsumerThis>(
       if (fresh.length === 0) return false;
       await runHandler(svc, envelope, handler, transaction);
       // The crash window between a message's processing and its commit, for the fault tests.
-      crashAt(`consumer.committing:${envelope.type}`);
+      crashAt(svc.settings.config.failpoints, `consumer.committing:${envelope.type}`);
       return true;
     });
   }
@@ -265,7 +264,7 @@ export function consumerMixin<S extends ConsumerThis = ConsumerThis>(
         processed.push(isNew);
       }
       for (const channel of new Set(taken.map((pending) => pending.envelope.type))) {
-        crashAt(`consumer.committing:${channel}`);
+        crashAt(svc.settings.config.failpoints, `consumer.committing:${channel}`);
       }
       return processed;
     });
@@ -339,7 +338,7 @@ export function consumerMixin<S extends ConsumerThis = ConsumerThis>(
       // only when even dead-lettering failed, which must mean "deliver again".
       maxRetries: Number.MAX_SAFE_INTEGER,
       async handler(this: ConsumerThis, payload: unknown, raw: unknown) {
-        const policy = config().delivery;
+        const policy = this.settings.config.delivery;
         const jetstream = isJetStreamMessage(raw) ? raw : null;
         const delivery: Delivery = {
           channel: name,
@@ -375,7 +374,7 @@ export function consumerMixin<S extends ConsumerThis = ConsumerThis>(
     let backpressureWaits = 0;
     for (;;) {
       try {
-        const envelope = await checkMessage(delivery);
+        const envelope = await checkMessage(delivery, eventCatalogueOf(svc.broker));
         const processed = await processBatched(svc, envelope, handler);
         if (!processed) svc.logger.debug(`${name} ${envelope.id} already processed by ${group}`);
         if (delivery.headers[REPLAY_HEADER]) await reportRecovered(svc, delivery, envelope);

@@ -10,9 +10,9 @@
  * Defaults: no read replica (`readReplica: false`); no append-only tables; `rows` reads from the primary unless asked
  * for the replica; a read routed by `readYourWrites` waits up to `replicaWaitMs` (500 ms) for the replica.
  */
-import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { ServiceSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
-import { config, type ServiceName } from "../lib/config";
+import type { ConfiguredSettings, ServiceName } from "../lib/config";
 import {
   actAsRole,
   createSequelize,
@@ -63,6 +63,14 @@ export interface DbServiceThis {
   databaseUrl: string;
 }
 
+/** The mixin's own state. */
+interface DbState {
+  /** The replica's URL of the service's database, when it reads from one. */
+  replicaUrl: string | null;
+  /** Set when the service stops: a connection still being retried gives up. */
+  databaseStopping: boolean;
+}
+
 export interface DbMethods {
   /**
    * The rows a statement returns (a SELECT, or a write with RETURNING; none for a write without it), its `$n`
@@ -82,31 +90,29 @@ export interface DbMethods {
   readinessChecks(): Promise<ReadinessCheck[]>;
 }
 
-/** The settings the mixin adds: none (the entity mixin adds moleculer-db's). */
-export type DbSettings = ServiceSettingSchema;
+/** The settings the mixin reads: the node's configuration (the entity mixin adds moleculer-db's). */
+export type DbSettings = ConfiguredSettings;
 
 const RECONNECT_DELAY_MS = 1000;
 
 export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
   const options = { ...DEFAULTS, ...opts };
-  const cfg = config();
-  const url = databaseUrlFor(options.service, cfg);
-  const replicaUrl = options.readReplica ? replicaUrlFor(options.service, cfg) : null;
   const appendOnly = options.appendOnly?.length ? options.appendOnly : undefined;
-  // One instance for the schema, made when the service's module loads, and kept when the service stops: a service
-  // created again from the same schema (a restart in this process) goes on with it. Idle connections close after the
-  // pool's idle timeout.
-  const sequelize = createSequelize(url, cfg.database.poolMax, replicaUrl);
-  // From the pool's first connection, not once the role is granted: one opened before (a readiness probe during the
-  // migrations) would otherwise stay in the pool as the owner, able to rewrite the append-only tables. Until the role
-  // exists, connecting fails, and the service is simply not ready.
-  if (appendOnly) actAsRole(sequelize, writerRoleOf(url));
-  let stopping = false;
 
-  const schema: Partial<ServiceSchema<DbSettings, DbMethods, DbServiceThis>> = {
+  const schema: Partial<ServiceSchema<DbSettings, DbMethods, DbServiceThis & DbState>> = {
+    /**
+     * The service's pool, on the node's configuration. Not closed when the service stops: calls still in flight end
+     * on it, and its idle connections close after the pool's idle timeout.
+     */
     created() {
-      this.sequelize = sequelize;
-      this.databaseUrl = url;
+      const cfg = this.settings.config;
+      this.databaseUrl = databaseUrlFor(options.service, cfg);
+      this.replicaUrl = options.readReplica ? replicaUrlFor(options.service, cfg) : null;
+      this.sequelize = createSequelize(this.databaseUrl, cfg.database.poolMax, this.replicaUrl);
+      // From the pool's first connection, not once the role is granted: one opened before (a readiness probe during
+      // the migrations) would otherwise stay in the pool as the owner, able to rewrite the append-only tables. Until
+      // the role exists, connecting fails, and the service is simply not ready.
+      if (appendOnly) actAsRole(this.sequelize, writerRoleOf(this.databaseUrl));
     },
 
     /**
@@ -114,14 +120,14 @@ export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
      * the service stops).
      */
     started(): Promise<void> {
-      stopping = false;
+      this.databaseStopping = false;
       return new Promise((resolve) => {
         const connecting = () => {
           this.connect()
             .then(resolve)
             .catch((err: unknown) => {
               this.logger.error("Connection error!", err);
-              if (stopping) return;
+              if (this.databaseStopping) return;
               setTimeout(() => {
                 this.logger.warn("Reconnecting...");
                 connecting();
@@ -134,7 +140,7 @@ export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
 
     /** Ends the retries of a service stopped before it connected. */
     stopped() {
-      stopping = true;
+      this.databaseStopping = true;
     },
 
     methods: {
@@ -146,7 +152,7 @@ export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
       },
 
       async readYourWrites(): Promise<ReadFrom> {
-        if (!replicaUrl) return { replica: false };
+        if (!this.replicaUrl) return { replica: false };
         const [{ lsn }] = await this.rows<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn");
         const deadline = Date.now() + options.replicaWaitMs;
         for (;;) {
@@ -162,10 +168,11 @@ export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
       },
 
       async migrateDatabase(): Promise<void> {
+        const url = this.databaseUrl;
         if (await ensureDatabase(url)) this.logger.info(`Created database ${redactUrl(url)}`);
         // Migrations read their own bookkeeping, which must come from the primary, never a lagging replica, and run
         // as the owner even where the service's own connections act as its writer role.
-        const migrator = replicaUrl || appendOnly ? createSequelize(url, 1) : this.sequelize;
+        const migrator = this.replicaUrl || appendOnly ? createSequelize(url, 1) : this.sequelize;
         try {
           const applied = await runMigrations(url, migrator, options.migrations);
           if (applied.length > 0) this.logger.info(`Applied migrations: ${applied.join(", ")}`);
@@ -191,7 +198,7 @@ export function dbMixin(opts: DbMixinOptions): Partial<ServiceSchema> {
           );
           if (mutable) throw new Error(`${role} may change the append-only tables ${appendOnly.join(", ")}`);
         });
-        if (!replicaUrl) return [await primary];
+        if (!this.replicaUrl) return [await primary];
         const replica = timedCheck(`database:${options.service}:replica`, () =>
           this.sequelize.query("SELECT 1", { useMaster: false }),
         );

@@ -43,7 +43,7 @@ function withoutLifecycle(schema: Partial<ServiceSchema>): Partial<ServiceSchema
 }
 
 export function entityMixin({ model, ...options }: EntityMixinOptions): Partial<ServiceSchema> {
-  const settings: EntitySettings = { idField: "id" };
+  const settings: ServiceSettingSchema & Pick<EntitySettings, "idField"> = { idField: "id" };
   const schema: Partial<ServiceSchema<ServiceSettingSchema, DbMethods, EntityServiceThis & { adapter: SqlAdapter }>> = {
     mixins: [withoutLifecycle(DbService as unknown as Partial<ServiceSchema>), dbMixin(options)],
     model,

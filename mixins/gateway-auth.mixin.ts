@@ -4,11 +4,11 @@
  * endpoint's calls; both apply the request's rate limits (mixins/gateway-rate-limits.mixin.ts). The keys, the role
  * table and the token revocations are cached here, and cleared or updated by the auth service's events.
  */
+import type { ConfiguredSettings } from "../lib/config";
 import type { KeyObject } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import { parseBasicCredentials } from "../lib/basic-credentials";
-import { config } from "../lib/config";
 import { UnauthorizedError } from "../lib/errors";
 import type { AccessTokenInfo, GatewayRequest } from "../lib/gateway-request";
 import { asSystem, permissionsOfRoles } from "../lib/permissions";
@@ -25,7 +25,6 @@ import { VerifiedTokenCache } from "../lib/token-cache";
 import type { OAuthMeta } from "../contracts/auth";
 import type { GatewayRateLimitMethods } from "./gateway-rate-limits.mixin";
 
-const cfg = config();
 const ANONYMOUS: Caller = Object.freeze({ type: "anonymous" });
 /**
  * Endpoints that take credentials get the stricter per-IP limit. Not the refresh: a refresh token cannot be guessed
@@ -68,7 +67,7 @@ interface AuthState {
 
 /** The methods it brings, and the rate limits it applies (mixins/gateway-rate-limits.mixin.ts). */
 type AuthMethods = GatewayAuthMethods & GatewayRateLimitMethods;
-type AuthThis = Service & AuthState & AuthMethods;
+type AuthThis = Service<ConfiguredSettings> & AuthState & AuthMethods;
 
 const methods: GatewayAuthMethods = {
   /**
@@ -78,10 +77,10 @@ const methods: GatewayAuthMethods = {
   async authenticate(this: AuthThis, ctx: Context<unknown, CallerMeta>, _route: unknown, req: GatewayRequest) {
     const ip = this.clientOf(req);
     const action = req.$alias?.action;
-    await this.limit("ip", `ip:${ip}`, cfg.rateLimits.perIp);
+    await this.limit("ip", `ip:${ip}`, this.settings.config.rateLimits.perIp);
     if (action === "auth.login") await this.refuseLockedOutLogin(req);
     else if (action && CREDENTIAL_ACTIONS.has(action))
-      await this.limit("auth", `${action}:ip:${ip}`, cfg.rateLimits.auth);
+      await this.limit("auth", `${action}:ip:${ip}`, this.settings.config.rateLimits.auth);
     const header = req.headers.authorization;
     if (!header) {
       ctx.meta.caller = ANONYMOUS;
@@ -92,7 +91,7 @@ const methods: GatewayAuthMethods = {
     const { caller, token } = await this.callerFromToken(bearer[1], ctx);
     req.$token = token;
     ctx.meta.caller = caller;
-    if ("id" in caller) await this.limit("user", `caller:${caller.id}`, cfg.rateLimits.perUser);
+    if ("id" in caller) await this.limit("user", `caller:${caller.id}`, this.settings.config.rateLimits.perUser);
     return caller;
   },
 
@@ -108,7 +107,7 @@ const methods: GatewayAuthMethods = {
     res: ServerResponse,
   ) {
     ctx.meta.caller = ANONYMOUS;
-    await this.limit("auth", `auth.oauthToken:ip:${this.clientOf(req)}`, cfg.rateLimits.auth);
+    await this.limit("auth", `auth.oauthToken:ip:${this.clientOf(req)}`, this.settings.config.rateLimits.auth);
     res.setHeader("Cache-Control", "no-store");
     const header = req.headers.authorization;
     if (header?.startsWith("Basic ")) ctx.meta.basicAuth = parseBasicCredentials(header.slice(6));
@@ -192,7 +191,10 @@ const methods: GatewayAuthMethods = {
     const key = kid ? await this.publicKey(kid, ctx) : undefined;
     if (!kid || !key) throw new UnauthorizedError("The token is not signed by a known key", "INVALID_TOKEN");
     try {
-      const claims = verifyAccessToken(token, key, { issuer: cfg.auth.issuer, audience: cfg.auth.audience });
+      const claims = verifyAccessToken(token, key, {
+        issuer: this.settings.config.auth.issuer,
+        audience: this.settings.config.auth.audience,
+      });
       this.verifiedTokens.set(token, { kid, claims });
       return claims;
     } catch (err) {
@@ -240,7 +242,7 @@ const methods: GatewayAuthMethods = {
 };
 
 export function gatewayAuthMixin(): Partial<ServiceSchema> {
-  const schema: Partial<ServiceSchema<ServiceSettingSchema, AuthMethods, AuthState>> = {
+  const schema: Partial<ServiceSchema<ConfiguredSettings, AuthMethods, AuthState>> = {
     events: {
       "auth.roles.changed"() {
         this.roles = { fetchedAt: 0 };
@@ -255,9 +257,13 @@ export function gatewayAuthMixin(): Partial<ServiceSchema> {
 
     created() {
       this.jwks = { keys: new Map(), fetchedAt: 0 };
-      this.verifiedTokens = new VerifiedTokenCache(cfg.auth.tokenCacheSize);
+      this.verifiedTokens = new VerifiedTokenCache(this.settings.config.auth.tokenCacheSize);
       this.roles = { fetchedAt: 0 };
-      this.revocations = { list: new RevocationList(cfg.auth.accessTokenTtl * 1000), syncedAt: 0, attemptedAt: 0 };
+      this.revocations = {
+        list: new RevocationList(this.settings.config.auth.accessTokenTtl * 1000),
+        syncedAt: 0,
+        attemptedAt: 0,
+      };
     },
 
     methods,

@@ -3,11 +3,11 @@
  * when REDIS_URL is set, with this gateway's memory standing in while it is out) or in this gateway's memory
  * (lib/rate-limit.ts). Sign-ins are limited by their failures.
  */
+import type { ConfiguredSettings } from "../lib/config";
 import type { BlockList } from "node:net";
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import { normalizeEmail } from "../lib/account-input";
 import { clientAddress, parseTrustedProxies } from "../lib/client-address";
-import { config } from "../lib/config";
 import { RateLimitedError } from "../lib/errors";
 import type { GatewayRequest } from "../lib/gateway-request";
 import {
@@ -17,7 +17,6 @@ import {
   retryAfterSeconds,
 } from "../lib/rate-limit";
 
-const cfg = config();
 const MINUTE = 60_000;
 /** How long an account's failed sign-ins count against it. */
 const ACCOUNT_WINDOW_MS = 15 * MINUTE;
@@ -34,7 +33,7 @@ interface RateLimitState {
   trustedProxies: BlockList;
 }
 
-type RateLimitThis = Service & RateLimitState & GatewayRateLimitMethods;
+type RateLimitThis = Service<ConfiguredSettings> & RateLimitState & GatewayRateLimitMethods;
 
 /** The account a sign-in is for, in the form auth compares e-mail addresses in. */
 function loginAccountOf(req: GatewayRequest): string {
@@ -62,8 +61,8 @@ const methods: GatewayRateLimitMethods = {
    */
   async refuseLockedOutLogin(this: RateLimitThis, req: GatewayRequest): Promise<void> {
     const checks: [string, string, number][] = [
-      ["auth", `login-failures:ip:${this.clientOf(req)}`, cfg.rateLimits.auth],
-      ["account", `login-failures:account:${loginAccountOf(req)}`, cfg.rateLimits.loginAccount],
+      ["auth", `login-failures:ip:${this.clientOf(req)}`, this.settings.config.rateLimits.auth],
+      ["account", `login-failures:account:${loginAccountOf(req)}`, this.settings.config.rateLimits.loginAccount],
     ];
     for (const [name, key, limit] of checks) {
       const window = await this.rateLimits.peek(key);
@@ -87,19 +86,20 @@ const methods: GatewayRateLimitMethods = {
  */
 export async function limitProbe(this: RateLimitThis, _ctx: Context, _route: unknown, req: GatewayRequest) {
   const window = await this.rateLimits.local.hit(`probe:ip:${this.clientOf(req)}`, MINUTE);
-  if (window.count > cfg.rateLimits.probe) throw new RateLimitedError("probe", retryAfterSeconds(window));
+  if (window.count > this.settings.config.rateLimits.probe)
+    throw new RateLimitedError("probe", retryAfterSeconds(window));
 }
 
 export function gatewayRateLimitsMixin(): Partial<ServiceSchema> {
-  const schema: Partial<ServiceSchema<ServiceSettingSchema, GatewayRateLimitMethods, RateLimitState>> = {
+  const schema: Partial<ServiceSchema<ConfiguredSettings, GatewayRateLimitMethods, RateLimitState>> = {
     created() {
-      const shared = cfg.redisUrl
-        ? new RedisRateLimitStore(cfg.redisUrl, `${cfg.namespace}:ratelimit:`)
+      const shared = this.settings.config.redisUrl
+        ? new RedisRateLimitStore(this.settings.config.redisUrl, `${this.settings.config.namespace}:ratelimit:`)
         : new MemoryRateLimitStore();
       this.rateLimits = new FallbackRateLimitStore(shared, new MemoryRateLimitStore(), (message) =>
         this.logger.warn(message),
       );
-      this.trustedProxies = parseTrustedProxies(cfg.trustedProxies);
+      this.trustedProxies = parseTrustedProxies(this.settings.config.trustedProxies);
     },
 
     async stopped() {

@@ -3,9 +3,9 @@
  * order's progress (`GET /api/orders/:id/stream`). A stream ends when the access token it was opened with expires or
  * is revoked (mixins/gateway-auth.mixin.ts), and when the node stops taking requests (`endStreams`).
  */
+import type { ConfiguredSettings } from "../lib/config";
 import type { ServerResponse } from "node:http";
-import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { config } from "../lib/config";
+import type { Service, ServiceSchema } from "moleculer";
 import { openEventStream, type EventStream } from "../lib/event-stream";
 import type { GatewayRequest } from "../lib/gateway-request";
 import type { LogPage, LogTailPage } from "../contracts/logs";
@@ -13,7 +13,6 @@ import { isFinal, type OrderWithSaga } from "../contracts/orders";
 import type { GatewayAuthMethods } from "./gateway-auth.mixin";
 import { isSagaAtRest } from "../contracts/sagas";
 
-const cfg = config();
 /** The live log tail asks the log store for new records this often; an order's stream asks for the order this often. */
 const TAIL_POLL_MS = 1000;
 const ORDER_POLL_MS = 1000;
@@ -40,7 +39,7 @@ interface StreamState {
 
 /** The methods it brings, and the revocation check of the token a stream was opened with. */
 type StreamMethods = GatewayStreamMethods & Pick<GatewayAuthMethods, "tokenRevoked">;
-type StreamThis = Service & StreamState & StreamMethods;
+type StreamThis = Service<ConfiguredSettings> & StreamState & StreamMethods;
 
 const methods: GatewayStreamMethods = {
   /**
@@ -118,7 +117,7 @@ const methods: GatewayStreamMethods = {
     const token = req.$token;
     const stream = openEventStream(req, res, {
       pollMs,
-      maxMs: token ? token.expiresAt - Date.now() : cfg.auth.accessTokenTtl * 1000,
+      maxMs: token ? token.expiresAt - Date.now() : this.settings.config.auth.accessTokenTtl * 1000,
       poll: async (events) => {
         if (token && this.tokenRevoked(token)) return events.end();
         return poll(events);
@@ -134,7 +133,7 @@ const methods: GatewayStreamMethods = {
 };
 
 export function gatewayStreamsMixin(): Partial<ServiceSchema> {
-  const schema: Partial<ServiceSchema<ServiceSettingSchema, StreamMethods, StreamState>> = {
+  const schema: Partial<ServiceSchema<ConfiguredSettings, StreamMethods, StreamState>> = {
     created() {
       this.openStreams = new Set();
     },

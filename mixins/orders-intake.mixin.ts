@@ -6,7 +6,6 @@ import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Order, OrderLine, ShippingAddress } from "../contracts/orders";
 import type { Product } from "../contracts/products";
-import { config } from "../lib/config";
 import { ForbiddenError, OverloadedError, invalidFields, type FieldProblem } from "../lib/errors";
 import { orderCreatedEvent } from "../lib/order-events";
 import { requestHash, type CreateOrderParams, type OrdersMeta } from "../lib/order-requests";
@@ -217,7 +216,7 @@ export function ordersIntakeMixin(): Partial<ServiceSchema> {
        * to another service that an overloaded cluster would answer late.
        */
       async admitOrder(this: IntakeThis): Promise<void> {
-        const limit = config().orders.maxBacklog;
+        const limit = this.settings.config.orders.maxBacklog;
         const backlog = this.backlog;
         if (Date.now() - backlog.countedAt > BACKLOG_FRESH_MS) {
           backlog.counting ??= this.rows<{ count: string }>(

@@ -12,14 +12,14 @@
  * channel's stream is created before its first publish, so events are kept even before any consumer group has
  * subscribed.
  */
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { ConfiguredSettings } from "../lib/config";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import { QueryTypes, type Sequelize, type Transaction } from "sequelize";
 import type { AuditLocals } from "../lib/audit";
 import { auditEnvelope } from "../lib/audit-record";
-import { config } from "../lib/config";
 import { MAX_MESSAGE_BYTES, channelsReady, ensureStream } from "../lib/delivery";
 import { invalidFields } from "../lib/errors";
-import { eventCatalogue } from "../lib/event-types";
+import { eventCatalogueOf } from "../lib/event-types";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt, dropAt } from "../lib/failpoints";
 import type { PublishOptions } from "../lib/in-process-channels";
@@ -80,7 +80,7 @@ interface OutboxState {
   outboxPublishing: Set<Promise<void>>;
 }
 
-type OutboxThis = Service & OutboxState & OutboxMethods;
+type OutboxThis = Service<ConfiguredSettings> & OutboxState & OutboxMethods;
 
 /**
  * Outbox rows ready to be written: `rows` is a JSON array of `{ id, channel, envelope }` for one statement
@@ -118,7 +118,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     for (const channel of new Set(rows.map((row) => row.channel))) await svc.ensureStream(channel);
     const results = await Promise.allSettled(
       rows.map((row) =>
-        dropAt(`outbox.drop:${row.channel}`)
+        dropAt(svc.settings.config.failpoints, `outbox.drop:${row.channel}`)
           ? Promise.resolve()
           : svc.broker.sendToChannel(row.channel, row.envelope, {
               headers: { "Nats-Msg-Id": row.id },
@@ -128,7 +128,8 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       ),
     );
     const published = rows.filter((_, index) => results[index].status === "fulfilled");
-    for (const channel of new Set(published.map((row) => row.channel))) crashAt(`outbox.published:${channel}`);
+    for (const channel of new Set(published.map((row) => row.channel)))
+      crashAt(svc.settings.config.failpoints, `outbox.published:${channel}`);
     const failures = results.flatMap((result, index) =>
       result.status === "rejected" ? [{ id: rows[index].id, error: (result.reason as Error).message }] : [],
     );
@@ -167,7 +168,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     const rows: OutboxRow[] = [];
     const texts: string[] = [];
     for (const { envelope, messageId } of entries) {
-      await eventCatalogue.validate(envelope);
+      await eventCatalogueOf(svc.broker).validate(envelope);
       const json = storableJson(envelope);
       if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES) {
         throw invalidFields(`The ${envelope.type} event is larger than ${MAX_MESSAGE_BYTES} bytes`, [
@@ -181,7 +182,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     return {
       rows: `[${texts.join(",")}]`,
       committed() {
-        for (const row of rows) crashAt(`outbox.committed:${row.channel}`);
+        for (const row of rows) crashAt(svc.settings.config.failpoints, `outbox.committed:${row.channel}`);
         if (svc.outboxStopping) return;
         const wasEmpty = svc.outboxCommitted.length === 0;
         svc.outboxCommitted.push(...rows);
@@ -212,7 +213,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
     return { envelope, messageId: envelope.id };
   }
 
-  const schema: Partial<ServiceSchema<ServiceSettingSchema, OutboxMethods, OutboxState>> = {
+  const schema: Partial<ServiceSchema<ConfiguredSettings, OutboxMethods, OutboxState>> = {
     methods: {
       /** Validates the envelope and writes it in `transaction`; the same message id twice is written once. */
       async enqueueEvent(this: OutboxThis, transaction: Transaction, envelope: EventEnvelope, messageId = envelope.id) {
@@ -314,7 +315,7 @@ export function outboxMixin(options: OutboxMixinOptions = {}): Partial<ServiceSc
       };
       const round = async () => {
         // A commit wakes the relay (LISTEN/NOTIFY): the poll only covers a notification missed while not listening.
-        let delay = config().delivery.outboxPollMs;
+        let delay = this.settings.config.delivery.outboxPollMs;
         if (channelsReady(this.broker)) {
           try {
             if (Date.now() - this.outboxPrunedAt > PRUNE_EVERY_MS) {

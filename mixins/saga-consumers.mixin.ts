@@ -5,7 +5,6 @@
  */
 import type { ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
-import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
 import type { EventEnvelope } from "../lib/events";
 import { crashAt } from "../lib/failpoints";
@@ -13,7 +12,7 @@ import { cursorName, initialState, resume, type Cursor } from "../lib/saga";
 import type { SagaEngineMethods, SagaEngineState } from "../lib/saga-engine";
 import { runningOf, stateOf, type SagaRow } from "../lib/saga-rows";
 import { storableJson } from "../lib/storable";
-import { sagaDefinitions } from "../sagas";
+import { SAGA_START_EVENTS } from "../sagas";
 import { consumerMixin, type ConsumerThis, type EventHandler } from "./consumer.mixin";
 import type { DbMethods, DbServiceThis } from "./db.mixin";
 import type { SagaOperatorMethods } from "./saga-operator.mixin";
@@ -68,7 +67,7 @@ function startHandler(definitionName: string): EventHandler<ConsumersThis> {
         storableJson(definition.start.context(envelope.payload, sagaId)),
         envelope.correlationId,
         this.leaseOwner,
-        config().saga.leaseMs,
+        this.settings.config.saga.leaseMs,
         `${envelope.type} ${envelope.id}`,
       ],
       { transaction },
@@ -76,7 +75,7 @@ function startHandler(definitionName: string): EventHandler<ConsumersThis> {
     if (!created) return;
     transaction.afterCommit(() => {
       this.broker.metrics.increment("aicunet.sagas.started", { definition: definitionName });
-      crashAt(`saga.committed:${cursorName(definition, state.cursor)}`);
+      crashAt(this.settings.config.failpoints, `saga.committed:${cursorName(definition, state.cursor)}`);
       this.executor.adopt(runningOf(created));
     });
   };
@@ -107,7 +106,7 @@ export function sagaConsumersMixin(): Partial<ServiceSchema> {
     group: "sagas",
     handlers: {
       ...Object.fromEntries(
-        Object.values(sagaDefinitions()).map((definition) => [definition.start.event, startHandler(definition.name)]),
+        Object.entries(SAGA_START_EVENTS).map(([definition, event]) => [event, startHandler(definition)]),
       ),
       "saga.stepDue": resumeFromDeadLetter,
     },

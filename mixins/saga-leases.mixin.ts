@@ -5,7 +5,6 @@
  * and hands the leases back for another engine's next sweep.
  */
 import type { Service, ServiceSchema } from "moleculer";
-import { config } from "../lib/config";
 import { cursorName } from "../lib/saga";
 import type { SagaEngineMethods, SagaEngineState } from "../lib/saga-engine";
 import { runningOf, toSaga, type SagaRow } from "../lib/saga-rows";
@@ -43,7 +42,7 @@ const methods: SagaLeaseMethods = {
     await this.rows(
       `UPDATE sagas SET lease_until = now() + make_interval(secs => $3 / 1000.0)
        WHERE id = ANY($2::uuid[]) AND lease_owner = $1 RETURNING id`,
-      [this.leaseOwner, ids, config().saga.leaseMs],
+      [this.leaseOwner, ids, this.settings.config.saga.leaseMs],
     );
   },
 
@@ -55,7 +54,7 @@ const methods: SagaLeaseMethods = {
    * Returns how many it took.
    */
   async sweepUnowned(this: LeasesThis) {
-    const { leaseMs } = config().saga;
+    const { leaseMs } = this.settings.config.saga;
     const taken = await this.sequelize.transaction(async (transaction) => {
       const rows = await this.rows<SagaRow & { previous_owner: string | null; idle_ms: number }>(
         `WITH unheld AS (
@@ -112,7 +111,7 @@ export function sagaLeasesMixin(): Partial<ServiceSchema> {
     >
   > = {
     async started() {
-      const { sweepIntervalMs, leaseMs } = config().saga;
+      const { sweepIntervalMs, leaseMs } = this.settings.config.saga;
       this.leaseTimer = setInterval(
         () => this.renewLeases().catch((err: Error) => this.logger.warn(`Saga leases not renewed: ${err.message}`)),
         Math.max(100, Math.floor(leaseMs / 3)),

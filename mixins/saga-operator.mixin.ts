@@ -7,7 +7,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
 import type { Saga, StoredContext } from "../contracts/sagas";
-import { config } from "../lib/config";
 import { ConflictError, NotFoundError } from "../lib/errors";
 import { abandon, cursorName, resume, type Decision, type SagaDefinition, type SagaState } from "../lib/saga";
 import type { SagaEngineMethods, SagaEngineState } from "../lib/saga-engine";
@@ -64,7 +63,7 @@ const methods: SagaOperatorMethods = {
         reason,
         decision.next?.delayMs ?? 0,
         this.leaseOwner,
-        config().saga.leaseMs,
+        this.settings.config.saga.leaseMs,
         entry.step,
         entry.attempt,
         entry.outcome,

@@ -3,9 +3,9 @@
  * PAID, creates the shipment, makes the reservation final, marks the order SHIPPED, then COMPLETED.
  * Not enough stock cancels the order (nothing to undo); a declined payment releases the stock and cancels it; a
  * shipment that fails after the payment refunds it, releases the stock, and the order ends COMPENSATED. Timeouts,
- * attempts and delays come from the configuration (`SAGA_*`).
+ * attempts and delays come from the node's configuration (`SAGA_*`).
  */
-import { config } from "../lib/config";
+import type { Config } from "../lib/config";
 import type { SagaDefinition } from "../lib/saga";
 import type { Order, ShippingAddress } from "../contracts/orders";
 import type { ReservationLine } from "../lib/stock-reservation";
@@ -30,9 +30,11 @@ export interface OrderSagaContext {
 /** The key the stock step reserved under: the engine's idempotency key of that step. */
 const reservationKey = (context: OrderSagaContext) => `${context.sagaId}:stock`;
 
-export function orderSaga(): SagaDefinition<OrderSagaContext> {
-  const { stepTimeoutMs, stepAttempts, retryDelayMs, compensationAttempts, waitUnavailableMs, maxWaits } =
-    config().saga;
+/** The event that starts an order's saga. */
+export const ORDER_SAGA_START = "order.created";
+
+export function orderSaga(saga: Config["saga"]): SagaDefinition<OrderSagaContext> {
+  const { stepTimeoutMs, stepAttempts, retryDelayMs, compensationAttempts, waitUnavailableMs, maxWaits } = saga;
   const retry = { attempts: stepAttempts, delayMs: retryDelayMs, maxDelayMs: 30_000 };
   const markOrder = (status: Order["status"]) => ({
     action: "orders.transition",
@@ -41,7 +43,7 @@ export function orderSaga(): SagaDefinition<OrderSagaContext> {
   return {
     name: "order",
     start: {
-      event: "order.created",
+      event: ORDER_SAGA_START,
       subjectId: (payload) => (payload as { order: Order }).order.id,
       context: (payload, sagaId) => {
         const { order } = payload as { order: Order };

@@ -20,7 +20,6 @@ import type { Transaction } from "sequelize";
 import { ALERT_RULES, type AlertRule } from "../lib/alerts";
 import { channels } from "../lib/alert-channels";
 import { toIncident, toNotice, type IncidentRow, type NoticeRow } from "../lib/alert-rows";
-import { config } from "../lib/config";
 import { selectPage } from "../lib/database";
 import type { EventEnvelope } from "../lib/events";
 import type { ShippedLogRecord } from "../contracts/logs";
@@ -76,7 +75,7 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
   ],
 
   async started(this: AlertsThis) {
-    if (channels().length === 0) {
+    if (channels(this.settings.config.alerts).length === 0) {
       this.logger.warn("No alert channel configured (ALERT_SMTP_URL, ALERT_WEBHOOK_URL): incidents are only recorded");
     }
     this.timer = setInterval(() => {
@@ -84,7 +83,7 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
       this.evaluation ??= this.evaluate()
         .catch((err) => this.logger.warn(`Alert evaluation failed: ${(err as Error).message}`))
         .finally(() => (this.evaluation = undefined));
-    }, config().alerts.intervalMs);
+    }, this.settings.config.alerts.intervalMs);
   },
 
   async stopped(this: AlertsThis) {
@@ -128,7 +127,7 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
       permissions: ["alerts:read"],
       params: { $$strict: true },
       async handler(this: AlertsThis) {
-        const cfg = config().alerts;
+        const cfg = this.settings.config.alerts;
         const open = await this.rows<{ rule: string; count: number }>(
           "SELECT rule, count(*)::int AS count FROM incidents WHERE status = 'FIRING' GROUP BY rule",
         );
@@ -143,7 +142,7 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
         return {
           intervalMs: cfg.intervalMs,
           cooldownMs: cfg.cooldownMs,
-          channels: channels(),
+          channels: channels(cfg),
           rules: ALERT_RULES.map((rule) => ({ rule, firesOn: thresholds[rule], open: openOf(rule) })),
         };
       },

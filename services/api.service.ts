@@ -1,38 +1,36 @@
 /**
- * api: the gateway (moleculer-web). It maps REST routes from the `rest:` of every action in the cluster, writes the
- * access log, shapes every error answer, and serves health, the OAuth2 token endpoint, the JWKS and the UI. Its mixins
- * authenticate (gateway-auth), apply rate limits (gateway-rate-limits), stream the live log tail and order progress
- * (gateway-streams), serve the OpenAPI document (gateway-openapi) and say whether its routes are built
- * (gateway-route-readiness). Authorization is not here: the permissions middleware checks every call on the node that
+ * api: the gateway (moleculer-web). It maps REST routes from the `rest:` of every action in the cluster, stamps each
+ * request with its id and security headers, shapes every error answer, and serves health, the OAuth2 token endpoint,
+ * the JWKS and the UI. Its mixins write the access log (gateway-access-log), authenticate (gateway-auth), apply rate
+ * limits (gateway-rate-limits), stream the live log tail and order progress (gateway-streams), stop taking requests
+ * as the node stops (gateway-shutdown), serve the OpenAPI document (gateway-openapi) and say whether its routes are
+ * built (gateway-route-readiness). Authorization is not here: the permissions middleware checks every call on the node that
  * runs it. Business rules live in the services.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
-import { Errors, type CallingOptions, type Context, type Service, type ServiceSchema } from "moleculer";
-import { SERVICE_NAMES, config } from "../lib/config";
+import type { CallingOptions, Context, Errors, Service, ServiceSchema } from "moleculer";
+import { SERVICE_NAMES, type ConfiguredSettings } from "../lib/config";
 import { giveRefreshTokenAsCookie, takeRefreshTokenFromCookie, TOKEN_ACTIONS } from "../lib/gateway-cookie-session";
+import { corsOptions, securityHeaders } from "../lib/gateway-headers";
 import type { GatewayRequest } from "../lib/gateway-request";
+import { BODY_LIMIT, errorForClient } from "../lib/gateway-errors";
 import { DOCS_ALIASES, sendUiIndex, wantsUiPage } from "../lib/gateway-ui";
 import { UI_DIR } from "../lib/paths";
-import {
-  MalformedJsonError,
-  PayloadTooLargeError,
-  UnreadableBodyError,
-  UnsupportedMediaTypeError,
-  ServiceUnavailableError,
-  nameUnknownFields,
-} from "../lib/errors";
+import { ServiceUnavailableError, UnsupportedMediaTypeError, nameUnknownFields } from "../lib/errors";
 import { clientInputProblem } from "../lib/client-input";
 import { sendOAuthError } from "../lib/oauth-errors";
 import type { CallerMeta } from "../contracts/caller";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import type { OAuthMeta } from "../contracts/auth";
 import { dashboardMixin, type DashboardMethods } from "../mixins/dashboard.mixin";
+import { gatewayAccessLogMixin, type GatewayAccessLogMethods } from "../mixins/gateway-access-log.mixin";
 import { gatewayAuthMixin, type GatewayAuthMethods } from "../mixins/gateway-auth.mixin";
 import { gatewayOpenApiMixin } from "../mixins/gateway-openapi.mixin";
 import { gatewayRateLimitsMixin, limitProbe, type GatewayRateLimitMethods } from "../mixins/gateway-rate-limits.mixin";
 import { gatewayRouteReadinessMixin, type GatewayRouteReadinessMethods } from "../mixins/gateway-route-readiness.mixin";
+import { gatewayShutdownMixin, type GatewayShutdownMethods } from "../mixins/gateway-shutdown.mixin";
 import { gatewayStreamsMixin, type GatewayStreamMethods } from "../mixins/gateway-streams.mixin";
 
 interface ErrorBody {
@@ -43,7 +41,6 @@ interface ErrorBody {
   data?: unknown;
 }
 
-const cfg = config();
 /** moleculer-web's own handlers, which ours wrap. */
 const gateway = (
   ApiGateway as unknown as { methods: Record<"httpHandler" | "sendError" | "send404", (...args: unknown[]) => unknown> }
@@ -51,25 +48,12 @@ const gateway = (
 /** Requests that last: no request timeout for them (their calls to the services have theirs). */
 const STREAM_PATHS = [/^\/api\/logs\/stream$/, /^\/api\/orders\/[^/]+\/stream$/];
 
-const SECURITY_HEADERS: Record<string, string> = {
-  "X-Content-Type-Options": "nosniff",
-  "X-Frame-Options": "DENY",
-  "Referrer-Policy": "no-referrer",
-  "Cross-Origin-Opener-Policy": "same-origin",
-  "Content-Security-Policy":
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-  ...(cfg.isProduction ? { "Strict-Transport-Security": "max-age=31536000; includeSubDomains" } : {}),
-};
-
 /** A client's `X-Request-Id` is logged (as `clientRequestId`) only if it is short and plain, so it cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-/** The largest JSON body `/api` takes. */
-const BODY_LIMIT = "1mb";
-
 interface ApiState {
-  /** moleculer-web's HTTP server. */
-  server?: Server;
+  /** Set on every answer (lib/gateway-headers.ts). */
+  securityHeaders: Record<string, string>;
 }
 
 interface ApiMethods {
@@ -77,38 +61,19 @@ interface ApiMethods {
   sendError(req: GatewayRequest, res: ServerResponse, err: Error): void;
   errorHandler(req: GatewayRequest, res: ServerResponse, err: Error): void;
   send404(req: GatewayRequest, res: ServerResponse): void;
-  stopIntake(): void;
 }
 
 /** The methods of this schema and of the gateway's mixins, which its routes and methods call. */
 type GatewayMethods = ApiMethods &
   DashboardMethods &
+  GatewayAccessLogMethods &
   GatewayAuthMethods &
   GatewayRateLimitMethods &
   GatewayRouteReadinessMethods &
+  GatewayShutdownMethods &
   GatewayStreamMethods;
-type ApiThis = Service<ApiSettingsSchema> & ApiState & GatewayMethods;
-
-/**
- * Errors that reach the client in a shape of their own made into ours: Moleculer says 404 when no endpoint of an
- * existing route's action can take calls (none running, its circuit breaker open, or its node gone since the routes
- * were built: SERVICE_NOT_FOUND), where for the client the route exists and the service is unavailable for now; the body parser's errors have dotted lowercase types.
- */
-function errorForClient(error: Error, req: GatewayRequest): Error {
-  const { code, type } = error as Errors.MoleculerError;
-  if (type === "SERVICE_NOT_AVAILABLE" || type === "SERVICE_NOT_FOUND") {
-    const action = req.$alias?.action;
-    return new ServiceUnavailableError({ service: action?.split(".")[0] ?? "addressed", action });
-  }
-  if (code === 413) return new PayloadTooLargeError(BODY_LIMIT);
-  // The body parser's own errors (dotted types such as `entity.parse.failed`) become ours, in the one error shape.
-  if (typeof type === "string" && type.includes(".") && code >= 400 && code < 500) {
-    if (type === "entity.parse.failed") return new MalformedJsonError(error.message);
-    if (code === 415) return new UnsupportedMediaTypeError(error.message, {});
-    return new UnreadableBodyError(error.message, type.replace(/\./g, "_").toUpperCase());
-  }
-  return error;
-}
+type ApiSettings = ApiSettingsSchema & ConfiguredSettings;
+type ApiThis = Service<ApiSettings> & ApiState & GatewayMethods;
 
 /** Throws the gateway's answer to parameters no service could take (too deep, too many values, unstorable text). */
 function refuseUnstorableInput(req: GatewayRequest) {
@@ -116,22 +81,35 @@ function refuseUnstorableInput(req: GatewayRequest) {
   if (problem) throw problem;
 }
 
-const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
+const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, ApiThis> = {
   name: "api",
   mixins: [
     ApiGateway as unknown as Partial<ServiceSchema>,
     dashboardMixin(),
+    gatewayAccessLogMixin(),
     gatewayRateLimitsMixin(),
     gatewayAuthMixin(),
     gatewayRouteReadinessMixin(),
     gatewayStreamsMixin(),
+    gatewayShutdownMixin(),
     gatewayOpenApiMixin(),
   ],
 
+  /** The port and the CORS policy of the node's configuration, which the node put in the settings. */
+  merged(schema) {
+    const settings = schema.settings as ApiSettings;
+    settings.port = settings.config.port;
+    const cors = corsOptions(settings.config);
+    if (cors) settings.routes = settings.routes?.map((route) => (route.path === "/api" ? { ...route, cors } : route));
+  },
+
+  created(this: ApiThis) {
+    this.securityHeaders = securityHeaders(this.settings.config);
+  },
+
   settings: {
-    port: cfg.port,
     ip: "0.0.0.0",
-    // The access log below replaces moleculer-web's own per-request lines, and the route table (printed again on
+    // The access log (gateway-access-log) replaces moleculer-web's own per-request lines, and the route table (printed again on
     // every change of the service registry) is for debugging.
     log4XXResponses: false,
     logRouteRegistration: "debug",
@@ -217,6 +195,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
         },
         /** The status the action declares for success (`status`), unless its handler chose one. */
         onAfterCall(
+          this: ApiThis,
           ctx: Context<unknown, GatewayMeta>,
           _route: unknown,
           req: GatewayRequest,
@@ -224,23 +203,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
           data: unknown,
         ) {
           ctx.meta.$statusCode ??= req.$action?.status;
-          return giveRefreshTokenAsCookie(req, res, data);
+          return giveRefreshTokenAsCookie(req, res, data, this.settings.config.auth.refreshTokenTtl);
         },
         autoAliases: true,
         mappingPolicy: "restrict",
         authentication: true,
         bodyParsers: { json: { limit: BODY_LIMIT, strict: true }, urlencoded: false },
-        ...(cfg.corsOrigins.length > 0
-          ? {
-              cors: {
-                origin: cfg.corsOrigins.includes("*") ? "*" : cfg.corsOrigins,
-                methods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
-                allowedHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-Id"],
-                exposedHeaders: ["X-Request-Id", "Retry-After", "Location"],
-                maxAge: 600,
-              },
-            }
-          : {}),
       },
     ],
     // Built files are content-hashed under /assets (cached for long); index.html is revalidated every time.
@@ -265,12 +233,6 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
     listAliases: false,
   },
 
-  async stopped() {
-    // The requests in flight at stopIntake have finished (or outlasted SHUTDOWN_TIMEOUT): their connections, now idle,
-    // would otherwise stay open for the keep-alive timeout, holding clients (and this process) on a stopped gateway.
-    this.server?.closeAllConnections();
-  },
-
   methods: {
     /**
      * Every HTTP request passes here first (moleculer-web's handler follows): a new request id that moleculer-web
@@ -278,9 +240,6 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
      * and 415 for a body on `/api` that is not JSON.
      */
     httpHandler(req: GatewayRequest, res: ServerResponse, next?: (err?: unknown) => void) {
-      req.$startedAt = performance.now();
-      // moleculer-web later strips the route's prefix from req.url.
-      const path = req.url?.split("?")[0];
       // The request's id (the trace and correlation id of all its work) is always ours: a client that chose it could
       // join its requests to another caller's trail. The client's own value is logged beside it.
       const incoming = req.headers["x-request-id"];
@@ -290,27 +249,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
       delete req.headers["x-correlation-id"];
       req.$requestId = requestId;
       res.setHeader("X-Request-Id", requestId);
-      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
-      res.once("finish", () => {
-        const caller = req.$ctx?.meta.caller;
-        const durationMs = Math.round((performance.now() - req.$startedAt!) * 10) / 10;
-        // An event stream's duration is how long someone watched, not how fast we answered.
-        const streamed = String(res.getHeader("content-type") ?? "").startsWith("text/event-stream");
-        if (!streamed) this.recordHttp(res.statusCode, durationMs);
-        this.logger.info(
-          {
-            method: req.method,
-            path,
-            status: res.statusCode,
-            durationMs,
-            callerId: caller && "id" in caller ? caller.id : null,
-            client: this.clientOf(req),
-            requestId,
-            ...(req.$clientRequestId ? { clientRequestId: req.$clientRequestId } : {}),
-          },
-          "access",
-        );
-      });
+      for (const [name, value] of Object.entries(this.securityHeaders)) res.setHeader(name, value);
+      this.logAccessWhenAnswered(req, res);
       const hasBody = Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
       const isJson = /^application\/(.+\+)?json\b/i.test(req.headers["content-type"] ?? "");
       if (req.url?.startsWith("/api/") && hasBody && !isJson) {
@@ -337,14 +277,6 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
       }
       if (!wantsUiPage(req, path)) return gateway.send404.call(this, req, res);
       sendUiIndex(req, res);
-    },
-
-    /** Called as the node starts stopping: no new connections or requests; accepted ones finish (see the middleware). */
-    stopIntake() {
-      this.endStreams();
-      if (!this.server?.listening) return;
-      this.server.close();
-      this.server.closeIdleConnections();
     },
 
     /**
@@ -392,7 +324,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState> = {
      */
     reformatError(err: Errors.MoleculerError, req: GatewayRequest): ErrorBody {
       const code = Number.isInteger(err.code) && err.code >= 400 && err.code < 600 ? err.code : 500;
-      if (code >= 500 && !err.type && cfg.isProduction) {
+      if (code >= 500 && !err.type && this.settings.config.isProduction) {
         return {
           name: "InternalServerError",
           message: "Internal server error",

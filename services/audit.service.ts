@@ -15,7 +15,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { AuditPage, AuditRecord } from "../contracts/audit";
 import { toRecord, type AuditRow } from "../lib/audit-rows";
-import { config } from "../lib/config";
 import { escapeLike, selectPage } from "../lib/database";
 import { NotFoundError } from "../lib/errors";
 import { developmentSecret } from "../lib/secrets";
@@ -49,7 +48,7 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditSchemaMethods, Db
   /** Sets the anchor key before the consumers subscribe, then registers the platform's own catalogue. */
   async started(this: AuditThis) {
     this.headSeq = 0;
-    const cfg = config();
+    const cfg = this.settings.config;
     if (cfg.audit.anchorKey) {
       this.anchorKey = cfg.audit.anchorKey;
     } else {

@@ -9,7 +9,6 @@
 import type { Service, ServiceSchema } from "moleculer";
 import type { KeyRow } from "../lib/auth-rows";
 import { newSecret, openSigningKey } from "../lib/auth-secrets";
-import { config } from "../lib/config";
 import { timedCheck } from "../lib/health";
 import type { ReadinessCheck } from "../contracts/health";
 import { hashPassword } from "../lib/passwords";
@@ -23,8 +22,6 @@ import { authRolesMixin } from "../mixins/auth-roles.mixin";
 import { authSessionsMixin, type AuthSessionState } from "../mixins/auth-sessions.mixin";
 import { authUsersMixin } from "../mixins/auth-users.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-
-const cfg = config();
 
 /** The state `started` sets for the mixins (auth-keys, auth-sessions). */
 type AuthState = AuthKeyState & AuthSessionState;
@@ -55,15 +52,15 @@ const AuthService: ServiceSchema<DbSettings, DbMethods & AuthMethods, DbServiceT
   ],
 
   async started(this: AuthThis) {
-    if (cfg.auth.keySecret) {
-      this.keySecret = cfg.auth.keySecret;
+    if (this.settings.config.auth.keySecret) {
+      this.keySecret = this.settings.config.auth.keySecret;
     } else {
       // Production refuses to start without it (lib/config.ts); development keeps one under DATA_DIR.
-      const secret = await developmentSecret(cfg.dataDir, "auth-key-secret");
+      const secret = await developmentSecret(this.settings.config.dataDir, "auth-key-secret");
       if (secret.generated) this.logger.warn("AUTH_KEY_SECRET is not set: generated a development one in DATA_DIR");
       this.keySecret = secret.value;
     }
-    this.decoyHash = await hashPassword(newSecret(), cfg.auth.passwordHashCost);
+    this.decoyHash = await hashPassword(newSecret(), this.settings.config.auth.passwordHashCost);
     await this.ensureSigningKey();
     await this.ensureFirstAdmin();
     // The node starts (other services may be fine), but says at once why it cannot sign; readiness fails meanwhile.

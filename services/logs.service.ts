@@ -10,7 +10,6 @@ import { escapeLike, selectPage } from "../lib/database";
 import { CURSOR_PARAM, cursorPage } from "../lib/paging";
 import type { Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
-import { config } from "../lib/config";
 import { deterministicId } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { SPANS_EVENT, toStoredSpan, type ExportedSpan } from "../lib/spans";
@@ -309,10 +308,10 @@ const LogsService: ServiceSchema<
     async removeExpired(this: LogsThis): Promise<number> {
       const [, removed] = (await this.sequelize.query(
         "DELETE FROM log_records WHERE time < now() - make_interval(days => $1)",
-        { bind: [config().log.retentionDays] },
+        { bind: [this.settings.config.log.retentionDays] },
       )) as [unknown, { rowCount?: number } | number];
       await this.rows("DELETE FROM spans WHERE started_at < now() - make_interval(days => $1)", [
-        config().log.retentionDays,
+        this.settings.config.log.retentionDays,
       ]);
       return typeof removed === "number" ? removed : (removed?.rowCount ?? 0);
     },

@@ -12,7 +12,6 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { AuditLocals } from "../lib/audit";
-import { config } from "../lib/config";
 import { MoleculerClientError } from "../lib/errors";
 import { transition } from "../lib/order-status";
 import { ORDER_STATUSES, type Order, type OrderStatus } from "../contracts/orders";
@@ -77,7 +76,7 @@ const OrdersService: ServiceSchema<DbSettings, OrdersMethods, OrdersState, Order
   },
 
   started(this: OrdersThis) {
-    const every = Math.max(50, Math.floor(config().saga.stallAfterMs / 4));
+    const every = Math.max(50, Math.floor(this.settings.config.saga.stallAfterMs / 4));
     const round = async () => {
       try {
         while ((await this.reannounceStalled()) === REANNOUNCE_BATCH && !this.reannouncer.stopping);
@@ -199,7 +198,7 @@ const OrdersService: ServiceSchema<DbSettings, OrdersMethods, OrdersState, Order
                AND announced_at < now() - make_interval(secs => $1 / 1000.0)
              ORDER BY announced_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING *`,
-          [config().saga.stallAfterMs, REANNOUNCE_BATCH],
+          [this.settings.config.saga.stallAfterMs, REANNOUNCE_BATCH],
           { transaction },
         );
         const orders = await this.loadOrders(rows, { transaction });

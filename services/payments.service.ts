@@ -11,7 +11,6 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { config } from "../lib/config";
 import { ConflictError, DependencyUnavailableError, PaymentDeclinedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
 import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
@@ -118,7 +117,7 @@ const PaymentsService: ServiceSchema<
       async handler(this: PaymentsThis, ctx: Context<ChargeParams, GatewayMeta>): Promise<Payment> {
         const key = keyOf(ctx);
         const { orderId, amount, currency, paymentMethod } = ctx.params;
-        const { slowMs, flakyFailures } = config().payments;
+        const { slowMs, flakyFailures } = this.settings.config.payments;
         // The slow provider is slow on every call for this card, repeats included.
         if (paymentMethod === "pm_card_slow") await new Promise((resolve) => setTimeout(resolve, slowMs));
 

@@ -22,7 +22,6 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
 import { type Saga, SAGA_STATUSES, type SagaPage, type SagaStatus } from "../contracts/sagas";
-import { config } from "../lib/config";
 import { selectPage } from "../lib/database";
 import { deadLetterEnvelope } from "../lib/delivery";
 import { NotFoundError } from "../lib/errors";
@@ -78,7 +77,7 @@ const SagasService: ServiceSchema<
   ],
 
   created(this: SagasThis) {
-    this.definitions = sagaDefinitions();
+    this.definitions = sagaDefinitions(this.settings.config.saga);
     this.leaseOwner = `${this.broker.nodeID}/${this.broker.instanceID}`;
     this.executor = new SagaExecutor(
       {
@@ -89,7 +88,7 @@ const SagasService: ServiceSchema<
         committed: (checkpoint) => this.stepCommitted(checkpoint),
         warn: (message) => this.logger.warn(message),
       },
-      { concurrency: config().saga.concurrency },
+      { concurrency: this.settings.config.saga.concurrency },
     );
   },
 
@@ -242,7 +241,10 @@ const SagasService: ServiceSchema<
       this.broker.metrics.observe("aicunet.sagas.step.duration", entry.durationMs ?? 0, labels);
       if (decision.next) {
         // The crash window after a checkpoint and before the next action, for the fault tests.
-        crashAt(`saga.committed:${cursorName(this.definition(saga.definition), decision.next.cursor)}`);
+        crashAt(
+          this.settings.config.failpoints,
+          `saga.committed:${cursorName(this.definition(saga.definition), decision.next.cursor)}`,
+        );
       } else {
         // No next action: the saga ended (completed, compensated) or parked (failed).
         this.broker.metrics.increment(`aicunet.sagas.${decision.state.status.toLowerCase()}`, {

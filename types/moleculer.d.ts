@@ -15,6 +15,8 @@ declare module "moleculer" {
     model?: unknown;
     /** @moleculer/channels: durable channel handlers by channel name (see mixins/consumer.mixin.ts). */
     channels?: Record<string, unknown>;
+    /** Moleculer's hook (untyped in the package): gets the schema with its mixins merged, before the service is made. */
+    merged?(schema: this): void;
   }
 
   interface ServiceBroker {

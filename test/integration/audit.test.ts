@@ -5,6 +5,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { Client } from "pg";
+import { createNode } from "../../bin/node";
 import { auditCommand } from "../../bin/repl-commands";
 import { QueryTypes, type Sequelize } from "sequelize";
 import type { ReadinessCheck } from "../../contracts/health";
@@ -204,31 +205,27 @@ it("never pools a connection acting as the owner, even one a readiness probe ope
   const starting = isolation();
   let startingNode: ServiceBroker | undefined;
   try {
-    // Started inside the module registry it was created in: modules loaded while starting must be the same copies.
-    await jest.isolateModulesAsync(async () => {
-      const { createNode } = await import("../../bin/node");
-      startingNode = await createNode(testConfig(starting, { SERVICES: "audit" }), { broker: { logger: false } });
-      const audit = startingNode.getLocalService("audit") as unknown as {
-        readinessChecks(): Promise<ReadinessCheck[]>;
-      };
-      // Probed from before the database exists until the service has started.
-      const started = startingNode.start();
-      const whileStarting: ReadinessCheck[] = [];
-      while (!startingNode.started) {
-        whileStarting.push(...(await audit.readinessChecks()));
-        // Often enough to land inside the migrations, not so often that opening connections starves PostgreSQL.
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      await started;
-      // Not ready while the database or the role did not exist yet, but never connected as one that may rewrite.
-      expect(whileStarting.filter((check) => !check.ok).length).toBeGreaterThan(0);
-      expect(whileStarting.filter((check) => /may change/.test(check.error ?? ""))).toEqual([]);
-      // Several probes at once take several of the pool's connections, whenever each was opened.
-      for (let round = 0; round < 5; round += 1) {
-        const rounds = await Promise.all(Array.from({ length: 4 }, () => audit.readinessChecks()));
-        expect(rounds.flat().filter((check) => !check.ok)).toEqual([]);
-      }
-    });
+    startingNode = await createNode(testConfig(starting, { SERVICES: "audit" }), { broker: { logger: false } });
+    const audit = startingNode.getLocalService("audit") as unknown as {
+      readinessChecks(): Promise<ReadinessCheck[]>;
+    };
+    // Probed from before the database exists until the service has started.
+    const started = startingNode.start();
+    const whileStarting: ReadinessCheck[] = [];
+    while (!startingNode.started) {
+      whileStarting.push(...(await audit.readinessChecks()));
+      // Often enough to land inside the migrations, not so often that opening connections starves PostgreSQL.
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await started;
+    // Not ready while the database or the role did not exist yet, but never connected as one that may rewrite.
+    expect(whileStarting.filter((check) => !check.ok).length).toBeGreaterThan(0);
+    expect(whileStarting.filter((check) => /may change/.test(check.error ?? ""))).toEqual([]);
+    // Several probes at once take several of the pool's connections, whenever each was opened.
+    for (let round = 0; round < 5; round += 1) {
+      const rounds = await Promise.all(Array.from({ length: 4 }, () => audit.readinessChecks()));
+      expect(rounds.flat().filter((check) => !check.ok)).toEqual([]);
+    }
   } finally {
     await startingNode?.stop();
     await dropScopeDatabases(starting.prefix);

@@ -16,6 +16,7 @@ import type { Product } from "../../contracts/products";
 import type { Saga, SagaPage } from "../../contracts/sagas";
 import { deterministicId } from "../../lib/delivery";
 import { initialState } from "../../lib/saga";
+import { loadConfig } from "../../lib/config";
 import { sagaDefinitions } from "../../sagas";
 import type { OrderOptions } from "../../support/api";
 import { json, testNatsUrl, waitFor } from "../../support/nodes";
@@ -74,7 +75,7 @@ describe.each([
     // would leave it: RUNNING at its first step, held by a lease that ran out. (Its order is PAID long before the
     // orders service would send its event again; a late one would find the saga and start nothing.)
     const placed = await placeOrder("ORPHAN");
-    const definition = sagaDefinitions().order;
+    const definition = sagaDefinitions(loadConfig({}).saga).order;
     const sagaId = deterministicId("saga", "order", placed.id);
     // A lock of the test's own keeps the sweeper (FOR UPDATE SKIP LOCKED) off the saga while the test looks at it.
     try {

@@ -11,6 +11,7 @@ import { FINAL_ORDER_STATUSES, type Order } from "../../contracts/orders";
 import type { Product } from "../../contracts/products";
 import type { Saga } from "../../contracts/sagas";
 import { cursorName, type Cursor } from "../../lib/saga";
+import { loadConfig } from "../../lib/config";
 import { sagaDefinitions } from "../../sagas";
 import { gatewayClient, type GatewayTarget, login, type OrderOptions } from "../../support/api";
 import {
@@ -37,7 +38,7 @@ let gatewayPort: number;
 let product: Product;
 const db: Record<"payments" | "shipping" | "sagas" | "orders" | "products", Client> = {} as never;
 
-const orderSaga = sagaDefinitions().order;
+const orderSaga = sagaDefinitions(loadConfig({}).saga).order;
 
 const scopedUrl = (database: string) => scopedDatabaseUrl(scope.prefix, database);
 

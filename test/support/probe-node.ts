@@ -1,14 +1,15 @@
 /**
  * A node process for the event backbone's tests: the probe consumer on `PROBE_DATABASE_URL`, alone. Logs "Ready in" like `npm start`, so test/support/nodes.ts can start it.
  */
-import { config } from "../../lib/config";
-import { createNode, waitUntilReady } from "../../bin/node";
+import { loadConfig } from "../../lib/config";
+import { configured, createNode, waitUntilReady } from "../../bin/node";
 import { probeService } from "./probe.service";
 
 async function main() {
   // Only the probe: the node hosts none of the platform's services.
-  const broker = await createNode({ ...config(), services: [] });
-  broker.createService(probeService(process.env.PROBE_DATABASE_URL!));
+  const cfg = { ...loadConfig(), services: [] };
+  const broker = await createNode(cfg);
+  broker.createService(configured(probeService(process.env.PROBE_DATABASE_URL!), cfg));
   const stop = () => broker.stop().then(() => process.exit(0));
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

@@ -20,6 +20,7 @@ import type { Config } from "./lib/config";
 import { TolerantJsonSerializer } from "./lib/delivery";
 import { InProcessChannelsAdapter } from "./lib/in-process-channels";
 import { LogShipper } from "./lib/log-shipper";
+import { PARAMS_VALIDATOR_OPTIONS } from "./lib/params";
 import { requestLogFields } from "./lib/request-context";
 import { SPANS_EVENT } from "./lib/spans";
 import { SampledTraceExporter } from "./lib/trace-sampling";
@@ -186,11 +187,8 @@ export function brokerOptions(config: Config): BrokerOptions {
     heartbeatTimeout: 15,
 
     registry: { strategy: "RoundRobin", preferLocal: true },
-    // Every number a parameter schema accepts is bounded unless the schema says otherwise: an unbounded one
-    // (`page=99999999999999999999`) reached the database as a value out of its range.
-    validator: new Validators.Fastest({
-      defaults: { number: { min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER } },
-    }),
+    // Nulls refused unless a rule allows them, numbers bounded (lib/params.ts).
+    validator: new Validators.Fastest(PARAMS_VALIDATOR_OPTIONS),
 
     middlewares: [
       DatabaseErrorsMiddleware(),

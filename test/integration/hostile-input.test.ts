@@ -79,6 +79,23 @@ describe("input a client sends cannot take an endpoint away from others", () => 
     expect(after.displayName).toBe(me.displayName);
   });
 
+  it("refuses a null where a value goes, optional fields included, naming the field, and changes nothing", async () => {
+    const customer = await registerCustomer(node.base, "null-user@example.com");
+    const me = await json<{ id: string; displayName: string }>(await send("GET", "/api/auth/me", undefined, customer));
+    for (const body of [{ displayName: null }, { roles: null }, { status: null }]) {
+      const patch = await send("PATCH", `/api/auth/users/${me.id}`, body);
+      expect(patch.status).toBe(422);
+      expect(await json<ErrorBody>(patch)).toMatchObject({
+        type: "VALIDATION_ERROR",
+        data: [{ field: Object.keys(body)[0], type: "required" }],
+      });
+    }
+    const after = await json<{ displayName: string; status: string }>(await send("GET", `/api/auth/users/${me.id}`));
+    expect(after).toMatchObject({ displayName: me.displayName, status: "active" });
+    // The customer's session was not revoked by a null status either.
+    expect((await send("GET", "/api/auth/me", undefined, customer)).status).toBe(200);
+  });
+
   it("answers JSON nested too deep 400 and a body too large 413, in the one error shape", async () => {
     const deep = await fetch(`${node.base}/api/audit/schemas`, {
       method: "POST",

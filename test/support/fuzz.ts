@@ -1,7 +1,7 @@
 /**
- * Hostile requests for every operation of the gateway's OpenAPI document (`GET /api/openapi.json`): NUL and unpaired
- * surrogates in every string field, out-of-range numbers in every numeric parameter, malformed path segments, JSON
- * nested too deep, bodies with too many values and bodies too large. Each request holds at least one hostile value,
+ * Hostile requests for every operation of the gateway's OpenAPI document (`GET /api/openapi.json`): null in every body
+ * field, NUL and unpaired surrogates in every string field, out-of-range numbers in every numeric parameter, malformed
+ * path segments, JSON nested too deep, bodies with too many values and bodies too large. Each request holds at least one hostile value,
  * so no request is a valid write: a write that succeeds is itself a finding. A read may answer 2xx where the hostile
  * value is harmless (a path segment that decodes to U+FFFD finds nothing).
  */
@@ -15,6 +15,7 @@ type Schema = {
   exclusiveMinimum?: number;
   minLength?: number;
   minItems?: number;
+  default?: unknown;
   items?: Schema;
   properties?: Record<string, Schema>;
 };
@@ -103,6 +104,26 @@ function leaves(value: unknown, path: (string | number)[] = []): Leaf[] {
   return [];
 }
 
+/**
+ * Where a null is hostile in a body sampled from `schema`: every field, nested ones included, but those with a default
+ * (a null there stands for "not given", and takes the default).
+ */
+function nullTargets(schema: Schema, value: unknown, path: (string | number)[] = []): (string | number)[][] {
+  if (Array.isArray(value)) {
+    return value.flatMap((item, index) => [
+      [...path, index],
+      ...nullTargets(schema.items ?? {}, item, [...path, index]),
+    ]);
+  }
+  if (value && typeof value === "object") {
+    return Object.entries(value).flatMap(([key, child]) => {
+      const field = schema.properties?.[key] ?? {};
+      return [...(field.default === undefined ? [[...path, key]] : []), ...nullTargets(field, child, [...path, key])];
+    });
+  }
+  return [];
+}
+
 function withValue(body: unknown, path: (string | number)[], value: unknown): unknown {
   const copy = structuredClone(body) as Record<string | number, unknown>;
   let parent = copy;
@@ -181,6 +202,10 @@ export function hostileRequests(doc: OpenApiDocument): HostileRequest[] {
           }
         }
         continue;
+      }
+      // A null where a value goes: in every field, nested ones included, whether the field is required or not.
+      for (const path of nullTargets(content[contentType].schema, valid)) {
+        add(`body ${path.join(".")}: null`, pathWith(), serialize(withValue(valid, path, null)), contentType);
       }
       for (const leaf of leaves(valid)) {
         const where = `body ${leaf.path.join(".")}`;

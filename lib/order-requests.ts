@@ -6,12 +6,41 @@ import { createHash } from "node:crypto";
 import type { CallerMeta } from "../contracts/caller";
 import type { ShippingAddress } from "../contracts/orders";
 import type { GatewayMeta } from "./gateway-meta";
+import { assertType, paramsSchema, type ParamsOf, type SameType } from "./params";
 
-export interface CreateOrderParams {
-  items: { productId: string; quantity: number }[];
-  shippingAddress: ShippingAddress;
-  paymentMethod: string;
-}
+/** The body of a new order (`orders.create`). */
+export const createOrderParams = paramsSchema({
+  items: {
+    type: "array",
+    min: 1,
+    max: 50,
+    items: {
+      type: "object",
+      strict: true,
+      props: {
+        productId: { type: "uuid" },
+        quantity: { type: "number", integer: true, min: 1, max: 1000 },
+      },
+    },
+  },
+  shippingAddress: {
+    type: "object",
+    strict: true,
+    props: {
+      name: { type: "string", trim: true, min: 1, max: 200 },
+      street: { type: "string", trim: true, min: 1, max: 200 },
+      city: { type: "string", trim: true, min: 1, max: 100 },
+      postalCode: { type: "string", trim: true, min: 1, max: 20 },
+      country: { type: "string", pattern: /^[A-Z]{2}$/ },
+    },
+  },
+  paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },
+  $$strict: true,
+});
+export type CreateOrderParams = ParamsOf<typeof createOrderParams>;
+// `ShippingAddress` is the console's contract (it cannot import the validator's types): an address field added to it
+// and not here would be refused by the strict rule above, so the typecheck says so first.
+assertType<SameType<CreateOrderParams["shippingAddress"], ShippingAddress>>();
 
 export type OrdersMeta = GatewayMeta & CallerMeta;
 

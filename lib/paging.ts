@@ -2,6 +2,7 @@
  * The two shapes every list of the API answers with (docs/api.md), in one place for the services, the OpenAPI
  * document, the UI and the tests. A client reads `rows` from either; the other fields say how to go on.
  */
+import type { ParamsOf } from "./params";
 
 /**
  * Offset paging (`page` from 1, `pageSize`), for lists whose rows change in place (orders, dead letters, users): one
@@ -32,12 +33,6 @@ export interface CursorPage<T> {
 /** Which of the two shapes a list action answers with: its `list` key, which the OpenAPI document shows. */
 export type ListShape = "page" | "cursor";
 
-/** What an offset list is asked for (after validation, with the defaults applied). */
-export interface PageQuery {
-  page: number;
-  pageSize: number;
-}
-
 /** The paging parameters of an offset list; short lists default to their whole length (`pageSize` = the maximum). */
 export function pageParams(maxPageSize: number, defaultPageSize = maxPageSize) {
   return {
@@ -52,6 +47,9 @@ export function pageParams(maxPageSize: number, defaultPageSize = maxPageSize) {
     },
   } as const;
 }
+
+/** What an offset list is asked for (after validation, with the defaults applied). */
+export type PageQuery = ParamsOf<ReturnType<typeof pageParams>>;
 
 /** One page of a short list read whole (roles, rules, an order's payments): cheaper than counting in SQL. */
 export function pageOf<T>(all: T[], { page, pageSize }: PageQuery): Page<T> {

@@ -26,21 +26,26 @@
  * Two losses do not show up that way: `values` from a `string[]` gives `string`, not a union, and a spread constant
  * typed with an index signature (built with `Object.fromEntries`) adds no keys at all; give such constants their keys.
  *
- * What the validator does, and so what the types say (Moleculer's `Validators.Fastest` with fastest-validator's
- * defaults, `considerNullAsAValue: false`, as in moleculer.config.ts):
- * - `optional: true`: the key may be absent, **and it may be `null`** (the validator lets both through unchanged),
- *   so the type is `key?: T | null`. `nullable: true` alone: `key: T | null`.
- * - `default: v` (not `null`/`undefined`): the validator writes the default for an absent or `null` value, so the key
- *   is **required** in the handler's type, even with `optional: true` (`key: T`; `T | null` with `nullable: true`,
- *   which keeps a `null`). Callers may still leave it out: this is the type after validation, not the caller's.
+ * What the validator does, and so what the types say (Moleculer's `Validators.Fastest` with `PARAMS_VALIDATOR_OPTIONS`
+ * below, as in moleculer.config.ts: a `null` is a value, and every rule type defaults to `nullable: false`):
+ * - `optional: true`: the key may be absent, so the type is `key?: T`. A `null` is refused, optional or not.
+ * - `nullable: true`: a `null` is accepted and kept, so the type is `T | null` (`key?: T | null` with `optional`).
+ * - `default: v` (not `null`/`undefined`): the validator writes the default for an absent value, and for a `null`
+ *   one unless the rule is `nullable`, so the key is **required** in the handler's type, even with `optional: true`
+ *   (`key: T`; `T | null` with `nullable: true`). Callers may still leave it out: this is the type after validation,
+ *   not the caller's.
+ * - The array shorthand (`[rule, rule]`, a `multi`) is never nullable under these options, whatever its rules say;
+ *   the object form `{ type: "multi", rules, nullable: true }` is.
  * - `convert: true` changes what is accepted, not the result: a `number` rule still yields a `number`.
  * - `$$strict`, `$$async` and every other `$$` key are options, not parameters. `$$root` schemas are not handled.
  * - `enum` values, a string's `enum`, and `equal`'s `value` give literal unions; `equal` without `strict: true`
  *   compares with `==`, so its type is what the value should be, not every value `==` lets through.
- * - `type: "forbidden"` gives an optional key that can only be `null`/`undefined`.
+ * - `type: "forbidden"` gives an optional key that can only be `null`/`undefined` (the one rule `null` always passes).
  * - An object without `strict` (or a schema without `$$strict`) lets undeclared keys through; the type names only the
  *   declared ones, as TypeScript object types do.
  * - Types this file does not know (custom rules, aliases, `custom`, `objectID`) give `unknown`.
+ * All of this holds for the broker's validator only: a schema compiled with other options may let through what its
+ * type rules out (fastest-validator's own defaults let a `null` through every optional rule).
  */
 
 /** One rule of a params schema: the object form, a shorthand string (`"string|optional"`), or an array (multi). */
@@ -83,6 +88,20 @@ export type ParamsOf<S> = Simplify<
 /** The type of one parameter after validation, `undefined` and `null` included where the rule lets them through. */
 export type ParamOf<R> = Base<Normalize<R>> | OrNull<Normalize<R>> | OrUndefined<Normalize<R>>;
 
+/**
+ * `true` when A and B are the same type, optional and readonly modifiers included (mutual assignability is not enough:
+ * it does not tell `key?: T` from `key: T | undefined`).
+ */
+export type SameType<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+/**
+ * A compile-time check that does nothing at run time: `assertType<SameType<A, B>>()` fails `npm run typecheck` ("Type
+ * 'false' does not satisfy the constraint 'true'") when A and B differ. For a plain type that has to stay written out
+ * next to the schema that validates it (a contracts/ type: the console and other clients read those as plain types,
+ * without this module): `assertType<SameType<ParamsOf<typeof schema>, ThePlainType>>()` keeps the two from drifting.
+ */
+export function assertType<Check extends true>(): Check | void {}
+
 /** fastest-validator's rule types, `forbidden` aside (a forbidden parameter may be absent or null). */
 const RULE_TYPES = [
   "any",
@@ -113,7 +132,8 @@ const RULE_TYPES = [
  * The options of the broker's parameter validator (moleculer.config.ts):
  * - a null is a value like any other, refused unless its rule says `nullable: true` (a rule with a `default` takes the
  *   default instead). fastest-validator otherwise lets a null through every optional parameter, and handlers read
- *   it as a value they never expect: `{"displayName": null}` was a 500;
+ *   it as a value they never expect: `{"displayName": null}` was a 500. A null is refused as a missing value is
+ *   (`required`: the field needs a value);
  * - every number a parameter schema accepts is bounded unless the schema says otherwise: an unbounded one
  *   (`page=99999999999999999999`) reached the database as a value out of its range.
  */
@@ -127,7 +147,6 @@ export const PARAMS_VALIDATOR_OPTIONS = {
         : { nullable: false },
     ]),
   ),
-  messages: { required: "The '{field}' field must have a value (null is not one)." },
 };
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -161,15 +180,8 @@ type IsOptionalKey<R> =
         ? true
         : false;
 
-/** May be `null` after validation: `nullable`, or `optional` without a default (which lets `null` through too). */
-type AllowsNull<R> =
-  Flag<R, "nullable"> extends true
-    ? true
-    : R extends { readonly type: "forbidden" }
-      ? true
-      : HasDefault<R> extends true
-        ? false
-        : Flag<R, "optional">;
+/** May be `null` after validation: only a `nullable` rule (or a `forbidden` one) lets a `null` through. */
+type AllowsNull<R> = Flag<R, "nullable"> extends true ? true : R extends { readonly type: "forbidden" } ? true : false;
 
 /** The `null` and `undefined` a rule's flags let through (two aliases, so hovers show `T | null`, not an alias). */
 type OrNull<R> = AllowsNull<R> extends true ? null : never;
@@ -201,7 +213,7 @@ type Every<Rules extends readonly unknown[], Name extends string> = false extend
 type Normalize<R> = R extends string
   ? Shorthand<R>
   : R extends readonly unknown[]
-    ? { type: "multi"; rules: R; optional: Every<R, "optional">; nullable: Every<R, "nullable"> }
+    ? { type: "multi"; rules: R; optional: Every<R, "optional">; nullable: false } // see the header: never nullable
     : R extends { readonly $$type: infer T extends string }
       ? Omit<Shorthand<T>, "type" | "props"> & { type: "object"; props: Omit<R, "$$type"> }
       : R;

@@ -6,19 +6,22 @@ import type { Context } from "moleculer";
 import type { Product } from "../contracts/products";
 import { ConflictError, PreconditionRequiredError, invalidFields } from "./errors";
 import type { GatewayMeta } from "./gateway-meta";
+import type { ParamRuleObject, ParamsOf } from "./params";
 
 export const MAX_PAGE_SIZE = 100;
 
 /** Sortable fields as clients name them, mapped to model attributes; anything else is rejected by validation. */
-export const SORT_FIELDS: Record<string, string> = {
+export const SORT_FIELDS = {
   name: "name",
   sku: "sku",
   price: "priceAmount",
   stock: "stock",
   createdAt: "createdAt",
   updatedAt: "updatedAt",
-};
-export const SORT_VALUES = Object.keys(SORT_FIELDS).flatMap((field) => [field, `-${field}`]);
+} as const;
+export type SortField = keyof typeof SORT_FIELDS;
+/** What `sort` takes: a field, ascending, or `-field`, descending (a literal union, so `sort` is typed as one). */
+export const SORT_VALUES = (Object.keys(SORT_FIELDS) as SortField[]).flatMap((field) => [field, `-${field}` as const]);
 
 /** The writable fields and their rules; create and PUT require them (or their defaults), PATCH takes any of them. */
 export const PRODUCT_FIELDS = {
@@ -37,17 +40,26 @@ export const PRODUCT_FIELDS = {
   active: { type: "boolean", default: true },
 } as const;
 
-export const OPTIONAL_PRODUCT_FIELDS = Object.fromEntries(
-  Object.entries(PRODUCT_FIELDS).map(([name, rule]) => {
-    const { default: _default, ...withoutDefault } = rule as Record<string, unknown>;
-    return [name, { ...withoutDefault, optional: true }];
-  }),
-);
+/** A writable field's rule as PATCH takes it: optional, and without its default (which would overwrite the field). */
+function optionalWithoutDefault<Rule extends ParamRuleObject>(rule: Rule): Omit<Rule, "default"> & { optional: true } {
+  const { default: _default, ...withoutDefault } = rule;
+  return { ...withoutDefault, optional: true };
+}
+
+/** The writable fields as PATCH takes them. Key by key, not mapped over `PRODUCT_FIELDS`, so the type keeps the keys. */
+export const OPTIONAL_PRODUCT_FIELDS = {
+  sku: optionalWithoutDefault(PRODUCT_FIELDS.sku),
+  name: optionalWithoutDefault(PRODUCT_FIELDS.name),
+  description: optionalWithoutDefault(PRODUCT_FIELDS.description),
+  price: optionalWithoutDefault(PRODUCT_FIELDS.price),
+  stock: optionalWithoutDefault(PRODUCT_FIELDS.stock),
+  active: optionalWithoutDefault(PRODUCT_FIELDS.active),
+};
 
 export const VERSION = { type: "number", integer: true, min: 0, convert: true, optional: true } as const;
 
 /** The version an update is based on: `If-Match` (`"3"` or `3`) or the body's `version`; 428 when neither is given. */
-export function expectedVersion(ctx: Context<{ version?: number }, GatewayMeta>): number {
+export function expectedVersion(ctx: Context<ParamsOf<{ version: typeof VERSION }>, GatewayMeta>): number {
   const header = ctx.meta.ifMatch?.replace(/^W\//, "").replace(/"/g, "").trim();
   const fromHeader = header !== undefined && header !== "" ? Number(header) : undefined;
   if (fromHeader !== undefined && !Number.isInteger(fromHeader)) {

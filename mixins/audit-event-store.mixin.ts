@@ -6,6 +6,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import type { StoredEvent } from "../contracts/audit";
 import { toStoredEvent, type EventRow } from "../lib/audit-rows";
 import { CURSOR_PARAM, cursorPage, type CursorPage } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
 /** Event store pages: a replaying reader takes many events per request. */
@@ -13,6 +14,27 @@ const DEFAULT_EVENTS_PAGE = 100;
 export const MAX_EVENTS_PAGE = 1000;
 
 type EventStoreThis = Service<DbSettings> & DbServiceThis & DbMethods;
+
+const eventsParams = paramsSchema({
+  after: CURSOR_PARAM,
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_EVENTS_PAGE, convert: true, optional: true },
+  limit: { type: "number", integer: true, positive: true, max: MAX_EVENTS_PAGE, convert: true, optional: true },
+  $$strict: true,
+});
+const streamParams = paramsSchema({
+  streamType: { type: "string", min: 1, max: 100 },
+  streamId: { type: "string", min: 1, max: 200 },
+  after: CURSOR_PARAM,
+  pageSize: {
+    type: "number",
+    integer: true,
+    positive: true,
+    max: MAX_EVENTS_PAGE,
+    convert: true,
+    default: DEFAULT_EVENTS_PAGE,
+  },
+  $$strict: true,
+});
 
 export function auditEventStoreMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, object, object, EventStoreThis>> = {
@@ -26,22 +48,10 @@ export function auditEventStoreMixin(): Partial<ServiceSchema> {
         rest: "GET /events",
         list: "cursor",
         permissions: ["audit:read"],
-        params: {
-          after: CURSOR_PARAM,
-          pageSize: {
-            type: "number",
-            integer: true,
-            positive: true,
-            max: MAX_EVENTS_PAGE,
-            convert: true,
-            optional: true,
-          },
-          limit: { type: "number", integer: true, positive: true, max: MAX_EVENTS_PAGE, convert: true, optional: true },
-          $$strict: true,
-        },
+        params: eventsParams,
         async handler(
           this: EventStoreThis,
-          ctx: Context<{ after: string; pageSize?: number; limit?: number }>,
+          ctx: Context<ParamsOf<typeof eventsParams>>,
         ): Promise<CursorPage<StoredEvent>> {
           const { after } = ctx.params;
           const pageSize = ctx.params.pageSize ?? ctx.params.limit ?? DEFAULT_EVENTS_PAGE;
@@ -61,23 +71,10 @@ export function auditEventStoreMixin(): Partial<ServiceSchema> {
         rest: "GET /streams/:streamType/:streamId",
         list: "cursor",
         permissions: ["audit:read"],
-        params: {
-          streamType: { type: "string", min: 1, max: 100 },
-          streamId: { type: "string", min: 1, max: 200 },
-          after: CURSOR_PARAM,
-          pageSize: {
-            type: "number",
-            integer: true,
-            positive: true,
-            max: MAX_EVENTS_PAGE,
-            convert: true,
-            default: DEFAULT_EVENTS_PAGE,
-          },
-          $$strict: true,
-        },
+        params: streamParams,
         async handler(
           this: EventStoreThis,
-          ctx: Context<{ streamType: string; streamId: string; after: string; pageSize: number }>,
+          ctx: Context<ParamsOf<typeof streamParams>>,
         ): Promise<CursorPage<StoredEvent>> {
           const { streamType, streamId, after, pageSize } = ctx.params;
           const rows = await this.rows<EventRow>(

@@ -12,18 +12,27 @@ import { toSchema, type SchemaRow } from "../lib/audit-rows";
 import { ConflictError, invalidFields } from "../lib/errors";
 import { EVENT_SCHEMAS } from "../lib/event-types";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { compatibilityProblems, schemaDefinitionProblems } from "../lib/schema-compat";
 import { storableJson } from "../lib/storable";
 import { MAX_EVENTS_PAGE } from "./audit-event-store.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
-interface SchemaRegistration {
-  type: string;
-  version: number;
-  payload: Record<string, unknown>;
-  description?: string;
-}
+const schemasParams = paramsSchema({
+  type: { type: "string", min: 1, max: 200, optional: true },
+  ...pageParams(MAX_EVENTS_PAGE),
+  $$strict: true,
+});
+const registerSchemaParams = paramsSchema({
+  type: { type: "string", pattern: /^[a-z][a-z0-9]*(\.[a-z][a-zA-Z0-9]*)+$/, max: 200 },
+  version: { type: "number", integer: true, positive: true, max: 10_000 },
+  payload: { type: "object" },
+  description: { type: "string", max: 1000, optional: true },
+  $$strict: true,
+});
+/** A version of an event type's schema to register: from `registerSchema`, or from the platform's own catalogue. */
+type SchemaRegistration = ParamsOf<typeof registerSchemaParams>;
 
 export interface AuditSchemaMethods {
   registerSchemaVersion(
@@ -47,12 +56,11 @@ export function auditSchemasMixin(): Partial<ServiceSchema> {
         rest: "GET /schemas",
         list: "page",
         permissions: ["audit:read"],
-        params: {
-          type: { type: "string", min: 1, max: 200, optional: true },
-          ...pageParams(MAX_EVENTS_PAGE),
-          $$strict: true,
-        },
-        async handler(this: SchemasThis, ctx: Context<{ type?: string } & PageQuery>): Promise<Page<RegisteredSchema>> {
+        params: schemasParams,
+        async handler(
+          this: SchemasThis,
+          ctx: Context<ParamsOf<typeof schemasParams>>,
+        ): Promise<Page<RegisteredSchema>> {
           const rows = await this.rows<SchemaRow>(
             "SELECT * FROM event_schemas WHERE ($1::text IS NULL OR type = $1) ORDER BY type, version",
             [ctx.params.type ?? null],
@@ -72,16 +80,10 @@ export function auditSchemasMixin(): Partial<ServiceSchema> {
         status: 201,
         permissions: ["schemas:write"],
         audit: { entity: "eventSchema", idParam: "type" },
-        params: {
-          type: { type: "string", pattern: /^[a-z][a-z0-9]*(\.[a-z][a-zA-Z0-9]*)+$/, max: 200 },
-          version: { type: "number", integer: true, positive: true, max: 10_000 },
-          payload: { type: "object" },
-          description: { type: "string", max: 1000, optional: true },
-          $$strict: true,
-        },
+        params: registerSchemaParams,
         async handler(
           this: SchemasThis,
-          ctx: Context<SchemaRegistration, CallerMeta & GatewayMeta>,
+          ctx: Context<ParamsOf<typeof registerSchemaParams>, CallerMeta & GatewayMeta>,
         ): Promise<RegisteredSchema> {
           const problems = schemaDefinitionProblems(ctx.params.payload);
           if (problems.length > 0) throw invalidFields("The payload schema does not compile", problems);

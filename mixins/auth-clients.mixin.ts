@@ -10,8 +10,9 @@ import { newSecret, sha256 } from "../lib/auth-secrets";
 import { NotFoundError, OAuthError } from "../lib/errors";
 import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageParams, type Page, type PageQuery } from "../lib/paging";
-import type { OAuthClient, OAuthMeta, UserStatus } from "../contracts/auth";
+import { pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
+import type { OAuthClient, OAuthMeta } from "../contracts/auth";
 import type { AuthKeyMethods } from "./auth-keys.mixin";
 import type { AuthRevocationMethods } from "./auth-revocations.mixin";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
@@ -19,6 +20,26 @@ import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 /** The methods of the mixins it signs (auth-keys) and revokes (auth-revocations) with. */
 type ClientMethods = Pick<AuthKeyMethods, "signToken"> & AuthRevocationMethods;
 type ClientsThis = Service<DbSettings> & DbMethods & ClientMethods;
+
+const createClientParams = paramsSchema({
+  name: { type: "string", trim: true, min: 1, max: 200 },
+  scopes: { type: "array", items: { type: "string", pattern: /^[a-z]+(:[a-z*]+)*$/ }, unique: true },
+  $$strict: true,
+});
+const listClientsParams = paramsSchema({ ...pageParams(100, 50), $$strict: true });
+const clientIdParams = paramsSchema({ clientId: { type: "string", max: 64 }, $$strict: true });
+const updateClientParams = paramsSchema({
+  clientId: { type: "string", max: 64 },
+  status: { type: "enum", values: ["active", "disabled"] },
+  $$strict: true,
+});
+/** The form of RFC 6749's token request; what is missing or wrong is answered in its terms, not by validation. */
+const oauthTokenParams = paramsSchema({
+  grant_type: { type: "string", max: 100, optional: true },
+  client_id: { type: "string", max: 100, optional: true },
+  client_secret: { type: "string", max: 200, optional: true },
+  scope: { type: "string", max: 1000, optional: true },
+});
 
 export function authClientsMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, DbMethods & ClientMethods, DbServiceThis>> = {
@@ -29,14 +50,10 @@ export function authClientsMixin(): Partial<ServiceSchema> {
         rest: "POST /clients",
         status: 201,
         permissions: ["users:admin"],
-        params: {
-          name: { type: "string", trim: true, min: 1, max: 200 },
-          scopes: { type: "array", items: { type: "string", pattern: /^[a-z]+(:[a-z*]+)*$/ }, unique: true },
-          $$strict: true,
-        },
+        params: createClientParams,
         async handler(
           this: ClientsThis,
-          ctx: Context<{ name: string; scopes: string[] }, GatewayMeta>,
+          ctx: Context<ParamsOf<typeof createClientParams>, GatewayMeta>,
         ): Promise<OAuthClient & { clientSecret: string }> {
           const clientSecret = newSecret();
           const [row] = await this.rows<ClientRow>(
@@ -52,8 +69,8 @@ export function authClientsMixin(): Partial<ServiceSchema> {
         rest: "GET /clients",
         list: "page",
         permissions: ["users:admin"],
-        params: { ...pageParams(100, 50), $$strict: true },
-        async handler(this: ClientsThis, ctx: Context<PageQuery>): Promise<Page<OAuthClient>> {
+        params: listClientsParams,
+        async handler(this: ClientsThis, ctx: Context<ParamsOf<typeof listClientsParams>>): Promise<Page<OAuthClient>> {
           const query = { table: "oauth_clients", where: "true", order: "created_at, client_id", bind: [] };
           return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toClient);
         },
@@ -67,10 +84,10 @@ export function authClientsMixin(): Partial<ServiceSchema> {
         audit: { entity: "client", idParam: "clientId" },
         rest: "POST /clients/:clientId/rotate-secret",
         permissions: ["users:admin"],
-        params: { clientId: { type: "string", max: 64 }, $$strict: true },
+        params: clientIdParams,
         async handler(
           this: ClientsThis,
-          ctx: Context<{ clientId: string }>,
+          ctx: Context<ParamsOf<typeof clientIdParams>>,
         ): Promise<OAuthClient & { clientSecret: string }> {
           const clientSecret = newSecret();
           const [row] = await this.rows<ClientRow>(
@@ -93,12 +110,8 @@ export function authClientsMixin(): Partial<ServiceSchema> {
         audit: { entity: "client", idParam: "clientId" },
         rest: "PATCH /clients/:clientId",
         permissions: ["users:admin"],
-        params: {
-          clientId: { type: "string", max: 64 },
-          status: { type: "enum", values: ["active", "disabled"] },
-          $$strict: true,
-        },
-        async handler(this: ClientsThis, ctx: Context<{ clientId: string; status: UserStatus }>): Promise<OAuthClient> {
+        params: updateClientParams,
+        async handler(this: ClientsThis, ctx: Context<ParamsOf<typeof updateClientParams>>): Promise<OAuthClient> {
           const revokes = ctx.params.status === "disabled" ? 1 : 0;
           const [row] = await this.rows<ClientRow>(
             `UPDATE oauth_clients SET status = $2, updated_at = now(), token_generation = token_generation + $3::int,
@@ -118,24 +131,8 @@ export function authClientsMixin(): Partial<ServiceSchema> {
        */
       oauthToken: {
         permissions: "public",
-        params: {
-          grant_type: { type: "string", max: 100, optional: true },
-          client_id: { type: "string", max: 100, optional: true },
-          client_secret: { type: "string", max: 200, optional: true },
-          scope: { type: "string", max: 1000, optional: true },
-        },
-        async handler(
-          this: ClientsThis,
-          ctx: Context<
-            {
-              grant_type?: string;
-              client_id?: string;
-              client_secret?: string;
-              scope?: string;
-            },
-            OAuthMeta
-          >,
-        ) {
+        params: oauthTokenParams,
+        async handler(this: ClientsThis, ctx: Context<ParamsOf<typeof oauthTokenParams>, OAuthMeta>) {
           const { grant_type: grantType, scope } = ctx.params;
           const basicAuth = ctx.meta.basicAuth;
           if (!grantType) throw new OAuthError("invalid_request", "grant_type is required");

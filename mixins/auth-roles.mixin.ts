@@ -4,11 +4,20 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { ROLE_NAME } from "../lib/account-input";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import type { Role } from "../contracts/auth";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
 type RolesThis = Service<DbSettings> & DbMethods;
+
+const listRolesParams = paramsSchema({ ...pageParams(100), $$strict: true });
+const putRoleParams = paramsSchema({
+  name: ROLE_NAME,
+  description: { type: "string", max: 500, default: "" },
+  permissions: { type: "array", items: { type: "string", pattern: /^(\*|[a-z]+(:[a-z*]+)*)$/ }, unique: true },
+  $$strict: true,
+});
 
 export function authRolesMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, DbMethods, DbServiceThis>> = {
@@ -26,8 +35,8 @@ export function authRolesMixin(): Partial<ServiceSchema> {
         rest: "GET /roles",
         list: "page",
         permissions: ["users:admin"],
-        params: { ...pageParams(100), $$strict: true },
-        async handler(this: RolesThis, ctx: Context<PageQuery>): Promise<Page<Role>> {
+        params: listRolesParams,
+        async handler(this: RolesThis, ctx: Context<ParamsOf<typeof listRolesParams>>): Promise<Page<Role>> {
           const roles = await this.rows<Role>(
             `SELECT name, description, permissions, built_in AS "builtIn" FROM roles ORDER BY name`,
           );
@@ -40,16 +49,8 @@ export function authRolesMixin(): Partial<ServiceSchema> {
         audit: { entity: "role", idParam: "name" },
         rest: "PUT /roles/:name",
         permissions: ["users:admin"],
-        params: {
-          name: ROLE_NAME,
-          description: { type: "string", max: 500, default: "" },
-          permissions: { type: "array", items: { type: "string", pattern: /^(\*|[a-z]+(:[a-z*]+)*)$/ }, unique: true },
-          $$strict: true,
-        },
-        async handler(
-          this: RolesThis,
-          ctx: Context<{ name: string; description: string; permissions: string[] }>,
-        ): Promise<Role> {
+        params: putRoleParams,
+        async handler(this: RolesThis, ctx: Context<ParamsOf<typeof putRoleParams>>): Promise<Role> {
           const { name, description, permissions } = ctx.params;
           const [role] = await this.rows<Role>(
             `INSERT INTO roles (name, description, permissions) VALUES ($1, $2, $3)

@@ -10,6 +10,7 @@ import { revocationOf, type UserRow } from "../lib/auth-rows";
 import { newSecret, sha256 } from "../lib/auth-secrets";
 import { PasswordChangeRequiredError, UnauthorizedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { hashPassword, verifyPassword } from "../lib/passwords";
 import type { TokenPair } from "../contracts/auth";
 import type { AuthKeyMethods } from "./auth-keys.mixin";
@@ -32,6 +33,15 @@ export interface AuthSessionState {
 type SessionMethods = AuthSessionMethods & Pick<AuthKeyMethods, "signToken"> & AuthRevocationMethods;
 type SessionsThis = Service<DbSettings> & DbServiceThis & DbMethods & AuthSessionState & SessionMethods;
 
+const loginParams = paramsSchema({ email: EMAIL, password: { type: "string", max: 128 }, $$strict: true });
+const changePasswordParams = paramsSchema({
+  email: EMAIL,
+  currentPassword: { type: "string", max: 128 },
+  newPassword: PASSWORD,
+  $$strict: true,
+});
+const refreshTokenParams = paramsSchema({ refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true });
+
 export function authSessionsMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, DbMethods & SessionMethods, DbServiceThis & AuthSessionState>> = {
     actions: {
@@ -43,8 +53,8 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
         audit: { entity: "session", idParam: "email" },
         rest: "POST /login",
         permissions: "public",
-        params: { email: EMAIL, password: { type: "string", max: 128 }, $$strict: true },
-        async handler(this: SessionsThis, ctx: Context<{ email: string; password: string }>): Promise<TokenPair> {
+        params: loginParams,
+        async handler(this: SessionsThis, ctx: Context<ParamsOf<typeof loginParams>>): Promise<TokenPair> {
           const [user] = await this.rows<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
             normalizeEmail(ctx.params.email),
           ]);
@@ -67,16 +77,8 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
         audit: { entity: "session", idParam: "email" },
         rest: "POST /password",
         permissions: "public",
-        params: {
-          email: EMAIL,
-          currentPassword: { type: "string", max: 128 },
-          newPassword: PASSWORD,
-          $$strict: true,
-        },
-        async handler(
-          this: SessionsThis,
-          ctx: Context<{ email: string; currentPassword: string; newPassword: string }>,
-        ): Promise<TokenPair> {
+        params: changePasswordParams,
+        async handler(this: SessionsThis, ctx: Context<ParamsOf<typeof changePasswordParams>>): Promise<TokenPair> {
           const { currentPassword, newPassword } = ctx.params;
           const [user] = await this.rows<UserRow>("SELECT * FROM users WHERE lower(email) = $1", [
             normalizeEmail(ctx.params.email),
@@ -124,8 +126,8 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
         audit: { entity: "session" },
         rest: "POST /refresh",
         permissions: "public",
-        params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
-        async handler(this: SessionsThis, ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
+        params: refreshTokenParams,
+        async handler(this: SessionsThis, ctx: Context<ParamsOf<typeof refreshTokenParams>>): Promise<TokenPair> {
           const hash = sha256(ctx.params.refreshToken);
           // Spend, reuse revocation and the successor's insert run in one transaction under the family's lock. Without
           // it, a concurrent refresh with the same token could revoke the family between the winner's spend and its
@@ -186,8 +188,11 @@ export function authSessionsMixin(): Partial<ServiceSchema> {
         rest: "POST /logout",
         status: 204,
         permissions: "public",
-        params: { refreshToken: { type: "string", min: 1, max: 200 }, $$strict: true },
-        async handler(this: SessionsThis, ctx: Context<{ refreshToken: string }, GatewayMeta>): Promise<void> {
+        params: refreshTokenParams,
+        async handler(
+          this: SessionsThis,
+          ctx: Context<ParamsOf<typeof refreshTokenParams>, GatewayMeta>,
+        ): Promise<void> {
           await this.rows(
             `UPDATE refresh_tokens SET revoked_at = now()
              WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,

@@ -17,7 +17,8 @@ import { revocationOf, toUser, type UserRow } from "../lib/auth-rows";
 import { ConflictError, ForbiddenError, NotFoundError } from "../lib/errors";
 import { selectPage } from "../lib/database";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { hashPassword } from "../lib/passwords";
 import { ownerScope } from "../lib/permissions";
 import type { CallerMeta } from "../contracts/caller";
@@ -32,6 +33,48 @@ const USER_IDS = new RegExp(`^${UUID_TEXT}(,${UUID_TEXT}){0,99}$`, "i");
 const USER_CHANGE_LOCK = 7_426_202;
 
 const sameRoles = (a: string[], b: string[]) => a.length === b.length && a.every((role) => b.includes(role));
+
+const registerParams = paramsSchema({
+  email: EMAIL,
+  password: PASSWORD,
+  displayName: { type: "string", trim: true, min: 1, max: 200 },
+  $$strict: true,
+});
+const listUsersParams = paramsSchema({ ...pageParams(100, 50), $$strict: true });
+const userNamesParams = paramsSchema({
+  ids: {
+    type: "string",
+    pattern: USER_IDS,
+    messages: { stringPattern: "ids are up to 100 user ids, separated by commas" },
+  },
+  $$strict: true,
+});
+const createUserParams = paramsSchema({
+  email: EMAIL,
+  password: PASSWORD,
+  displayName: { type: "string", trim: true, min: 1, max: 200 },
+  roles: {
+    type: "array",
+    items: ROLE_NAME,
+    unique: true,
+    min: 1,
+    default: ["customer"],
+  },
+  $$strict: true,
+});
+const userIdParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const updateUserParams = paramsSchema({
+  id: { type: "uuid" },
+  roles: {
+    type: "array",
+    items: ROLE_NAME,
+    unique: true,
+    optional: true,
+  },
+  status: { type: "enum", values: ["active", "disabled"], optional: true },
+  displayName: { type: "string", trim: true, min: 1, max: 200, optional: true },
+  $$strict: true,
+});
 
 interface NewAccount {
   email: string;
@@ -58,16 +101,8 @@ export function authUsersMixin(): Partial<ServiceSchema> {
         rest: "POST /register",
         status: 201,
         permissions: "public",
-        params: {
-          email: EMAIL,
-          password: PASSWORD,
-          displayName: { type: "string", trim: true, min: 1, max: 200 },
-          $$strict: true,
-        },
-        async handler(
-          this: UsersThis,
-          ctx: Context<{ email: string; password: string; displayName: string }, GatewayMeta>,
-        ): Promise<User> {
+        params: registerParams,
+        async handler(this: UsersThis, ctx: Context<ParamsOf<typeof registerParams>, GatewayMeta>): Promise<User> {
           if (!this.settings.config.auth.selfRegistration)
             throw new ForbiddenError("Self-registration is closed", { reason: "REGISTRATION_CLOSED" });
           checkAccountInput(ctx.params);
@@ -94,8 +129,8 @@ export function authUsersMixin(): Partial<ServiceSchema> {
         rest: "GET /users",
         list: "page",
         permissions: ["users:admin"],
-        params: { ...pageParams(100, 50), $$strict: true },
-        async handler(this: UsersThis, ctx: Context<PageQuery>): Promise<Page<User>> {
+        params: listUsersParams,
+        async handler(this: UsersThis, ctx: Context<ParamsOf<typeof listUsersParams>>): Promise<Page<User>> {
           const query = { table: "users", where: "true", order: "created_at, id", bind: [] };
           return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toUser);
         },
@@ -109,15 +144,11 @@ export function authUsersMixin(): Partial<ServiceSchema> {
       "users.names": {
         rest: "GET /users/names",
         permissions: ["users:admin", "audit:read", "dlq:read", "sagas:read", "alerts:read"],
-        params: {
-          ids: {
-            type: "string",
-            pattern: USER_IDS,
-            messages: { stringPattern: "ids are up to 100 user ids, separated by commas" },
-          },
-          $$strict: true,
-        },
-        async handler(this: UsersThis, ctx: Context<{ ids: string }>): Promise<Record<string, string>> {
+        params: userNamesParams,
+        async handler(
+          this: UsersThis,
+          ctx: Context<ParamsOf<typeof userNamesParams>>,
+        ): Promise<Record<string, string>> {
           const ids = ctx.params.ids.toLowerCase().split(",");
           const rows = await this.rows<{ id: string; display_name: string }>(
             "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])",
@@ -133,23 +164,8 @@ export function authUsersMixin(): Partial<ServiceSchema> {
         rest: "POST /users",
         status: 201,
         permissions: ["users:admin"],
-        params: {
-          email: EMAIL,
-          password: PASSWORD,
-          displayName: { type: "string", trim: true, min: 1, max: 200 },
-          roles: {
-            type: "array",
-            items: ROLE_NAME,
-            unique: true,
-            min: 1,
-            default: ["customer"],
-          },
-          $$strict: true,
-        },
-        async handler(
-          this: UsersThis,
-          ctx: Context<{ email: string; password: string; displayName: string; roles: string[] }, GatewayMeta>,
-        ): Promise<User> {
+        params: createUserParams,
+        async handler(this: UsersThis, ctx: Context<ParamsOf<typeof createUserParams>, GatewayMeta>): Promise<User> {
           checkAccountInput(ctx.params);
           await this.assertRolesExist(ctx.params.roles);
           const user = await this.createUser(ctx.params);
@@ -164,8 +180,8 @@ export function authUsersMixin(): Partial<ServiceSchema> {
       "users.get": {
         rest: "GET /users/:id",
         permissions: ["users:admin", "users:read:own"],
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: UsersThis, ctx: Context<{ id: string }, CallerMeta>): Promise<User> {
+        params: userIdParams,
+        async handler(this: UsersThis, ctx: Context<ParamsOf<typeof userIdParams>, CallerMeta>): Promise<User> {
           const owner = ownerScope(ctx.meta.caller, "users:admin");
           if (owner !== undefined && owner !== ctx.params.id) throw new NotFoundError("User", ctx.params.id);
           const [row] = await this.rows<UserRow>("SELECT * FROM users WHERE id = $1", [ctx.params.id]);
@@ -183,22 +199,8 @@ export function authUsersMixin(): Partial<ServiceSchema> {
         audit: { entity: "user" },
         rest: "PATCH /users/:id",
         permissions: ["users:admin"],
-        params: {
-          id: { type: "uuid" },
-          roles: {
-            type: "array",
-            items: ROLE_NAME,
-            unique: true,
-            optional: true,
-          },
-          status: { type: "enum", values: ["active", "disabled"], optional: true },
-          displayName: { type: "string", trim: true, min: 1, max: 200, optional: true },
-          $$strict: true,
-        },
-        async handler(
-          this: UsersThis,
-          ctx: Context<{ id: string; roles?: string[]; status?: UserStatus; displayName?: string }>,
-        ): Promise<User> {
+        params: updateUserParams,
+        async handler(this: UsersThis, ctx: Context<ParamsOf<typeof updateUserParams>>): Promise<User> {
           const { id, roles, status } = ctx.params;
           const displayName =
             ctx.params.displayName === undefined ? null : normalizeDisplayName(ctx.params.displayName);

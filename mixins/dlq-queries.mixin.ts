@@ -6,20 +6,35 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import {
   DEAD_LETTER_STATUSES,
   type DeadLetterCount,
-  type DeadLetterFilter,
   type DeadLetterGroup,
   type DeadLetterPage,
 } from "../contracts/dead-letters";
 import { selectPage } from "../lib/database";
 import { MAX_PAGE_SIZE, filterParams, whereOf } from "../lib/dead-letter-filter";
 import { toDeadLetter } from "../lib/dead-letter-rows";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
 /** Channels × groups × statuses: a few dozen rows, which the dashboards and alerts read whole. */
 const MAX_STATS_PAGE = 1000;
 
 type QueriesThis = Service<DbSettings> & DbServiceThis & DbMethods;
+
+const listParams = paramsSchema({
+  status: { type: "enum", values: [...DEAD_LETTER_STATUSES], optional: true },
+  ...filterParams,
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  $$strict: true,
+});
+const groupsParams = paramsSchema({
+  status: { type: "enum", values: [...DEAD_LETTER_STATUSES], default: "PENDING" },
+  ...filterParams,
+  ...pageParams(MAX_STATS_PAGE),
+  $$strict: true,
+});
+const statsParams = paramsSchema({ ...pageParams(MAX_STATS_PAGE), $$strict: true });
 
 export function dlqQueriesMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, object, object, QueriesThis>> = {
@@ -29,17 +44,8 @@ export function dlqQueriesMixin(): Partial<ServiceSchema> {
         rest: "GET /",
         list: "page",
         permissions: ["dlq:read"],
-        params: {
-          status: { type: "enum", values: [...DEAD_LETTER_STATUSES], optional: true },
-          ...filterParams,
-          page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-          pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-          $$strict: true,
-        },
-        async handler(
-          this: QueriesThis,
-          ctx: Context<DeadLetterFilter & { page: number; pageSize: number }>,
-        ): Promise<DeadLetterPage> {
+        params: listParams,
+        async handler(this: QueriesThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<DeadLetterPage> {
           const { page, pageSize } = ctx.params;
           const where = whereOf(ctx.params);
           const query = { table: "dead_letters", where: where.sql, order: "failed_at DESC, id", bind: where.bind };
@@ -57,13 +63,8 @@ export function dlqQueriesMixin(): Partial<ServiceSchema> {
         rest: "GET /groups",
         list: "page",
         permissions: ["dlq:read"],
-        params: {
-          status: { type: "enum", values: [...DEAD_LETTER_STATUSES], default: "PENDING" },
-          ...filterParams,
-          ...pageParams(MAX_STATS_PAGE),
-          $$strict: true,
-        },
-        async handler(this: QueriesThis, ctx: Context<DeadLetterFilter & PageQuery>): Promise<Page<DeadLetterGroup>> {
+        params: groupsParams,
+        async handler(this: QueriesThis, ctx: Context<ParamsOf<typeof groupsParams>>): Promise<Page<DeadLetterGroup>> {
           const where = whereOf(ctx.params);
           const groups = await this.rows<DeadLetterGroup & { firstSeen: Date; lastSeen: Date }>(
             `SELECT fingerprint, channel, consumer_group AS "group", error_type AS "errorType", error_summary AS summary,
@@ -91,8 +92,8 @@ export function dlqQueriesMixin(): Partial<ServiceSchema> {
         rest: "GET /stats",
         list: "page",
         permissions: ["dlq:read"],
-        params: { ...pageParams(MAX_STATS_PAGE), $$strict: true },
-        async handler(this: QueriesThis, ctx: Context<PageQuery>): Promise<Page<DeadLetterCount>> {
+        params: statsParams,
+        async handler(this: QueriesThis, ctx: Context<ParamsOf<typeof statsParams>>): Promise<Page<DeadLetterCount>> {
           const counts = await this.rows<DeadLetterCount>(
             `SELECT channel, consumer_group AS "group", status, count(*)::int AS count FROM dead_letters
              GROUP BY channel, consumer_group, status ORDER BY channel, consumer_group, status`,

@@ -12,7 +12,8 @@ import { selectPage } from "../lib/database";
 import { MAX_PAGE_SIZE, selectionFilter, selectionParams, whereOf, type ReplayParams } from "../lib/dead-letter-filter";
 import { toReplay, toReplayOperation, type ReplayOperationRow } from "../lib/dead-letter-rows";
 import { ConflictError, NotFoundError } from "../lib/errors";
-import { pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { actorOf } from "../lib/permissions";
 import { storableJson } from "../lib/storable";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
@@ -35,6 +36,15 @@ type ReplayOperationsThis = Service<DbSettings> &
   DlqReplayRunnerMethods &
   DlqReplayOperationMethods;
 
+const startReplayParams = paramsSchema({
+  ...selectionParams,
+  expectedCount: { type: "number", integer: true, positive: true, max: MAX_BATCH },
+  ratePerSecond: { type: "number", integer: true, positive: true, max: 100, default: DEFAULT_REPLAY_RATE },
+});
+const replayOperationsParams = paramsSchema({ ...pageParams(MAX_PAGE_SIZE, 20), $$strict: true });
+const operationIdParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const operationLettersParams = paramsSchema({ id: { type: "uuid" }, ...pageParams(MAX_PAGE_SIZE, 50), $$strict: true });
+
 export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, DlqReplayOperationMethods, object, ReplayOperationsThis>> = {
     actions: {
@@ -46,7 +56,7 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
         rest: "GET /replays/preview",
         permissions: ["dlq:read"],
         params: selectionParams,
-        async handler(this: ReplayOperationsThis, ctx: Context<ReplayParams>) {
+        async handler(this: ReplayOperationsThis, ctx: Context<ParamsOf<typeof selectionParams>>) {
           const ids = await this.selectionIds(ctx.params);
           return { count: ids.length, selection: ctx.params, firstIds: ids.slice(0, 20) };
         },
@@ -63,14 +73,10 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
         rest: "POST /replays",
         status: 202,
         permissions: ["dlq:replay"],
-        params: {
-          ...selectionParams,
-          expectedCount: { type: "number", integer: true, positive: true, max: MAX_BATCH },
-          ratePerSecond: { type: "number", integer: true, positive: true, max: 100, default: DEFAULT_REPLAY_RATE },
-        },
+        params: startReplayParams,
         async handler(
           this: ReplayOperationsThis,
-          ctx: Context<ReplayParams & { expectedCount: number; ratePerSecond: number }, CallerMeta>,
+          ctx: Context<ParamsOf<typeof startReplayParams>, CallerMeta>,
         ): Promise<ReplayOperation> {
           const { expectedCount, ratePerSecond, ...selection } = ctx.params;
           const actor = actorOf(ctx.meta.caller);
@@ -110,8 +116,11 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
         rest: "GET /replays",
         list: "page",
         permissions: ["dlq:read"],
-        params: { ...pageParams(MAX_PAGE_SIZE, 20), $$strict: true },
-        async handler(this: ReplayOperationsThis, ctx: Context<PageQuery>): Promise<Page<ReplayOperation>> {
+        params: replayOperationsParams,
+        async handler(
+          this: ReplayOperationsThis,
+          ctx: Context<ParamsOf<typeof replayOperationsParams>>,
+        ): Promise<Page<ReplayOperation>> {
           const page = await selectPage<ReplayOperationRow, ReplayOperationRow>(
             this.rows,
             { table: "replay_operations", where: "true", order: "started_at DESC, id", bind: [] },
@@ -127,8 +136,11 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
       replayOperation: {
         rest: "GET /replays/:id",
         permissions: ["dlq:read"],
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: ReplayOperationsThis, ctx: Context<{ id: string }>): Promise<ReplayOperation> {
+        params: operationIdParams,
+        async handler(
+          this: ReplayOperationsThis,
+          ctx: Context<ParamsOf<typeof operationIdParams>>,
+        ): Promise<ReplayOperation> {
           return this.findReplayOperation(ctx.params.id);
         },
       },
@@ -141,8 +153,11 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
         rest: "GET /replays/:id/letters",
         list: "page",
         permissions: ["dlq:read"],
-        params: { id: { type: "uuid" }, ...pageParams(MAX_PAGE_SIZE, 50), $$strict: true },
-        async handler(this: ReplayOperationsThis, ctx: Context<{ id: string } & PageQuery>): Promise<Page<Replay>> {
+        params: operationLettersParams,
+        async handler(
+          this: ReplayOperationsThis,
+          ctx: Context<ParamsOf<typeof operationLettersParams>>,
+        ): Promise<Page<Replay>> {
           const query = { table: "replays", where: "operation_id = $1", order: "position", bind: [ctx.params.id] };
           return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toReplay);
         },
@@ -156,8 +171,11 @@ export function dlqReplayOperationsMixin(): Partial<ServiceSchema> {
         audit: { entity: "replayOperation" },
         rest: "POST /replays/:id/cancel",
         permissions: ["dlq:replay"],
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: ReplayOperationsThis, ctx: Context<{ id: string }, CallerMeta>): Promise<ReplayOperation> {
+        params: operationIdParams,
+        async handler(
+          this: ReplayOperationsThis,
+          ctx: Context<ParamsOf<typeof operationIdParams>, CallerMeta>,
+        ): Promise<ReplayOperation> {
           const actor = actorOf(ctx.meta.caller);
           const cancelled = await this.sequelize.transaction(async (transaction) => {
             // Waits for a letter being sent now (the runner holds the operation's row while it sends).

@@ -8,9 +8,10 @@ import type { Order, OrderLine, ShippingAddress } from "../contracts/orders";
 import type { Product } from "../contracts/products";
 import { ForbiddenError, OverloadedError, invalidFields, type FieldProblem } from "../lib/errors";
 import { orderCreatedEvent } from "../lib/order-events";
-import { requestHash, type CreateOrderParams, type OrdersMeta } from "../lib/order-requests";
+import { createOrderParams, requestHash, type CreateOrderParams, type OrdersMeta } from "../lib/order-requests";
 import { toOrder, type OrderRow } from "../lib/order-rows";
 import { outboxRowsFrom } from "../lib/outbox";
+import type { ParamsOf } from "../lib/params";
 import { asSystem } from "../lib/permissions";
 import { storableJson } from "../lib/storable";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
@@ -70,35 +71,8 @@ export function ordersIntakeMixin(): Partial<ServiceSchema> {
         rest: "POST /",
         status: 201,
         permissions: ["orders:create"],
-        params: {
-          items: {
-            type: "array",
-            min: 1,
-            max: 50,
-            items: {
-              type: "object",
-              strict: true,
-              props: {
-                productId: { type: "uuid" },
-                quantity: { type: "number", integer: true, min: 1, max: 1000 },
-              },
-            },
-          },
-          shippingAddress: {
-            type: "object",
-            strict: true,
-            props: {
-              name: { type: "string", trim: true, min: 1, max: 200 },
-              street: { type: "string", trim: true, min: 1, max: 200 },
-              city: { type: "string", trim: true, min: 1, max: 100 },
-              postalCode: { type: "string", trim: true, min: 1, max: 20 },
-              country: { type: "string", pattern: /^[A-Z]{2}$/ },
-            },
-          },
-          paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },
-          $$strict: true,
-        },
-        async handler(this: IntakeThis, ctx: Context<CreateOrderParams, OrdersMeta>): Promise<Order> {
+        params: createOrderParams,
+        async handler(this: IntakeThis, ctx: Context<ParamsOf<typeof createOrderParams>, OrdersMeta>): Promise<Order> {
           const caller = ctx.meta.caller;
           if (caller?.type !== "user")
             throw new ForbiddenError("Orders are placed by customers", { caller: caller?.type });

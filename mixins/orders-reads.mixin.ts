@@ -3,19 +3,13 @@
  * last write (else the primary), and the methods that load orders with their lines for every other part.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import {
-  isFinal,
-  ORDER_STATUSES,
-  type Order,
-  type OrderPage,
-  type OrderStatus,
-  type OrderWithSaga,
-} from "../contracts/orders";
+import { isFinal, ORDER_STATUSES, type Order, type OrderPage, type OrderWithSaga } from "../contracts/orders";
 import type { Saga } from "../contracts/sagas";
 import { selectPage } from "../lib/database";
 import { NotFoundError } from "../lib/errors";
 import type { OrdersMeta } from "../lib/order-requests";
 import { toOrder, type LineRow, type OrderRow } from "../lib/order-rows";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { asSystem, ownerScope } from "../lib/permissions";
 import type { DbMethods, DbServiceThis, DbSettings, QueryOptions, ReadFrom } from "./db.mixin";
 
@@ -30,6 +24,17 @@ export interface OrdersReadMethods {
 
 type ReadsThis = Service<DbSettings> & DbServiceThis & DbMethods & OrdersReadMethods;
 
+const listParams = paramsSchema({
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
+  customerId: { type: "uuid", optional: true },
+  from: { type: "date", convert: true, optional: true },
+  to: { type: "date", convert: true, optional: true },
+  $$strict: true,
+});
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+
 export function ordersReadsMixin(): Partial<ServiceSchema> {
   const schema: Partial<ServiceSchema<DbSettings, OrdersReadMethods, object, ReadsThis>> = {
     actions: {
@@ -38,22 +43,8 @@ export function ordersReadsMixin(): Partial<ServiceSchema> {
         rest: "GET /",
         list: "page",
         permissions: READ,
-        params: {
-          page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-          pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-          status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
-          customerId: { type: "uuid", optional: true },
-          from: { type: "date", convert: true, optional: true },
-          to: { type: "date", convert: true, optional: true },
-          $$strict: true,
-        },
-        async handler(
-          this: ReadsThis,
-          ctx: Context<
-            { page: number; pageSize: number; status?: OrderStatus; customerId?: string; from?: Date; to?: Date },
-            OrdersMeta
-          >,
-        ): Promise<OrderPage> {
+        params: listParams,
+        async handler(this: ReadsThis, ctx: Context<ParamsOf<typeof listParams>, OrdersMeta>): Promise<OrderPage> {
           const { page, pageSize, status, from, to } = ctx.params;
           const owner = ownerScope(ctx.meta.caller, "orders:read:any");
           const customerId = owner ?? ctx.params.customerId ?? null;
@@ -74,8 +65,8 @@ export function ordersReadsMixin(): Partial<ServiceSchema> {
       get: {
         rest: "GET /:id",
         permissions: READ,
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: ReadsThis, ctx: Context<{ id: string }, OrdersMeta>): Promise<OrderWithSaga> {
+        params: idParams,
+        async handler(this: ReadsThis, ctx: Context<ParamsOf<typeof idParams>, OrdersMeta>): Promise<OrderWithSaga> {
           const owner = ownerScope(ctx.meta.caller, "orders:read:any");
           const order = await this.findOrder(ctx.params.id, owner, await this.readYourWrites());
           const saga = await this.broker

@@ -11,16 +11,12 @@ import type { StockReservation } from "../contracts/products";
 import { ConflictError, InsufficientStockError, NotFoundError, invalidFields } from "../lib/errors";
 import { createEnvelope } from "../lib/events";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { toReservation, type ReservationRow, type StockRow } from "../lib/product-rows";
 import { perProduct, reservationSources, type ReservationLine } from "../lib/stock-reservation";
 import { storableJson } from "../lib/storable";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 import type { OutboxMethods } from "./outbox.mixin";
-
-export interface ReserveParams {
-  orderId: string;
-  lines: ReservationLine[];
-}
 
 /**
  * Per-action fault tolerance of the saga's stock actions. Each is idempotent under its key, so Moleculer may retry
@@ -34,7 +30,25 @@ const STOCK_CALL = {
   bulkhead: { enabled: true, concurrency: 20, maxQueueSize: 500 },
 };
 
-const RESERVATION_KEY = { type: "string", min: 1, max: 300 } as const;
+const reserveParams = paramsSchema({
+  orderId: { type: "uuid" },
+  lines: {
+    type: "array",
+    min: 1,
+    max: 100,
+    items: {
+      type: "object",
+      strict: true,
+      props: {
+        productId: { type: "uuid" },
+        quantity: { type: "number", integer: true, positive: true, max: 2_147_483_647 },
+      },
+    },
+  },
+  $$strict: true,
+});
+/** The reservation key (`reserve`'s `meta.idempotencyKey`) that `release` and `commitReservation` act on. */
+const reservationKeyParams = paramsSchema({ reservationKey: { type: "string", min: 1, max: 300 }, $$strict: true });
 
 export interface ProductsReservationsMethods {
   reservation(key: string): Promise<ReservationRow | undefined>;
@@ -60,24 +74,11 @@ export function productsReservationsMixin(): Partial<ServiceSchema> {
       reserve: {
         audit: { entity: "stockReservation", idParam: "orderId" },
         ...STOCK_CALL,
-        params: {
-          orderId: { type: "uuid" },
-          lines: {
-            type: "array",
-            min: 1,
-            max: 100,
-            items: {
-              type: "object",
-              strict: true,
-              props: {
-                productId: { type: "uuid" },
-                quantity: { type: "number", integer: true, positive: true, max: 2_147_483_647 },
-              },
-            },
-          },
-          $$strict: true,
-        },
-        async handler(this: ReservationsThis, ctx: Context<ReserveParams, GatewayMeta>): Promise<StockReservation> {
+        params: reserveParams,
+        async handler(
+          this: ReservationsThis,
+          ctx: Context<ParamsOf<typeof reserveParams>, GatewayMeta>,
+        ): Promise<StockReservation> {
           const key = ctx.meta.idempotencyKey;
           if (!key) {
             throw invalidFields("A reservation needs an idempotency key", [
@@ -146,8 +147,11 @@ export function productsReservationsMixin(): Partial<ServiceSchema> {
       release: {
         audit: { entity: "stockReservation", idParam: "reservationKey" },
         ...STOCK_CALL,
-        params: { reservationKey: RESERVATION_KEY, $$strict: true },
-        async handler(this: ReservationsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
+        params: reservationKeyParams,
+        async handler(
+          this: ReservationsThis,
+          ctx: Context<ParamsOf<typeof reservationKeyParams>>,
+        ): Promise<StockReservation> {
           const { reservationKey } = ctx.params;
           const released = await this.sequelize.transaction(async (transaction) => {
             // The conditional UPDATE is the once: a concurrent repeat waits for this row, then matches nothing.
@@ -186,8 +190,11 @@ export function productsReservationsMixin(): Partial<ServiceSchema> {
       commitReservation: {
         audit: { entity: "stockReservation", idParam: "reservationKey" },
         ...STOCK_CALL,
-        params: { reservationKey: RESERVATION_KEY, $$strict: true },
-        async handler(this: ReservationsThis, ctx: Context<{ reservationKey: string }>): Promise<StockReservation> {
+        params: reservationKeyParams,
+        async handler(
+          this: ReservationsThis,
+          ctx: Context<ParamsOf<typeof reservationKeyParams>>,
+        ): Promise<StockReservation> {
           const { reservationKey } = ctx.params;
           const [committed] = await this.rows<ReservationRow>(
             `UPDATE stock_reservations SET status = 'COMMITTED', updated_at = now()

@@ -12,6 +12,7 @@ import { abandon, cursorName, resume, type Decision, type SagaDefinition, type S
 import type { SagaEngineMethods, SagaEngineState } from "../lib/saga-engine";
 import type { TimelineEntry } from "../lib/saga-executor";
 import { runningOf, stateOf, toSaga, type SagaRow } from "../lib/saga-rows";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { storableJson } from "../lib/storable";
 import type { DbMethods, DbServiceThis, DbSettings } from "./db.mixin";
 
@@ -102,6 +103,8 @@ const methods: SagaOperatorMethods = {
   },
 };
 
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+
 export function sagaOperatorMixin(): Partial<ServiceSchema> {
   const schema: Partial<
     ServiceSchema<DbSettings, DbMethods & SagaEngineMethods & SagaOperatorMethods, DbServiceThis & SagaEngineState>
@@ -112,8 +115,8 @@ export function sagaOperatorMixin(): Partial<ServiceSchema> {
         audit: { entity: "saga" },
         rest: "POST /:id/retry",
         permissions: ["sagas:retry"],
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: OperatorThis, ctx: Context<{ id: string }>): Promise<Saga> {
+        params: idParams,
+        async handler(this: OperatorThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<Saga> {
           return this.operatorMove(
             ctx.params.id,
             (_, state) => (state.status === "FAILED" ? resume(state) : `only a FAILED saga can be retried`),
@@ -127,8 +130,8 @@ export function sagaOperatorMixin(): Partial<ServiceSchema> {
         audit: { entity: "saga" },
         rest: "POST /:id/compensate",
         permissions: ["sagas:compensate"],
-        params: { id: { type: "uuid" }, $$strict: true },
-        async handler(this: OperatorThis, ctx: Context<{ id: string }>): Promise<Saga> {
+        params: idParams,
+        async handler(this: OperatorThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<Saga> {
           return this.operatorMove(
             ctx.params.id,
             (definition, state) =>

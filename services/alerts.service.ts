@@ -31,9 +31,19 @@ import { alertsEvaluationMixin, type AlertsEvaluationMethods } from "../mixins/a
 import { alertsNotificationsMixin, type AlertsNotificationsMethods } from "../mixins/alerts-notifications.mixin";
 import { consumerMixin } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
-import type { Incident, IncidentPage, IncidentStatus, Notice } from "../contracts/alerts";
+import { paramsSchema, type ParamsOf } from "../lib/params";
+import type { Incident, IncidentPage, Notice } from "../contracts/alerts";
 
 const MAX_PAGE_SIZE = 100;
+
+const listParams = paramsSchema({
+  status: { type: "enum", values: ["FIRING", "RESOLVED"], optional: true },
+  rule: { type: "enum", values: [...ALERT_RULES], optional: true },
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  $$strict: true,
+});
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
 
 interface AlertsState {
   timer?: NodeJS.Timeout;
@@ -97,17 +107,8 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
       rest: "GET /",
       list: "page",
       permissions: ["alerts:read"],
-      params: {
-        status: { type: "enum", values: ["FIRING", "RESOLVED"], optional: true },
-        rule: { type: "enum", values: [...ALERT_RULES], optional: true },
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-        $$strict: true,
-      },
-      async handler(
-        this: AlertsThis,
-        ctx: Context<{ status?: IncidentStatus; rule?: AlertRule; page: number; pageSize: number }>,
-      ): Promise<IncidentPage> {
+      params: listParams,
+      async handler(this: AlertsThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<IncidentPage> {
         const { status, rule, page, pageSize } = ctx.params;
         const where = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR rule = $2)";
         const bind = [status ?? null, rule ?? null];
@@ -152,8 +153,11 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
     get: {
       rest: "GET /:id",
       permissions: ["alerts:read"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: AlertsThis, ctx: Context<{ id: string }>): Promise<Incident & { notices: Notice[] }> {
+      params: idParams,
+      async handler(
+        this: AlertsThis,
+        ctx: Context<ParamsOf<typeof idParams>>,
+      ): Promise<Incident & { notices: Notice[] }> {
         const [row] = await this.rows<IncidentRow>("SELECT * FROM incidents WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("Incident", ctx.params.id);
         const notices = await this.rows<NoticeRow>(
@@ -173,8 +177,8 @@ const AlertsService: ServiceSchema<DbSettings, object, AlertsState, AlertsThis> 
       audit: { entity: "incident" },
       rest: "POST /:id/acknowledge",
       permissions: ["alerts:acknowledge"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: AlertsThis, ctx: Context<{ id: string }, CallerMeta>): Promise<Incident> {
+      params: idParams,
+      async handler(this: AlertsThis, ctx: Context<ParamsOf<typeof idParams>, CallerMeta>): Promise<Incident> {
         const [row] = await this.rows<IncidentRow>(
           `UPDATE incidents SET acknowledged_at = now(), acknowledged_by = $2
            WHERE id = $1 AND status = 'FIRING' AND acknowledged_at IS NULL RETURNING *`,

@@ -17,6 +17,7 @@ import type { AuditPage, AuditRecord } from "../contracts/audit";
 import { toRecord, type AuditRow } from "../lib/audit-rows";
 import { escapeLike, selectPage } from "../lib/database";
 import { NotFoundError } from "../lib/errors";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { developmentSecret } from "../lib/secrets";
 import auditMigrations from "../migrations/audit";
 import { auditConsumersMixin } from "../mixins/audit-consumers.mixin";
@@ -26,6 +27,22 @@ import { auditVerifyMixin, type AuditState } from "../mixins/audit-verify.mixin"
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 
 const MAX_PAGE_SIZE = 100;
+
+const listParams = paramsSchema({
+  actorId: { type: "string", max: 200, optional: true },
+  entityType: { type: "string", max: 100, optional: true },
+  entityId: { type: "string", max: 200, optional: true },
+  name: { type: "string", max: 200, optional: true },
+  namePrefix: { type: "string", min: 1, max: 200, optional: true },
+  excludeName: { type: "string", max: 200, optional: true },
+  requestId: { type: "string", max: 200, optional: true },
+  from: { type: "date", convert: true, optional: true },
+  to: { type: "date", convert: true, optional: true },
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  $$strict: true,
+});
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
 
 type AuditThis = Service<DbSettings> & DbServiceThis & DbMethods & AuditSchemaMethods & AuditState;
 
@@ -69,36 +86,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditSchemaMethods, Db
       rest: "GET /",
       list: "page",
       permissions: ["audit:read"],
-      params: {
-        actorId: { type: "string", max: 200, optional: true },
-        entityType: { type: "string", max: 100, optional: true },
-        entityId: { type: "string", max: 200, optional: true },
-        name: { type: "string", max: 200, optional: true },
-        namePrefix: { type: "string", min: 1, max: 200, optional: true },
-        excludeName: { type: "string", max: 200, optional: true },
-        requestId: { type: "string", max: 200, optional: true },
-        from: { type: "date", convert: true, optional: true },
-        to: { type: "date", convert: true, optional: true },
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-        $$strict: true,
-      },
-      async handler(
-        this: AuditThis,
-        ctx: Context<{
-          actorId?: string;
-          entityType?: string;
-          entityId?: string;
-          name?: string;
-          namePrefix?: string;
-          excludeName?: string;
-          requestId?: string;
-          from?: Date;
-          to?: Date;
-          page: number;
-          pageSize: number;
-        }>,
-      ): Promise<AuditPage> {
+      params: listParams,
+      async handler(this: AuditThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<AuditPage> {
         const { page, pageSize } = ctx.params;
         const p = ctx.params;
         const prefix = p.namePrefix === undefined ? undefined : `${escapeLike(p.namePrefix)}%`;
@@ -137,8 +126,8 @@ const AuditService: ServiceSchema<DbSettings, DbMethods & AuditSchemaMethods, Db
     get: {
       rest: "GET /:id",
       permissions: ["audit:read"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: AuditThis, ctx: Context<{ id: string }>): Promise<AuditRecord> {
+      params: idParams,
+      async handler(this: AuditThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<AuditRecord> {
         const [row] = await this.rows<AuditRow>("SELECT * FROM audit_records WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("Audit record", ctx.params.id);
         return toRecord(row);

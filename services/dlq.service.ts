@@ -17,6 +17,7 @@ import { DEAD_LETTER_LIFECYCLE, type DeadLetter, type Replay } from "../contract
 import { movesInto } from "../contracts/lifecycle";
 import { toDeadLetter, toReplay, type DeadLetterRow, type ReplayRow } from "../lib/dead-letter-rows";
 import { ConflictError, NotFoundError } from "../lib/errors";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { actorOf } from "../lib/permissions";
 import dlqMigrations from "../migrations/dlq";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
@@ -31,6 +32,14 @@ interface DlqMethods {
 }
 
 type DlqThis = Service<DbSettings> & DbServiceThis & DbMethods & DlqDepthMethods & DlqReplayRunnerMethods & DlqMethods;
+
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const discardParams = paramsSchema({
+  id: { type: "uuid" },
+  // Why it is given up on, for whoever finds it later: required.
+  reason: { type: "string", trim: true, min: 1, max: 500 },
+  $$strict: true,
+});
 
 const DlqService: ServiceSchema<DbSettings, DlqMethods, object, DlqThis> = {
   name: "dlq",
@@ -62,8 +71,11 @@ const DlqService: ServiceSchema<DbSettings, DlqMethods, object, DlqThis> = {
     get: {
       rest: "GET /:id",
       permissions: ["dlq:read"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: DlqThis, ctx: Context<{ id: string }>): Promise<DeadLetter & { replays: Replay[] }> {
+      params: idParams,
+      async handler(
+        this: DlqThis,
+        ctx: Context<ParamsOf<typeof idParams>>,
+      ): Promise<DeadLetter & { replays: Replay[] }> {
         const entry = toDeadLetter(await this.findEntry(ctx.params.id));
         const replays = await this.rows<ReplayRow>(
           "SELECT * FROM replays WHERE dead_letter_id = $1 ORDER BY replayed_at NULLS LAST, id",
@@ -82,8 +94,8 @@ const DlqService: ServiceSchema<DbSettings, DlqMethods, object, DlqThis> = {
       audit: { entity: "deadLetter" },
       rest: "POST /:id/replay",
       permissions: ["dlq:replay"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: DlqThis, ctx: Context<{ id: string }, CallerMeta>): Promise<DeadLetter> {
+      params: idParams,
+      async handler(this: DlqThis, ctx: Context<ParamsOf<typeof idParams>, CallerMeta>): Promise<DeadLetter> {
         const actor = actorOf(ctx.meta.caller);
         const row = await this.sequelize.transaction((transaction) =>
           this.replayLetter(ctx.params.id, actor, transaction),
@@ -99,13 +111,8 @@ const DlqService: ServiceSchema<DbSettings, DlqMethods, object, DlqThis> = {
       audit: { entity: "deadLetter" },
       rest: "DELETE /:id",
       permissions: ["dlq:discard"],
-      params: {
-        id: { type: "uuid" },
-        // Why it is given up on, for whoever finds it later: required.
-        reason: { type: "string", trim: true, min: 1, max: 500 },
-        $$strict: true,
-      },
-      async handler(this: DlqThis, ctx: Context<{ id: string; reason: string }, CallerMeta>): Promise<DeadLetter> {
+      params: discardParams,
+      async handler(this: DlqThis, ctx: Context<ParamsOf<typeof discardParams>, CallerMeta>): Promise<DeadLetter> {
         const actor = actorOf(ctx.meta.caller);
         const [row] = await this.rows<DeadLetterRow>(
           `UPDATE dead_letters SET status = 'DISCARDED', discarded_at = now(), discarded_by = $2, discard_reason = $3,

@@ -14,7 +14,8 @@ import { ConflictError, NotFoundError, invalidFields, type FieldProblem } from "
 import { DOMAIN_EVENT_TYPES } from "../lib/event-types";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { assertType, paramsSchema, type ParamsOf, type SameType } from "../lib/params";
 import { selectPage } from "../lib/database";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches, type Condition } from "../lib/rules";
@@ -103,6 +104,27 @@ const ruleParams = {
   params: { type: "object", default: {} },
   enabled: { type: "boolean", default: true },
 } as const;
+// `RuleInput` is a contract (the REPL, tests and benches write rules with it), kept written out: a field added to it
+// and not here would be refused by `$$strict`, so the typecheck says so first.
+assertType<SameType<ParamsOf<typeof ruleParams>, RuleInput>>();
+
+const rulesListParams = paramsSchema({ ...pageParams(MAX_PAGE_SIZE), $$strict: true });
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const createRuleParams = paramsSchema({ ...ruleParams, $$strict: true });
+const updateRuleParams = paramsSchema({ id: { type: "uuid" }, ...ruleParams, $$strict: true });
+const tasksListParams = paramsSchema({
+  kind: { type: "string", max: 64, optional: true },
+  subject: { type: "string", max: 200, optional: true },
+  ...pageParams(MAX_PAGE_SIZE, 20),
+  $$strict: true,
+});
+const createTaskParams = paramsSchema({
+  kind: { type: "string", min: 1, max: 64 },
+  title: { type: "string", min: 1, max: 500 },
+  subject: { type: "string", max: 200, optional: true },
+  details: { type: "object", optional: true },
+  $$strict: true,
+});
 
 interface ExecMethods {
   checkRule(input: RuleInput): void;
@@ -174,8 +196,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       rest: "GET /rules",
       list: "page",
       permissions: ADMIN,
-      params: { ...pageParams(MAX_PAGE_SIZE), $$strict: true },
-      async handler(this: ExecThis, ctx: Context<PageQuery>): Promise<Page<Rule>> {
+      params: rulesListParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof rulesListParams>>): Promise<Page<Rule>> {
         const rows = await this.rows<RuleRow>("SELECT * FROM rules ORDER BY built_in DESC, name");
         return pageOf(rows.map(toRule), ctx.params);
       },
@@ -185,8 +207,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
     "rules.get": {
       rest: "GET /rules/:id",
       permissions: ADMIN,
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: ExecThis, ctx: Context<{ id: string }>): Promise<Rule> {
+      params: idParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<Rule> {
         return toRule(await this.findRule(ctx.params.id));
       },
     },
@@ -200,8 +222,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       rest: "POST /rules",
       status: 201,
       permissions: ADMIN,
-      params: { ...ruleParams, $$strict: true },
-      async handler(this: ExecThis, ctx: Context<RuleInput, GatewayMeta>): Promise<Rule> {
+      params: createRuleParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof createRuleParams>, GatewayMeta>): Promise<Rule> {
         this.checkRule(ctx.params);
         const { name, event, condition, action, params, enabled } = ctx.params;
         const rule = await this.saveRule(
@@ -219,8 +241,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       audit: { entity: "rule" },
       rest: "PUT /rules/:id",
       permissions: ADMIN,
-      params: { id: { type: "uuid" }, ...ruleParams, $$strict: true },
-      async handler(this: ExecThis, ctx: Context<RuleInput & { id: string }>): Promise<Rule> {
+      params: updateRuleParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof updateRuleParams>>): Promise<Rule> {
         this.checkRule(ctx.params);
         await this.findRule(ctx.params.id);
         const { id, name, event, condition, action, params, enabled } = ctx.params;
@@ -237,8 +259,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       audit: { entity: "rule" },
       rest: "DELETE /rules/:id",
       permissions: ADMIN,
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: ExecThis, ctx: Context<{ id: string }>): Promise<Rule> {
+      params: idParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<Rule> {
         const row = await this.findRule(ctx.params.id);
         if (row.built_in) {
           throw new ConflictError("Built-in rules can be disabled, not deleted", "CONFLICT", { id: row.id });
@@ -253,16 +275,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
       rest: "GET /tasks",
       list: "page",
       permissions: ADMIN,
-      params: {
-        kind: { type: "string", max: 64, optional: true },
-        subject: { type: "string", max: 200, optional: true },
-        ...pageParams(MAX_PAGE_SIZE, 20),
-        $$strict: true,
-      },
-      async handler(
-        this: ExecThis,
-        ctx: Context<{ kind?: string; subject?: string; page: number; pageSize: number }>,
-      ): Promise<Page<Task>> {
+      params: tasksListParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof tasksListParams>>): Promise<Page<Task>> {
         const { kind, subject, page, pageSize } = ctx.params;
         const where = "($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR subject = $2)";
         const query = { table: "tasks", where, order: "created_at DESC, id", bind: [kind ?? null, subject ?? null] };
@@ -277,17 +291,8 @@ const ExecService: ServiceSchema<DbSettings, DbMethods & ExecMethods & OutboxMet
     "tasks.create": {
       audit: { entity: "task" },
       triggerable: true,
-      params: {
-        kind: { type: "string", min: 1, max: 64 },
-        title: { type: "string", min: 1, max: 500 },
-        subject: { type: "string", max: 200, optional: true },
-        details: { type: "object", optional: true },
-        $$strict: true,
-      },
-      async handler(
-        this: ExecThis,
-        ctx: Context<{ kind: string; title: string; subject?: string; details?: object }, GatewayMeta>,
-      ): Promise<Task> {
+      params: createTaskParams,
+      async handler(this: ExecThis, ctx: Context<ParamsOf<typeof createTaskParams>, GatewayMeta>): Promise<Task> {
         const key = ctx.meta.idempotencyKey ?? randomUUID();
         const { kind, title, subject, details } = ctx.params;
         await this.rows(

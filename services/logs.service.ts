@@ -19,6 +19,7 @@ import logMigrations from "../migrations/logs";
 import { consumerMixin } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { storableJson } from "../lib/storable";
 
 interface LogRow {
@@ -32,17 +33,7 @@ interface LogRow {
   fields: Record<string, unknown> | null;
 }
 
-const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"];
-
-interface LogFilter {
-  level?: string;
-  service?: string;
-  node?: string;
-  requestId?: string;
-  search?: string;
-  from?: Date;
-  to?: Date;
-}
+const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** The filters of both `logs.list` and `logs.tail`. */
 const filterParams = {
@@ -54,6 +45,7 @@ const filterParams = {
   from: { type: "date", convert: true, optional: true },
   to: { type: "date", convert: true, optional: true },
 } as const;
+type LogFilter = ParamsOf<typeof filterParams>;
 
 /** The WHERE clause of the filters, binding `$1…$7`. */
 function whereOf(p: LogFilter): { sql: string; bind: unknown[] } {
@@ -68,6 +60,20 @@ function whereOf(p: LogFilter): { sql: string; bind: unknown[] } {
 
 const ALARMING = new Set(["fatal", "error"]);
 const MAX_PAGE_SIZE = 200;
+
+const listParams = paramsSchema({
+  ...filterParams,
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
+  $$strict: true,
+});
+const tailParams = paramsSchema({
+  ...filterParams,
+  after: CURSOR_PARAM,
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
+  $$strict: true,
+});
+const traceParams = paramsSchema({ traceId: { type: "string", min: 1, max: 200 }, $$strict: true });
 const RETENTION_EVERY_MS = 60 * 60_000;
 const MAX_TRACE_SPANS = 2000;
 
@@ -232,13 +238,8 @@ const LogsService: ServiceSchema<
       rest: "GET /",
       list: "page",
       permissions: ["logs:read"],
-      params: {
-        ...filterParams,
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
-        $$strict: true,
-      },
-      async handler(this: LogsThis, ctx: Context<LogFilter & { page: number; pageSize: number }>): Promise<LogPage> {
+      params: listParams,
+      async handler(this: LogsThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<LogPage> {
         const { sql, bind } = whereOf(ctx.params);
         const query = { table: "log_records", where: sql, order: "id DESC", bind };
         return selectPage(this.rows, query, ctx.params.page, ctx.params.pageSize, toRecord);
@@ -253,16 +254,8 @@ const LogsService: ServiceSchema<
       rest: "GET /tail",
       list: "cursor",
       permissions: ["logs:read"],
-      params: {
-        ...filterParams,
-        after: CURSOR_PARAM,
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
-        $$strict: true,
-      },
-      async handler(
-        this: LogsThis,
-        ctx: Context<LogFilter & { after: string; pageSize: number }>,
-      ): Promise<LogTailPage> {
+      params: tailParams,
+      async handler(this: LogsThis, ctx: Context<ParamsOf<typeof tailParams>>): Promise<LogTailPage> {
         const { after, pageSize } = ctx.params;
         const { sql, bind } = whereOf(ctx.params);
         const rows = await this.rows<LogRow>(
@@ -277,8 +270,8 @@ const LogsService: ServiceSchema<
     trace: {
       rest: "GET /traces/:traceId",
       permissions: ["logs:read"],
-      params: { traceId: { type: "string", min: 1, max: 200 }, $$strict: true },
-      async handler(this: LogsThis, ctx: Context<{ traceId: string }>): Promise<Trace> {
+      params: traceParams,
+      async handler(this: LogsThis, ctx: Context<ParamsOf<typeof traceParams>>): Promise<Trace> {
         const rows = await this.rows<SpanRow>(
           "SELECT * FROM spans WHERE trace_id = $1 ORDER BY started_at, span_id LIMIT $2",
           [ctx.params.traceId, MAX_TRACE_SPANS],

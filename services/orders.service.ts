@@ -25,8 +25,21 @@ import { createEnvelope } from "../lib/events";
 import { orderCreatedEvent } from "../lib/order-events";
 import type { OrdersMeta } from "../lib/order-requests";
 import { toOrder, type OrderRow } from "../lib/order-rows";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 
 const CANCEL = ["orders:cancel:any", "orders:cancel:own"];
+
+const cancelParams = paramsSchema({
+  id: { type: "uuid" },
+  reason: { type: "string", max: 500, optional: true },
+  $$strict: true,
+});
+const transitionParams = paramsSchema({
+  id: { type: "uuid" },
+  status: { type: "enum", values: [...ORDER_STATUSES] },
+  reason: { type: "string", max: 1000, optional: true },
+  $$strict: true,
+});
 
 interface OrdersMethods {
   changeStatus(order: Order, next: OrderStatus, reason: string | null, ctx: Context): Promise<Order | undefined>;
@@ -103,8 +116,8 @@ const OrdersService: ServiceSchema<DbSettings, OrdersMethods, OrdersState, Order
       audit: { entity: "order" },
       rest: "POST /:id/cancel",
       permissions: CANCEL,
-      params: { id: { type: "uuid" }, reason: { type: "string", max: 500, optional: true }, $$strict: true },
-      async handler(this: OrdersThis, ctx: Context<{ id: string; reason?: string }, OrdersMeta>): Promise<Order> {
+      params: cancelParams,
+      async handler(this: OrdersThis, ctx: Context<ParamsOf<typeof cancelParams>, OrdersMeta>): Promise<Order> {
         const owner = ownerScope(ctx.meta.caller, "orders:cancel:any");
         const order = await this.findOrder(ctx.params.id, owner, { replica: false });
         const next = transition(order.status, "CANCELLED");
@@ -125,13 +138,8 @@ const OrdersService: ServiceSchema<DbSettings, OrdersMethods, OrdersState, Order
      */
     transition: {
       audit: { entity: "order" },
-      params: {
-        id: { type: "uuid" },
-        status: { type: "enum", values: [...ORDER_STATUSES] },
-        reason: { type: "string", max: 1000, optional: true },
-        $$strict: true,
-      },
-      async handler(this: OrdersThis, ctx: Context<{ id: string; status: OrderStatus; reason?: string }>) {
+      params: transitionParams,
+      async handler(this: OrdersThis, ctx: Context<ParamsOf<typeof transitionParams>>) {
         const { id, status, reason } = ctx.params;
         for (;;) {
           const order = await this.findOrder(id, undefined, { replica: false });

@@ -13,7 +13,8 @@ import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { ConflictError, DependencyUnavailableError, PaymentDeclinedError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { movesInto } from "../contracts/lifecycle";
@@ -30,13 +31,6 @@ interface PaymentRow {
   reason: string | null;
   created_at: Date;
   refunded_at: Date | null;
-}
-
-export interface ChargeParams {
-  orderId: string;
-  amount: number;
-  currency: string;
-  paymentMethod: string;
 }
 
 function toPayment(row: PaymentRow): Payment {
@@ -81,6 +75,20 @@ interface PaymentsMethods {
 
 type PaymentsThis = Service<DbSettings> & DbServiceThis & DbMethods & PaymentsMethods & { refundOutageUntil: number };
 
+const chargeParams = paramsSchema({
+  orderId: { type: "uuid" },
+  amount: { type: "number", integer: true, min: 0 },
+  currency: { type: "string", pattern: /^[A-Z]{3}$/ },
+  paymentMethod: { type: "string", min: 1, max: 100 },
+  $$strict: true,
+});
+const refundParams = paramsSchema({ chargeKey: { type: "string", min: 1, max: 300 }, $$strict: true });
+const refundOutageParams = paramsSchema({
+  durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 },
+  $$strict: true,
+});
+const listParams = paramsSchema({ orderId: { type: "uuid" }, ...pageParams(100), $$strict: true });
+
 const PaymentsService: ServiceSchema<
   DbSettings,
   DbMethods & PaymentsMethods,
@@ -107,14 +115,8 @@ const PaymentsService: ServiceSchema<
     charge: {
       audit: { entity: "payment", idParam: "orderId" },
       ...PROVIDER_CALL,
-      params: {
-        orderId: { type: "uuid" },
-        amount: { type: "number", integer: true, min: 0 },
-        currency: { type: "string", pattern: /^[A-Z]{3}$/ },
-        paymentMethod: { type: "string", min: 1, max: 100 },
-        $$strict: true,
-      },
-      async handler(this: PaymentsThis, ctx: Context<ChargeParams, GatewayMeta>): Promise<Payment> {
+      params: chargeParams,
+      async handler(this: PaymentsThis, ctx: Context<ParamsOf<typeof chargeParams>, GatewayMeta>): Promise<Payment> {
         const key = keyOf(ctx);
         const { orderId, amount, currency, paymentMethod } = ctx.params;
         const { slowMs, flakyFailures } = this.settings.config.payments;
@@ -172,8 +174,8 @@ const PaymentsService: ServiceSchema<
     refund: {
       audit: { entity: "payment", idParam: "chargeKey" },
       ...PROVIDER_CALL,
-      params: { chargeKey: { type: "string", min: 1, max: 300 }, $$strict: true },
-      async handler(this: PaymentsThis, ctx: Context<{ chargeKey: string }>): Promise<Payment> {
+      params: refundParams,
+      async handler(this: PaymentsThis, ctx: Context<ParamsOf<typeof refundParams>>): Promise<Payment> {
         const { chargeKey } = ctx.params;
         if (Date.now() < this.refundOutageUntil) {
           throw new DependencyUnavailableError("payment provider", "refunds are down (simulated)");
@@ -205,8 +207,8 @@ const PaymentsService: ServiceSchema<
       audit: { entity: "provider" },
       rest: "POST /refund-outage",
       permissions: ["payments:admin"],
-      params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
-      async handler(this: PaymentsThis, ctx: Context<{ durationMs: number }>) {
+      params: refundOutageParams,
+      async handler(this: PaymentsThis, ctx: Context<ParamsOf<typeof refundOutageParams>>) {
         this.refundOutageUntil = Date.now() + ctx.params.durationMs;
         this.logger.warn(`Simulated refund outage for ${ctx.params.durationMs} ms`);
         return { refundOutageUntil: new Date(this.refundOutageUntil).toISOString() };
@@ -218,8 +220,8 @@ const PaymentsService: ServiceSchema<
       rest: "GET /",
       list: "page",
       permissions: ["payments:read"],
-      params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
-      async handler(this: PaymentsThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Payment>> {
+      params: listParams,
+      async handler(this: PaymentsThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<Page<Payment>> {
         const rows = await this.rows<PaymentRow>("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [
           ctx.params.orderId,
         ]);

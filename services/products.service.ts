@@ -28,32 +28,43 @@ import {
   duplicateSku,
   expectedVersion,
   withETag,
+  type SortField,
 } from "../lib/product-input";
 import { productOf, toProduct, type ProductRow } from "../lib/product-rows";
-import type { Price, Product, ProductPage } from "../contracts/products";
+import { paramsSchema, type ParamsOf } from "../lib/params";
+import type { Product, ProductPage } from "../contracts/products";
 
-export interface ListProductsParams {
-  page: number;
-  pageSize: number;
-  sort?: string;
-  search?: string;
-  active?: boolean;
-  currency?: string;
-  minPrice?: number;
-  maxPrice?: number;
-  inStock?: boolean;
-}
+const listParams = paramsSchema({
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  sort: { type: "enum", values: SORT_VALUES, optional: true },
+  search: { type: "string", trim: true, max: 100, optional: true },
+  active: { type: "boolean", convert: true, optional: true },
+  currency: { type: "string", pattern: /^[A-Z]{3}$/, optional: true },
+  minPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
+  maxPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
+  inStock: { type: "boolean", convert: true, optional: true },
+  $$strict: true,
+});
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const getManyParams = paramsSchema({
+  ids: { type: "array", min: 1, max: 100, unique: true, items: { type: "uuid" } },
+  $$strict: true,
+});
+const createParams = paramsSchema({ ...PRODUCT_FIELDS, $$strict: true });
+/** PUT: every field (or its default). */
+const replaceParams = paramsSchema({ id: { type: "uuid" }, ...PRODUCT_FIELDS, version: VERSION, $$strict: true });
+/** PATCH: any of the fields. */
+const updateParams = paramsSchema({
+  id: { type: "uuid" },
+  ...OPTIONAL_PRODUCT_FIELDS,
+  version: VERSION,
+  $$strict: true,
+});
+const removeParams = paramsSchema({ id: { type: "uuid" }, version: VERSION, $$strict: true });
 
-export type UpdateProductParams = Partial<CreateProductParams> & { id: string; version?: number };
-
-export interface CreateProductParams {
-  sku: string;
-  name: string;
-  description?: string;
-  price: Price;
-  stock: number;
-  active: boolean;
-}
+/** What an update changes, from PUT (every field) or PATCH (some): the fields of a PUT are a PATCH's, all given. */
+type UpdateProductParams = ParamsOf<typeof updateParams>;
 
 interface ProductsMethods {
   updateProduct(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product>;
@@ -95,22 +106,12 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
       rest: "GET /",
       list: "page",
       permissions: "public",
-      params: {
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-        sort: { type: "enum", values: SORT_VALUES, optional: true },
-        search: { type: "string", trim: true, max: 100, optional: true },
-        active: { type: "boolean", convert: true, optional: true },
-        currency: { type: "string", pattern: /^[A-Z]{3}$/, optional: true },
-        minPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
-        maxPrice: { type: "number", integer: true, min: 0, convert: true, optional: true },
-        inStock: { type: "boolean", convert: true, optional: true },
-        $$strict: true,
-      },
-      async handler(ctx: Context<ListProductsParams>): Promise<ProductPage> {
+      params: listParams,
+      async handler(ctx: Context<ParamsOf<typeof listParams>>): Promise<ProductPage> {
         const { page, pageSize, sort = "name", search, active, currency, minPrice, maxPrice, inStock } = ctx.params;
         const direction = sort.startsWith("-") ? "DESC" : "ASC";
-        const field = SORT_FIELDS[sort.replace(/^-/, "")];
+        // One of SORT_VALUES (validated): without its `-`, a field.
+        const field = SORT_FIELDS[sort.replace(/^-/, "") as SortField];
         const conditions: WhereOptions[] = [];
         if (search) {
           conditions.push({
@@ -147,8 +148,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
     get: {
       rest: "GET /:id",
       permissions: "public",
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(ctx: Context<{ id: string }, GatewayMeta>): Promise<Product> {
+      params: idParams,
+      async handler(ctx: Context<ParamsOf<typeof idParams>, GatewayMeta>): Promise<Product> {
         const found = await this.model.findByPk(ctx.params.id);
         if (!found) throw new NotFoundError("Product", ctx.params.id);
         return withETag(ctx, toProduct(found));
@@ -160,8 +161,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
      * order service prices all lines of an order with one call.
      */
     getMany: {
-      params: { ids: { type: "array", min: 1, max: 100, unique: true, items: { type: "uuid" } }, $$strict: true },
-      async handler(ctx: Context<{ ids: string[] }>): Promise<Product[]> {
+      params: getManyParams,
+      async handler(ctx: Context<ParamsOf<typeof getManyParams>>): Promise<Product[]> {
         const found = await this.model.findAll({ raw: true, where: { id: { [Op.in]: ctx.params.ids } } });
         return (found as unknown as ProductRow[]).map(productOf);
       },
@@ -173,8 +174,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
       rest: "POST /",
       status: 201,
       permissions: ["products:write"],
-      params: { ...PRODUCT_FIELDS, $$strict: true },
-      async handler(ctx: Context<CreateProductParams, GatewayMeta>): Promise<Product> {
+      params: createParams,
+      async handler(ctx: Context<ParamsOf<typeof createParams>, GatewayMeta>): Promise<Product> {
         const { price, ...fields } = ctx.params;
         try {
           const created = await this.model.create({ ...fields, priceAmount: price.amount, currency: price.currency });
@@ -193,8 +194,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
       audit: { entity: "product" },
       rest: "PUT /:id",
       permissions: ["products:write"],
-      params: { id: { type: "uuid" }, ...PRODUCT_FIELDS, version: VERSION, $$strict: true },
-      handler(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
+      params: replaceParams,
+      handler(ctx: Context<ParamsOf<typeof replaceParams>, GatewayMeta>): Promise<Product> {
         return this.updateProduct(ctx);
       },
     },
@@ -204,8 +205,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
       audit: { entity: "product" },
       rest: "PATCH /:id",
       permissions: ["products:write"],
-      params: { id: { type: "uuid" }, ...OPTIONAL_PRODUCT_FIELDS, version: VERSION, $$strict: true },
-      handler(ctx: Context<UpdateProductParams, GatewayMeta>): Promise<Product> {
+      params: updateParams,
+      handler(ctx: Context<ParamsOf<typeof updateParams>, GatewayMeta>): Promise<Product> {
         return this.updateProduct(ctx);
       },
     },
@@ -216,8 +217,8 @@ const ProductsService: ServiceSchema<EntitySettings, DbMethods & ProductsMethods
       rest: "DELETE /:id",
       status: 204,
       permissions: ["products:write"],
-      params: { id: { type: "uuid" }, version: VERSION, $$strict: true },
-      async handler(ctx: Context<{ id: string; version?: number }, GatewayMeta>): Promise<void> {
+      params: removeParams,
+      async handler(ctx: Context<ParamsOf<typeof removeParams>, GatewayMeta>): Promise<void> {
         const conditional = ctx.meta.ifMatch !== undefined || ctx.params.version !== undefined;
         const where = conditional ? { id: ctx.params.id, version: expectedVersion(ctx) } : { id: ctx.params.id };
         const deleted = await this.sequelize.transaction(async (transaction) => {

@@ -21,12 +21,13 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Transaction } from "sequelize";
-import { type Saga, SAGA_STATUSES, type SagaPage, type SagaStatus } from "../contracts/sagas";
+import { type Saga, SAGA_STATUSES, type SagaPage } from "../contracts/sagas";
 import { selectPage } from "../lib/database";
 import { deadLetterEnvelope } from "../lib/delivery";
 import { NotFoundError } from "../lib/errors";
 import { createEnvelope } from "../lib/events";
 import { crashAt } from "../lib/failpoints";
+import { paramsSchema, type ParamsOf } from "../lib/params";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { requestContext } from "../lib/request-context";
 import { classify, callAt, cursorName, timeoutAt, type Outcome } from "../lib/saga";
@@ -55,6 +56,21 @@ interface SagasMethods extends SagaEngineMethods {
 }
 
 type SagasThis = Service<DbSettings> & DbServiceThis & DbMethods & SagasMethods & OutboxMethods & SagaEngineState;
+
+const listParams = paramsSchema({
+  status: { type: "enum", values: [...SAGA_STATUSES], optional: true },
+  definition: { type: "string", max: 100, optional: true },
+  stalled: { type: "boolean", convert: true, optional: true },
+  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
+  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  $$strict: true,
+});
+const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });
+const forSubjectParams = paramsSchema({
+  definition: { type: "string" },
+  subjectId: { type: "string" },
+  $$strict: true,
+});
 
 const SagasService: ServiceSchema<
   DbSettings,
@@ -101,18 +117,8 @@ const SagasService: ServiceSchema<
       rest: "GET /",
       list: "page",
       permissions: ["sagas:read"],
-      params: {
-        status: { type: "enum", values: [...SAGA_STATUSES], optional: true },
-        definition: { type: "string", max: 100, optional: true },
-        stalled: { type: "boolean", convert: true, optional: true },
-        page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-        pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
-        $$strict: true,
-      },
-      async handler(
-        this: SagasThis,
-        ctx: Context<{ status?: SagaStatus; definition?: string; stalled?: boolean; page: number; pageSize: number }>,
-      ): Promise<SagaPage> {
+      params: listParams,
+      async handler(this: SagasThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<SagaPage> {
         const { status, definition, stalled, page, pageSize } = ctx.params;
         const where = `($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR definition = $2)
           AND ($3::boolean IS NOT TRUE OR (status IN ('RUNNING', 'COMPENSATING')
@@ -127,8 +133,8 @@ const SagasService: ServiceSchema<
     get: {
       rest: "GET /:id",
       permissions: ["sagas:read"],
-      params: { id: { type: "uuid" }, $$strict: true },
-      async handler(this: SagasThis, ctx: Context<{ id: string }>): Promise<Saga> {
+      params: idParams,
+      async handler(this: SagasThis, ctx: Context<ParamsOf<typeof idParams>>): Promise<Saga> {
         const [row] = await this.rows<SagaRow>("SELECT * FROM sagas WHERE id = $1", [ctx.params.id]);
         if (!row) throw new NotFoundError("Saga", ctx.params.id);
         const events = await this.rows<EventRow>("SELECT * FROM saga_events WHERE saga_id = $1 ORDER BY id", [row.id]);
@@ -138,8 +144,8 @@ const SagasService: ServiceSchema<
 
     /** The saga of a subject (an order), with its timeline, or null. System only (orders.get). */
     forSubject: {
-      params: { definition: { type: "string" }, subjectId: { type: "string" }, $$strict: true },
-      async handler(this: SagasThis, ctx: Context<{ definition: string; subjectId: string }>): Promise<Saga | null> {
+      params: forSubjectParams,
+      async handler(this: SagasThis, ctx: Context<ParamsOf<typeof forSubjectParams>>): Promise<Saga | null> {
         const [row] = await this.rows<{ id: string }>(
           "SELECT id FROM sagas WHERE definition = $1 AND subject_id = $2",
           [ctx.params.definition, ctx.params.subjectId],

@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
-import { pageOf, pageParams, type Page, type PageQuery } from "../lib/paging";
+import { pageOf, pageParams, type Page } from "../lib/paging";
+import { assertType, paramsSchema, type ParamsOf, type SameType } from "../lib/params";
 import shippingMigrations from "../migrations/shipping";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import type { ShippingAddress } from "../contracts/orders";
@@ -54,6 +55,33 @@ interface ShippingMethods {
 
 type ShippingThis = Service<DbSettings> & DbServiceThis & DbMethods & ShippingMethods & { outageUntil: number };
 
+const createParams = paramsSchema({
+  orderId: { type: "uuid" },
+  // What the saga sends: the order's address, every field a string, the country in the form the carrier takes. The
+  // intake checked more when the order was placed (lengths, trimming, no other keys); repeating that here would fail
+  // the sagas of orders placed under older rules, so the address is stored as it comes.
+  address: {
+    type: "object",
+    props: {
+      name: { type: "string" },
+      street: { type: "string" },
+      city: { type: "string" },
+      postalCode: { type: "string" },
+      country: { type: "string", pattern: /^[A-Z]{2}$/ },
+    },
+  },
+  $$strict: true,
+});
+// The saga sends the order's `ShippingAddress` (a contract, written out): a field added to it fails the typecheck
+// here until the rule above checks it too.
+assertType<SameType<ParamsOf<typeof createParams>["address"], ShippingAddress>>();
+const cancelParams = paramsSchema({ shipmentKey: { type: "string", min: 1, max: 300 }, $$strict: true });
+const outageParams = paramsSchema({
+  durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 },
+  $$strict: true,
+});
+const listParams = paramsSchema({ orderId: { type: "uuid" }, ...pageParams(100), $$strict: true });
+
 const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, DbServiceThis & { outageUntil: number }> =
   {
     name: "shipping",
@@ -76,20 +104,8 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
       create: {
         audit: { entity: "shipment", idParam: "orderId" },
         ...CARRIER_CALL,
-        params: {
-          orderId: { type: "uuid" },
-          // The carrier needs the country; the rest of the address is the order's, validated when it was placed, and
-          // stored as it comes (a stricter check here would fail the sagas of orders placed under older rules).
-          address: { type: "object", props: { country: { type: "string", pattern: /^[A-Z]{2}$/ } } },
-          $$strict: true,
-        },
-        async handler(
-          this: ShippingThis,
-          ctx: Context<
-            { orderId: string; address: Pick<ShippingAddress, "country"> & Record<string, unknown> },
-            GatewayMeta
-          >,
-        ): Promise<Shipment> {
+        params: createParams,
+        async handler(this: ShippingThis, ctx: Context<ParamsOf<typeof createParams>, GatewayMeta>): Promise<Shipment> {
           const key = ctx.meta.idempotencyKey;
           if (!key) {
             throw invalidFields("A shipment needs an idempotency key", [
@@ -123,8 +139,8 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
       cancel: {
         audit: { entity: "shipment", idParam: "shipmentKey" },
         ...CARRIER_CALL,
-        params: { shipmentKey: { type: "string", min: 1, max: 300 }, $$strict: true },
-        async handler(this: ShippingThis, ctx: Context<{ shipmentKey: string }>): Promise<Shipment> {
+        params: cancelParams,
+        async handler(this: ShippingThis, ctx: Context<ParamsOf<typeof cancelParams>>): Promise<Shipment> {
           const { shipmentKey } = ctx.params;
           await this.rows(
             `UPDATE shipments SET status = 'CANCELLED', cancelled_at = now() WHERE shipment_key = $1 AND status = 'CREATED'`,
@@ -146,8 +162,8 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
         audit: { entity: "carrier" },
         rest: "POST /outage",
         permissions: ["shipping:admin"],
-        params: { durationMs: { type: "number", integer: true, min: 0, max: 3_600_000 }, $$strict: true },
-        async handler(this: ShippingThis, ctx: Context<{ durationMs: number }>) {
+        params: outageParams,
+        async handler(this: ShippingThis, ctx: Context<ParamsOf<typeof outageParams>>) {
           this.outageUntil = Date.now() + ctx.params.durationMs;
           this.logger.warn(`Simulated carrier outage for ${ctx.params.durationMs} ms`);
           return { outageUntil: new Date(this.outageUntil).toISOString() };
@@ -159,8 +175,8 @@ const ShippingService: ServiceSchema<DbSettings, DbMethods & ShippingMethods, Db
         rest: "GET /",
         list: "page",
         permissions: ["shipping:read"],
-        params: { orderId: { type: "uuid" }, ...pageParams(100), $$strict: true },
-        async handler(this: ShippingThis, ctx: Context<{ orderId: string } & PageQuery>): Promise<Page<Shipment>> {
+        params: listParams,
+        async handler(this: ShippingThis, ctx: Context<ParamsOf<typeof listParams>>): Promise<Page<Shipment>> {
           const rows = await this.rows<ShipmentRow>("SELECT * FROM shipments WHERE order_id = $1 ORDER BY created_at", [
             ctx.params.orderId,
           ]);

@@ -18,67 +18,14 @@ import { pageOf, pageParams, type Page } from "../lib/paging";
 import { assertType, paramsSchema, type ParamsOf, type SameType } from "../lib/params";
 import { selectPage } from "../lib/database";
 import { SYSTEM_CALLER } from "../lib/permissions";
-import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches, type Condition } from "../lib/rules";
+import { CONDITION_OPERATORS, PATH_PATTERN, mapParams, matches } from "../lib/rules";
 import execMigrations from "../migrations/exec";
 import { consumerMixin, type EventHandler } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { storableJson } from "../lib/storable";
 import type { Rule, RuleInput, Task } from "../contracts/exec";
-
-interface RuleRow {
-  id: string;
-  name: string;
-  event: string;
-  condition: Condition[];
-  action: string;
-  params: Record<string, unknown>;
-  enabled: boolean;
-  built_in: boolean;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-interface TaskRow {
-  id: string;
-  kind: string;
-  title: string;
-  subject: string | null;
-  details: Record<string, unknown>;
-  correlation_id: string | null;
-  status: "OPEN" | "DONE";
-  created_at: Date;
-}
-
-function toRule(row: RuleRow): Rule {
-  return {
-    id: row.id,
-    name: row.name,
-    event: row.event,
-    condition: row.condition,
-    action: row.action,
-    params: row.params,
-    enabled: row.enabled,
-    builtIn: row.built_in,
-    version: row.version,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-  };
-}
-
-function toTask(row: TaskRow): Task {
-  return {
-    id: row.id,
-    kind: row.kind,
-    title: row.title,
-    subject: row.subject,
-    details: row.details,
-    correlationId: row.correlation_id,
-    status: row.status,
-    createdAt: row.created_at.toISOString(),
-  };
-}
+import { toRule, toTask, type RuleRow, type TaskRow } from "../lib/exec-rows";
 
 const ADMIN = ["exec:admin"];
 const MAX_PAGE_SIZE = 100;

@@ -13,7 +13,7 @@ import { NotFoundError } from "../lib/errors";
 import { deterministicId } from "../lib/delivery";
 import { createEnvelope, type EventEnvelope } from "../lib/events";
 import { SPANS_EVENT, toStoredSpan, type ExportedSpan } from "../lib/spans";
-import type { LogPage, LogRecord, LogTailPage, ShippedLogRecord, StoredSpan, Trace } from "../contracts/logs";
+import type { LogPage, LogTailPage, ShippedLogRecord, StoredSpan, Trace } from "../contracts/logs";
 
 import logMigrations from "../migrations/logs";
 import { consumerMixin } from "../mixins/consumer.mixin";
@@ -21,17 +21,7 @@ import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "..
 import { outboxMixin, type OutboxMethods } from "../mixins/outbox.mixin";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import { storableJson } from "../lib/storable";
-
-interface LogRow {
-  id: string;
-  time: Date;
-  level: string;
-  node_id: string;
-  module: string;
-  request_id: string | null;
-  message: string;
-  fields: Record<string, unknown> | null;
-}
+import { toRecord, toSpan, type LogRow, type SpanRow } from "../lib/log-rows";
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
@@ -76,49 +66,6 @@ const tailParams = paramsSchema({
 const traceParams = paramsSchema({ traceId: { type: "string", min: 1, max: 200 }, $$strict: true });
 const RETENTION_EVERY_MS = 60 * 60_000;
 const MAX_TRACE_SPANS = 2000;
-
-interface SpanRow {
-  trace_id: string;
-  span_id: string;
-  parent_id: string | null;
-  name: string;
-  type: string | null;
-  service: string | null;
-  node_id: string | null;
-  started_at: Date;
-  duration_ms: number | null;
-  error: string | null;
-  tags: Record<string, unknown>;
-}
-
-function toSpan(row: SpanRow): StoredSpan {
-  return {
-    traceId: row.trace_id,
-    spanId: row.span_id,
-    parentId: row.parent_id,
-    name: row.name,
-    type: row.type,
-    service: row.service,
-    nodeId: row.node_id,
-    startedAt: row.started_at.toISOString(),
-    durationMs: row.duration_ms,
-    error: row.error,
-    tags: row.tags,
-  };
-}
-
-function toRecord(row: LogRow): LogRecord {
-  return {
-    id: Number(row.id),
-    time: row.time.toISOString(),
-    level: row.level,
-    nodeId: row.node_id,
-    module: row.module,
-    requestId: row.request_id,
-    message: row.message,
-    fields: row.fields,
-  };
-}
 
 interface LogsMethods {
   /** Stores spans in one statement; text PostgreSQL cannot store is escaped (lib/storable.ts). */

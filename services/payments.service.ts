@@ -19,34 +19,7 @@ import paymentMigrations from "../migrations/payments";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import { movesInto } from "../contracts/lifecycle";
 import { PAYMENT_LIFECYCLE, type Payment, type PaymentStatus } from "../contracts/payments";
-
-interface PaymentRow {
-  id: string;
-  charge_key: string;
-  order_id: string | null;
-  amount: string | null;
-  currency: string | null;
-  payment_method: string | null;
-  status: PaymentStatus;
-  reason: string | null;
-  created_at: Date;
-  refunded_at: Date | null;
-}
-
-function toPayment(row: PaymentRow): Payment {
-  return {
-    id: row.id,
-    chargeKey: row.charge_key,
-    orderId: row.order_id,
-    amount: row.amount === null ? null : Number(row.amount),
-    currency: row.currency,
-    paymentMethod: row.payment_method,
-    status: row.status,
-    reason: row.reason,
-    createdAt: row.created_at.toISOString(),
-    refundedAt: row.refunded_at?.toISOString() ?? null,
-  };
-}
+import { toPayment, type PaymentRow } from "../lib/payment-rows";
 
 /** Per-action fault tolerance of a call to the (simulated) provider. */
 const PROVIDER_CALL = {

@@ -13,30 +13,9 @@ import { assertType, paramsSchema, type ParamsOf, type SameType } from "../lib/p
 import shippingMigrations from "../migrations/shipping";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
 import type { ShippingAddress } from "../contracts/orders";
-import type { Shipment, ShipmentStatus } from "../contracts/shipping";
+import type { Shipment } from "../contracts/shipping";
 import { storableJson } from "../lib/storable";
-
-interface ShipmentRow {
-  id: string;
-  shipment_key: string;
-  order_id: string | null;
-  country: string | null;
-  status: ShipmentStatus;
-  created_at: Date;
-  cancelled_at: Date | null;
-}
-
-function toShipment(row: ShipmentRow): Shipment {
-  return {
-    id: row.id,
-    shipmentKey: row.shipment_key,
-    orderId: row.order_id,
-    country: row.country,
-    status: row.status,
-    createdAt: row.created_at.toISOString(),
-    cancelledAt: row.cancelled_at?.toISOString() ?? null,
-  };
-}
+import { toShipment, type ShipmentRow } from "../lib/shipping-rows";
 
 const UNSUPPORTED_COUNTRIES = new Set(["ZZ"]);
 

@@ -24,8 +24,7 @@ type QueriesThis = Service<DbSettings> & DbServiceThis & DbMethods;
 const listParams = paramsSchema({
   status: { type: "enum", values: [...DEAD_LETTER_STATUSES], optional: true },
   ...filterParams,
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   $$strict: true,
 });
 const groupsParams = paramsSchema({

@@ -9,6 +9,7 @@ import { selectPage } from "../lib/database";
 import { NotFoundError } from "../lib/errors";
 import type { OrdersMeta } from "../lib/order-requests";
 import { toOrder, type LineRow, type OrderRow } from "../lib/order-rows";
+import { pageParams } from "../lib/paging";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import { asSystem, ownerScope } from "../lib/permissions";
 import type { DbMethods, DbServiceThis, DbSettings, QueryOptions, ReadFrom } from "./db.mixin";
@@ -25,8 +26,7 @@ export interface OrdersReadMethods {
 type ReadsThis = Service<DbSettings> & DbServiceThis & DbMethods & OrdersReadMethods;
 
 const listParams = paramsSchema({
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   status: { type: "enum", values: [...ORDER_STATUSES], optional: true },
   customerId: { type: "uuid", optional: true },
   from: { type: "date", convert: true, optional: true },

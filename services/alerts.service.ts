@@ -31,6 +31,7 @@ import { alertsEvaluationMixin, type AlertsEvaluationMethods } from "../mixins/a
 import { alertsNotificationsMixin, type AlertsNotificationsMethods } from "../mixins/alerts-notifications.mixin";
 import { consumerMixin } from "../mixins/consumer.mixin";
 import { dbMixin, type DbMethods, type DbServiceThis, type DbSettings } from "../mixins/db.mixin";
+import { pageParams } from "../lib/paging";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import type { Incident, IncidentPage, Notice } from "../contracts/alerts";
 
@@ -39,8 +40,7 @@ const MAX_PAGE_SIZE = 100;
 const listParams = paramsSchema({
   status: { type: "enum", values: ["FIRING", "RESOLVED"], optional: true },
   rule: { type: "enum", values: [...ALERT_RULES], optional: true },
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   $$strict: true,
 });
 const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });

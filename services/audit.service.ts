@@ -17,6 +17,7 @@ import type { AuditPage, AuditRecord } from "../contracts/audit";
 import { toRecord, type AuditRow } from "../lib/audit-rows";
 import { escapeLike, selectPage } from "../lib/database";
 import { NotFoundError } from "../lib/errors";
+import { pageParams } from "../lib/paging";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import { developmentSecret } from "../lib/secrets";
 import auditMigrations from "../migrations/audit";
@@ -38,8 +39,7 @@ const listParams = paramsSchema({
   requestId: { type: "string", max: 200, optional: true },
   from: { type: "date", convert: true, optional: true },
   to: { type: "date", convert: true, optional: true },
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   $$strict: true,
 });
 const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });

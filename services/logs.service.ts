@@ -7,7 +7,7 @@
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { escapeLike, selectPage } from "../lib/database";
-import { CURSOR_PARAM, cursorPage } from "../lib/paging";
+import { CURSOR_PARAM, cursorPage, pageParams } from "../lib/paging";
 import type { Transaction } from "sequelize";
 import { NotFoundError } from "../lib/errors";
 import { deterministicId } from "../lib/delivery";
@@ -53,8 +53,7 @@ const MAX_PAGE_SIZE = 200;
 
 const listParams = paramsSchema({
   ...filterParams,
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 50 },
+  ...pageParams(MAX_PAGE_SIZE, 50),
   $$strict: true,
 });
 const tailParams = paramsSchema({

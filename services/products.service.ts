@@ -31,12 +31,12 @@ import {
   type SortField,
 } from "../lib/product-input";
 import { productOf, toProduct, type ProductRow } from "../lib/product-rows";
+import { pageParams } from "../lib/paging";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import type { Product, ProductPage } from "../contracts/products";
 
 const listParams = paramsSchema({
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   sort: { type: "enum", values: SORT_VALUES, optional: true },
   search: { type: "string", trim: true, max: 100, optional: true },
   active: { type: "boolean", convert: true, optional: true },

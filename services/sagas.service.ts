@@ -27,6 +27,7 @@ import { deadLetterEnvelope } from "../lib/delivery";
 import { NotFoundError } from "../lib/errors";
 import { createEnvelope } from "../lib/events";
 import { crashAt } from "../lib/failpoints";
+import { pageParams } from "../lib/paging";
 import { paramsSchema, type ParamsOf } from "../lib/params";
 import { SYSTEM_CALLER } from "../lib/permissions";
 import { requestContext } from "../lib/request-context";
@@ -61,8 +62,7 @@ const listParams = paramsSchema({
   status: { type: "enum", values: [...SAGA_STATUSES], optional: true },
   definition: { type: "string", max: 100, optional: true },
   stalled: { type: "boolean", convert: true, optional: true },
-  page: { type: "number", integer: true, positive: true, convert: true, default: 1 },
-  pageSize: { type: "number", integer: true, positive: true, max: MAX_PAGE_SIZE, convert: true, default: 20 },
+  ...pageParams(MAX_PAGE_SIZE, 20),
   $$strict: true,
 });
 const idParams = paramsSchema({ id: { type: "uuid" }, $$strict: true });

@@ -54,6 +54,8 @@ const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 interface ApiState {
   /** Set on every answer (lib/gateway-headers.ts). */
   securityHeaders: Record<string, string>;
+  /** Whether `/api` answers cross-origin clients (`CORS_ORIGINS`). */
+  corsEnabled: boolean;
 }
 
 interface ApiMethods {
@@ -105,6 +107,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
 
   created(this: ApiThis) {
     this.securityHeaders = securityHeaders(this.settings.config);
+    this.corsEnabled = corsOptions(this.settings.config) !== undefined;
   },
 
   settings: {
@@ -251,6 +254,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
       res.setHeader("X-Request-Id", requestId);
       for (const [name, value] of Object.entries(this.securityHeaders)) res.setHeader(name, value);
       this.logAccessWhenAnswered(req, res);
+      // OPTIONS never runs an action (moleculer-web would call the one its Access-Control-Request-Method names where a
+      // route has no CORS): only a preflight on `/api` with CORS on is moleculer-web's to answer.
+      const preflight = req.headers["access-control-request-method"] !== undefined && this.corsEnabled;
+      if (req.method === "OPTIONS" && !(preflight && req.url?.startsWith("/api/"))) {
+        res.writeHead(204, { Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" }).end();
+        return;
+      }
       const hasBody = Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined;
       const isJson = /^application\/(.+\+)?json\b/i.test(req.headers["content-type"] ?? "");
       if (req.url?.startsWith("/api/") && hasBody && !isJson) {

@@ -96,6 +96,26 @@ describe("input a client sends cannot take an endpoint away from others", () => 
     expect((await send("GET", "/api/auth/me", undefined, customer)).status).toBe(200);
   });
 
+  it("never runs an action for an OPTIONS request, whatever method it names, and changes nothing", async () => {
+    const product = { sku: "OPTIONS-1", name: "Options", price: { amount: 100, currency: "EUR" }, stock: 1 };
+    for (const named of ["POST", undefined]) {
+      const res = await fetch(`${node.base}/api/products`, {
+        method: "OPTIONS",
+        headers: {
+          authorization: `Bearer ${node.token}`,
+          "content-type": "application/json",
+          ...(named ? { "access-control-request-method": named } : {}),
+        },
+        body: JSON.stringify(product),
+      });
+      expect(res.status).toBe(204);
+      expect(res.headers.get("allow")).toContain("POST");
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+    }
+    const found = await json<ProductPage>(await anonymous("/api/products?search=OPTIONS-1"));
+    expect(found.rows).toEqual([]);
+  });
+
   it("answers JSON nested too deep 400 and a body too large 413, in the one error shape", async () => {
     const deep = await fetch(`${node.base}/api/audit/schemas`, {
       method: "POST",

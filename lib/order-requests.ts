@@ -8,6 +8,9 @@ import type { ShippingAddress } from "../contracts/orders";
 import type { GatewayMeta } from "./gateway-meta";
 import { assertType, paramsSchema, type ParamsOf, type SameType } from "./params";
 
+/** A country as orders and the carrier name it: an ISO 3166-1 alpha-2 code. */
+export const COUNTRY_CODE = /^[A-Z]{2}$/;
+
 /** The body of a new order (`orders.create`). */
 export const createOrderParams = paramsSchema({
   items: {
@@ -31,7 +34,7 @@ export const createOrderParams = paramsSchema({
       street: { type: "string", trim: true, min: 1, max: 200 },
       city: { type: "string", trim: true, min: 1, max: 100 },
       postalCode: { type: "string", trim: true, min: 1, max: 20 },
-      country: { type: "string", pattern: /^[A-Z]{2}$/ },
+      country: { type: "string", pattern: COUNTRY_CODE },
     },
   },
   paymentMethod: { type: "string", pattern: /^pm_[a-z0-9_]{1,60}$/ },

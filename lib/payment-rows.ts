@@ -1,4 +1,7 @@
-/** The payments service's payments as its database holds them, and as the contracts (contracts/payments.ts) give them. */
+/**
+ * The payments service's payments as its database holds them, and as the contracts (contracts/payments.ts) give
+ * them.
+ */
 import type { Payment, PaymentStatus } from "../contracts/payments";
 
 export interface PaymentRow {

@@ -46,7 +46,9 @@ function optionalWithoutDefault<Rule extends ParamRuleObject>(rule: Rule): Omit<
   return { ...withoutDefault, optional: true };
 }
 
-/** The writable fields as PATCH takes them. Key by key, not mapped over `PRODUCT_FIELDS`, so the type keeps the keys. */
+/**
+ * The writable fields as PATCH takes them. Key by key, not mapped over `PRODUCT_FIELDS`, so the type keeps the keys.
+ */
 export const OPTIONAL_PRODUCT_FIELDS = {
   sku: optionalWithoutDefault(PRODUCT_FIELDS.sku),
   name: optionalWithoutDefault(PRODUCT_FIELDS.name),

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { ConflictError, DependencyUnavailableError, UnsupportedDestinationError, invalidFields } from "../lib/errors";
 import type { GatewayMeta } from "../lib/gateway-meta";
+import { COUNTRY_CODE } from "../lib/order-requests";
 import { pageOf, pageParams, type Page } from "../lib/paging";
 import { assertType, paramsSchema, type ParamsOf, type SameType } from "../lib/params";
 import shippingMigrations from "../migrations/shipping";
@@ -46,7 +47,7 @@ const createParams = paramsSchema({
       street: { type: "string" },
       city: { type: "string" },
       postalCode: { type: "string" },
-      country: { type: "string", pattern: /^[A-Z]{2}$/ },
+      country: { type: "string", pattern: COUNTRY_CODE },
     },
   },
   $$strict: true,

@@ -2,7 +2,7 @@
  * PostgreSQL plumbing shared by the data services, with no broker in it: which database a service owns, creating
  * that database, the Sequelize instance, and versioned migrations run under a lock.
  */
-import { Client } from "pg";
+import { Client, types, type ClientConfig } from "pg";
 import { QueryTypes, Sequelize, type QueryInterface } from "sequelize";
 import { SequelizeStorage, Umzug } from "umzug";
 import type { Config, ServiceName } from "./config";
@@ -52,6 +52,24 @@ export function redactUrl(url: string): string {
   return parsed.toString();
 }
 
+/**
+ * A pg client that listens for 'error' from the moment it is made, and ends itself on one. A client that emits
+ * 'error' with no listener has Node throw it at the process, and PostgreSQL shutting down (a restart, a failover)
+ * sends its FATAL to every session, even one that has just finished connecting: Sequelize listens only once the
+ * connection is handed to it, and a FATAL that came in the same packet as the end of the handshake reached a client
+ * nobody listened to and took the node down. Ended, the client is refused by Sequelize's pool (it drops a connection
+ * that is ending), and whoever holds it sees the loss as the failure of its next statement.
+ */
+export class ErrorHandledClient extends Client {
+  constructor(config: string | ClientConfig) {
+    super(config);
+    this.on("error", () => void this.end().catch(() => undefined));
+  }
+}
+
+/** What Sequelize's postgres dialect takes from pg (`dialectModule`), with the client above in place of pg's own. */
+const pgDialect = { Client: ErrorHandledClient, types };
+
 const DUPLICATE_DATABASE = "42P04";
 const UNIQUE_VIOLATION = "23505";
 
@@ -60,7 +78,7 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   const name = databaseName(url);
   const maintenance = new URL(url);
   maintenance.pathname = "/postgres";
-  const client = new Client({ connectionString: maintenance.toString() });
+  const client = new ErrorHandledClient({ connectionString: maintenance.toString() });
   await client.connect();
   try {
     const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
@@ -98,6 +116,7 @@ function connectionOf(url: string) {
 export function createSequelize(url: string, poolMax: number, replicaUrl: string | null = null): Sequelize {
   const options = {
     dialect: "postgres" as const,
+    dialectModule: pgDialect,
     logging: false,
     pool: { max: poolMax, min: 0, idle: 10_000, acquire: 30_000 },
   };
@@ -144,7 +163,7 @@ const MIGRATION_LOCK_KEY = 7_426_001;
  * on a dedicated connection makes replicas that start together run them once, one after the other.
  */
 export async function runMigrations(url: string, sequelize: Sequelize, migrations: Migration[]): Promise<string[]> {
-  const lock = new Client({ connectionString: url });
+  const lock = new ErrorHandledClient({ connectionString: url });
   await lock.connect();
   try {
     await lock.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);

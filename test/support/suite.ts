@@ -3,9 +3,9 @@
  * on a free port and the admin logged in; stopped after them and its databases dropped.
  */
 import type { BrokerOptions, ServiceBroker, ServiceSchema } from "moleculer";
-import { Client } from "pg";
+import type { Client } from "pg";
 import type { Config, ServiceName } from "../../lib/config";
-import { databaseUrlFor } from "../../lib/database";
+import { databaseUrlFor, ErrorHandledClient } from "../../lib/database";
 import { gatewayClient, login, type GatewayClient } from "../../support/api";
 import { dropScopeDatabases, isolation, testConfig } from "../../support/nodes";
 import { freePort } from "../../support/servers";
@@ -46,7 +46,7 @@ export function withNode(
     scope: isolation(),
     token: "",
     async database(service: ServiceName) {
-      const client = new Client({ connectionString: databaseUrlFor(service, node.cfg) });
+      const client = new ErrorHandledClient({ connectionString: databaseUrlFor(service, node.cfg) });
       await client.connect();
       clients.push(client);
       return client;

@@ -4,8 +4,8 @@
  * the JWKS and the UI. Its mixins write the access log (gateway-access-log), authenticate (gateway-auth), apply rate
  * limits (gateway-rate-limits), stream the live log tail and order progress (gateway-streams), stop taking requests
  * as the node stops (gateway-shutdown), serve the OpenAPI document (gateway-openapi) and say whether its routes are
- * built (gateway-route-readiness). Authorization is not here: the permissions middleware checks every call on the node that
- * runs it. Business rules live in the services.
+ * built (gateway-route-readiness). Authorization is not here: the permissions middleware checks every call on the
+ * node that runs it. Business rules live in the services.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -48,7 +48,7 @@ const gateway = (
 /** Requests that last: no request timeout for them (their calls to the services have theirs). */
 const STREAM_PATHS = [/^\/api\/logs\/stream$/, /^\/api\/orders\/[^/]+\/stream$/];
 
-/** A client's `X-Request-Id` is logged (as `clientRequestId`) only if it is short and plain, so it cannot forge log lines. */
+/** A client's `X-Request-Id` is logged (`clientRequestId`) only if it is short and plain: it cannot forge log lines. */
 const SAFE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 interface ApiState {
@@ -112,8 +112,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
 
   settings: {
     ip: "0.0.0.0",
-    // The access log (gateway-access-log) replaces moleculer-web's own per-request lines, and the route table (printed again on
-    // every change of the service registry) is for debugging.
+    // The access log (gateway-access-log) replaces moleculer-web's own per-request lines, and the route table (printed
+    // again on every change of the service registry) is for debugging.
     log4XXResponses: false,
     logRouteRegistration: "debug",
     logRequest: "debug",
@@ -254,8 +254,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
       res.setHeader("X-Request-Id", requestId);
       for (const [name, value] of Object.entries(this.securityHeaders)) res.setHeader(name, value);
       this.logAccessWhenAnswered(req, res);
-      // OPTIONS never runs an action (moleculer-web would call the one its Access-Control-Request-Method names where a
-      // route has no CORS): only a preflight on `/api` with CORS on is moleculer-web's to answer.
+      // OPTIONS never runs an action (moleculer-web would call the one its Access-Control-Request-Method names where
+      // a route has no CORS): only a preflight on `/api` with CORS on is moleculer-web's to answer.
       const preflight = req.headers["access-control-request-method"] !== undefined && this.corsEnabled;
       if (req.method === "OPTIONS" && !(preflight && req.url?.startsWith("/api/"))) {
         res.writeHead(204, { Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" }).end();
@@ -274,7 +274,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
       return gateway.httpHandler.call(this, req, res, next);
     },
 
-    /** A miss: 503 for a platform service not routed now, the UI's index.html for a page (lib/gateway-ui.ts), or 404. */
+    /** A miss: 503 for a platform service not routed now, the UI's index.html for a page (gateway-ui), else 404. */
     send404(req: GatewayRequest, res: ServerResponse) {
       const path = (req.originalUrl ?? req.url)?.split("?")[0] ?? "/";
       // A service of the platform that is not running (its node killed or stopping) has no routes, not no resource:
@@ -320,10 +320,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, GatewayMethods, ApiState, Api
       return gateway.sendError.call(this, req, res, err);
     },
 
-    /**
-     * moleculer-web's own handler logs a 5xx as one line whose cause the structured logger drops; `sendError` logs it
-     * instead.
-     */
+    /** moleculer-web's handler logs a 5xx as a line whose cause the structured logger drops: `sendError` logs it. */
     errorHandler(req: GatewayRequest, res: ServerResponse, err: Error) {
       this.sendError(req, res, err);
     },

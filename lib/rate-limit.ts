@@ -68,6 +68,9 @@ export class RedisRateLimitStore implements RateLimitStore {
     private readonly prefix: string,
   ) {
     this.redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+    // A lost connection reaches the gateway as failed commands, which the fallback store reports through the node's
+    // logger; with no listener, ioredis would also print every reconnection's error to stderr, past that logger.
+    this.redis.on("error", () => undefined);
   }
 
   async hit(key: string, windowMs: number): Promise<WindowCount> {

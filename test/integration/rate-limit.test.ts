@@ -145,9 +145,13 @@ it("counts each client behind a trusted proxy on its own, and believes no hop a 
   expect(await wrongLogins(behindProxy, 1, "203.0.113.11")).toEqual([401]);
 });
 
-it("still limits, per gateway, while the shared store is unreachable", async () => {
+it("still limits, per gateway, while the shared store is unreachable, and says so through its logger", async () => {
   const withoutRedis = await startGateway({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
   expect(await wrongLogins(withoutRedis, 6)).toEqual([401, 401, 401, 401, 401, 429]);
+  const node = nodes.find((candidate) => `http://127.0.0.1:${candidate.port}` === withoutRedis)!;
+  expect(node.output()).toContain("Rate limit store unavailable, counting per gateway meanwhile");
+  // The Redis client retried all along (since the node started); none of its errors went to stderr past the logger.
+  expect(node.output()).not.toContain("[ioredis]");
 });
 
 /** A sign-in or registration from `address` (behind the trusted proxy this test plays). */

@@ -36,24 +36,25 @@ function handshakeEnded(bytes: Buffer): number | undefined {
 function terminateAfterHandshake(client: Socket, serverUrl: URL): void {
   const server = connect(Number(serverUrl.port || 5432), serverUrl.hostname);
   const held: Buffer[] = [];
-  let terminating = false;
+  /** The session's backend, once its handshake has ended and it is being terminated. */
+  let backendPid: number | undefined;
   client.on("data", (chunk) => server.write(chunk));
   client.on("error", () => server.destroy());
   server.on("error", () => client.destroy());
   server.on("data", (chunk) => {
     held.push(chunk);
-    const pid = handshakeEnded(Buffer.concat(held));
-    if (terminating || pid === undefined) return;
-    terminating = true;
+    if (backendPid !== undefined) return;
+    backendPid = handshakeEnded(Buffer.concat(held));
+    if (backendPid === undefined) return;
     const admin = new Client({ connectionString: testDatabaseUrl() });
     void admin
       .connect()
-      .then(() => admin.query("SELECT pg_terminate_backend($1)", [pid]))
+      .then(() => admin.query("SELECT pg_terminate_backend($1)", [backendPid]))
       .finally(() => admin.end());
   });
   // The server closes the session after its FATAL: everything it sent goes on at once, then the client's end.
   server.on("end", () => {
-    if (terminating) terminated.push(handshakeEnded(Buffer.concat(held))!);
+    if (backendPid !== undefined) terminated.push(backendPid);
     client.end(Buffer.concat(held));
   });
 }
